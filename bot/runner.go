@@ -1,0 +1,203 @@
+// Package bot connects channels to the conversation engine and the store.
+//
+// One Runner serves every channel (DESIGN §6): it serialises events per
+// registrant (users in parallel), runs the engine inside one store
+// transaction, and only after the commit hands the replies to the channel.
+// Sub-packages hold one channel each; channels never touch the store.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+// Inbound is one update from a channel, already mapped to engine terms.
+type Inbound struct {
+	Channel   string // channel name, as registered with the Runner
+	Address   string // chat id or phone number: where replies go
+	MessageID string // platform id for de-duplication; empty if none
+	Handle    string // @username or phone, shown to the embassy
+	LangHint  string
+	Kind      dialogs.InputKind
+	Text      string
+	Lat, Lon  float64
+}
+
+// Response is what a channel must deliver for one event.
+type Response struct {
+	Replies []dialogs.Reply
+	// DeleteInbound and PurgeSensitive are the covert clean-up requests of
+	// dialogs.Result, for channels that can delete messages.
+	DeleteInbound  bool
+	PurgeSensitive bool
+}
+
+// Sender delivers a response to an address on one channel.
+type Sender interface {
+	Send(ctx context.Context, address string, r Response) error
+}
+
+// Runner is the single path from events to durable state to replies.
+type Runner struct {
+	Engine *dialogs.Engine
+	Store  *store.Store
+	// Pepper keys user keys (store.UserKey) and duress keyword hashes.
+	Pepper []byte
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// OnEvents, if set, is called after every commit that recorded
+	// escalations, outside any transaction. Delivery hooks in here.
+	OnEvents func([]store.Event)
+	// Log receives operational logs: never message text, names, keywords or
+	// phone numbers, and nothing that tells a duress check-in apart.
+	Log *slog.Logger
+
+	mu      sync.Mutex
+	senders map[string]Sender
+	locks   keyedMutex
+	wake    chan struct{}
+}
+
+// NewRunner builds a runner over an engine and a store.
+func NewRunner(e *dialogs.Engine, s *store.Store, pepper []byte) *Runner {
+	return &Runner{Engine: e, Store: s, Pepper: pepper, Now: time.Now, Log: slog.Default(),
+		senders: map[string]Sender{}, wake: make(chan struct{}, 1)}
+}
+
+// Register makes a channel's sender available for replies and timers.
+func (r *Runner) Register(channel string, s Sender) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.senders[channel] = s
+}
+
+func (r *Runner) sender(channel string) (Sender, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.senders[channel]
+	if !ok {
+		return nil, fmt.Errorf("bot: no channel %q registered", channel)
+	}
+	return s, nil
+}
+
+// Wake is signalled after every commit, so the scheduler can re-read the
+// due index.
+func (r *Runner) Wake() <-chan struct{} { return r.wake }
+
+// Handle processes one inbound update: engine and store in one
+// transaction, then the replies. A redelivered MessageID is processed once.
+func (r *Runner) Handle(ctx context.Context, in Inbound) error {
+	key := store.UserKey(r.Pepper, in.Channel, in.Address)
+	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
+		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon}
+	inboundID := ""
+	if in.MessageID != "" {
+		inboundID = in.Channel + ":" + in.MessageID
+	}
+	return r.run(ctx, key, inboundID, input, in.Channel, in.Address)
+}
+
+// Fire runs the timer of one registrant (scheduler, roll call or tests).
+func (r *Runner) Fire(ctx context.Context, key string) error {
+	st, found, err := r.Store.Registrant(key)
+	if err != nil || !found {
+		return err
+	}
+	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindTimer, Key: key}, st.Channel, st.Address)
+}
+
+// FireDue fires every timer due at the runner's clock, in due order.
+func (r *Runner) FireDue(ctx context.Context) (int, error) {
+	keys, err := r.Store.Due(r.Now())
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := r.Fire(ctx, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(keys), errors.Join(errs...)
+}
+
+func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.Input, channel, address string) error {
+	unlock := r.locks.lock(key)
+	defer unlock()
+	now := r.Now()
+	out, err := r.Store.Process(key, inboundID, now, func(prev dialogs.State, _ bool) dialogs.Result {
+		return r.Engine.Handle(prev, input, now)
+	})
+	if err != nil {
+		r.Log.Error("event not processed", "channel", channel, "err", err)
+		return err
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	if out.Duplicate {
+		r.Log.Debug("duplicate inbound ignored", "channel", channel)
+		return nil
+	}
+	if len(out.Events) > 0 && r.OnEvents != nil {
+		r.OnEvents(out.Events)
+	}
+	res := out.Result
+	if len(res.Replies) == 0 && !res.DeleteInbound && !res.PurgeSensitive {
+		return nil
+	}
+	if address == "" {
+		address = res.State.Address
+	}
+	s, err := r.sender(channel)
+	if err != nil {
+		return err
+	}
+	return s.Send(ctx, address, Response{Replies: res.Replies, DeleteInbound: res.DeleteInbound,
+		PurgeSensitive: res.PurgeSensitive})
+}
+
+// keyedMutex serialises work per key without a lock per registrant living
+// forever: entries exist only while someone holds or waits for them.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedEntry{}
+	}
+	e, ok := k.locks[key]
+	if !ok {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,166 @@
+package dialogs
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"strings"
+	"unicode/utf8"
+)
+
+// minKeywordLetters is the shortest keyword accepted (DESIGN §2: shorter
+// than 4 letters is refused), counted in runes without spaces.
+const minKeywordLetters = 4
+
+// maxKeywordRunes keeps keywords typeable and windows cheap.
+const maxKeywordRunes = 64
+
+// hashKeyword computes HMAC-SHA256(pepper, userKey ‖ 0x00 ‖ normalised).
+func hashKeyword(mac hash.Hash, userKey, normalised string) []byte {
+	mac.Reset()
+	mac.Write([]byte(userKey))
+	mac.Write([]byte{0})
+	mac.Write([]byte(normalised))
+	return mac.Sum(nil)
+}
+
+// keywordForm returns the normalised form of a typed keyword as it is
+// hashed, and whether it is matched by character windows.
+func keywordForm(typed string) (form string, chars bool) {
+	n := Normalize(typed)
+	if hasUnspaced(n) {
+		return strings.ReplaceAll(n, " ", ""), true
+	}
+	return n, false
+}
+
+// NewKeyword derives the stored form of a keyword. The word itself is not
+// kept anywhere.
+func NewKeyword(pepper []byte, userKey, typed string) Keyword {
+	form, chars := keywordForm(typed)
+	mac := hmac.New(sha256.New, pepper)
+	return Keyword{Hash: hashKeyword(mac, userKey, form), Len: utf8.RuneCountInString(form), Chars: chars}
+}
+
+// matchKeyword looks for k inside the normalised text. It examines every
+// candidate window, even after a match, so the time it takes depends on the
+// text's length and not on whether the keyword is in it. It returns whether
+// the keyword was found and the text with the first occurrence cut out.
+//
+// Space-delimited scripts are matched by word n-grams: the keyword must be
+// whole words ("blue mango" does not match "blue mangoes"). Keywords in
+// unspaced scripts are matched by character windows over the text with its
+// spaces removed, so they are found inside running Thai or Chinese text and
+// beside Latin words.
+func matchKeyword(pepper []byte, userKey string, k Keyword, text string) (bool, string) {
+	if !k.Set() || k.Len == 0 {
+		return false, text
+	}
+	mac := hmac.New(sha256.New, pepper)
+	runes := []rune(text)
+	found, from, to := false, 0, 0 // rune span [from, to) of the first match
+	check := func(candidate string, a, b int) {
+		if hmac.Equal(hashKeyword(mac, userKey, candidate), k.Hash) && !found {
+			found, from, to = true, a, b
+		}
+	}
+	if k.Chars {
+		// Positions of non-space runes, so a window maps back to the text.
+		pos := make([]int, 0, len(runes))
+		for i, r := range runes {
+			if r != ' ' {
+				pos = append(pos, i)
+			}
+		}
+		var b strings.Builder
+		for i := 0; i+k.Len <= len(pos); i++ {
+			b.Reset()
+			for _, p := range pos[i : i+k.Len] {
+				b.WriteRune(runes[p])
+			}
+			check(b.String(), pos[i], pos[i+k.Len-1]+1)
+		}
+	} else {
+		// Word starts; a window is a run of whole words of exactly k.Len runes.
+		var starts []int
+		for i, r := range runes {
+			if r != ' ' && (i == 0 || runes[i-1] == ' ') {
+				starts = append(starts, i)
+			}
+		}
+		for _, s := range starts {
+			end := s + k.Len
+			if end > len(runes) || (end < len(runes) && runes[end] != ' ') {
+				continue
+			}
+			check(string(runes[s:end]), s, end)
+		}
+	}
+	if !found {
+		return false, text
+	}
+	rest := strings.TrimSpace(string(runes[:from]) + " " + string(runes[to:]))
+	return true, strings.Join(strings.Fields(rest), " ")
+}
+
+// keywordProblem returns the id of the message explaining why typed cannot
+// be a keyword, or "" if it can. Refused: shorter than 4 letters, longer
+// than 64, the citizen's name or part of it, or within one edit of any
+// check-in, help or command word in any supported language.
+func keywordProblem(cat Catalog, typed, name string) string {
+	form, _ := keywordForm(typed)
+	letters := utf8.RuneCountInString(strings.ReplaceAll(form, " ", ""))
+	switch {
+	case letters < minKeywordLetters:
+		return "KeywordTooShort"
+	case utf8.RuneCountInString(form) > maxKeywordRunes:
+		return "KeywordTooLong"
+	}
+	if n := Normalize(name); n != "" {
+		if form == n || strings.ReplaceAll(form, " ", "") == strings.ReplaceAll(n, " ", "") {
+			return "KeywordIsName"
+		}
+		for _, part := range strings.Fields(n) {
+			if form == part {
+				return "KeywordIsName"
+			}
+		}
+	}
+	for _, lang := range cat.Languages() {
+		w := cat.Words(lang.Tag)
+		for _, list := range [][]string{w.Checkin, w.Help, w.Stop, w.Pause, w.Delete, w.Status,
+			w.Settings, w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip} {
+			for _, word := range list {
+				if withinOneEdit(form, word) {
+					return "KeywordIsCommonWord"
+				}
+			}
+		}
+	}
+	for _, c := range commands {
+		if withinOneEdit(form, strings.TrimPrefix(c.name, "/")) {
+			return "KeywordIsCommonWord"
+		}
+	}
+	return ""
+}
+
+// withinOneEdit reports whether a and b differ by at most one insertion,
+// deletion or substitution of a rune.
+func withinOneEdit(a, b string) bool {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) > len(rb) {
+		ra, rb = rb, ra
+	}
+	if len(rb)-len(ra) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(ra) && ra[i] == rb[i] {
+		i++
+	}
+	if len(ra) == len(rb) {
+		return string(ra[i+min(1, len(ra)-i):]) == string(rb[i+min(1, len(rb)-i):])
+	}
+	return string(ra[i:]) == string(rb[i+1:])
+}

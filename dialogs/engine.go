@@ -1,0 +1,307 @@
+package dialogs
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Engine runs conversations. It holds only configuration; every call to
+// Handle is independent, so one Engine serves all users concurrently.
+type Engine struct {
+	Catalog   Catalog
+	Directory Directory
+	Policy    Policy
+	// Pepper keys the duress keyword HMAC. It comes from the environment
+	// (CHECKIN_PEPPER), never from the database.
+	Pepper []byte
+}
+
+// turn is the work of one Handle call.
+type turn struct {
+	e   *Engine
+	st  State
+	in  Input
+	now time.Time
+	res Result
+	// covert: a duress keyword was in this message; stop, pause and delete
+	// must only pretend.
+	covert bool
+	// reduces: this turn started or completed a stop, pause or delete.
+	reduces bool
+}
+
+// Handle applies one input to a registrant's state at time now.
+func (e *Engine) Handle(st State, in Input, now time.Time) Result {
+	in.Text = cleanText(in.Text)
+	if st.Key == "" {
+		st.Key = in.Key
+	}
+	if st.Lang == "" {
+		st.Lang = e.suggestLanguage(in.LangHint)
+	}
+	t := &turn{e: e, st: st, in: in, now: now}
+	switch in.Kind {
+	case KindTimer:
+		t.timer()
+	case KindRollCall:
+		t.rollCall()
+	case KindCaseResolved:
+		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
+			t.st.OpenCase, t.st.DoNotContact = "", false
+			t.audit("case.resolved")
+		}
+	default:
+		t.message()
+	}
+	t.res.State = t.st
+	return t.res
+}
+
+// cleanText makes any input safe to process and to echo: valid UTF-8, no
+// control characters, trimmed.
+func cleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return ' '
+		}
+		if unicode.IsControl(r) || r == '\u202e' || r == '\u202d' {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+// message handles anything the citizen sent. The duress keyword is looked
+// for first, on every text of anyone who has one (DESIGN §3).
+func (t *turn) message() {
+	if t.st.Keyword.Set() && t.in.Kind == KindText {
+		found, rest := matchKeyword(t.e.Pepper, t.st.Key, t.st.Keyword, Normalize(t.in.Text))
+		verifying := t.st.Step == StepSettingsKeywordOld && rest == ""
+		if found && !verifying {
+			t.duress(rest)
+			return
+		}
+	}
+	t.dispatch()
+}
+
+// duress records duress.triggered and then produces exactly the visible
+// outcome of a check-in — unless the rest of the message is a stop, pause
+// or delete request, which then appears to succeed.
+func (t *turn) duress(rest string) {
+	t.st.DoNotContact = true
+	t.escalate(EventDuressTriggered, SeverityCritical, CaseOpen, nil)
+	duressEsc := t.res.Escalations
+
+	probe := &turn{e: t.e, st: t.st, in: t.in, now: t.now, covert: true}
+	probe.in.Text = rest
+	if rest != "" {
+		probe.dispatch()
+	}
+	if probe.reduces {
+		probe.res.Escalations = append(duressEsc, probe.res.Escalations...)
+		t.st, t.res, t.reduces = probe.st, probe.res, true
+		return
+	}
+	if !t.st.Registered() {
+		// A covertly deleted registration looks new to the phone: a
+		// check-in word would only get the current prompt again.
+		t.reprompt()
+		return
+	}
+	t.checkin()
+}
+
+// visible is the status the phone is shown.
+func (t *turn) visible() Status {
+	if t.st.Shown != "" {
+		return t.st.Shown
+	}
+	return t.st.Status
+}
+
+// dispatch routes a message that is not (or no longer) a duress check-in.
+func (t *turn) dispatch() {
+	switch t.in.Kind {
+	case KindMedia:
+		t.reply("HintMedia", nil)
+		t.reprompt()
+		return
+	case KindLocation:
+		t.location()
+		return
+	}
+	text := t.in.Text
+	if t.in.Kind == KindButton {
+		switch text {
+		case "checkin":
+			t.intent(intentCheckin)
+			return
+		case "sos":
+			t.intent(intentSOS)
+			return
+		}
+	}
+	if t.in.Kind == KindText && strings.HasPrefix(text, "/") {
+		in, ok := parseCommand(text)
+		switch {
+		case ok:
+			t.intent(in)
+		case in != intentNone:
+			t.reply("HintCommandAlone", map[string]any{"Command": commandName(in)})
+			t.reprompt()
+		default:
+			t.hint()
+		}
+		return
+	}
+	norm := Normalize(text)
+	if t.st.Shown == StatusDeleted {
+		// After a covert delete every ordinary message meets a first
+		// contact, as after a real delete.
+		t.askFirstContact()
+		return
+	}
+	if spec, ok := steps[t.st.Step]; ok && t.st.Step != StepNone {
+		if t.answer(spec, norm) {
+			return
+		}
+	}
+	if in := t.wordIntent(norm); in != intentNone {
+		t.intent(in)
+		return
+	}
+	if t.st.Step != StepNone {
+		t.reply("HintChoose", nil)
+		t.reprompt()
+		return
+	}
+	if !t.st.Registered() {
+		t.askFirstContact()
+		return
+	}
+	t.hint()
+}
+
+// hint answers anything unrecognised with what can be said.
+func (t *turn) hint() {
+	switch {
+	case !t.st.Registered():
+		t.askFirstContact()
+	case t.visible() == StatusStopped:
+		t.reply("HintStopped", nil)
+	default:
+		t.reply("HintUnknown", nil)
+	}
+}
+
+// reprompt repeats the open question, if any.
+func (t *turn) reprompt() {
+	if t.st.Step == StepNone {
+		if !t.st.Registered() && t.in.Kind != KindMedia {
+			t.askFirstContact()
+		}
+		return
+	}
+	t.ask(t.st.Step)
+}
+
+// askFirstContact greets someone unknown and offers the languages.
+func (t *turn) askFirstContact() {
+	t.reply("Welcome", nil)
+	t.ask(StepLanguage)
+}
+
+// suggestLanguage maps a platform hint ("ms-MY", "zh-hans") to a supported
+// language tag, defaulting to English.
+func (e *Engine) suggestLanguage(hint string) string {
+	hint = strings.ToLower(strings.ReplaceAll(hint, "_", "-"))
+	aliases := map[string]string{"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "tl": "fil", "in": "id", "zsm": "ms"}
+	if a, ok := aliases[hint]; ok {
+		hint = a
+	}
+	base, _, _ := strings.Cut(hint, "-")
+	for _, l := range e.Catalog.Languages() {
+		if l.Tag == hint || l.Tag == base {
+			return l.Tag
+		}
+	}
+	return "en"
+}
+
+// reply appends a localised message.
+func (t *turn) reply(id string, data map[string]any) {
+	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data)})
+}
+
+func (t *turn) text(id string, data map[string]any) string {
+	return t.e.Catalog.Text(t.st.Lang, id, data)
+}
+
+func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) }
+
+// escalate records an event for the embassy about this registrant.
+func (t *turn) escalate(typ string, sev Severity, mode CaseMode, details map[string]any) {
+	t.res.Escalations = append(t.res.Escalations, Escalation{
+		Type:         typ,
+		Severity:     sev,
+		DoNotContact: t.st.DoNotContact,
+		EmbassyID:    t.e.Directory.EmbassyFor(t.st.Profile.Nationality, t.st.Profile.Country),
+		Case:         mode,
+		Registrant:   t.view(),
+		Details:      details,
+	})
+}
+
+// view is the registrant as the embassy sees them.
+func (t *turn) view() RegistrantView {
+	p := t.st.Profile
+	v := RegistrantView{
+		ID: Pseudonym(t.st.Key), Channel: t.st.Channel, Address: t.st.Address, Handle: t.st.Handle,
+		Name: p.Name, Passport: p.Passport, Nationality: p.Nationality, Country: p.Country,
+		City: p.City, Employer: p.Employer, TrustedContact: p.TrustedContact, Phone: p.Phone,
+		Language: t.st.Lang, LastLocation: p.LastLocation,
+	}
+	if !t.st.LastCheckin.IsZero() {
+		lc := t.st.LastCheckin
+		v.LastCheckin = &lc
+	}
+	return v
+}
+
+// Pseudonym is the registrant id shown to embassies: a prefix of the user
+// key, stable per channel identity and meaningless without the pepper.
+func Pseudonym(key string) string {
+	if len(key) > 20 {
+		key = key[:20]
+	}
+	return "reg_" + key
+}
+
+// location handles a shared pin.
+func (t *turn) location() {
+	loc := &Location{Lat: t.in.Lat, Lon: t.in.Lon, At: t.now}
+	switch t.st.Step {
+	case StepSOSLocation:
+		t.sosLocation(loc)
+	case StepUpdateLocation, StepNone:
+		if !t.st.Registered() {
+			t.askFirstContact()
+			return
+		}
+		t.st.Profile.LastLocation = loc
+		t.st.Step = StepNone
+		t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": []string{"last_location"}})
+		t.audit("registration.updated")
+		t.reply("LocationSaved", nil)
+	default:
+		t.reply("HintChoose", nil)
+		t.reprompt()
+	}
+}

@@ -1,0 +1,408 @@
+package dialogs
+
+import (
+	"crypto/hmac"
+	"time"
+)
+
+// Flows of registered citizens (DESIGN §2 flows 4, 5, 7, 8).
+
+func flowSteps() map[Step]stepSpec {
+	return map[Step]stepSpec{
+		StepSOSLocation: {
+			prompt:    "AskSOSLocation",
+			skippable: true,
+			free: func(t *turn, text string) {
+				if text == "" {
+					t.ask(StepSOSCall)
+					return
+				}
+				if v, ok := t.freeText(text, 500); ok {
+					t.sosLocation(&Location{Text: v, At: t.now})
+				}
+			},
+		},
+		StepSOSCall: {
+			prompt:  "AskSOSCall",
+			options: (*turn).yesNo,
+			choose: func(t *turn, o option) {
+				t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"safe_to_call": o.data == "yes"})
+				t.ask(StepSOSNote)
+			},
+		},
+		StepSOSNote: {
+			prompt:    "AskSOSNote",
+			skippable: true,
+			free: func(t *turn, text string) {
+				if text != "" {
+					v, ok := t.freeText(text, 1000)
+					if !ok {
+						return
+					}
+					t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"note": v})
+				}
+				t.st.Step = StepNone
+				t.audit("sos.completed")
+				t.reply("SOSDone", nil)
+			},
+		},
+		StepUpdateMenu: {
+			prompt: "AskUpdate",
+			options: func(t *turn) []option {
+				return []option{
+					{label: t.text("ButtonUpdatePlace", nil), data: string(StepUpdateCountry)},
+					{label: t.text("ButtonUpdateEmployer", nil), data: string(StepUpdateEmployer)},
+					{label: t.text("ButtonUpdatePhone", nil), data: string(StepUpdatePhone)},
+					{label: t.text("ButtonUpdateLocation", nil), data: string(StepUpdateLocation)},
+				}
+			},
+			choose: func(t *turn, o option) { t.ask(Step(o.data)) },
+		},
+		StepUpdateCountry: {
+			prompt:  "AskCountry",
+			options: func(t *turn) []option { return t.countryOptions(t.e.Directory.CountriesFor(t.st.Profile.Nationality)) },
+			choose: func(t *turn, o option) {
+				t.st.Profile.Country = o.data
+				t.ask(StepUpdateCity)
+			},
+		},
+		StepUpdateCity: {
+			prompt: "AskCity",
+			free: func(t *turn, text string) {
+				if v, ok := t.freeText(text, 100); ok {
+					t.st.Profile.City = v
+					t.updated("country", "city")
+				}
+			},
+		},
+		StepUpdateEmployer: {
+			prompt:    "AskEmployer",
+			skippable: true,
+			free: func(t *turn, text string) {
+				if text == "" {
+					t.st.Profile.Employer = ""
+					t.updated("employer")
+				} else if v, ok := t.freeText(text, 200); ok {
+					t.st.Profile.Employer = v
+					t.updated("employer")
+				}
+			},
+		},
+		StepUpdatePhone: {
+			prompt: "AskPhone",
+			free: func(t *turn, text string) {
+				v, ok := parsePhone(text)
+				if !ok {
+					t.reply("HintPhone", nil)
+					t.reprompt()
+					return
+				}
+				t.st.Profile.Phone = v
+				t.updated("phone")
+			},
+		},
+		StepUpdateLocation: {
+			prompt: "AskLocation",
+			free: func(t *turn, text string) {
+				if v, ok := t.freeText(text, 500); ok {
+					t.st.Profile.LastLocation = &Location{Text: v, At: t.now}
+					t.updated("last_location")
+				}
+			},
+		},
+		StepSettingsMenu: {
+			prompt: "AskSettings",
+			options: func(t *turn) []option {
+				return []option{
+					{label: t.text("FieldLanguage", nil), data: string(StepSettingsLanguage)},
+					{label: t.text("FieldInterval", nil), data: string(StepSettingsInterval)},
+					{label: t.text("FieldTime", nil), data: string(StepSettingsTime)},
+					{label: t.text("FieldContact", nil), data: string(StepSettingsContact)},
+					{label: t.text("FieldKeyword", nil), data: string(StepSettingsKeywordOld)},
+				}
+			},
+			choose: func(t *turn, o option) { t.ask(Step(o.data)) },
+		},
+		StepSettingsLanguage: {
+			prompt:  "AskLanguage",
+			options: (*turn).languageOptions,
+			choose: func(t *turn, o option) {
+				t.st.Lang = o.data
+				t.st.Step = StepNone
+				t.audit("settings.language")
+				t.reply("LanguageSaved", nil)
+			},
+		},
+		StepSettingsInterval: {
+			prompt:  "AskInterval",
+			options: (*turn).intervalOptions,
+			choose: func(t *turn, o option) {
+				t.st.Interval, _ = time.ParseDuration(o.data)
+				t.rescheduled("interval")
+			},
+		},
+		StepSettingsTime: {
+			prompt:  "AskTime",
+			options: (*turn).timeOptions,
+			choose: func(t *turn, o option) {
+				if t.setTime(o.data, StepNone) {
+					t.rescheduled("checkin_time")
+				}
+			},
+			free: func(t *turn, text string) {
+				if t.setTime(text, StepNone) {
+					t.rescheduled("checkin_time")
+				}
+			},
+		},
+		StepSettingsContact: {
+			prompt:    "AskContact",
+			skippable: true,
+			free: func(t *turn, text string) {
+				if text == "" {
+					t.st.Profile.TrustedContact = ""
+					t.updated("trusted_contact")
+				} else if v, ok := t.freeText(text, 200); ok {
+					t.st.Profile.TrustedContact = v
+					t.updated("trusted_contact")
+				}
+			},
+		},
+		StepSettingsKeywordOld: {
+			prompt:    "AskKeywordOld",
+			sensitive: true,
+			free: func(t *turn, text string) {
+				t.res.DeleteInbound = true
+				if !hmac.Equal(NewKeyword(t.e.Pepper, t.st.Key, text).Hash, t.st.Keyword.Hash) {
+					t.st.Step = StepNone
+					t.reply("KeywordOldWrong", nil)
+					return
+				}
+				t.ask(StepSettingsKeywordNew)
+			},
+		},
+		StepSettingsKeywordNew: {
+			prompt:    "AskKeyword",
+			sensitive: true,
+			free:      func(t *turn, text string) { t.takeKeyword(text, StepSettingsKeywordRepeat) },
+		},
+		StepSettingsKeywordRepeat: {
+			prompt:    "AskKeywordRepeat",
+			sensitive: true,
+			free: func(t *turn, text string) {
+				if !t.confirmKeyword(text, StepSettingsKeywordNew) {
+					return
+				}
+				t.st.Step = StepNone
+				t.res.PurgeSensitive = true
+				t.audit("settings.keyword")
+				t.reply("KeywordChanged", nil)
+			},
+		},
+		StepPauseLength: {
+			prompt: "AskPause",
+			options: func(t *turn) []option {
+				var opts []option
+				for _, days := range []int{1, 3, 7, 14} {
+					d := time.Duration(days) * 24 * time.Hour
+					if d > t.e.Policy.MaxPause {
+						break
+					}
+					opts = append(opts, option{label: t.e.Catalog.Count(t.st.Lang, "Days", days, nil), data: shortDuration(d)})
+				}
+				return opts
+			},
+			choose: func(t *turn, o option) {
+				d, _ := time.ParseDuration(o.data)
+				t.pause(d)
+			},
+		},
+		StepStopConfirm: {
+			prompt:  "AskStop",
+			options: (*turn).yesNo,
+			choose: func(t *turn, o option) {
+				if o.data == "yes" {
+					t.stop()
+					return
+				}
+				t.cancelReduction()
+			},
+		},
+		StepDeleteConfirm: {
+			prompt:  "AskDelete",
+			options: (*turn).yesNo,
+			choose: func(t *turn, o option) {
+				if o.data == "yes" {
+					t.erase()
+					return
+				}
+				t.cancelReduction()
+			},
+		},
+	}
+}
+
+// checkin records proof of life. Its visible outcome — reply, schedule,
+// clean-up — depends only on the state and the time, never on the message,
+// which is what lets a duress check-in look exactly like this one.
+func (t *turn) checkin() {
+	resumed := t.st.Ladder >= ladderMissed
+	wasOff := t.visible() != StatusActive
+	t.st.Status, t.st.Shown, t.st.PausedUntil = StatusActive, "", time.Time{}
+	t.st.Step, t.st.Editing, t.st.CovertFlow, t.st.PendingKeyword = StepNone, false, false, Keyword{}
+	t.st.LastCheckin = t.now
+	t.schedule()
+	if resumed {
+		t.escalate(EventCheckinResumed, SeverityInfo, CaseAppend, map[string]any{"overdue_since": t.st.LastCheckin})
+	}
+	t.audit("checkin")
+	t.res.DeleteInbound = true
+	id := "CheckinDone"
+	if wasOff {
+		id = "CheckinResumed"
+	}
+	t.reply(id, map[string]any{"When": t.when(t.st.NextDue)})
+}
+
+// start: for a stopped citizen /start turns monitoring back on.
+func (t *turn) start() {
+	if t.visible() == StatusStopped || t.visible() == StatusPaused {
+		t.checkin()
+		return
+	}
+	t.st.Step = StepNone
+	t.reply("AlreadyRegistered", map[string]any{"When": t.when(t.st.NextDue)})
+}
+
+// sos raises the alarm at once, then asks one question at a time.
+func (t *turn) sos() {
+	t.escalate(EventSOSRaised, SeverityCritical, CaseOpen, nil)
+	t.audit("sos.raised")
+	t.reply("SOSRaised", nil)
+	t.ask(StepSOSLocation)
+}
+
+func (t *turn) sosLocation(loc *Location) {
+	t.st.Profile.LastLocation = loc
+	t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"location": loc})
+	t.ask(StepSOSCall)
+}
+
+// updated finishes a status update: tell the embassy which fields changed.
+func (t *turn) updated(fields ...string) {
+	t.st.Step = StepNone
+	t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": fields})
+	t.audit("registration.updated")
+	t.reply("UpdateSaved", nil)
+}
+
+// rescheduled finishes an interval or time change.
+func (t *turn) rescheduled(field string) {
+	t.st.Step = StepNone
+	if t.st.Ladder == ladderWaiting && t.visible() == StatusActive {
+		t.schedule()
+	}
+	t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": []string{field}})
+	t.audit("registration.updated")
+	t.reply("SettingsSaved", map[string]any{"When": t.when(t.st.NextDue)})
+}
+
+func (t *turn) myData() {
+	d := t.summaryData()
+	statusText := map[Status]string{StatusActive: "StatusActive", StatusPaused: "StatusPaused",
+		StatusStopped: "StatusStopped", StatusDeleted: "StatusActive"}[t.visible()]
+	d["Status"] = t.text(statusText, map[string]any{"Until": t.when(t.st.PausedUntil)})
+	d["Phone"] = t.st.Profile.Phone
+	if d["Phone"] == "" {
+		d["Phone"] = t.text("ValueNone", nil)
+	}
+	d["Consent"] = t.when(t.st.ConsentAt)
+	d["Version"] = t.st.NoticeVersion
+	d["Last"] = t.when(t.st.LastCheckin)
+	d["Next"] = t.when(t.st.NextDue)
+	t.audit("mydata.shown")
+	t.reply("MyData", d)
+}
+
+// startReduction opens the question before a pause, stop or delete. If a
+// duress keyword came with the request, its completion will only pretend.
+func (t *turn) startReduction(step Step) {
+	t.reduces = true
+	t.st.CovertFlow = t.covert
+	t.ask(step)
+}
+
+func (t *turn) cancelReduction() {
+	t.st.Step, t.st.CovertFlow = StepNone, false
+	t.reply("Cancelled", nil)
+}
+
+// pretending reports whether this stop, pause or delete must only appear
+// to happen (DESIGN §3).
+func (t *turn) pretending() bool { return t.covert || t.st.CovertFlow }
+
+func (t *turn) pause(d time.Duration) {
+	t.reduces = true
+	until := t.now.Add(d)
+	t.st.Step = StepNone
+	if t.pretending() {
+		t.st.Shown, t.st.PausedUntil, t.st.CovertFlow = StatusPaused, until, false
+		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "pause", "shown_until": until})
+	} else {
+		t.st.Status, t.st.PausedUntil, t.st.Ladder, t.st.Timer = StatusPaused, until, ladderWaiting, until
+		t.escalate(EventProtectionReduced, SeverityInfo, CaseNone, map[string]any{"action": "pause", "until": until})
+	}
+	t.audit("pause")
+	t.reply("Paused", map[string]any{"Until": t.when(until)})
+}
+
+func (t *turn) stop() {
+	t.reduces = true
+	t.st.Step = StepNone
+	if t.pretending() {
+		t.st.Shown, t.st.CovertFlow = StatusStopped, false
+		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "stop"})
+	} else {
+		t.st.Status, t.st.Timer, t.st.Ladder = StatusStopped, time.Time{}, ladderWaiting
+		t.escalate(EventProtectionReduced, SeverityInfo, CaseNone, map[string]any{"action": "stop"})
+	}
+	t.audit("stop")
+	t.reply("Stopped", nil)
+}
+
+// erase deletes everything personal, or — under duress — pretends to: the
+// phone sees a fresh start while the registration, its schedule and the
+// keyword stay, and the embassy is told.
+func (t *turn) erase() {
+	t.reduces = true
+	t.st.Step = StepNone
+	if t.pretending() {
+		t.st.Shown, t.st.CovertFlow = StatusDeleted, false
+		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "delete"})
+	} else {
+		t.escalate(EventRegistrationWithdrawn, SeverityInfo, CaseNone, nil)
+		// Withdrawal carries only the pseudonymous id: the data is erased.
+		last := &t.res.Escalations[len(t.res.Escalations)-1]
+		last.Registrant = RegistrantView{ID: last.Registrant.ID, Channel: last.Registrant.Channel}
+		t.st = State{Key: t.st.Key, Lang: t.st.Lang}
+		t.res.Erase = true
+	}
+	t.audit("delete")
+	t.reply("Deleted", nil)
+}
+
+// rollCall asks for a check-in now on the embassy's behalf.
+func (t *turn) rollCall() {
+	if t.visible() != StatusActive || !t.st.Registered() {
+		return
+	}
+	t.audit("rollcall.prompted")
+	t.res.Replies = append(t.res.Replies, Reply{
+		Text:    t.text("RollCall", map[string]any{"Area": t.in.Area}),
+		Buttons: t.dueButtons(),
+	})
+}
+
+func (t *turn) dueButtons() []Button {
+	return []Button{{Label: t.text("ButtonSafe", nil), Data: "checkin"}, {Label: t.text("ButtonHelp", nil), Data: "sos"}}
+}

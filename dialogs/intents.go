@@ -1,0 +1,160 @@
+package dialogs
+
+import "strings"
+
+// intent is what a command, a plain word or a global button asks for.
+type intent int
+
+const (
+	intentNone intent = iota
+	intentStart
+	intentCheckin
+	intentSOS
+	intentStatus
+	intentSettings
+	intentMyData
+	intentPause
+	intentStop
+	intentDelete
+	intentLanguage
+	intentMenu
+)
+
+// commands are the Telegram commands of DESIGN §2. They are parsed here, not
+// by the channel library (LIBRARIES.md: its matcher misfires after
+// non-ASCII text).
+var commands = []struct {
+	name   string
+	intent intent
+}{
+	{"/start", intentStart}, {"/checkin", intentCheckin}, {"/sos", intentSOS},
+	{"/status", intentStatus}, {"/settings", intentSettings}, {"/mydata", intentMyData},
+	{"/pause", intentPause}, {"/stop", intentStop}, {"/delete", intentDelete},
+	{"/language", intentLanguage}, {"/help", intentMenu},
+}
+
+// parseCommand reads "/name" or "/name@botname". It returns the intent and
+// whether the command stood alone; a known command followed by other words
+// returns its intent and false, so the citizen can be told to send it alone.
+func parseCommand(text string) (intent, bool) {
+	fields := strings.Fields(text)
+	if len(fields) == 0 {
+		return intentNone, false
+	}
+	name := strings.ToLower(fields[0])
+	if at := strings.IndexByte(name, '@'); at > 0 {
+		name = name[:at]
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.intent, len(fields) == 1
+		}
+	}
+	return intentNone, false
+}
+
+func commandName(in intent) string {
+	for _, c := range commands {
+		if c.intent == in {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// wordIntent recognises a message that is exactly one of the plain words
+// of the citizen's language or of English. Words for "language" work in
+// every language, so someone stuck in the wrong one can always get out.
+func (t *turn) wordIntent(norm string) intent {
+	if norm == "" {
+		return intentNone
+	}
+	langs := []string{t.st.Lang}
+	if t.st.Lang != "en" {
+		langs = append(langs, "en")
+	}
+	for _, lang := range langs {
+		w := t.e.Catalog.Words(lang)
+		for _, c := range []struct {
+			words  []string
+			intent intent
+		}{
+			{w.Checkin, intentCheckin}, {w.Help, intentSOS}, {w.Stop, intentStop},
+			{w.Pause, intentPause}, {w.Delete, intentDelete}, {w.Status, intentStatus},
+			{w.Settings, intentSettings}, {w.MyData, intentMyData}, {w.Menu, intentMenu},
+			{w.Start, intentStart}, {w.Language, intentLanguage},
+		} {
+			if contains(c.words, norm) {
+				return c.intent
+			}
+		}
+	}
+	for _, l := range t.e.Catalog.Languages() {
+		if contains(t.e.Catalog.Words(l.Tag).Language, norm) {
+			return intentLanguage
+		}
+	}
+	return intentNone
+}
+
+// intent carries out what a command or plain word asked for.
+func (t *turn) intent(in intent) {
+	if !t.st.Registered() {
+		t.intentWhileRegistering(in)
+		return
+	}
+	t.st.Editing = false
+	switch in {
+	case intentCheckin:
+		t.checkin()
+	case intentSOS:
+		t.sos()
+	case intentStart:
+		t.start()
+	case intentStatus:
+		t.ask(StepUpdateMenu)
+	case intentSettings:
+		t.ask(StepSettingsMenu)
+	case intentMyData:
+		t.st.Step = StepNone
+		t.myData()
+	case intentPause:
+		t.startReduction(StepPauseLength)
+	case intentStop:
+		t.startReduction(StepStopConfirm)
+	case intentDelete:
+		t.startReduction(StepDeleteConfirm)
+	case intentLanguage:
+		t.ask(StepSettingsLanguage)
+	case intentMenu:
+		t.st.Step = StepNone
+		t.reply("Menu", nil)
+	}
+}
+
+// intentWhileRegistering: before registration is confirmed only starting,
+// the language, the menu and deleting make sense; everything else is told to
+// finish registering first, and the open question is asked again.
+func (t *turn) intentWhileRegistering(in intent) {
+	switch {
+	case in == intentDelete:
+		t.st = State{Key: t.st.Key, Lang: t.st.Lang}
+		t.res.Erase = true
+		t.audit("registration.abandoned")
+		t.reply("Deleted", nil)
+	case t.st.Step == StepNone:
+		t.askFirstContact()
+	case in == intentLanguage && t.st.Step != StepLanguage:
+		t.st.Resume = t.st.Step
+		t.ask(StepLanguage)
+	case in == intentStart:
+		t.reply("RegistrationResume", nil)
+		t.reprompt()
+	case in == intentMenu:
+		t.reply("MenuRegistering", nil)
+		t.reprompt()
+	default:
+		t.reply("HintRegisterFirst", nil)
+		t.reprompt()
+	}
+}

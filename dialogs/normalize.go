@@ -1,0 +1,91 @@
+package dialogs
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// maxMatchRunes bounds how much of one message is examined for words and the
+// duress keyword. Telegram caps a message at 4,096 characters; anything
+// longer is cut, so a 10,000-character paste costs the same as a long message.
+const maxMatchRunes = 4096
+
+var folder = cases.Fold()
+
+// Normalize turns what a person typed into the form used for every
+// comparison: keywords, command words and choice labels. It applies, in order:
+// valid UTF-8, Unicode NFKC, case folding, removal of combining marks on
+// letters of scripts that write them as optional accents (Latin, Greek,
+// Cyrillic — so "Café" and "cafe" match, while Thai, Lao, Khmer and Burmese
+// vowel signs are kept because they change the word), Vietnamese đ → d,
+// punctuation and symbols turned into spaces, and runs of space collapsed.
+//
+// It is deterministic and allocation-light because it runs on every message.
+func Normalize(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, " ")
+	}
+	if utf8.RuneCountInString(s) > maxMatchRunes {
+		s = string([]rune(s)[:maxMatchRunes])
+	}
+	s = norm.NFKC.String(s)
+	s = folder.String(s)
+	s = norm.NFD.String(s)
+
+	var b strings.Builder
+	b.Grow(len(s))
+	var prev rune // last base rune written, for deciding whether a mark is optional
+	space := true // suppress leading space
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			if optionalMarks(prev) {
+				continue
+			}
+			b.WriteRune(r)
+		case r == 'đ':
+			b.WriteRune('d')
+			prev, space = 'd', false
+		case unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Mc, r):
+			b.WriteRune(r)
+			prev, space = r, false
+		default: // spaces, punctuation, symbols, controls, emoji
+			if !space {
+				b.WriteByte(' ')
+				space = true
+			}
+			prev = 0
+		}
+	}
+	out := norm.NFC.String(b.String())
+	return strings.TrimRight(out, " ")
+}
+
+// optionalMarks reports whether combining marks after r are accents a person
+// may leave out when typing (Latin, Greek, Cyrillic), as opposed to vowel
+// signs that are part of the spelling (Thai, Khmer, Burmese, …).
+func optionalMarks(r rune) bool {
+	return unicode.In(r, unicode.Latin, unicode.Greek, unicode.Cyrillic)
+}
+
+// unspacedScript reports whether r belongs to a script written without
+// spaces between words, where keyword matching must use character windows
+// rather than word n-grams.
+func unspacedScript(r rune) bool {
+	return unicode.In(r, unicode.Thai, unicode.Lao, unicode.Khmer, unicode.Myanmar, unicode.Han,
+		unicode.Hiragana, unicode.Katakana)
+}
+
+// hasUnspaced reports whether s contains any rune of an unspaced script.
+func hasUnspaced(s string) bool {
+	for _, r := range s {
+		if unspacedScript(r) {
+			return true
+		}
+	}
+	return false
+}

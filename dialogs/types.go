@@ -1,0 +1,318 @@
+// Package dialogs is the conversation engine: a pure, deterministic state
+// machine that takes a registrant's stored State, one Input and the current
+// time, and returns the new State, the replies to send and the escalations to
+// record (see DESIGN §2).
+//
+// It performs no I/O, reads no clock and starts no goroutines, so every
+// conversation can be replayed exactly in tests, and the runner can run it
+// inside a store transaction (even twice, as bbolt's Batch may) without side
+// effects. Text comes from a Catalog and the deployment's embassies and
+// schedule from a Directory and Policy; all three are plain values handed in.
+package dialogs
+
+import (
+	"time"
+)
+
+// Status is where a registration stands.
+type Status string
+
+const (
+	// StatusNew: first contact or registration in progress; nothing is monitored.
+	StatusNew Status = ""
+	// StatusActive: registered and checking in on schedule.
+	StatusActive Status = "active"
+	// StatusPaused: check-ins paused until State.PausedUntil.
+	StatusPaused Status = "paused"
+	// StatusStopped: the citizen said they are home; no check-ins are expected.
+	StatusStopped Status = "stopped"
+	// StatusDeleted is only ever a Shown status: after a covert delete the
+	// phone sees a fresh start while monitoring continues.
+	StatusDeleted Status = "deleted"
+)
+
+// Step is the question the conversation is waiting for an answer to.
+// The empty Step means no question is open.
+type Step string
+
+// Every step the engine can wait in. Registration steps start with "reg.".
+const (
+	StepNone                  Step = ""
+	StepLanguage              Step = "reg.language"
+	StepConsent               Step = "reg.consent"
+	StepNationality           Step = "reg.nationality"
+	StepCountry               Step = "reg.country"
+	StepCity                  Step = "reg.city"
+	StepName                  Step = "reg.name"
+	StepPassport              Step = "reg.passport"
+	StepEmployer              Step = "reg.employer"
+	StepContact               Step = "reg.contact"
+	StepInterval              Step = "reg.interval"
+	StepTime                  Step = "reg.time"
+	StepKeyword               Step = "reg.keyword"
+	StepKeywordRepeat         Step = "reg.keyword_repeat"
+	StepSummary               Step = "reg.summary"
+	StepSOSLocation           Step = "sos.location"
+	StepSOSCall               Step = "sos.call"
+	StepSOSNote               Step = "sos.note"
+	StepUpdateMenu            Step = "update.menu"
+	StepUpdateCountry         Step = "update.country"
+	StepUpdateCity            Step = "update.city"
+	StepUpdateEmployer        Step = "update.employer"
+	StepUpdatePhone           Step = "update.phone"
+	StepUpdateLocation        Step = "update.location"
+	StepSettingsMenu          Step = "settings.menu"
+	StepSettingsLanguage      Step = "settings.language"
+	StepSettingsInterval      Step = "settings.interval"
+	StepSettingsTime          Step = "settings.time"
+	StepSettingsContact       Step = "settings.contact"
+	StepSettingsKeywordOld    Step = "settings.keyword_old"
+	StepSettingsKeywordNew    Step = "settings.keyword_new"
+	StepSettingsKeywordRepeat Step = "settings.keyword_repeat"
+	StepPauseLength           Step = "pause.length"
+	StepStopConfirm           Step = "stop.confirm"
+	StepDeleteConfirm         Step = "delete.confirm"
+)
+
+// AllSteps lists every Step, for tests that must cover each dialog state.
+var AllSteps = []Step{
+	StepNone, StepLanguage, StepConsent, StepNationality, StepCountry, StepCity, StepName,
+	StepPassport, StepEmployer, StepContact, StepInterval, StepTime, StepKeyword,
+	StepKeywordRepeat, StepSummary, StepSOSLocation, StepSOSCall, StepSOSNote, StepUpdateMenu,
+	StepUpdateCountry, StepUpdateCity, StepUpdateEmployer, StepUpdatePhone, StepUpdateLocation,
+	StepSettingsMenu, StepSettingsLanguage, StepSettingsInterval, StepSettingsTime,
+	StepSettingsContact, StepSettingsKeywordOld, StepSettingsKeywordNew,
+	StepSettingsKeywordRepeat, StepPauseLength, StepStopConfirm, StepDeleteConfirm,
+}
+
+// Location is a point a citizen shared, or typed as text.
+type Location struct {
+	Lat  float64   `json:"lat,omitempty"`
+	Lon  float64   `json:"lon,omitempty"`
+	Text string    `json:"text,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// Profile is what a citizen told us about themselves. Every field is
+// personal data.
+type Profile struct {
+	Nationality    string    `json:"nationality,omitempty"` // ISO 3166 alpha-2 of the passport
+	Country        string    `json:"country,omitempty"`     // ISO 3166 alpha-2 of where they are now
+	City           string    `json:"city,omitempty"`
+	Name           string    `json:"name,omitempty"` // as in passport
+	Passport       string    `json:"passport,omitempty"`
+	Employer       string    `json:"employer,omitempty"`
+	TrustedContact string    `json:"trusted_contact,omitempty"`
+	Phone          string    `json:"phone,omitempty"`
+	LastLocation   *Location `json:"last_location,omitempty"`
+}
+
+// Keyword is a duress keyword as stored: never the word itself, only
+// HMAC-SHA256(pepper, user key ‖ 0x00 ‖ Normalize(word)) and the length
+// needed to slide a matching window over incoming text (DESIGN §3).
+type Keyword struct {
+	Hash []byte `json:"hash,omitempty"`
+	// Len is the keyword's length in runes after normalisation (spaces
+	// removed when Chars is set).
+	Len int `json:"len,omitempty"`
+	// Chars marks a keyword in a script written without spaces (Thai, Lao,
+	// Khmer, Burmese, Chinese): it is matched by character windows rather
+	// than by word n-grams.
+	Chars bool `json:"chars,omitempty"`
+}
+
+// Set reports whether a keyword is stored.
+func (k Keyword) Set() bool { return len(k.Hash) > 0 }
+
+// State is everything stored for one registrant. The store keeps it keyed by
+// an HMAC of the channel identity; the engine never sees that raw identity
+// except as Input.Address.
+type State struct {
+	Key     string `json:"key"`               // pseudonymous user key (hex HMAC of channel identity)
+	Channel string `json:"channel,omitempty"` // "telegram", "whatsapp", "terminal"
+	Address string `json:"address,omitempty"` // chat id or phone; stored only after consent
+	Handle  string `json:"handle,omitempty"`  // @username or phone, for the embassy
+	Lang    string `json:"lang,omitempty"`
+
+	Status Status `json:"status,omitempty"`
+	Step   Step   `json:"step,omitempty"`
+	// Editing: the current registration step was opened from the summary,
+	// so the answer returns there.
+	Editing bool `json:"editing,omitempty"`
+	// Resume is the registration step to return to after changing the
+	// language half-way through.
+	Resume Step `json:"resume,omitempty"`
+
+	Profile       Profile   `json:"profile"`
+	NoticeVersion string    `json:"notice_version,omitempty"`
+	ConsentAt     time.Time `json:"consent_at,omitempty"`
+	RegisteredAt  time.Time `json:"registered_at,omitempty"`
+
+	Keyword        Keyword `json:"keyword"`
+	PendingKeyword Keyword `json:"pending_keyword"` // typed once, awaiting the repeat
+
+	Interval    time.Duration `json:"interval,omitempty"`
+	CheckinTime string        `json:"checkin_time,omitempty"` // "HH:MM" local to Profile.Country
+
+	LastCheckin time.Time `json:"last_checkin,omitempty"`
+	NextDue     time.Time `json:"next_due,omitempty"`
+	// Ladder is the missed check-in stage reached for NextDue (see ladder.go).
+	Ladder int `json:"ladder,omitempty"`
+	// Timer is when the engine next wants a timer event; zero means never.
+	// The store indexes it (due-time index).
+	Timer       time.Time `json:"timer,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitempty"`
+
+	// OpenCase is the embassy case escalations are appended to; the store
+	// assigns it when an escalation asks for a case.
+	OpenCase string `json:"open_case,omitempty"`
+	// DoNotContact is set by a duress keyword and cleared only when the
+	// embassy resolves the case: every event carries it meanwhile.
+	DoNotContact bool `json:"do_not_contact,omitempty"`
+	// Shown is the status the phone is shown after a covert stop, pause or
+	// delete; the real Status keeps monitoring. Empty when nothing is faked.
+	Shown Status `json:"shown,omitempty"`
+	// CovertFlow: a duress keyword arrived inside the stop, pause or delete
+	// request now being confirmed, so its completion must only pretend.
+	CovertFlow bool `json:"covert_flow,omitempty"`
+
+	// SOS answers gathered so far for the open SOS case.
+	SOSNote string `json:"sos_note,omitempty"`
+}
+
+// Registered reports whether the citizen completed registration.
+func (s State) Registered() bool { return s.Status != StatusNew }
+
+// InputKind says what arrived.
+type InputKind int
+
+// The inputs a channel or the scheduler can deliver.
+const (
+	KindText         InputKind = iota // a typed message (commands included)
+	KindButton                        // a button press; Text holds the button's Data
+	KindLocation                      // a shared location
+	KindMedia                         // a sticker, voice note, photo … anything unsupported
+	KindTimer                         // the State.Timer time was reached
+	KindRollCall                      // the embassy asks for a check-in now
+	KindCaseResolved                  // the embassy resolved CaseID
+)
+
+// Input is one event for one registrant.
+type Input struct {
+	Kind     InputKind
+	Key      string // pseudonymous user key
+	Channel  string
+	Address  string // chat id / phone number to reply to
+	Handle   string // optional @username or phone shown to the embassy
+	LangHint string // platform language ("th", "zh-hans") or a guess from a phone prefix
+	Text     string
+	Lat, Lon float64
+	CaseID   string    // KindCaseResolved
+	Deadline time.Time // KindRollCall
+	Area     string    // KindRollCall: human-readable area for the prompt
+}
+
+// Button is one choice under a reply. Data is what comes back when pressed.
+type Button struct {
+	Label string `json:"label"`
+	Data  string `json:"data"`
+}
+
+// Reply is one message to the citizen, as plain text (no markup: user text
+// needs no escaping because nothing is parsed as markup).
+type Reply struct {
+	Text    string   `json:"text"`
+	Buttons []Button `json:"buttons,omitempty"`
+	// Sensitive marks a prompt that reveals the duress feature; channels that
+	// can delete messages remove it once setup is done (Result.PurgeSensitive).
+	Sensitive bool `json:"sensitive,omitempty"`
+}
+
+// Severity of an escalation.
+type Severity string
+
+// Severities, lowest first.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Event types sent to embassies (DESIGN §4).
+const (
+	EventRegistrationCreated   = "registration.created"
+	EventRegistrationUpdated   = "registration.updated"
+	EventRegistrationWithdrawn = "registration.withdrawn"
+	EventCheckinMissed         = "checkin.missed"
+	EventCheckinResumed        = "checkin.resumed"
+	EventDuressTriggered       = "duress.triggered"
+	EventSOSRaised             = "sos.raised"
+	EventCaseUpdated           = "case.updated"
+	EventProtectionReduced     = "protection.reduced"
+	EventRollcallMissed        = "rollcall.missed"
+	EventEndpointHeartbeat     = "endpoint.heartbeat"
+)
+
+// CaseMode says how an escalation relates to the registrant's open case.
+type CaseMode int
+
+const (
+	// CaseNone: informational, not part of a case.
+	CaseNone CaseMode = iota
+	// CaseOpen: append to the open case, opening one if there is none.
+	CaseOpen
+	// CaseAppend: append to the open case if there is one.
+	CaseAppend
+)
+
+// Escalation is an event for the embassy. The store gives it an id, a case
+// and a sequence number, and writes it to the outbox in the same transaction
+// as the state change.
+type Escalation struct {
+	Type         string         `json:"type"`
+	Severity     Severity       `json:"severity"`
+	DoNotContact bool           `json:"do_not_contact"`
+	EmbassyID    string         `json:"embassy_id"`
+	Case         CaseMode       `json:"-"`
+	Registrant   RegistrantView `json:"registrant"`
+	Details      map[string]any `json:"details,omitempty"`
+}
+
+// RegistrantView is what an embassy needs to act on an escalation.
+type RegistrantView struct {
+	ID             string     `json:"id"` // pseudonymous; stable per channel identity
+	Channel        string     `json:"channel,omitempty"`
+	Address        string     `json:"address,omitempty"`
+	Handle         string     `json:"handle,omitempty"`
+	Name           string     `json:"name,omitempty"`
+	Passport       string     `json:"passport,omitempty"`
+	Nationality    string     `json:"nationality,omitempty"`
+	Country        string     `json:"country,omitempty"`
+	City           string     `json:"city,omitempty"`
+	Employer       string     `json:"employer,omitempty"`
+	TrustedContact string     `json:"trusted_contact,omitempty"`
+	Phone          string     `json:"phone,omitempty"`
+	Language       string     `json:"language,omitempty"`
+	LastCheckin    *time.Time `json:"last_checkin,omitempty"`
+	LastLocation   *Location  `json:"last_location,omitempty"`
+}
+
+// Result is what handling one Input produced.
+type Result struct {
+	State       State
+	Replies     []Reply
+	Escalations []Escalation
+	// Erase: delete the registrant and everything personal about them.
+	Erase bool
+	// DeleteInbound: remove the citizen's message from the chat where the
+	// channel can. Set for every check-in (so a duress check-in is not
+	// singled out) and for every typed keyword.
+	DeleteInbound bool
+	// PurgeSensitive: delete the Sensitive prompts and keyword messages
+	// remembered since setup began.
+	PurgeSensitive bool
+	// Audit names what happened, for the append-only audit trail. It never
+	// distinguishes a duress check-in from a normal one and holds no
+	// personal data.
+	Audit []string
+}

@@ -1,0 +1,184 @@
+// Package locales holds the bot's text in every supported language, as
+// go-i18n message files embedded in the binary, and serves it to the
+// conversation engine as a dialogs.Catalog.
+//
+// A file per language, named by its BCP 47 tag (ms.toml): go-i18n takes the
+// language from the file name. en.toml is the source; the completeness test
+// fails when any other file lacks a message, a plural form or a placeholder.
+package locales
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+//go:embed *.toml
+var files embed.FS
+
+// Order is the order languages are offered in, by tag. Languages without a
+// file are skipped.
+var Order = []string{"en", "ms", "id", "th", "vi", "fil", "my", "km", "lo", "zh"}
+
+// Catalog is the loaded bundle. It is read-only after Load and safe for
+// concurrent use.
+type Catalog struct {
+	bundle     *i18n.Bundle
+	langs      []dialogs.Language
+	localizers map[string]*i18n.Localizer
+	words      map[string]dialogs.Words
+	// OnMissing is told about a message missing from a locale. By default
+	// it logs the language and message id — never any text.
+	OnMissing func(lang, id string, err error)
+}
+
+var _ dialogs.Catalog = (*Catalog)(nil)
+
+// Load parses every embedded message file.
+func Load() (*Catalog, error) {
+	return LoadFS(files)
+}
+
+// LoadFS parses every *.toml file at the root of fsys. Tests use it to
+// check broken files fail clearly.
+func LoadFS(fsys fs.FS) (*Catalog, error) {
+	b := i18n.NewBundle(language.English)
+	b.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	names, err := fs.Glob(fsys, "*.toml")
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, name := range names {
+		if _, err := b.LoadMessageFileFS(fsys, name); err != nil {
+			return nil, fmt.Errorf("locales: %s: %w", name, err)
+		}
+		present[strings.TrimSuffix(name, ".toml")] = true
+	}
+	if !present["en"] {
+		return nil, errors.New("locales: en.toml is missing")
+	}
+	c := &Catalog{
+		bundle:     b,
+		localizers: map[string]*i18n.Localizer{},
+		words:      map[string]dialogs.Words{},
+		OnMissing: func(lang, id string, err error) {
+			slog.Warn("locale message missing", "lang", lang, "id", id)
+		},
+	}
+	for _, tag := range Order {
+		if !present[tag] {
+			continue
+		}
+		c.localizers[tag] = i18n.NewLocalizer(b, tag)
+		name, _ := c.Lookup(tag, "LanguageName")
+		c.langs = append(c.langs, dialogs.Language{Tag: tag, Name: name})
+		c.words[tag] = c.loadWords(tag)
+	}
+	for tag := range present {
+		if _, ok := c.localizers[tag]; !ok {
+			return nil, fmt.Errorf("locales: %s.toml: language %q is not in locales.Order", tag, tag)
+		}
+	}
+	return c, nil
+}
+
+// Languages lists the supported languages in offering order.
+func (c *Catalog) Languages() []dialogs.Language { return c.langs }
+
+func (c *Catalog) localizer(lang string) *i18n.Localizer {
+	if l, ok := c.localizers[lang]; ok {
+		return l
+	}
+	return c.localizers["en"]
+}
+
+// Text renders id in lang, falling back to English (and reporting it) when
+// the locale lacks the message.
+func (c *Catalog) Text(lang, id string, data map[string]any) string {
+	s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
+	if err != nil {
+		c.OnMissing(lang, id, err)
+		if s == "" {
+			s, _ = c.localizers["en"].Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
+		}
+	}
+	return s
+}
+
+// Count renders the plural message id for n; {{.Count}} is n.
+func (c *Catalog) Count(lang, id string, n int, data map[string]any) string {
+	d := map[string]any{"Count": n}
+	for k, v := range data {
+		d[k] = v
+	}
+	s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, PluralCount: n, TemplateData: d})
+	if err != nil {
+		c.OnMissing(lang, id, err)
+		if s == "" {
+			s, _ = c.localizers["en"].Localize(&i18n.LocalizeConfig{MessageID: id, PluralCount: n, TemplateData: d})
+		}
+	}
+	return s
+}
+
+// Lookup renders id only if lang itself defines it.
+func (c *Catalog) Lookup(lang, id string) (string, bool) {
+	l, ok := c.localizers[lang]
+	if !ok {
+		return "", false
+	}
+	s, err := l.Localize(&i18n.LocalizeConfig{MessageID: id})
+	if err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Words returns lang's command words, normalised.
+func (c *Catalog) Words(lang string) dialogs.Words {
+	if w, ok := c.words[lang]; ok {
+		return w
+	}
+	return c.words["en"]
+}
+
+func (c *Catalog) loadWords(lang string) dialogs.Words {
+	list := func(id string) []string {
+		s, ok := c.Lookup(lang, id)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for _, w := range strings.Split(s, ",") {
+			if n := dialogs.Normalize(w); n != "" && !contains(out, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return dialogs.Words{
+		Checkin: list("WordsCheckin"), Help: list("WordsHelp"), Stop: list("WordsStop"),
+		Pause: list("WordsPause"), Delete: list("WordsDelete"), Status: list("WordsStatus"),
+		Settings: list("WordsSettings"), MyData: list("WordsMyData"), Language: list("WordsLanguage"),
+		Menu: list("WordsMenu"), Start: list("WordsStart"), Yes: list("WordsYes"), No: list("WordsNo"),
+		Skip: list("WordsSkip"),
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

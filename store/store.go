@@ -1,0 +1,475 @@
+// Package store keeps all durable state in one bbolt file: registrants,
+// the due-time index, cases, the escalation outbox, processed inbound ids,
+// the hash-chained audit trail and the schema version (DESIGN §8).
+//
+// It is the only package that imports bbolt. Its one write path, Process,
+// commits every effect of one event — new state, due-index entry, case
+// changes, outbox events, inbound id, audit entries — in a single
+// transaction, so an escalation is durable before the citizen sees a reply
+// and is never recorded without the state change that caused it.
+package store
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this binary reads and writes.
+const SchemaVersion = 1
+
+// EventVersion is the version of the webhook payload written to the outbox.
+const EventVersion = 1
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketRegistrants = []byte("registrants")
+	bucketDue         = []byte("due")
+	bucketCases       = []byte("cases")
+	bucketOutbox      = []byte("outbox")
+	bucketInbound     = []byte("inbound")
+	bucketAudit       = []byte("audit")
+
+	keySchema    = []byte("schema")
+	keyAuditHead = []byte("audit_head")
+
+	allBuckets = [][]byte{bucketMeta, bucketRegistrants, bucketDue, bucketCases, bucketOutbox, bucketInbound, bucketAudit}
+)
+
+// ErrLocked is returned by Open when another process holds the data file.
+var ErrLocked = errors.New("data file is in use by another checkinbot process")
+
+// Store is an open data file. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens or creates the data file at path. A file held by another
+// process fails after one second instead of waiting forever; a file that is
+// not a bbolt database, or was written by a newer schema, fails with a
+// message naming the file.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("store: %s: cannot open data file (corrupt, or not a checkinbot data file?): %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// migrate creates the buckets of a new file and upgrades older schemas.
+func (s *Store) migrate() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keySchema)
+		switch {
+		case v == nil:
+			return meta.Put(keySchema, u64(SchemaVersion))
+		case len(v) != 8:
+			return errors.New("schema version is unreadable: the file is corrupt")
+		case binary.BigEndian.Uint64(v) > SchemaVersion:
+			return fmt.Errorf("schema version %d is newer than this binary supports (%d): upgrade checkinbot",
+				binary.BigEndian.Uint64(v), SchemaVersion)
+		}
+		// Migrations from older versions run here, one step at a time, as
+		// the schema evolves. Version 1 is the first.
+		return nil
+	})
+}
+
+// Close closes the data file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the data file's location.
+func (s *Store) Path() string { return s.path }
+
+// UserKey derives the key a registrant is stored under from their channel
+// identity: HMAC-SHA256(pepper, channel ‖ 0x00 ‖ id), hex. The raw chat id or
+// phone number is never a key, so the file alone does not list who is
+// registered.
+func UserKey(pepper []byte, channel, id string) string {
+	m := hmac.New(sha256.New, pepper)
+	m.Write([]byte(channel))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Event is one escalation as written to the outbox and later delivered as a
+// webhook body (DESIGN §4).
+type Event struct {
+	ID           string                 `json:"id"`
+	Type         string                 `json:"type"`
+	Version      int                    `json:"version"`
+	CreatedAt    time.Time              `json:"created_at"`
+	EmbassyID    string                 `json:"embassy_id"`
+	CaseID       string                 `json:"case_id,omitempty"`
+	CaseSeq      int                    `json:"case_seq,omitempty"`
+	Severity     dialogs.Severity       `json:"severity"`
+	DoNotContact bool                   `json:"do_not_contact"`
+	Registrant   dialogs.RegistrantView `json:"registrant"`
+	Details      map[string]any         `json:"details"`
+}
+
+// Case is an embassy case: the escalations about one registrant from the
+// first alarm until the embassy resolves it.
+type Case struct {
+	ID        string    `json:"id"`
+	EmbassyID string    `json:"embassy_id"`
+	UserKey   string    `json:"user_key"`
+	Status    string    `json:"status"` // open, acked, resolved
+	OpenedAt  time.Time `json:"opened_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Seq       int       `json:"seq"` // case_seq of the latest event
+	Types     []string  `json:"types"`
+}
+
+// AuditEntry is one link of the append-only audit chain. Hash covers the
+// entry with Hash empty, and Prev is the previous entry's Hash.
+type AuditEntry struct {
+	Seq     uint64    `json:"seq"`
+	At      time.Time `json:"at"`
+	Subject string    `json:"subject,omitempty"` // pseudonymous registrant id
+	Action  string    `json:"action"`
+	Prev    string    `json:"prev"`
+	Hash    string    `json:"hash,omitempty"`
+}
+
+// Outcome is what Process committed.
+type Outcome struct {
+	// Duplicate: the inbound id was processed before; nothing was changed
+	// and nothing must be sent.
+	Duplicate bool
+	Result    dialogs.Result
+	// Events are the outbox rows written, with ids and cases assigned.
+	Events []Event
+}
+
+// Handler computes the result of one event from the registrant's stored
+// state. It must be pure: bbolt's Batch may call it more than once.
+type Handler func(prev dialogs.State, found bool) dialogs.Result
+
+// Process applies one event for the registrant under key in one
+// transaction. inboundID, when not empty, is the channel's message id: an
+// id seen before makes Process a no-op reporting Duplicate. Concurrent calls
+// for different registrants are batched into shared commits; callers must
+// serialise calls for the same registrant.
+func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcome, error) {
+	var out Outcome
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		out = Outcome{}
+		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
+			out.Duplicate = true
+			return nil
+		}
+		regs := tx.Bucket(bucketRegistrants)
+		var prev dialogs.State
+		raw := regs.Get([]byte(key))
+		if raw != nil {
+			if err := json.Unmarshal(raw, &prev); err != nil {
+				return fmt.Errorf("registrant record is corrupt: %w", err)
+			}
+		}
+		res := h(prev, raw != nil)
+		st := &res.State
+		events, err := writeEscalations(tx, key, st, res.Escalations, now)
+		if err != nil {
+			return err
+		}
+		due := tx.Bucket(bucketDue)
+		if !prev.Timer.IsZero() {
+			if err := due.Delete(dueKey(prev.Timer, key)); err != nil {
+				return err
+			}
+		}
+		if res.Erase {
+			if err := regs.Delete([]byte(key)); err != nil {
+				return err
+			}
+		} else {
+			if !st.Timer.IsZero() {
+				if err := due.Put(dueKey(st.Timer, key), nil); err != nil {
+					return err
+				}
+			}
+			enc, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := regs.Put([]byte(key), enc); err != nil {
+				return err
+			}
+		}
+		if inboundID != "" {
+			if err := tx.Bucket(bucketInbound).Put([]byte(inboundID), u64(uint64(now.Unix()))); err != nil {
+				return err
+			}
+		}
+		subject := dialogs.Pseudonym(key)
+		for _, a := range res.Audit {
+			if err := appendAudit(tx, now, subject, a); err != nil {
+				return err
+			}
+		}
+		for _, e := range events {
+			if err := appendAudit(tx, now, subject, "escalation "+e.Type+" "+e.ID); err != nil {
+				return err
+			}
+		}
+		out.Result, out.Events = res, events
+		return nil
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
+	return out, nil
+}
+
+// writeEscalations assigns cases and ids and appends the events to the
+// outbox. It updates st.OpenCase when a case is opened.
+func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]Event, error) {
+	var events []Event
+	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
+	for _, esc := range escs {
+		ev := Event{
+			ID: newEventID(), Type: esc.Type, Version: EventVersion, CreatedAt: now.UTC(),
+			EmbassyID: esc.EmbassyID, Severity: esc.Severity, DoNotContact: esc.DoNotContact || st.DoNotContact,
+			Registrant: esc.Registrant, Details: esc.Details,
+		}
+		if ev.Details == nil {
+			ev.Details = map[string]any{}
+		}
+		if esc.Case == dialogs.CaseOpen || (esc.Case == dialogs.CaseAppend && st.OpenCase != "") {
+			c, err := openCase(cases, key, st, esc.EmbassyID, now)
+			if err != nil {
+				return nil, err
+			}
+			c.Seq++
+			c.UpdatedAt = now.UTC()
+			c.Types = append(c.Types, esc.Type)
+			if err := putJSON(cases, []byte(c.ID), c); err != nil {
+				return nil, err
+			}
+			ev.CaseID, ev.CaseSeq = c.ID, c.Seq
+		}
+		seq, err := outbox.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if err := putJSON(outbox, u64(seq), ev); err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// openCase returns the registrant's open case, creating one if needed.
+func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string, now time.Time) (Case, error) {
+	if st.OpenCase != "" {
+		var c Case
+		if raw := cases.Get([]byte(st.OpenCase)); raw != nil {
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return Case{}, fmt.Errorf("case %s is corrupt: %w", st.OpenCase, err)
+			}
+			if c.Status != "resolved" {
+				return c, nil
+			}
+		}
+	}
+	seq, err := cases.NextSequence()
+	if err != nil {
+		return Case{}, err
+	}
+	c := Case{ID: fmt.Sprintf("case_%06d", seq), EmbassyID: embassy, UserKey: key, Status: "open",
+		OpenedAt: now.UTC(), UpdatedAt: now.UTC()}
+	st.OpenCase = c.ID
+	return c, nil
+}
+
+// appendAudit adds one hash-chained entry.
+func appendAudit(tx *bolt.Tx, now time.Time, subject, action string) error {
+	audit, meta := tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)
+	seq, err := audit.NextSequence()
+	if err != nil {
+		return err
+	}
+	e := AuditEntry{Seq: seq, At: now.UTC(), Subject: subject, Action: action, Prev: string(meta.Get(keyAuditHead))}
+	e.Hash = auditHash(e)
+	if err := putJSON(audit, u64(seq), e); err != nil {
+		return err
+	}
+	return meta.Put(keyAuditHead, []byte(e.Hash))
+}
+
+func auditHash(e AuditEntry) string {
+	e.Hash = ""
+	b, _ := json.Marshal(e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerifyAudit walks the audit chain and reports the first broken link.
+func (s *Store) VerifyAudit() (entries int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		prev := ""
+		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			var e AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.Prev != prev || auditHash(e) != e.Hash {
+				return fmt.Errorf("audit chain broken at entry %d", e.Seq)
+			}
+			prev = e.Hash
+			entries++
+			return nil
+		})
+	})
+	return entries, err
+}
+
+// Audit returns every audit entry in order.
+func (s *Store) Audit() ([]AuditEntry, error) {
+	var out []AuditEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+			var e AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Registrant returns the stored state under key.
+func (s *Store) Registrant(key string) (dialogs.State, bool, error) {
+	var st dialogs.State
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketRegistrants).Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &st)
+	})
+	return st, found, err
+}
+
+// Due returns the keys of registrants whose timer is at or before now, in
+// timer order.
+func (s *Store) Due(now time.Time) ([]string, error) {
+	var keys []string
+	limit := u64(uint64(now.UnixNano()))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+			keys = append(keys, string(k[8:]))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// NextTimer returns the earliest armed timer, if any.
+func (s *Store) NextTimer() (time.Time, bool, error) {
+	var at time.Time
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketDue).Cursor().First()
+		if k != nil {
+			at, found = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(), true
+		}
+		return nil
+	})
+	return at, found, err
+}
+
+// Outbox returns the events in the outbox, oldest first.
+func (s *Store) Outbox() ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// CaseByID returns a case.
+func (s *Store) CaseByID(id string) (Case, bool, error) {
+	var c Case
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketCases).Get([]byte(id))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &c)
+	})
+	return c, found, err
+}
+
+// dueKey is the due-index key: 8-byte big-endian Unix nanoseconds ‖ user
+// key, so a cursor from First() walks timers in order.
+func dueKey(at time.Time, key string) []byte {
+	return append(u64(uint64(at.UnixNano())), key...)
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, enc)
+}
+
+// newEventID returns "evt_" and 26 random base32 characters: unique without
+// coordination, and the same on every delivery attempt of the event.
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
