@@ -1,0 +1,139 @@
+// Package terminal is the channel for one citizen on stdin and stdout: the
+// demo, and a way to try every flow without an account anywhere.
+//
+// Lines are messages. A few lines starting with ':' stand for what a phone
+// can send but a keyboard cannot:
+//
+//	:location 11.55,104.92   share a location
+//	:sticker                 send a sticker (or :voice, :photo)
+//
+// Buttons are shown numbered; type the number or the label to press one.
+package terminal
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/dialogs"
+)
+
+// Channel is the channel name used for terminal users.
+const Channel = "terminal"
+
+// Terminal reads one citizen's messages from In and writes the bot's
+// replies to Out.
+type Terminal struct {
+	In  io.Reader
+	Out io.Writer
+	// User identifies the citizen (the terminal's "chat id").
+	User string
+	// LangHint is passed to the engine like a phone's language setting.
+	LangHint string
+	// Echo repeats each input line, so a piped demo reads as a dialogue.
+	Echo bool
+
+	mu sync.Mutex
+}
+
+// Print writes a line to the terminal without interleaving with replies.
+func (t *Terminal) Print(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.Out, format+"\n", args...)
+}
+
+// Send prints the replies; buttons appear numbered under their message.
+// The clean-up requests of the response mean nothing on a terminal.
+func (t *Terminal) Send(_ context.Context, _ string, r bot.Response) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, rep := range r.Replies {
+		for i, line := range strings.Split(rep.Text, "\n") {
+			prefix := "bot> "
+			if i > 0 {
+				prefix = "     "
+			}
+			fmt.Fprintln(t.Out, prefix+line)
+		}
+		if len(rep.Buttons) > 0 {
+			var b strings.Builder
+			for i, btn := range rep.Buttons {
+				fmt.Fprintf(&b, " [%d] %s", i+1, btn.Label)
+			}
+			fmt.Fprintln(t.Out, "    "+b.String())
+		}
+	}
+	return nil
+}
+
+// Run feeds every input line to the runner until the input ends or ctx
+// is cancelled. It returns nil at the end of input.
+func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(t.In)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		errc <- sc.Err()
+		close(lines)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				return <-errc
+			}
+			if t.Echo {
+				t.Print("you> %s", line)
+			}
+			if err := r.Handle(ctx, t.inbound(line)); err != nil {
+				t.Print("(the message could not be saved; please send it again)")
+			}
+		}
+	}
+}
+
+// inbound maps one typed line to an update.
+func (t *Terminal) inbound(line string) bot.Inbound {
+	in := bot.Inbound{Channel: Channel, Address: t.User, LangHint: t.LangHint, Kind: dialogs.KindText, Text: line}
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch cmd {
+	case ":location":
+		lat, lon, ok := parseLatLon(arg)
+		if ok {
+			in.Kind, in.Text, in.Lat, in.Lon = dialogs.KindLocation, "", lat, lon
+		}
+	case ":sticker", ":voice", ":photo":
+		in.Kind, in.Text = dialogs.KindMedia, ""
+	}
+	return in
+}
+
+// parseLatLon reads "11.55,104.92".
+func parseLatLon(s string) (float64, float64, bool) {
+	a, b, ok := strings.Cut(strings.ReplaceAll(s, " ", ""), ",")
+	if !ok {
+		return 0, 0, false
+	}
+	lat, err1 := strconv.ParseFloat(a, 64)
+	lon, err2 := strconv.ParseFloat(b, 64)
+	if err1 != nil || err2 != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return 0, 0, false
+	}
+	return lat, lon, true
+}
