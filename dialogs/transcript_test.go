@@ -1,0 +1,405 @@
+package dialogs_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/config"
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+// TestTranscripts runs every *.txt under testdata/transcripts (DESIGN §11)
+// against the real engine, locales, runner and bbolt store, with a fake
+// clock. Dropping a file there is enough to add a test.
+func TestTranscripts(t *testing.T) {
+	root := filepath.Join("testdata", "transcripts")
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".txt") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no transcripts found under " + root)
+	}
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		t.Run(rel, func(t *testing.T) {
+			t.Parallel()
+			runTranscript(t, f, cat)
+		})
+	}
+}
+
+// transcriptPepper is fixed so transcripts are reproducible.
+var transcriptPepper = []byte("transcript-pepper-0123456789abcdef")
+
+// capture is the channel of a transcript: it keeps what the bot sent to
+// each address.
+type capture struct {
+	mu      sync.Mutex
+	replies map[string][]dialogs.Reply
+}
+
+func (c *capture) Send(_ context.Context, address string, r bot.Response) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replies[address] = append(c.replies[address], r.Replies...)
+	return nil
+}
+
+func (c *capture) take(address string) []dialogs.Reply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.replies[address]
+	delete(c.replies, address)
+	return r
+}
+
+// transcript is the state of one running transcript.
+type transcript struct {
+	t       *testing.T
+	file    string
+	line    int
+	now     time.Time
+	runner  *bot.Runner
+	out     *capture
+	channel string
+	address string
+	lang    string
+
+	last    []dialogs.Reply // every reply to the latest input, for save/same
+	pending []dialogs.Reply // replies not yet checked by '<'
+	saved   map[string][]dialogs.Reply
+
+	evMu   sync.Mutex
+	events []store.Event
+	mark   int // events before mark have been checked
+}
+
+func (tr *transcript) fail(format string, args ...any) {
+	tr.t.Helper()
+	tr.t.Fatalf("%s:%d: %s", tr.file, tr.line, fmt.Sprintf(format, args...))
+}
+
+var trailingComment = regexp.MustCompile(`\s+#\s.*$`)
+
+func runTranscript(t *testing.T, file string, cat *locales.Catalog) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	tr := &transcript{t: t, file: file, now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{},
+		channel: "telegram", address: "1001"}
+
+	cfgPath := filepath.Join("testdata", "transcripts", "config.toml")
+	for i, l := range lines {
+		if f := strings.Fields(trailingComment.ReplaceAllString(l, "")); len(f) == 2 && f[0] == "config" {
+			tr.line = i + 1
+			cfgPath = filepath.Join(filepath.Dir(file), f[1])
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		tr.fail("config: %v", err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	engine := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: transcriptPepper}
+	tr.runner = bot.NewRunner(engine, st, transcriptPepper)
+	tr.runner.Now = func() time.Time { return tr.now }
+	tr.runner.OnEvents = func(evs []store.Event) {
+		tr.evMu.Lock()
+		defer tr.evMu.Unlock()
+		tr.events = append(tr.events, evs...)
+	}
+	for _, ch := range []string{"telegram", "whatsapp", "terminal"} {
+		tr.runner.Register(ch, tr.out)
+	}
+
+	for i, raw := range lines {
+		tr.line = i + 1
+		tr.step(strings.TrimRight(raw, "\r"))
+	}
+}
+
+// step executes one transcript line.
+func (tr *transcript) step(raw string) {
+	tr.t.Helper()
+	trimmed := strings.TrimSpace(raw)
+	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+		return
+	}
+	switch {
+	case strings.HasPrefix(trimmed, ">"):
+		tr.send(dialogs.KindText, strings.TrimPrefix(strings.TrimPrefix(raw, ">"), " "), 0, 0)
+		return
+	case strings.HasPrefix(trimmed, "<"):
+		tr.expect(strings.TrimSpace(strings.TrimPrefix(trimmed, "<")))
+		return
+	}
+	line := trailingComment.ReplaceAllString(trimmed, "")
+	verb, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch verb {
+	case "config":
+		// read before the run
+	case "at":
+		at, err := time.Parse(time.RFC3339, rest)
+		if err != nil {
+			tr.fail("at: %v", err)
+		}
+		tr.now = at
+	case "user":
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			tr.fail("user: need channel:id")
+		}
+		ch, id, ok := strings.Cut(fields[0], ":")
+		if !ok {
+			tr.fail("user: %q is not channel:id", fields[0])
+		}
+		tr.channel, tr.address, tr.lang = ch, id, ""
+		for _, f := range fields[1:] {
+			if v, ok := strings.CutPrefix(f, "lang="); ok {
+				tr.lang = v
+			}
+		}
+		tr.pending, tr.last = nil, nil
+	case "press":
+		tr.press(rest)
+	case "location":
+		lat, lon, ok := strings.Cut(rest, ",")
+		la, err1 := strconv.ParseFloat(strings.TrimSpace(lat), 64)
+		lo, err2 := strconv.ParseFloat(strings.TrimSpace(lon), 64)
+		if !ok || err1 != nil || err2 != nil {
+			tr.fail("location: %q is not LAT,LON", rest)
+		}
+		tr.send(dialogs.KindLocation, "", la, lo)
+	case "sticker", "voice", "photo", "media":
+		tr.send(dialogs.KindMedia, "", 0, 0)
+	case "save":
+		tr.saved[rest] = tr.last
+	case "same":
+		want, ok := tr.saved[rest]
+		if !ok {
+			tr.fail("same: nothing saved as %q", rest)
+		}
+		if got, exp := render(tr.last), render(want); got != exp {
+			tr.fail("reply is not byte-identical to %q\nexpected:\n%s\ngot:\n%s", rest, exp, got)
+		}
+	case "wait":
+		d, err := time.ParseDuration(rest)
+		if err != nil {
+			tr.fail("wait: %v", err)
+		}
+		tr.wait(d)
+	case "event":
+		tr.expectEvent(rest)
+	case "no":
+		if rest != "event" {
+			tr.fail("unknown line %q", line)
+		}
+		tr.evMu.Lock()
+		defer tr.evMu.Unlock()
+		if len(tr.events) > tr.mark {
+			tr.fail("expected no event, got %s", eventTypes(tr.events[tr.mark:]))
+		}
+	case "register":
+		tr.register(rest)
+	default:
+		tr.fail("unknown line %q", line)
+	}
+}
+
+// send delivers one input as the current user and collects the replies.
+func (tr *transcript) send(kind dialogs.InputKind, text string, lat, lon float64) {
+	tr.t.Helper()
+	tr.out.take(tr.address)
+	in := bot.Inbound{Channel: tr.channel, Address: tr.address, LangHint: tr.lang, Kind: kind,
+		Text: text, Lat: lat, Lon: lon}
+	if err := tr.runner.Handle(context.Background(), in); err != nil {
+		tr.fail("handle: %v", err)
+	}
+	tr.last = tr.out.take(tr.address)
+	tr.pending = append([]dialogs.Reply(nil), tr.last...)
+}
+
+// expect checks that the replies to the latest input, read in order,
+// contain want. Several '<' lines may match the same reply; a line that
+// matches a later reply moves past the earlier ones.
+func (tr *transcript) expect(want string) {
+	tr.t.Helper()
+	for i, r := range tr.pending {
+		if strings.Contains(strings.ToLower(render([]dialogs.Reply{r})), strings.ToLower(want)) {
+			tr.pending = tr.pending[i:]
+			return
+		}
+	}
+	if len(tr.pending) == 0 {
+		tr.fail("expected a reply containing %q, got no (further) reply", want)
+	}
+	tr.fail("expected a reply containing %q\ngot:\n%s", want, render(tr.pending))
+}
+
+// press finds a button in the latest replies by number or label.
+func (tr *transcript) press(which string) {
+	tr.t.Helper()
+	var buttons []dialogs.Button
+	for i := len(tr.last) - 1; i >= 0; i-- {
+		if len(tr.last[i].Buttons) > 0 {
+			buttons = tr.last[i].Buttons
+			break
+		}
+	}
+	if len(buttons) == 0 {
+		tr.fail("press %s: the last reply has no buttons", which)
+	}
+	if n, err := strconv.Atoi(which); err == nil {
+		if n < 1 || n > len(buttons) {
+			tr.fail("press %d: there are %d buttons", n, len(buttons))
+		}
+		tr.send(dialogs.KindButton, buttons[n-1].Data, 0, 0)
+		return
+	}
+	for _, b := range buttons {
+		if strings.EqualFold(b.Label, which) {
+			tr.send(dialogs.KindButton, b.Data, 0, 0)
+			return
+		}
+	}
+	tr.fail("press %q: no such button in %s", which, render([]dialogs.Reply{{Buttons: buttons}}))
+}
+
+// wait advances the clock, firing every timer that falls due in order, each
+// at its own time.
+func (tr *transcript) wait(d time.Duration) {
+	tr.t.Helper()
+	end := tr.now.Add(d)
+	tr.out.take(tr.address)
+	var got []dialogs.Reply
+	for {
+		at, ok, err := tr.runner.Store.NextTimer()
+		if err != nil {
+			tr.fail("wait: %v", err)
+		}
+		if !ok || at.After(end) {
+			break
+		}
+		if at.After(tr.now) {
+			tr.now = at
+		}
+		if _, err := tr.runner.FireDue(context.Background()); err != nil {
+			tr.fail("wait: %v", err)
+		}
+		got = append(got, tr.out.take(tr.address)...)
+	}
+	tr.now = end
+	tr.last = got
+	tr.pending = append([]dialogs.Reply(nil), got...)
+}
+
+func (tr *transcript) expectEvent(typ string) {
+	tr.t.Helper()
+	tr.evMu.Lock()
+	defer tr.evMu.Unlock()
+	for i := tr.mark; i < len(tr.events); i++ {
+		if tr.events[i].Type == typ {
+			tr.mark = i + 1
+			return
+		}
+	}
+	tr.fail("expected event %s, got %s", typ, eventTypes(tr.events[tr.mark:]))
+}
+
+// register completes registration through the real dialog.
+func (tr *transcript) register(args string) {
+	tr.t.Helper()
+	kv := parseKV(tr, args)
+	get := func(k, def string) string {
+		if v, ok := kv[k]; ok {
+			return v
+		}
+		return def
+	}
+	answers := []string{"/start", get("lang", "en"), "1", get("nationality", "MY"), get("country", "KH"),
+		get("city", "Phnom Penh"), get("name", "Test Citizen"), get("passport", "skip"),
+		get("employer", "skip"), get("contact", "skip"), get("interval", "24h"), get("time", "09:00"),
+		get("duress", "blue mango"), get("duress", "blue mango"), "1"}
+	for _, a := range answers {
+		tr.send(dialogs.KindText, a, 0, 0)
+	}
+	key := store.UserKey(transcriptPepper, tr.channel, tr.address)
+	st, found, err := tr.runner.Store.Registrant(key)
+	if err != nil || !found || st.Status != dialogs.StatusActive {
+		tr.fail("register: registration did not complete; last reply:\n%s", render(tr.last))
+	}
+}
+
+var kvPattern = regexp.MustCompile(`(\w+)=("([^"]*)"|\S+)`)
+
+func parseKV(tr *transcript, s string) map[string]string {
+	out := map[string]string{}
+	for _, m := range kvPattern.FindAllStringSubmatch(s, -1) {
+		v := m[2]
+		if strings.HasPrefix(v, `"`) {
+			v = m[3]
+		}
+		out[m[1]] = v
+	}
+	if len(out) == 0 && strings.TrimSpace(s) != "" {
+		tr.fail("register: cannot read %q", s)
+	}
+	return out
+}
+
+// render shows replies as text with their buttons, for messages and for
+// byte-identity checks.
+func render(rs []dialogs.Reply) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(r.Text)
+		for i, btn := range r.Buttons {
+			fmt.Fprintf(&b, "\n  [%d] %s (%s)", i+1, btn.Label, btn.Data)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func eventTypes(evs []store.Event) string {
+	if len(evs) == 0 {
+		return "none"
+	}
+	var ts []string
+	for _, e := range evs {
+		ts = append(ts, e.Type)
+	}
+	return strings.Join(ts, ", ")
+}
+
