@@ -402,4 +402,3 @@ func eventTypes(evs []store.Event) string {
 	}
 	return strings.Join(ts, ", ")
 }
-
