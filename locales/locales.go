@@ -91,6 +91,12 @@ func LoadFS(fsys fs.FS) (*Catalog, error) {
 	return c, nil
 }
 
+// Files is the embedded message files, for tests and tools.
+func Files() fs.FS { return files }
+
+// Bundle is the underlying go-i18n bundle, for tests and tools.
+func (c *Catalog) Bundle() *i18n.Bundle { return c.bundle }
+
 // Languages lists the supported languages in offering order.
 func (c *Catalog) Languages() []dialogs.Language { return c.langs }
 
