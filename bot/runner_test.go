@@ -1,0 +1,170 @@
+package bot_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/config"
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+var pepper = []byte("runner-test-pepper-0123456789abcdef")
+
+// recorder is a channel that remembers what was sent to whom.
+type recorder struct {
+	mu   sync.Mutex
+	sent map[string][]dialogs.Reply
+}
+
+func (r *recorder) Send(_ context.Context, address string, resp bot.Response) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent[address] = append(r.sent[address], resp.Replies...)
+	return nil
+}
+
+func (r *recorder) count(address string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sent[address])
+}
+
+func newRunner(tb testing.TB) (*bot.Runner, *recorder) {
+	tb.Helper()
+	cat, err := locales.Load()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := config.Default()
+	s, err := store.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	e := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}
+	r := bot.NewRunner(e, s, pepper)
+	rec := &recorder{sent: map[string][]dialogs.Reply{}}
+	r.Register("telegram", rec)
+	return r, rec
+}
+
+var registration = []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",
+	"24h", "09:00", "blue mango", "blue mango", "1"}
+
+func register(tb testing.TB, r *bot.Runner, address string) {
+	tb.Helper()
+	for _, text := range registration {
+		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address,
+			Kind: dialogs.KindText, Text: text}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func TestRedeliveredUpdateIsProcessedOnce(t *testing.T) {
+	r, rec := newRunner(t)
+	register(t, r, "1001")
+	before := rec.count("1001")
+	in := bot.Inbound{Channel: "telegram", Address: "1001", MessageID: "update-77", Kind: dialogs.KindText, Text: "sos"}
+	var events []store.Event
+	r.OnEvents = func(evs []store.Event) { events = append(events, evs...) }
+	for i := 0; i < 3; i++ {
+		if err := r.Handle(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rec.count("1001") - before; got != 2 { // "alerted" + the location question
+		t.Errorf("replies to a thrice-delivered SOS: %d, want 2", got)
+	}
+	if len(events) != 1 || events[0].Type != dialogs.EventSOSRaised {
+		t.Errorf("events %+v", events)
+	}
+}
+
+// TestEventsOfOneUserAreSerialised: many concurrent messages of one user
+// and of others lose no update (run with -race).
+func TestEventsOfOneUserAreSerialised(t *testing.T) {
+	r, _ := newRunner(t)
+	users := []string{"2001", "2002", "2003", "2004"}
+	for _, u := range users {
+		register(t, r, u)
+	}
+	const perUser = 25
+	var wg sync.WaitGroup
+	for _, u := range users {
+		for i := 0; i < perUser; i++ {
+			wg.Add(1)
+			go func(u string, i int) {
+				defer wg.Done()
+				if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: u,
+					MessageID: fmt.Sprintf("%s-%d", u, i), Kind: dialogs.KindText, Text: "ok"}); err != nil {
+					t.Error(err)
+				}
+			}(u, i)
+		}
+	}
+	wg.Wait()
+	entries, err := r.Store.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkins := map[string]int{}
+	for _, e := range entries {
+		if e.Action == "checkin" {
+			checkins[e.Subject]++
+		}
+	}
+	if len(checkins) != len(users) {
+		t.Fatalf("check-ins for %d users, want %d", len(checkins), len(users))
+	}
+	for subject, n := range checkins {
+		if n != perUser {
+			t.Errorf("%s: %d check-ins recorded, want %d", subject, n, perUser)
+		}
+	}
+	if _, err := r.Store.VerifyAudit(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestSchedulerPromptsWhenDue: the scheduler loop wakes for the due time
+// and the prompt reaches the citizen through the channel.
+func TestSchedulerPromptsWhenDue(t *testing.T) {
+	r, rec := newRunner(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
+	r.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	register(t, r, "3001")
+	before := rec.count("3001")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.RunScheduler(ctx); close(done) }()
+	mu.Lock()
+	now = now.Add(25 * time.Hour) // past the 09:00 check-in of the next day
+	mu.Unlock()
+	// Any commit wakes the scheduler; a message from another user does.
+	r.Handle(ctx, bot.Inbound{Channel: "telegram", Address: "3999", Kind: dialogs.KindText, Text: "hi"})
+	deadline := time.After(10 * time.Second)
+	for rec.count("3001") == before {
+		select {
+		case <-deadline:
+			t.Fatal("the due prompt never arrived")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.sent["3001"][before].Text; !strings.Contains(got, "Are you safe?") {
+		t.Errorf("prompt %q", got)
+	}
+}
