@@ -1,6 +1,7 @@
 package dialogs_test
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -287,6 +288,22 @@ func TestNormalize(t *testing.T) {
 	} {
 		if got := dialogs.Normalize(c.in); got != c.want {
 			t.Errorf("Normalize(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestNormalizeASCIIFastPath: the ASCII shortcut gives exactly what the
+// general Unicode path gives.
+func TestNormalizeASCIIFastPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, rng.IntN(40))
+		for j := range b {
+			b[j] = byte(rng.IntN(128))
+		}
+		s := string(b)
+		if got, want := dialogs.Normalize(s), dialogs.NormalizeUnicode(s); got != want {
+			t.Fatalf("Normalize(%q) = %q, general path %q", s, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -35,6 +36,10 @@ type Catalog struct {
 	langs      []dialogs.Language
 	localizers map[string]*i18n.Localizer
 	words      map[string]dialogs.Words
+	// plain caches messages rendered without data (labels, prompts): most
+	// replies are these, and rendering a template costs more than the rest
+	// of handling a message.
+	plain sync.Map // lang + "\x00" + id → string
 	// OnMissing is told about a message missing from a locale. By default
 	// it logs the language and message id — never any text.
 	OnMissing func(lang, id string, err error)
@@ -110,12 +115,21 @@ func (c *Catalog) localizer(lang string) *i18n.Localizer {
 // Text renders id in lang, falling back to English (and reporting it) when
 // the locale lacks the message.
 func (c *Catalog) Text(lang, id string, data map[string]any) string {
+	if data == nil {
+		if s, ok := c.plain.Load(lang + "\x00" + id); ok {
+			return s.(string)
+		}
+	}
 	s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
 	if err != nil {
 		c.OnMissing(lang, id, err)
 		if s == "" {
 			s, _ = c.localizers["en"].Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
 		}
+		return s
+	}
+	if data == nil {
+		c.plain.Store(lang+"\x00"+id, s)
 	}
 	return s
 }

@@ -1,0 +1,4 @@
+package dialogs
+
+// NormalizeUnicode exposes the general path of Normalize to tests.
+var NormalizeUnicode = normalizeUnicode

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The raw bbolt ceilings on this disk: what any store built on bbolt can
+// reach at best. docs/benchmarks.md compares the runner against them.
+
+func openRaw(b *testing.B) *bolt.DB {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err })
+	return db
+}
+
+var payload = make([]byte, 512)
+
+// BenchmarkBoltUpdate: one durable single-put transaction at a time.
+func BenchmarkBoltUpdate(b *testing.B) {
+	db := openRaw(b)
+	for i := 0; b.Loop(); i++ {
+		db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(u64(uint64(i)), payload) })
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkBoltBatch64: 64 concurrent writers sharing commits via Batch.
+func BenchmarkBoltBatch64(b *testing.B) {
+	db := openRaw(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				db.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(u64(uint64(i)), payload) })
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkProcess: the store's event transaction (registrant, due index,
+// audit) with 64 concurrent registrants, without the engine.
+func BenchmarkProcess64(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "checkinbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			key := fmt.Sprintf("user-%d", w)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
+					prev.Timer = t0.Add(time.Duration(i) * time.Second)
+					return dialogs.Result{State: prev, Audit: []string{"checkin"}}
+				})
+			}
+		}(w)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
