@@ -23,12 +23,13 @@ const ExampleName = "checkinbot.example.toml (built-in defaults)"
 
 // Config is a parsed, validated configuration file.
 type Config struct {
-	Operator      string    `toml:"operator"`
-	NoticeVersion string    `toml:"notice_version"`
-	RetentionDays int       `toml:"retention_days"`
-	Checkin       Checkin   `toml:"checkin"`
-	Countries     []Country `toml:"country"`
-	Embassies     []Embassy `toml:"embassy"`
+	Operator      string            `toml:"operator"`
+	OperatorNames map[string]string `toml:"operator_names"`
+	NoticeVersion string            `toml:"notice_version"`
+	RetentionDays int               `toml:"retention_days"`
+	Checkin       Checkin           `toml:"checkin"`
+	Countries     []Country         `toml:"country"`
+	Embassies     []Embassy         `toml:"embassy"`
 }
 
 // Checkin is the [checkin] table: the schedule and the missed check-in ladder.
@@ -139,6 +140,11 @@ func (c *Config) validate() error {
 	if strings.TrimSpace(c.Operator) == "" {
 		return bad("operator", "missing: name who runs the service (it appears in the consent notice)")
 	}
+	for lang, name := range c.OperatorNames {
+		if strings.TrimSpace(name) == "" {
+			return bad("operator_names."+lang, "empty name")
+		}
+	}
 	if c.NoticeVersion == "" {
 		return bad("notice_version", "missing: a label for the consent notice text, such as \"2026-11\"")
 	}
@@ -230,6 +236,7 @@ func (c *Config) Policy() dialogs.Policy {
 	set(&p.ReescalateEvery, c.Checkin.ReescalateEvery)
 	set(&p.MaxPause, c.Checkin.MaxPause)
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
+	p.OperatorNames = c.OperatorNames
 	return p
 }
 

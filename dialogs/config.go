@@ -70,8 +70,10 @@ type Policy struct {
 	// NoticeVersion identifies the consent notice text shown; it is stored
 	// with the time of consent.
 	NoticeVersion string
-	// Operator is who runs the service, named in the consent notice.
-	Operator string
+	// Operator is who runs the service, named in the consent notice;
+	// OperatorNames holds its name by language tag where it is translated.
+	Operator      string
+	OperatorNames map[string]string
 	// RetentionDays is how long data is kept after a citizen stops.
 	RetentionDays int
 }

@@ -35,6 +35,12 @@ type turn struct {
 // Handle applies one input to a registrant's state at time now.
 func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	in.Text = cleanText(in.Text)
+	if st.Hidden != nil {
+		// Copy, so the caller's state (which the store still needs, to find
+		// the old due-index entry) is never changed behind its back.
+		h := *st.Hidden
+		st.Hidden = &h
+	}
 	if st.Key == "" {
 		st.Key = in.Key
 	}
@@ -49,7 +55,7 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		t.rollCall()
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
-			t.st.OpenCase, t.st.DoNotContact = "", false
+			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
 			t.audit("case.resolved")
 		}
 	default:
@@ -79,9 +85,22 @@ func cleanText(s string) string {
 
 // message handles anything the citizen sent. The duress keyword is looked
 // for first, on every text of anyone who has one (DESIGN §3).
+//
+// Only a confirmed keyword counts: while registering, the keyword being
+// chosen is not yet one. The keyword of a covertly deleted registration
+// (State.Hidden) keeps counting.
 func (t *turn) message() {
-	if t.st.Keyword.Set() && t.in.Kind == KindText {
-		found, rest := matchKeyword(t.e.Pepper, t.st.Key, t.st.Keyword, Normalize(t.in.Text))
+	if t.in.Kind == KindText && (t.st.Registered() || t.st.Hidden != nil) {
+		norm := Normalize(t.in.Text)
+		found, rest := false, ""
+		if t.st.Registered() {
+			found, rest = matchKeyword(t.e.Pepper, t.st.Key, t.st.Keyword, norm)
+		}
+		if h := t.st.Hidden; h != nil {
+			if hf, hr := matchKeyword(t.e.Pepper, t.st.Key, h.Keyword, norm); hf && !found {
+				found, rest = true, hr
+			}
+		}
 		verifying := t.st.Step == StepSettingsKeywordOld && rest == ""
 		if found && !verifying {
 			t.duress(rest)
@@ -98,6 +117,12 @@ func (t *turn) duress(rest string) {
 	t.st.DoNotContact = true
 	t.escalate(EventDuressTriggered, SeverityCritical, CaseOpen, nil)
 	duressEsc := t.res.Escalations
+	if h := t.st.Hidden; h != nil {
+		// A coerced sign of life still resets the hidden schedule.
+		h.LastCheckin = t.now
+		h.NextDue = nextDue(t.now, h.Interval, h.CheckinTime, t.zoneOf(h.Profile.Country))
+		h.Ladder, h.Timer = ladderWaiting, h.NextDue
+	}
 
 	probe := &turn{e: t.e, st: t.st, in: t.in, now: t.now, covert: true}
 	probe.in.Text = rest
@@ -109,13 +134,9 @@ func (t *turn) duress(rest string) {
 		t.st, t.res, t.reduces = probe.st, probe.res, true
 		return
 	}
-	if !t.st.Registered() {
-		// A covertly deleted registration looks new to the phone: a
-		// check-in word would only get the current prompt again.
-		t.reprompt()
-		return
-	}
-	t.checkin()
+	// For the phone of a covertly deleted registration, which looks new,
+	// this is exactly what a check-in command does there.
+	t.intent(intentCheckin)
 }
 
 // visible is the status the phone is shown.
@@ -162,12 +183,6 @@ func (t *turn) dispatch() {
 		return
 	}
 	norm := Normalize(text)
-	if t.st.Shown == StatusDeleted {
-		// After a covert delete every ordinary message meets a first
-		// contact, as after a real delete.
-		t.askFirstContact()
-		return
-	}
 	if spec, ok := steps[t.st.Step]; ok && t.st.Step != StepNone {
 		if t.answer(spec, norm) {
 			return
@@ -248,31 +263,49 @@ func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) 
 
 // escalate records an event for the embassy about this registrant.
 func (t *turn) escalate(typ string, sev Severity, mode CaseMode, details map[string]any) {
+	v := t.view()
 	t.res.Escalations = append(t.res.Escalations, Escalation{
 		Type:         typ,
 		Severity:     sev,
 		DoNotContact: t.st.DoNotContact,
-		EmbassyID:    t.e.Directory.EmbassyFor(t.st.Profile.Nationality, t.st.Profile.Country),
+		EmbassyID:    t.e.Directory.EmbassyFor(v.Nationality, v.Country),
 		Case:         mode,
-		Registrant:   t.view(),
+		Registrant:   v,
 		Details:      details,
 	})
 }
 
-// view is the registrant as the embassy sees them.
+// view is the registrant as the embassy sees them: the hidden registration
+// while the phone shows a covertly deleted one and nothing new is confirmed.
 func (t *turn) view() RegistrantView {
-	p := t.st.Profile
+	if h := t.st.Hidden; h != nil && !t.st.Registered() {
+		return makeView(t.st.Key, h.Profile, h.Channel, h.Address, h.Handle, h.Lang, h.LastCheckin)
+	}
+	return makeView(t.st.Key, t.st.Profile, t.st.Channel, t.st.Address, t.st.Handle, t.st.Lang, t.st.LastCheckin)
+}
+
+func makeView(key string, p Profile, channel, address, handle, lang string, last time.Time) RegistrantView {
 	v := RegistrantView{
-		ID: Pseudonym(t.st.Key), Channel: t.st.Channel, Address: t.st.Address, Handle: t.st.Handle,
+		ID: Pseudonym(key), Channel: channel, Address: address, Handle: handle,
 		Name: p.Name, Passport: p.Passport, Nationality: p.Nationality, Country: p.Country,
 		City: p.City, Employer: p.Employer, TrustedContact: p.TrustedContact, Phone: p.Phone,
-		Language: t.st.Lang, LastLocation: p.LastLocation,
+		Language: lang, LastLocation: p.LastLocation,
 	}
-	if !t.st.LastCheckin.IsZero() {
-		lc := t.st.LastCheckin
-		v.LastCheckin = &lc
+	if !last.IsZero() {
+		v.LastCheckin = &last
 	}
 	return v
+}
+
+// fresh is the state after a real delete or a declined consent: nothing but
+// the key — and, if there is one, the covertly deleted registration, which
+// must survive anything done from the phone.
+func (t *turn) fresh() State {
+	if t.st.Hidden == nil {
+		t.res.Erase = true
+		return State{Key: t.st.Key, Lang: t.st.Lang}
+	}
+	return State{Key: t.st.Key, Lang: t.st.Lang, Hidden: t.st.Hidden, OpenCase: t.st.OpenCase, DoNotContact: t.st.DoNotContact}
 }
 
 // Pseudonym is the registrant id shown to embassies: a prefix of the user

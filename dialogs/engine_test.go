@@ -60,7 +60,12 @@ func TestDuressLooksLikeCheckinInEveryState(t *testing.T) {
 	base := registered(t, e)
 	later := testNow.Add(5 * time.Hour)
 
+	covertlyDeleted, _ := say(e, base, testNow, "/delete blue mango", "1")
+	if covertlyDeleted.Hidden == nil {
+		t.Fatal("covert delete did not hide the registration")
+	}
 	statuses := map[string]func(*dialogs.State){
+		"covert-deleted": func(s *dialogs.State) { *s = covertlyDeleted },
 		"active":         func(*dialogs.State) {},
 		"paused":         func(s *dialogs.State) { s.Status, s.PausedUntil = dialogs.StatusPaused, later.Add(72*time.Hour) },
 		"stopped":        func(s *dialogs.State) { s.Status, s.Timer = dialogs.StatusStopped, time.Time{} },
@@ -78,8 +83,10 @@ func TestDuressLooksLikeCheckinInEveryState(t *testing.T) {
 			if step == dialogs.StepKeywordRepeat || step == dialogs.StepSettingsKeywordRepeat {
 				st.PendingKeyword = dialogs.NewKeyword(transcriptPepper, st.Key, "green apple")
 			}
-			normal := e.Handle(st, textInput("ok"), later)
-			if len(normal.Replies) == 0 || !strings.Contains(normal.Replies[len(normal.Replies)-1].Text, "heck") {
+			// "/checkin" is the check-in every state understands; a plain "ok"
+			// answers "is it safe to call you?" in the SOS questions.
+			normal := e.Handle(st, textInput("/checkin"), later)
+			if st.Registered() && (len(normal.Replies) == 0 || !strings.Contains(normal.Replies[len(normal.Replies)-1].Text, "heck")) {
 				t.Fatalf("%s/%s: a plain check-in did not check in: %+v", name, step, normal.Replies)
 			}
 			for _, typeName := range eventTypes2(normal.Escalations) {
@@ -108,6 +115,13 @@ func TestDuressLooksLikeCheckinInEveryState(t *testing.T) {
 					t.Errorf("%s/%s %q: do-not-contact not set", name, step, text)
 				}
 				ds.DoNotContact = ns.DoNotContact
+				if ds.Hidden != nil {
+					// Invisible to the phone: a coerced sign of life resets the hidden schedule.
+					if !ds.Hidden.LastCheckin.Equal(later) {
+						t.Errorf("%s/%s %q: hidden registration not updated", name, step, text)
+					}
+					ds.Hidden, ns.Hidden = nil, nil
+				}
 				if !reflect.DeepEqual(ns, ds) {
 					t.Errorf("%s/%s %q: states differ\nnormal: %+v\nduress: %+v", name, step, text, ns, ds)
 				}
@@ -169,7 +183,12 @@ func TestDuressInsideReductionOnlyPretends(t *testing.T) {
 			if res.Erase {
 				t.Error("a covert delete erased the registration")
 			}
-			if st.Status != dialogs.StatusActive || st.Shown != c.wantShown || st.Timer.IsZero() {
+			if c.wantShown == dialogs.StatusDeleted {
+				// The phone sees a fresh start; the registration is hidden and monitored.
+				if st.Registered() || st.Hidden == nil || st.Hidden.Timer.IsZero() || st.Hidden.Profile.Name == "" || !st.Hidden.Keyword.Set() {
+					t.Errorf("covert delete: %+v", st)
+				}
+			} else if st.Status != dialogs.StatusActive || st.Shown != c.wantShown || st.Timer.IsZero() {
 				t.Errorf("monitoring did not continue: status %q shown %q timer %v", st.Status, st.Shown, st.Timer)
 			}
 			if !reflect.DeepEqual(all, []string{dialogs.EventDuressTriggered, dialogs.EventCaseUpdated}) {

@@ -23,8 +23,14 @@ func flowSteps() map[Step]stepSpec {
 			},
 		},
 		StepSOSCall: {
-			prompt:  "AskSOSCall",
-			options: (*turn).yesNo,
+			prompt: "AskSOSCall",
+			// "Is it safe to call you?" is naturally answered "safe" or
+			// "ok": here those words mean yes, not a check-in.
+			options: func(t *turn) []option {
+				opts := t.yesNo()
+				opts[0].aliases = append(append([]string(nil), opts[0].aliases...), t.words().Checkin...)
+				return opts
+			},
 			choose: func(t *turn, o option) {
 				t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"safe_to_call": o.data == "yes"})
 				t.ask(StepSOSNote)
@@ -347,6 +353,9 @@ func (t *turn) pause(d time.Duration) {
 	t.st.Step = StepNone
 	if t.pretending() {
 		t.st.Shown, t.st.PausedUntil, t.st.CovertFlow = StatusPaused, until, false
+		if t.st.Timer.IsZero() || until.Before(t.st.Timer) {
+			t.st.Timer = until // the shown pause must end visibly, as a real one does
+		}
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "pause", "shown_until": until})
 	} else {
 		t.st.Status, t.st.PausedUntil, t.st.Ladder, t.st.Timer = StatusPaused, until, ladderWaiting, until
@@ -376,19 +385,23 @@ func (t *turn) stop() {
 func (t *turn) erase() {
 	t.reduces = true
 	t.st.Step = StepNone
-	if t.pretending() {
-		t.st.Shown, t.st.CovertFlow = StatusDeleted, false
-		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "delete"})
-	} else {
-		t.escalate(EventRegistrationWithdrawn, SeverityInfo, CaseNone, nil)
-		// Withdrawal carries only the pseudonymous id: the data is erased.
-		last := &t.res.Escalations[len(t.res.Escalations)-1]
-		last.Registrant = RegistrantView{ID: last.Registrant.ID, Channel: last.Registrant.Channel}
-		t.st = State{Key: t.st.Key, Lang: t.st.Lang}
-		t.res.Erase = true
-	}
 	t.audit("delete")
 	t.reply("Deleted", nil)
+	if t.pretending() {
+		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "delete"})
+		st := t.st
+		t.st = State{Key: st.Key, OpenCase: st.OpenCase, DoNotContact: true, Hidden: &Hidden{
+			Profile: st.Profile, Channel: st.Channel, Address: st.Address, Handle: st.Handle, Lang: st.Lang,
+			Keyword: st.Keyword, Interval: t.interval(), CheckinTime: st.CheckinTime,
+			LastCheckin: st.LastCheckin, NextDue: st.NextDue, Ladder: st.Ladder, Timer: st.Timer,
+		}}
+		return
+	}
+	t.escalate(EventRegistrationWithdrawn, SeverityInfo, CaseNone, nil)
+	// Withdrawal carries only the pseudonymous id: the data is erased.
+	last := &t.res.Escalations[len(t.res.Escalations)-1]
+	last.Registrant = RegistrantView{ID: last.Registrant.ID, Channel: last.Registrant.Channel}
+	t.st = t.fresh()
 }
 
 // rollCall asks for a check-in now on the embassy's behalf.

@@ -138,8 +138,7 @@ func (t *turn) intent(in intent) {
 func (t *turn) intentWhileRegistering(in intent) {
 	switch {
 	case in == intentDelete:
-		t.st = State{Key: t.st.Key, Lang: t.st.Lang}
-		t.res.Erase = true
+		t.st = t.fresh()
 		t.audit("registration.abandoned")
 		t.reply("Deleted", nil)
 	case t.st.Step == StepNone:

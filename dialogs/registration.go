@@ -56,7 +56,11 @@ func registrationSteps() map[Step]stepSpec {
 		StepConsent: {
 			prompt: "AskConsent",
 			data: func(t *turn) map[string]any {
-				return map[string]any{"Operator": t.e.Policy.Operator, "Days": t.e.Policy.RetentionDays,
+				operator := t.e.Policy.Operator
+				if name, ok := t.e.Policy.OperatorNames[t.st.Lang]; ok {
+					operator = name
+				}
+				return map[string]any{"Operator": operator, "Days": t.e.Policy.RetentionDays,
 					"Version": t.e.Policy.NoticeVersion}
 			},
 			options: func(t *turn) []option {
@@ -68,8 +72,7 @@ func registrationSteps() map[Step]stepSpec {
 			},
 			choose: func(t *turn, o option) {
 				if o.data != "agree" {
-					t.st = State{Key: t.st.Key, Lang: t.st.Lang}
-					t.res.Erase = true
+					t.st = t.fresh()
 					t.audit("consent.declined")
 					t.reply("ConsentDeclined", nil)
 					return

@@ -25,8 +25,10 @@ func (t *turn) interval() time.Duration {
 }
 
 // zone is the time zone of the country the citizen is in.
-func (t *turn) zone() *time.Location {
-	if c, ok := t.e.Directory.country(t.st.Profile.Country); ok && c.Location != nil {
+func (t *turn) zone() *time.Location { return t.zoneOf(t.st.Profile.Country) }
+
+func (t *turn) zoneOf(country string) *time.Location {
+	if c, ok := t.e.Directory.country(country); ok && c.Location != nil {
 		return c.Location
 	}
 	return time.UTC
@@ -103,12 +105,16 @@ func (p Policy) ladderStage(elapsed time.Duration) (int, time.Duration) {
 // missed check-in ladder. After downtime it jumps straight to the stage the
 // clock says, sending at most one message, so a restart never bursts.
 func (t *turn) timer() {
+	if h := t.st.Hidden; h != nil && !h.Timer.IsZero() && !t.now.Before(h.Timer) {
+		t.hiddenTimer(h)
+	}
 	st := &t.st
 	if st.Timer.IsZero() || t.now.Before(st.Timer) {
 		return // stale: the timer moved since this event was scheduled
 	}
-	if st.Status == StatusPaused {
-		st.Status, st.PausedUntil = StatusActive, time.Time{}
+	if st.Status == StatusPaused || (st.Shown == StatusPaused && !t.now.Before(st.PausedUntil)) {
+		// A pause ends — a covert one visibly too, exactly like a real one.
+		st.Status, st.Shown, st.PausedUntil = StatusActive, "", time.Time{}
 		t.schedule()
 		t.audit("pause.ended")
 		t.reply("PauseOver", map[string]any{"When": t.when(st.NextDue)})
@@ -148,4 +154,24 @@ func (t *turn) timer() {
 		st.Ladder = target
 	}
 	st.Timer = st.NextDue.Add(next)
+	if st.Shown == StatusPaused && st.PausedUntil.Before(st.Timer) {
+		st.Timer = st.PausedUntil
+	}
+}
+
+// hiddenTimer runs the missed check-in ladder of a covertly deleted
+// registration: escalations only, never a message to the phone.
+func (t *turn) hiddenTimer(h *Hidden) {
+	target, next := t.e.Policy.ladderStage(t.now.Sub(h.NextDue))
+	if target > h.Ladder && target >= ladderMissed {
+		v := makeView(t.st.Key, h.Profile, h.Channel, h.Address, h.Handle, h.Lang, h.LastCheckin)
+		t.res.Escalations = append(t.res.Escalations, Escalation{
+			Type: EventCheckinMissed, Severity: SeverityCritical, DoNotContact: true,
+			EmbassyID: t.e.Directory.EmbassyFor(v.Nationality, v.Country), Case: CaseOpen, Registrant: v,
+			Details: map[string]any{"due_at": h.NextDue, "escalation": target - ladderMissed + 1, "covert_action": "delete"},
+		})
+		t.audit("ladder." + strconv.Itoa(target))
+	}
+	h.Ladder = max(h.Ladder, target)
+	h.Timer = h.NextDue.Add(next)
 }

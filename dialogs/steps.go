@@ -172,6 +172,9 @@ func (t *turn) countryName(code string) string {
 }
 
 func (t *turn) intervalLabel(iv time.Duration) string {
+	if iv == 24*time.Hour {
+		return t.text("IntervalDaily", nil) // "every 1 day" reads badly where plurals have one form
+	}
 	if iv >= 24*time.Hour && iv%(24*time.Hour) == 0 {
 		return t.e.Catalog.Count(t.st.Lang, "IntervalDays", int(iv/(24*time.Hour)), nil)
 	}

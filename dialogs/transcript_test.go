@@ -92,6 +92,8 @@ type transcript struct {
 	pending []dialogs.Reply // replies not yet checked by '<'
 	saved   map[string][]dialogs.Reply
 
+	firedAt map[time.Time]int // timers fired during one wait, to catch loops
+
 	evMu   sync.Mutex
 	events []store.Event
 	mark   int // events before mark have been checked
@@ -111,7 +113,7 @@ func runTranscript(t *testing.T, file string, cat *locales.Catalog) {
 	}
 	lines := strings.Split(string(data), "\n")
 	tr := &transcript{t: t, file: file, now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
-		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{},
+		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{}, firedAt: map[time.Time]int{},
 		channel: "telegram", address: "1001"}
 
 	cfgPath := filepath.Join("testdata", "transcripts", "config.toml")
@@ -311,6 +313,10 @@ func (tr *transcript) wait(d time.Duration) {
 		if !ok || at.After(end) {
 			break
 		}
+		if fired, ok := tr.firedAt[at]; ok && fired > 3 {
+			tr.fail("wait: a timer at %s fires without moving on (engine bug)", at.Format(time.RFC3339))
+		}
+		tr.firedAt[at]++
 		if at.After(tr.now) {
 			tr.now = at
 		}
@@ -320,6 +326,7 @@ func (tr *transcript) wait(d time.Duration) {
 		got = append(got, tr.out.take(tr.address)...)
 	}
 	tr.now = end
+	clear(tr.firedAt)
 	tr.last = got
 	tr.pending = append([]dialogs.Reply(nil), got...)
 }

@@ -158,8 +158,8 @@ type State struct {
 	NextDue     time.Time `json:"next_due,omitempty"`
 	// Ladder is the missed check-in stage reached for NextDue (see ladder.go).
 	Ladder int `json:"ladder,omitempty"`
-	// Timer is when the engine next wants a timer event; zero means never.
-	// The store indexes it (due-time index).
+	// Timer is when the visible schedule next wants a timer event; zero
+	// means never. The store indexes DueAt (due-time index).
 	Timer       time.Time `json:"timer,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitempty"`
 
@@ -176,8 +176,39 @@ type State struct {
 	// request now being confirmed, so its completion must only pretend.
 	CovertFlow bool `json:"covert_flow,omitempty"`
 
-	// SOS answers gathered so far for the open SOS case.
-	SOSNote string `json:"sos_note,omitempty"`
+	// Hidden is a registration covertly "deleted" under duress.
+	Hidden *Hidden `json:"hidden,omitempty"`
+}
+
+// Hidden is what a covert delete keeps out of the phone's sight: the phone
+// sees a fresh start exactly as after a real delete, while this copy stays
+// monitored — silently — and its keyword keeps working, until the embassy
+// resolves the case.
+type Hidden struct {
+	Profile     Profile       `json:"profile"`
+	Channel     string        `json:"channel,omitempty"`
+	Address     string        `json:"address,omitempty"`
+	Handle      string        `json:"handle,omitempty"`
+	Lang        string        `json:"lang,omitempty"`
+	Keyword     Keyword       `json:"keyword"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	CheckinTime string        `json:"checkin_time,omitempty"`
+	LastCheckin time.Time     `json:"last_checkin,omitempty"`
+	NextDue     time.Time     `json:"next_due,omitempty"`
+	Ladder      int           `json:"ladder,omitempty"`
+	Timer       time.Time     `json:"timer,omitempty"`
+}
+
+// DueAt is when the registrant next needs a timer event: the earlier of the
+// visible and the hidden timer. The store indexes it; zero means never.
+func (s State) DueAt() time.Time {
+	if s.Hidden == nil || s.Hidden.Timer.IsZero() {
+		return s.Timer
+	}
+	if s.Timer.IsZero() || s.Hidden.Timer.Before(s.Timer) {
+		return s.Hidden.Timer
+	}
+	return s.Timer
 }
 
 // Registered reports whether the citizen completed registration.

@@ -203,8 +203,8 @@ func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcom
 			return err
 		}
 		due := tx.Bucket(bucketDue)
-		if !prev.Timer.IsZero() {
-			if err := due.Delete(dueKey(prev.Timer, key)); err != nil {
+		if at := prev.DueAt(); !at.IsZero() {
+			if err := due.Delete(dueKey(at, key)); err != nil {
 				return err
 			}
 		}
@@ -213,8 +213,8 @@ func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcom
 				return err
 			}
 		} else {
-			if !st.Timer.IsZero() {
-				if err := due.Put(dueKey(st.Timer, key), nil); err != nil {
+			if at := st.DueAt(); !at.IsZero() {
+				if err := due.Put(dueKey(at, key), nil); err != nil {
 					return err
 				}
 			}
