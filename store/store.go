@@ -6,7 +6,9 @@
 // commits every effect of one event — new state, due-index entry, case
 // changes, outbox events, inbound id, audit entries — in a single
 // transaction, so an escalation is durable before the citizen sees a reply
-// and is never recorded without the state change that caused it.
+// and is never recorded without the state change that caused it. Writes of
+// different registrants share commits (group commit), which is what lets
+// thousands of citizens check in per second on one fsync-bound file.
 package store
 
 import (
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -52,10 +55,27 @@ var (
 // ErrLocked is returned by Open when another process holds the data file.
 var ErrLocked = errors.New("data file is in use by another checkinbot process")
 
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store is closed")
+
 // Store is an open data file. It is safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
 	path string
+
+	// Writes go through one committer goroutine (group commit): see commitLoop.
+	mu       sync.RWMutex // guards closed and sending on reqs
+	closed   bool
+	reqs     chan *writeRequest
+	loopDone chan struct{}
+}
+
+// maxGroup bounds how many events share one commit.
+const maxGroup = 1000
+
+type writeRequest struct {
+	fn   func(*bolt.Tx) error
+	done chan error
 }
 
 // Open opens or creates the data file at path. A file held by another
@@ -70,12 +90,89 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: %s: cannot open data file (corrupt, or not a checkinbot data file?): %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, reqs: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	go s.commitLoop()
 	return s, nil
+}
+
+// update runs fn in a write transaction shared with whatever other writes
+// are waiting. Unlike bbolt's Batch it never waits for company: a lone
+// write commits at once, and under load each commit carries every write
+// that queued during the previous one. fn may run more than once (when
+// another write of its group fails) and must have no side effects.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	r := &writeRequest{fn: fn, done: make(chan error, 1)}
+	s.reqs <- r
+	s.mu.RUnlock()
+	return <-r.done
+}
+
+// commitLoop is the single writer: it takes all queued writes, commits them
+// together, and answers each.
+func (s *Store) commitLoop() {
+	defer close(s.loopDone)
+	var group []*writeRequest
+	for first := range s.reqs {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup commits a group; a write that fails is answered with its error
+// and the rest are committed without it.
+func (s *Store) commitGroup(group []*writeRequest) {
+	for len(group) > 0 {
+		failed, ferr := -1, error(nil)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, r := range group {
+				if err := runSafely(r.fn, tx); err != nil {
+					failed, ferr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+		group[failed].done <- ferr
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
+// runSafely turns a panic in a write into an error for that write alone, so
+// one bad event cannot stop every other write.
+func runSafely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
+		}
+	}()
+	return fn(tx)
 }
 
 // migrate creates the buckets of a new file and upgrades older schemas.
@@ -103,8 +200,19 @@ func (s *Store) migrate() error {
 	})
 }
 
-// Close closes the data file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close finishes queued writes and closes the data file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.loopDone
+	return s.db.Close()
+}
 
 // Path is the data file's location.
 func (s *Store) Path() string { return s.path }
@@ -172,7 +280,7 @@ type Outcome struct {
 }
 
 // Handler computes the result of one event from the registrant's stored
-// state. It must be pure: bbolt's Batch may call it more than once.
+// state. It must be pure: a group commit may call it more than once.
 type Handler func(prev dialogs.State, found bool) dialogs.Result
 
 // Process applies one event for the registrant under key in one
@@ -182,7 +290,7 @@ type Handler func(prev dialogs.State, found bool) dialogs.Result
 // serialise calls for the same registrant.
 func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcome, error) {
 	var out Outcome
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		out = Outcome{}
 		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
 			out.Duplicate = true
