@@ -101,7 +101,11 @@ func (t *turn) message() {
 				found, rest = true, hr
 			}
 		}
-		verifying := t.st.Step == StepSettingsKeywordOld && rest == ""
+		// Typing exactly the keyword while changing it (to prove the old one,
+		// or to keep it) is the answer asked for, not a duress signal.
+		changing := t.st.Step == StepSettingsKeywordOld || t.st.Step == StepSettingsKeywordNew ||
+			t.st.Step == StepSettingsKeywordRepeat
+		verifying := changing && rest == ""
 		if found && !verifying {
 			t.duress(rest)
 			return

@@ -9,6 +9,21 @@ import (
 
 func flowSteps() map[Step]stepSpec {
 	return map[Step]stepSpec{
+		StepDue: {
+			// The question of the due prompt, reminders and roll calls, so
+			// its buttons can be answered by number or label as well.
+			prompt: "DuePrompt",
+			options: func(t *turn) []option {
+				return []option{{label: t.text("ButtonSafe", nil), data: "checkin"}, {label: t.text("ButtonHelp", nil), data: "sos"}}
+			},
+			choose: func(t *turn, o option) {
+				if o.data == "sos" {
+					t.sos()
+					return
+				}
+				t.checkin()
+			},
+		},
 		StepSOSLocation: {
 			prompt:    "AskSOSLocation",
 			skippable: true,
@@ -68,7 +83,7 @@ func flowSteps() map[Step]stepSpec {
 			prompt:  "AskCountry",
 			options: func(t *turn) []option { return t.countryOptions(t.e.Directory.CountriesFor(t.st.Profile.Nationality)) },
 			choose: func(t *turn, o option) {
-				t.st.Profile.Country = o.data
+				t.st.PendingCountry = o.data // applied with the city, never alone
 				t.ask(StepUpdateCity)
 			},
 		},
@@ -76,6 +91,9 @@ func flowSteps() map[Step]stepSpec {
 			prompt: "AskCity",
 			free: func(t *turn, text string) {
 				if v, ok := t.freeText(text, 100); ok {
+					if t.st.PendingCountry != "" {
+						t.st.Profile.Country = t.st.PendingCountry
+					}
 					t.st.Profile.City = v
 					t.updated("country", "city")
 				}
@@ -256,6 +274,7 @@ func (t *turn) checkin() {
 	wasOff := t.visible() != StatusActive
 	t.st.Status, t.st.Shown, t.st.PausedUntil = StatusActive, "", time.Time{}
 	t.st.Step, t.st.Editing, t.st.CovertFlow, t.st.PendingKeyword = StepNone, false, false, Keyword{}
+	t.st.PendingCountry = ""
 	t.st.LastCheckin = t.now
 	t.schedule()
 	if resumed {
@@ -296,7 +315,7 @@ func (t *turn) sosLocation(loc *Location) {
 
 // updated finishes a status update: tell the embassy which fields changed.
 func (t *turn) updated(fields ...string) {
-	t.st.Step = StepNone
+	t.st.Step, t.st.PendingCountry = StepNone, ""
 	t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": fields})
 	t.audit("registration.updated")
 	t.reply("UpdateSaved", nil)
@@ -410,10 +429,17 @@ func (t *turn) rollCall() {
 		return
 	}
 	t.audit("rollcall.prompted")
-	t.res.Replies = append(t.res.Replies, Reply{
-		Text:    t.text("RollCall", map[string]any{"Area": t.in.Area}),
-		Buttons: t.dueButtons(),
-	})
+	t.prompt("RollCall", map[string]any{"Area": t.in.Area})
+}
+
+// prompt asks "are you safe?" in the words of id, with the two answers as
+// buttons. It opens StepDue unless another question is open, which keeps
+// its place (the buttons still work there: their data is global).
+func (t *turn) prompt(id string, data map[string]any) {
+	if t.st.Step == StepNone {
+		t.st.Step = StepDue
+	}
+	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data), Buttons: t.dueButtons()})
 }
 
 func (t *turn) dueButtons() []Button {

@@ -132,14 +132,11 @@ func (t *turn) timer() {
 		if !quiet {
 			switch {
 			case st.Ladder == ladderWaiting:
-				t.res.Replies = append(t.res.Replies, Reply{
-					Text: t.text("DuePrompt", nil), Buttons: t.dueButtons()})
+				t.prompt("DuePrompt", nil)
 			case target == ladderReminded:
-				t.res.Replies = append(t.res.Replies, Reply{
-					Text: t.text("Reminder", nil), Buttons: t.dueButtons()})
+				t.prompt("Reminder", nil)
 			case target == ladderFinal:
-				t.res.Replies = append(t.res.Replies, Reply{
-					Text: t.text("FinalReminder", nil), Buttons: t.dueButtons()})
+				t.prompt("FinalReminder", nil)
 			}
 		}
 		if target >= ladderMissed {

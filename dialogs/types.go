@@ -52,6 +52,7 @@ const (
 	StepKeyword               Step = "reg.keyword"
 	StepKeywordRepeat         Step = "reg.keyword_repeat"
 	StepSummary               Step = "reg.summary"
+	StepDue                   Step = "checkin.due"
 	StepSOSLocation           Step = "sos.location"
 	StepSOSCall               Step = "sos.call"
 	StepSOSNote               Step = "sos.note"
@@ -78,7 +79,7 @@ const (
 var AllSteps = []Step{
 	StepNone, StepLanguage, StepConsent, StepNationality, StepCountry, StepCity, StepName,
 	StepPassport, StepEmployer, StepContact, StepInterval, StepTime, StepKeyword,
-	StepKeywordRepeat, StepSummary, StepSOSLocation, StepSOSCall, StepSOSNote, StepUpdateMenu,
+	StepKeywordRepeat, StepSummary, StepDue, StepSOSLocation, StepSOSCall, StepSOSNote, StepUpdateMenu,
 	StepUpdateCountry, StepUpdateCity, StepUpdateEmployer, StepUpdatePhone, StepUpdateLocation,
 	StepSettingsMenu, StepSettingsLanguage, StepSettingsInterval, StepSettingsTime,
 	StepSettingsContact, StepSettingsKeywordOld, StepSettingsKeywordNew,
@@ -175,6 +176,10 @@ type State struct {
 	// CovertFlow: a duress keyword arrived inside the stop, pause or delete
 	// request now being confirmed, so its completion must only pretend.
 	CovertFlow bool `json:"covert_flow,omitempty"`
+
+	// PendingCountry is a new country chosen in a status update, applied
+	// with the city that must follow it.
+	PendingCountry string `json:"pending_country,omitempty"`
 
 	// Hidden is a registration covertly "deleted" under duress.
 	Hidden *Hidden `json:"hidden,omitempty"`

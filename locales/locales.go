@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -40,6 +41,10 @@ type Catalog struct {
 	// replies are these, and rendering a template costs more than the rest
 	// of handling a message.
 	plain sync.Map // lang + "\x00" + id → string
+	// skeletons caches messages rendered with a marker in place of each
+	// placeholder; filling markers in is far cheaper than executing the
+	// template (see Text).
+	skeletons sync.Map // lang, id and data keys → skeleton
 	// OnMissing is told about a message missing from a locale. By default
 	// it logs the language and message id — never any text.
 	OnMissing func(lang, id string, err error)
@@ -114,12 +119,74 @@ func (c *Catalog) localizer(lang string) *i18n.Localizer {
 
 // Text renders id in lang, falling back to English (and reporting it) when
 // the locale lacks the message.
+//
+// Messages use only plain {{.Name}} placeholders, so each is rendered once
+// per language and set of data keys with markers as values, and later calls
+// only substitute the markers. TestTextMatchesTemplate keeps this exact.
 func (c *Catalog) Text(lang, id string, data map[string]any) string {
 	if data == nil {
 		if s, ok := c.plain.Load(lang + "\x00" + id); ok {
 			return s.(string)
 		}
+		return c.render(lang, id, nil)
 	}
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	cacheKey := lang + "\x00" + id + "\x00" + strings.Join(keys, "\x00")
+	skel, ok := c.skeletons.Load(cacheKey)
+	if !ok {
+		markers := make(map[string]any, len(data))
+		for _, k := range keys {
+			markers[k] = markerStart + k + markerEnd
+		}
+		s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: markers})
+		if err != nil {
+			return c.render(lang, id, data) // reports the problem
+		}
+		skel, _ = c.skeletons.LoadOrStore(cacheKey, s)
+	}
+	return fill(skel.(string), data)
+}
+
+// Markers stand for placeholders in cached skeletons. Control characters
+// never survive into message text (dialogs strips them from input).
+const (
+	markerStart = "\x01"
+	markerEnd   = "\x02"
+)
+
+// fill replaces each marker of skel with its value, formatted as
+// text/template would (fmt.Sprint).
+func fill(skel string, data map[string]any) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(skel, markerStart)
+		if i < 0 {
+			b.WriteString(skel)
+			return b.String()
+		}
+		j := strings.Index(skel[i:], markerEnd)
+		if j < 0 {
+			b.WriteString(skel)
+			return b.String()
+		}
+		b.WriteString(skel[:i])
+		v := data[skel[i+1:i+j]]
+		if s, ok := v.(string); ok {
+			b.WriteString(s)
+		} else {
+			fmt.Fprint(&b, v)
+		}
+		skel = skel[i+j+1:]
+	}
+}
+
+// render executes the template, falling back to English when lang lacks
+// the message.
+func (c *Catalog) render(lang, id string, data map[string]any) string {
 	s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
 	if err != nil {
 		c.OnMissing(lang, id, err)
