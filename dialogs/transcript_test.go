@@ -76,9 +76,19 @@ func (c *capture) take(address string) []dialogs.Reply {
 	return r
 }
 
+// testingT is what a transcript needs of *testing.T; the runner's own test
+// substitutes a recorder to check how failures are reported.
+type testingT interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // transcript is the state of one running transcript.
 type transcript struct {
-	t       *testing.T
+	t       testingT
 	file    string
 	line    int
 	now     time.Time
@@ -93,6 +103,7 @@ type transcript struct {
 	saved   map[string][]dialogs.Reply
 
 	firedAt map[time.Time]int // timers fired during one wait, to catch loops
+	lastBy  map[string][]dialogs.Reply
 
 	evMu   sync.Mutex
 	events []store.Event
@@ -106,14 +117,14 @@ func (tr *transcript) fail(format string, args ...any) {
 
 var trailingComment = regexp.MustCompile(`\s+#\s.*$`)
 
-func runTranscript(t *testing.T, file string, cat *locales.Catalog) {
+func runTranscript(t testingT, file string, cat *locales.Catalog) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
 	tr := &transcript{t: t, file: file, now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
-		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{}, firedAt: map[time.Time]int{},
+		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{}, firedAt: map[time.Time]int{}, lastBy: map[string][]dialogs.Reply{},
 		channel: "telegram", address: "1001"}
 
 	cfgPath := filepath.Join("testdata", "transcripts", "config.toml")
@@ -186,13 +197,22 @@ func (tr *transcript) step(raw string) {
 		if !ok {
 			tr.fail("user: %q is not channel:id", fields[0])
 		}
+		tr.lastBy[tr.channel+":"+tr.address] = tr.last
 		tr.channel, tr.address, tr.lang = ch, id, ""
 		for _, f := range fields[1:] {
 			if v, ok := strings.CutPrefix(f, "lang="); ok {
 				tr.lang = v
 			}
 		}
-		tr.pending, tr.last = nil, nil
+		// Each user's latest replies come back with them, so 'press' works
+		// after switching between users.
+		// Replies that reached this user meanwhile (timers fired during
+		// another user's wait) count as their latest.
+		tr.last = tr.lastBy[tr.channel+":"+tr.address]
+		if queued := tr.out.take(tr.address); len(queued) > 0 {
+			tr.last = queued
+		}
+		tr.pending = append([]dialogs.Reply(nil), tr.last...)
 	case "press":
 		tr.press(rest)
 	case "location":
@@ -408,4 +428,49 @@ func eventTypes(evs []store.Event) string {
 		ts = append(ts, e.Type)
 	}
 	return strings.Join(ts, ", ")
+}
+
+// failRecorder records a transcript failure instead of failing the test.
+type failRecorder struct {
+	*testing.T
+	msg string
+}
+
+type stopTranscript struct{}
+
+func (f *failRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(stopTranscript{})
+}
+
+func (f *failRecorder) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	panic(stopTranscript{})
+}
+
+// TestFailingTranscriptSaysWhere: a wrong expectation is reported with the
+// file, the line, what was expected and what came.
+func TestFailingTranscriptSaysWhere(t *testing.T) {
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "broken.txt")
+	os.WriteFile(path, []byte("# a reviewer's transcript with a mistake\nuser telegram:1\n> hello\n< Goodbye forever\n"), 0o600)
+	rec := &failRecorder{T: t}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if _, ok := p.(stopTranscript); !ok {
+					panic(p)
+				}
+			}
+		}()
+		runTranscript(rec, path, cat)
+	}()
+	for _, want := range []string{path + ":4:", `"Goodbye forever"`, "got:", "This service helps your embassy"} {
+		if !strings.Contains(rec.msg, want) {
+			t.Errorf("failure message lacks %q:\n%s", want, rec.msg)
+		}
+	}
 }
