@@ -53,7 +53,9 @@ type Runner struct {
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// OnEvents, if set, is called after every commit that recorded
-	// escalations, outside any transaction. Delivery hooks in here.
+	// escalations — after the reply was handed to the channel, outside any
+	// transaction. It must not block: delivery belongs in its own goroutine
+	// (the outbox is the guarantee, this is only a nudge).
 	OnEvents func([]store.Event)
 	// Log receives operational logs: never message text, names, keywords or
 	// phone numbers, and nothing that tells a duress check-in apart.
@@ -148,10 +150,17 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 		r.Log.Debug("duplicate inbound ignored", "channel", channel)
 		return nil
 	}
+	// The reply goes first and escalations are announced after it: the
+	// embassy's copy is already durable, and a duress reply must not wait
+	// for anything a normal check-in does not.
+	err = r.reply(ctx, channel, address, out.Result)
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)
 	}
-	res := out.Result
+	return err
+}
+
+func (r *Runner) reply(ctx context.Context, channel, address string, res dialogs.Result) error {
 	if len(res.Replies) == 0 && !res.DeleteInbound && !res.PurgeSensitive {
 		return nil
 	}

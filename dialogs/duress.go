@@ -52,11 +52,10 @@ func NewKeyword(pepper []byte, userKey, typed string) Keyword {
 // unspaced scripts are matched by character windows over the text with its
 // spaces removed, so they are found inside running Thai or Chinese text and
 // beside Latin words.
-func matchKeyword(pepper []byte, userKey string, k Keyword, text string) (bool, string) {
+func matchKeyword(mac hash.Hash, userKey string, k Keyword, text string) (bool, string) {
 	if !k.Set() || k.Len == 0 {
 		return false, text
 	}
-	mac := hmac.New(sha256.New, pepper)
 	runes := []rune(text)
 	found, from, to := false, 0, 0 // rune span [from, to) of the first match
 	check := func(candidate string, a, b int) {

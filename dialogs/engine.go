@@ -1,7 +1,12 @@
 package dialogs
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"math"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -16,6 +21,16 @@ type Engine struct {
 	// Pepper keys the duress keyword HMAC. It comes from the environment
 	// (CHECKIN_PEPPER), never from the database.
 	Pepper []byte
+
+	macs sync.Pool // HMAC-SHA256 instances keyed with Pepper
+}
+
+// mac returns an HMAC keyed with the pepper; put it back in e.macs.
+func (e *Engine) mac() hash.Hash {
+	if m, ok := e.macs.Get().(hash.Hash); ok {
+		return m
+	}
+	return hmac.New(sha256.New, e.Pepper)
 }
 
 // turn is the work of one Handle call.
@@ -93,18 +108,24 @@ func (t *turn) message() {
 	if t.in.Kind == KindText && (t.st.Registered() || t.st.Hidden != nil) {
 		norm := Normalize(t.in.Text)
 		found, rest := false, ""
+		mac := t.e.mac()
 		if t.st.Registered() {
-			found, rest = matchKeyword(t.e.Pepper, t.st.Key, t.st.Keyword, norm)
+			found, rest = matchKeyword(mac, t.st.Key, t.st.Keyword, norm)
 		}
 		if h := t.st.Hidden; h != nil {
-			if hf, hr := matchKeyword(t.e.Pepper, t.st.Key, h.Keyword, norm); hf && !found {
-				found, rest = true, hr
+			for _, k := range h.Keywords {
+				if hf, hr := matchKeyword(mac, t.st.Key, k, norm); hf && !found {
+					found, rest = true, hr
+				}
 			}
 		}
-		// Typing exactly the keyword while changing it (to prove the old one,
-		// or to keep it) is the answer asked for, not a duress signal.
+		t.e.macs.Put(mac)
+		// Typing exactly the keyword while choosing or changing one (to
+		// prove the old one, to keep it, or to choose it again after a
+		// covert delete) is the answer asked for, not a duress signal.
 		changing := t.st.Step == StepSettingsKeywordOld || t.st.Step == StepSettingsKeywordNew ||
-			t.st.Step == StepSettingsKeywordRepeat
+			t.st.Step == StepSettingsKeywordRepeat ||
+			(!t.st.Registered() && (t.st.Step == StepKeyword || t.st.Step == StepKeywordRepeat))
 		verifying := changing && rest == ""
 		if found && !verifying {
 			t.duress(rest)
@@ -323,6 +344,11 @@ func Pseudonym(key string) string {
 
 // location handles a shared pin.
 func (t *turn) location() {
+	if math.IsNaN(t.in.Lat) || math.IsNaN(t.in.Lon) || t.in.Lat < -90 || t.in.Lat > 90 || t.in.Lon < -180 || t.in.Lon > 180 {
+		t.reply("HintLocation", nil)
+		t.reprompt()
+		return
+	}
 	loc := &Location{Lat: t.in.Lat, Lon: t.in.Lon, At: t.now}
 	switch t.st.Step {
 	case StepSOSLocation:

@@ -270,12 +270,12 @@ func flowSteps() map[Step]stepSpec {
 // clean-up — depends only on the state and the time, never on the message,
 // which is what lets a duress check-in look exactly like this one.
 func (t *turn) checkin() {
-	resumed := t.st.Ladder >= ladderMissed
+	resumed := t.st.Overdue || t.st.Ladder >= ladderMissed
 	wasOff := t.visible() != StatusActive
 	t.st.Status, t.st.Shown, t.st.PausedUntil = StatusActive, "", time.Time{}
 	t.st.Step, t.st.Editing, t.st.CovertFlow, t.st.PendingKeyword = StepNone, false, false, Keyword{}
 	t.st.PendingCountry = ""
-	t.st.LastCheckin = t.now
+	t.st.LastCheckin, t.st.Overdue = t.now, false
 	t.schedule()
 	if resumed {
 		t.escalate(EventCheckinResumed, SeverityInfo, CaseAppend, map[string]any{"overdue_since": t.st.LastCheckin})
@@ -362,6 +362,16 @@ func (t *turn) cancelReduction() {
 	t.reply("Cancelled", nil)
 }
 
+// monitorCovertly makes sure a registration under duress is monitored,
+// whatever it showed before: a real pause or stop ends (silently; the phone
+// keeps seeing what it is shown) and a fresh schedule starts if none runs.
+func (t *turn) monitorCovertly() {
+	if t.st.Status != StatusActive || t.st.Timer.IsZero() {
+		t.st.Status, t.st.PausedUntil = StatusActive, time.Time{}
+		t.schedule()
+	}
+}
+
 // pretending reports whether this stop, pause or delete must only appear
 // to happen (DESIGN §3).
 func (t *turn) pretending() bool { return t.covert || t.st.CovertFlow }
@@ -371,13 +381,14 @@ func (t *turn) pause(d time.Duration) {
 	until := t.now.Add(d)
 	t.st.Step = StepNone
 	if t.pretending() {
+		t.monitorCovertly()
 		t.st.Shown, t.st.PausedUntil, t.st.CovertFlow = StatusPaused, until, false
 		if t.st.Timer.IsZero() || until.Before(t.st.Timer) {
 			t.st.Timer = until // the shown pause must end visibly, as a real one does
 		}
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "pause", "shown_until": until})
 	} else {
-		t.st.Status, t.st.PausedUntil, t.st.Ladder, t.st.Timer = StatusPaused, until, ladderWaiting, until
+		t.st.Status, t.st.Shown, t.st.PausedUntil, t.st.Ladder, t.st.Timer = StatusPaused, "", until, ladderWaiting, until
 		t.escalate(EventProtectionReduced, SeverityInfo, CaseNone, map[string]any{"action": "pause", "until": until})
 	}
 	t.audit("pause")
@@ -388,10 +399,11 @@ func (t *turn) stop() {
 	t.reduces = true
 	t.st.Step = StepNone
 	if t.pretending() {
+		t.monitorCovertly()
 		t.st.Shown, t.st.CovertFlow = StatusStopped, false
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "stop"})
 	} else {
-		t.st.Status, t.st.Timer, t.st.Ladder = StatusStopped, time.Time{}, ladderWaiting
+		t.st.Status, t.st.Shown, t.st.Timer, t.st.Ladder = StatusStopped, "", time.Time{}, ladderWaiting
 		t.escalate(EventProtectionReduced, SeverityInfo, CaseNone, map[string]any{"action": "stop"})
 	}
 	t.audit("stop")
@@ -407,11 +419,16 @@ func (t *turn) erase() {
 	t.audit("delete")
 	t.reply("Deleted", nil)
 	if t.pretending() {
+		t.monitorCovertly()
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "delete"})
 		st := t.st
-		t.st = State{Key: st.Key, OpenCase: st.OpenCase, DoNotContact: true, Hidden: &Hidden{
+		keywords := []Keyword{st.Keyword}
+		if st.Hidden != nil {
+			keywords = append(keywords, st.Hidden.Keywords...)
+		}
+		t.st = State{Key: st.Key, OpenCase: st.OpenCase, DoNotContact: true, Overdue: st.Overdue, Hidden: &Hidden{
 			Profile: st.Profile, Channel: st.Channel, Address: st.Address, Handle: st.Handle, Lang: st.Lang,
-			Keyword: st.Keyword, Interval: t.interval(), CheckinTime: st.CheckinTime,
+			Keywords: keywords, Interval: t.interval(), CheckinTime: st.CheckinTime,
 			LastCheckin: st.LastCheckin, NextDue: st.NextDue, Ladder: st.Ladder, Timer: st.Timer,
 		}}
 		return

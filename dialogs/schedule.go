@@ -146,6 +146,7 @@ func (t *turn) timer() {
 				sev = SeverityCritical
 			}
 			t.escalate(EventCheckinMissed, sev, CaseOpen, details)
+			st.Overdue = true
 		}
 		t.audit("ladder." + strconv.Itoa(target))
 		st.Ladder = target

@@ -323,8 +323,8 @@ func (tr *transcript) press(which string) {
 func (tr *transcript) wait(d time.Duration) {
 	tr.t.Helper()
 	end := tr.now.Add(d)
-	tr.out.take(tr.address)
-	var got []dialogs.Reply
+	// Replies that reached this user during another user's wait count too.
+	got := tr.out.take(tr.address)
 	for {
 		at, ok, err := tr.runner.Store.NextTimer()
 		if err != nil {

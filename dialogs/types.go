@@ -157,8 +157,11 @@ type State struct {
 
 	LastCheckin time.Time `json:"last_checkin,omitempty"`
 	NextDue     time.Time `json:"next_due,omitempty"`
-	// Ladder is the missed check-in stage reached for NextDue (see ladder.go).
+	// Ladder is the missed check-in stage reached for NextDue (see schedule.go).
 	Ladder int `json:"ladder,omitempty"`
+	// Overdue: checkin.missed went out and no check-in came since; the next
+	// one sends checkin.resumed, however the schedule moved meanwhile.
+	Overdue bool `json:"overdue,omitempty"`
 	// Timer is when the visible schedule next wants a timer event; zero
 	// means never. The store indexes DueAt (due-time index).
 	Timer       time.Time `json:"timer,omitempty"`
@@ -190,12 +193,14 @@ type State struct {
 // monitored — silently — and its keyword keeps working, until the embassy
 // resolves the case.
 type Hidden struct {
-	Profile     Profile       `json:"profile"`
-	Channel     string        `json:"channel,omitempty"`
-	Address     string        `json:"address,omitempty"`
-	Handle      string        `json:"handle,omitempty"`
-	Lang        string        `json:"lang,omitempty"`
-	Keyword     Keyword       `json:"keyword"`
+	Profile Profile `json:"profile"`
+	Channel string  `json:"channel,omitempty"`
+	Address string  `json:"address,omitempty"`
+	Handle  string  `json:"handle,omitempty"`
+	Lang    string  `json:"lang,omitempty"`
+	// Keywords: the hidden registration's keyword, and those of any
+	// registration covertly deleted before it — each keeps working.
+	Keywords    []Keyword     `json:"keywords"`
 	Interval    time.Duration `json:"interval,omitempty"`
 	CheckinTime string        `json:"checkin_time,omitempty"`
 	LastCheckin time.Time     `json:"last_checkin,omitempty"`

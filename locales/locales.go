@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -151,6 +152,9 @@ func (c *Catalog) Text(lang, id string, data map[string]any) string {
 	return fill(skel.(string), data)
 }
 
+// missingMarker caches a Lookup that found nothing.
+const missingMarker = "\x00missing"
+
 // Markers stand for placeholders in cached skeletons. Control characters
 // never survive into message text (dialogs strips them from input).
 const (
@@ -203,6 +207,12 @@ func (c *Catalog) render(lang, id string, data map[string]any) string {
 
 // Count renders the plural message id for n; {{.Count}} is n.
 func (c *Catalog) Count(lang, id string, n int, data map[string]any) string {
+	cacheKey := lang + "\x00" + id + "\x00#" + strconv.Itoa(n)
+	if data == nil {
+		if s, ok := c.plain.Load(cacheKey); ok {
+			return s.(string)
+		}
+	}
 	d := map[string]any{"Count": n}
 	for k, v := range data {
 		d[k] = v
@@ -213,20 +223,33 @@ func (c *Catalog) Count(lang, id string, n int, data map[string]any) string {
 		if s == "" {
 			s, _ = c.localizers["en"].Localize(&i18n.LocalizeConfig{MessageID: id, PluralCount: n, TemplateData: d})
 		}
+		return s
+	}
+	if data == nil {
+		c.plain.Store(cacheKey, s)
 	}
 	return s
 }
 
 // Lookup renders id only if lang itself defines it.
 func (c *Catalog) Lookup(lang, id string) (string, bool) {
+	cacheKey := lang + "\x00?" + id
+	if v, ok := c.plain.Load(cacheKey); ok {
+		if s := v.(string); s != missingMarker {
+			return s, true
+		}
+		return "", false
+	}
 	l, ok := c.localizers[lang]
 	if !ok {
 		return "", false
 	}
 	s, err := l.Localize(&i18n.LocalizeConfig{MessageID: id})
 	if err != nil {
+		c.plain.Store(cacheKey, missingMarker)
 		return "", false
 	}
+	c.plain.Store(cacheKey, s)
 	return s, true
 }
 

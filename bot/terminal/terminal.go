@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ import (
 
 // Channel is the channel name used for terminal users.
 const Channel = "terminal"
+
+// maxLine caps one input line; longer lines are cut, never fatal.
+const maxLine = 64 * 1024
 
 // Terminal reads one citizen's messages from In and writes the bot's
 // replies to Out.
@@ -78,17 +82,28 @@ func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
 	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(t.In)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
+		defer close(lines)
+		br := bufio.NewReader(t.In)
+		for {
+			line, err := br.ReadString('\n')
+			if len(line) > maxLine {
+				line = line[:maxLine] // the engine reads at most 4,096 characters anyway
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if line != "" || err == nil {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				if err != io.EOF {
+					errc <- err
+				}
 				return
 			}
 		}
-		errc <- sc.Err()
-		close(lines)
 	}()
 	for {
 		select {
@@ -96,7 +111,12 @@ func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
 			return nil
 		case line, ok := <-lines:
 			if !ok {
-				return <-errc
+				select {
+				case err := <-errc:
+					return err
+				default:
+					return nil
+				}
 			}
 			if t.Echo {
 				t.Print("you> %s", line)
@@ -132,7 +152,7 @@ func parseLatLon(s string) (float64, float64, bool) {
 	}
 	lat, err1 := strconv.ParseFloat(a, 64)
 	lon, err2 := strconv.ParseFloat(b, 64)
-	if err1 != nil || err2 != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+	if err1 != nil || err2 != nil || math.IsNaN(lat) || math.IsNaN(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
 		return 0, 0, false
 	}
 	return lat, lon, true

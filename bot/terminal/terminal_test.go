@@ -1,0 +1,61 @@
+package terminal
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/config"
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+func TestInboundMapping(t *testing.T) {
+	term := &Terminal{User: "u"}
+	for _, c := range []struct {
+		line string
+		kind dialogs.InputKind
+	}{
+		{"hello", dialogs.KindText},
+		{":location 11.55,104.92", dialogs.KindLocation},
+		{":location NaN,NaN", dialogs.KindText},
+		{":location 95,10", dialogs.KindText},
+		{":sticker", dialogs.KindMedia},
+		{":voice", dialogs.KindMedia},
+	} {
+		if got := term.inbound(c.line).Kind; got != c.kind {
+			t.Errorf("%q: kind %v, want %v", c.line, got, c.kind)
+		}
+	}
+}
+
+// TestHugeLineIsNotFatal: a line of several megabytes is cut, answered,
+// and the session goes on.
+func TestHugeLineIsNotFatal(t *testing.T) {
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pepper := []byte("terminal-test-pepper-0123456789abcdef")
+	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
+	var out bytes.Buffer
+	in := strings.NewReader(strings.Repeat("x", 3<<20) + "\nhello\n")
+	term := &Terminal{In: in, Out: &out, User: "u"}
+	r.Register(Channel, term)
+	if err := term.Run(context.Background(), r); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := strings.Count(out.String(), "Which language"); n != 2 {
+		t.Errorf("want two greetings (one per line), got %d:\n%.500s", n, out.String())
+	}
+}
