@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +44,7 @@ type Catalog struct {
 	// skeletons caches messages rendered with a marker in place of each
 	// placeholder; filling markers in is far cheaper than executing the
 	// template (see Text).
-	skeletons sync.Map // lang, id and data keys → skeleton
+	skeletons sync.Map // lang + "\x00" + id → skeleton
 	// OnMissing is told about a message missing from a locale. By default
 	// it logs the language and message id — never any text.
 	OnMissing func(lang, id string, err error)
@@ -131,25 +130,44 @@ func (c *Catalog) Text(lang, id string, data map[string]any) string {
 		}
 		return c.render(lang, id, nil)
 	}
-	keys := make([]string, 0, len(data))
+	cacheKey := lang + "\x00" + id
+	if v, ok := c.skeletons.Load(cacheKey); ok {
+		if sk := v.(skeleton); sk.fits(data) {
+			return fill(sk.text, data)
+		}
+	}
+	sk := skeleton{keys: make([]string, 0, len(data))}
+	markers := make(map[string]any, len(data))
 	for k := range data {
-		keys = append(keys, k)
+		sk.keys = append(sk.keys, k)
+		markers[k] = markerStart + k + markerEnd
 	}
-	slices.Sort(keys)
-	cacheKey := lang + "\x00" + id + "\x00" + strings.Join(keys, "\x00")
-	skel, ok := c.skeletons.Load(cacheKey)
-	if !ok {
-		markers := make(map[string]any, len(data))
-		for _, k := range keys {
-			markers[k] = markerStart + k + markerEnd
-		}
-		s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: markers})
-		if err != nil {
-			return c.render(lang, id, data) // reports the problem
-		}
-		skel, _ = c.skeletons.LoadOrStore(cacheKey, s)
+	s, err := c.localizer(lang).Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: markers})
+	if err != nil {
+		return c.render(lang, id, data) // reports the problem
 	}
-	return fill(skel.(string), data)
+	sk.text = s
+	c.skeletons.Store(cacheKey, sk)
+	return fill(s, data)
+}
+
+// skeleton is a message rendered with markers for the data keys it was
+// rendered with; it serves calls with exactly those keys.
+type skeleton struct {
+	keys []string
+	text string
+}
+
+func (sk skeleton) fits(data map[string]any) bool {
+	if len(data) != len(sk.keys) {
+		return false
+	}
+	for _, k := range sk.keys {
+		if _, ok := data[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // missingMarker caches a Lookup that found nothing.
