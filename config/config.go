@@ -9,13 +9,16 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/checkinbot/checkinbot"
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/webhook"
 )
 
 // ExampleName is how the built-in default is named in error messages.
@@ -28,8 +31,29 @@ type Config struct {
 	NoticeVersion string            `toml:"notice_version"`
 	RetentionDays int               `toml:"retention_days"`
 	Checkin       Checkin           `toml:"checkin"`
+	Delivery      Delivery          `toml:"delivery"`
 	Countries     []Country         `toml:"country"`
 	Embassies     []Embassy         `toml:"embassy"`
+
+	// Name is the file the configuration came from, for error messages.
+	Name string `toml:"-"`
+}
+
+// Delivery is the [delivery] table: how webhooks are delivered.
+type Delivery struct {
+	Timeout        Duration `toml:"timeout"`
+	SecondaryAfter Duration `toml:"secondary_after"`
+	GiveUpAfter    Duration `toml:"give_up_after"`
+	KeepDelivered  Duration `toml:"keep_delivered"`
+	HeartbeatEvery Duration `toml:"heartbeat_every"`
+}
+
+// Partner is an [[embassy.partner]]: an NGO endpoint receiving chosen types.
+type Partner struct {
+	ID        string   `toml:"id"`
+	URL       string   `toml:"url"`
+	SecretEnv []string `toml:"secret_env"`
+	Events    []string `toml:"events"`
 }
 
 // Checkin is the [checkin] table: the schedule and the missed check-in ladder.
@@ -55,6 +79,14 @@ type Embassy struct {
 	Name          string   `toml:"name"`
 	Nationalities []string `toml:"nationalities"`
 	Countries     []string `toml:"countries"`
+	// WebhookURL receives every event of this embassy; SecondaryURL also
+	// receives critical events once the primary has failed for
+	// delivery.secondary_after. Both are signed with the secrets in the
+	// environment variables named by SecretEnv (several during rotation).
+	WebhookURL   string    `toml:"webhook_url"`
+	SecondaryURL string    `toml:"secondary_url"`
+	SecretEnv    []string  `toml:"secret_env"`
+	Partners     []Partner `toml:"partner"`
 }
 
 // Duration is a Go duration written as a string: "90s", "24h".
@@ -118,6 +150,7 @@ func finish(name string, c *Config, md toml.MetaData, err error) (*Config, error
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return nil, &Error{File: name, Key: undecoded[0].String(), Reason: "unknown key (misspelt, or in the wrong table?)"}
 	}
+	c.Name = name
 	if err := c.validate(); err != nil {
 		if ce, ok := err.(*Error); ok {
 			ce.File = name
@@ -129,6 +162,7 @@ func finish(name string, c *Config, md toml.MetaData, err error) (*Config, error
 }
 
 var (
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 	embassyID   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 )
@@ -204,6 +238,18 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	for i, e := range c.Embassies {
+		if err := validateEndpoints(fmt.Sprintf("embassy[%d]", i), e); err != nil {
+			return err
+		}
+	}
+	for key, d := range map[string]Duration{"delivery.timeout": c.Delivery.Timeout,
+		"delivery.secondary_after": c.Delivery.SecondaryAfter, "delivery.give_up_after": c.Delivery.GiveUpAfter,
+		"delivery.keep_delivered": c.Delivery.KeepDelivered, "delivery.heartbeat_every": c.Delivery.HeartbeatEvery} {
+		if d.Duration < 0 {
+			return bad(key, "must not be negative")
+		}
+	}
 	dir := c.Directory()
 	for i, e := range c.Embassies {
 		for _, n := range e.Nationalities {
@@ -255,4 +301,142 @@ func (c *Config) Directory() dialogs.Directory {
 			Nationalities: e.Nationalities, Countries: e.Countries})
 	}
 	return d
+}
+
+// eventTypes a partner may choose.
+var eventTypes = []string{dialogs.EventRegistrationCreated, dialogs.EventRegistrationUpdated,
+	dialogs.EventRegistrationWithdrawn, dialogs.EventCheckinMissed, dialogs.EventCheckinResumed,
+	dialogs.EventDuressTriggered, dialogs.EventSOSRaised, dialogs.EventCaseUpdated,
+	dialogs.EventProtectionReduced, dialogs.EventRollcallMissed}
+
+func validateURL(key, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return &Error{Key: key, Reason: fmt.Sprintf("%q is not an absolute http(s) URL", raw)}
+	}
+	return nil
+}
+
+func validateSecretEnv(key string, names []string) error {
+	if len(names) == 0 {
+		return &Error{Key: key, Reason: "name at least one environment variable holding a whsec_ secret"}
+	}
+	for _, n := range names {
+		if !envName.MatchString(n) {
+			return &Error{Key: key, Reason: fmt.Sprintf("%q is not an environment variable name", n)}
+		}
+	}
+	return nil
+}
+
+func validateEndpoints(key string, e Embassy) error {
+	if e.WebhookURL == "" {
+		if e.SecondaryURL != "" || len(e.Partners) > 0 {
+			return &Error{Key: key + ".webhook_url", Reason: "missing, but a secondary URL or partners are set"}
+		}
+		return nil
+	}
+	if err := validateURL(key+".webhook_url", e.WebhookURL); err != nil {
+		return err
+	}
+	if e.SecondaryURL != "" {
+		if err := validateURL(key+".secondary_url", e.SecondaryURL); err != nil {
+			return err
+		}
+	}
+	if err := validateSecretEnv(key+".secret_env", e.SecretEnv); err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for j, p := range e.Partners {
+		pk := fmt.Sprintf("%s.partner[%d]", key, j)
+		switch {
+		case !embassyID.MatchString(p.ID):
+			return &Error{Key: pk + ".id", Reason: fmt.Sprintf("%q must be lower-case letters, digits and dashes", p.ID)}
+		case ids[p.ID]:
+			return &Error{Key: pk + ".id", Reason: fmt.Sprintf("%q is used twice", p.ID)}
+		case len(p.Events) == 0:
+			return &Error{Key: pk + ".events", Reason: "list the event types this partner receives"}
+		}
+		ids[p.ID] = true
+		if err := validateURL(pk+".url", p.URL); err != nil {
+			return err
+		}
+		if err := validateSecretEnv(pk+".secret_env", p.SecretEnv); err != nil {
+			return err
+		}
+		for _, t := range p.Events {
+			if !slices.Contains(eventTypes, t) {
+				return &Error{Key: pk + ".events", Reason: fmt.Sprintf("%q is not an event type", t)}
+			}
+		}
+	}
+	return nil
+}
+
+// Endpoints resolves every webhook endpoint, reading its secrets from the
+// environment through getenv. With requireURLs, an embassy without a
+// webhook_url is an error; without, it is skipped (the demo supplies its own
+// receiver). A missing or malformed secret is an error naming the key and
+// the variable.
+func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webhook.Endpoint, error) {
+	secrets := func(key string, names []string) ([][]byte, error) {
+		var keys [][]byte
+		for _, n := range names {
+			v := getenv(n)
+			if v == "" {
+				return nil, &Error{File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s is not set", n)}
+			}
+			k, err := webhook.ParseSecrets(v)
+			if err != nil {
+				return nil, &Error{File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s: %v", n, err)}
+			}
+			keys = append(keys, k...)
+		}
+		return keys, nil
+	}
+	var out []webhook.Endpoint
+	for i, e := range c.Embassies {
+		key := fmt.Sprintf("embassy[%d]", i)
+		if e.WebhookURL == "" {
+			if requireURLs {
+				return nil, &Error{File: c.Name, Key: key + ".webhook_url", Reason: "missing: where this embassy's events are delivered"}
+			}
+			continue
+		}
+		keys, err := secrets(key+".secret_env", e.SecretEnv)
+		if err != nil {
+			return nil, err
+		}
+		primary := webhook.Endpoint{ID: e.ID, URL: e.WebhookURL, Secrets: keys, Embassy: e.ID}
+		if e.SecondaryURL != "" {
+			primary.Secondary = e.ID + "/secondary"
+			out = append(out, webhook.Endpoint{ID: primary.Secondary, URL: e.SecondaryURL, Secrets: keys, Embassy: e.ID, Backup: true})
+		}
+		out = append(out, primary)
+		for j, p := range e.Partners {
+			pk, err := secrets(fmt.Sprintf("%s.partner[%d].secret_env", key, j), p.SecretEnv)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, webhook.Endpoint{ID: e.ID + "/partner/" + p.ID, URL: p.URL, Secrets: pk, Embassy: e.ID, Events: p.Events})
+		}
+	}
+	return out, nil
+}
+
+// DeliveryPolicy is webhook.DefaultPolicy with the [delivery] overrides.
+func (c *Config) DeliveryPolicy() webhook.Policy {
+	p := webhook.DefaultPolicy()
+	set := func(dst *time.Duration, d Duration) {
+		if d.Duration != 0 {
+			*dst = d.Duration
+		}
+	}
+	set(&p.Timeout, c.Delivery.Timeout)
+	set(&p.SecondaryAfter, c.Delivery.SecondaryAfter)
+	set(&p.GiveUpAfter, c.Delivery.GiveUpAfter)
+	set(&p.KeepDelivered, c.Delivery.KeepDelivered)
+	set(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
+	return p
 }

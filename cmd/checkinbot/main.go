@@ -3,6 +3,7 @@
 //
 //	checkinbot demo [--data-dir DIR] [--config FILE] [--fast] [--lang TAG]
 //	checkinbot serve [--config FILE] [--data-dir DIR]
+//	checkinbot sink --listen ADDR --secret-env VAR [--out FILE]
 //	checkinbot config check FILE
 package main
 
@@ -15,9 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // time zones even on machines without /usr/share/zoneinfo
@@ -28,6 +32,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/webhook"
 )
 
 const usage = `checkinbot — check-ins, covert duress alerts and SOS for citizens abroad.
@@ -37,6 +42,8 @@ Usage:
         Chat with the bot in this terminal as one citizen. Everything is local.
   checkinbot serve [--config FILE] [--data-dir DIR]
         Run the service on the configured channels.
+  checkinbot sink --listen ADDR --secret-env VAR [--out FILE]
+        Receive webhooks: verify signatures, drop redeliveries, append JSON lines.
   checkinbot config check FILE
         Validate a configuration file.
 
@@ -69,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "config":
 		err = configCmd(args[1:], stdout)
+	case "sink":
+		err = sinkCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -142,6 +151,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := newEngine(c, []byte(pepper)); err != nil {
 		return err
 	}
+	endpoints, err := c.Endpoints(os.Getenv, false)
+	if err != nil {
+		return err
+	}
+	for _, ep := range embassiesWithoutURL(c) {
+		// Nothing is lost: events wait in the outbox until a URL is set.
+		slog.Warn("embassy has no webhook_url: its escalations stay in the outbox until one is configured",
+			"embassy", ep.Embassy)
+	}
 	s, err := store.Open(filepath.Join(*dataDir, "checkinbot.db"))
 	if err != nil {
 		return err
@@ -200,14 +218,35 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	defer s.Close()
 
 	term := &terminal.Terminal{In: stdin, Out: stdout, User: "demo-user", LangHint: *lang, Echo: !isTerminal(stdin)}
+	endpoints, err := c.Endpoints(os.Getenv, false)
+	if err != nil {
+		return err
+	}
+	// Embassies without a webhook URL get the demo's own receiver: a real
+	// signed HTTP delivery to a real sink on loopback, which prints what
+	// the embassy would receive.
+	sinkNote := ""
+	if missing := embassiesWithoutURL(c); len(missing) > 0 {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		url, stopSink, err := startDemoSink(term, secret)
+		if err != nil {
+			return err
+		}
+		defer stopSink()
+		for _, ep := range missing {
+			ep.URL, ep.Secrets = url, [][]byte{secret}
+			endpoints = append(endpoints, ep)
+		}
+		sinkNote = " — escalations are delivered as signed webhooks to a local sink at " + url
+	}
+	policy := c.DeliveryPolicy()
+	policy.HeartbeatEvery = 0 // a demo lives minutes, not days
+	deliverer := &webhook.Deliverer{Store: s, Endpoints: endpoints, Policy: policy}
 	r := bot.NewRunner(e, s, []byte(pepper))
 	r.Register(terminal.Channel, term)
-	r.OnEvents = func(events []store.Event) {
-		for _, ev := range events {
-			term.Print("%s", embassyLine(ev))
-		}
-	}
-	term.Print("checkinbot demo — data in %s%s", s.Path(), note)
+	r.OnEvents = func([]store.Event) { deliverer.Nudge() }
+	term.Print("checkinbot demo — data in %s%s%s", s.Path(), note, sinkNote)
 	if *fast {
 		term.Print("--fast: one hour of the schedule passes in one second")
 	}
@@ -215,19 +254,57 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = r.RunScheduler(ctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
+	go func() { defer wg.Done(); _ = deliverer.Run(ctx) }()
 	err = term.Run(ctx, r)
+	drain(ctx, s, deliverer, 10*time.Second)
 	cancel()
-	<-done
+	wg.Wait()
 	return err
 }
 
-// embassyLine is how the demo shows an escalation as it is recorded.
-func embassyLine(ev store.Event) string {
+// drain waits, up to limit, until every recorded event is delivered, so
+// a scripted demo shows its last escalations before exiting.
+func drain(ctx context.Context, s *store.Store, d *webhook.Deliverer, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if n, err := s.Backlog(); err != nil || n == 0 {
+			return
+		}
+		d.Nudge()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// embassiesWithoutURL lists endpoints to create for embassies that have no
+// webhook URL configured.
+func embassiesWithoutURL(c *config.Config) []webhook.Endpoint {
+	var out []webhook.Endpoint
+	for _, e := range c.Embassies {
+		if e.WebhookURL == "" {
+			out = append(out, webhook.Endpoint{ID: e.ID, Embassy: e.ID})
+		}
+	}
+	return out
+}
+
+// startDemoSink runs a Sink on loopback verifying secret, printing each
+// event as an "EMBASSY <- " line.
+func startDemoSink(term *terminal.Terminal, secret []byte) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	sink := &webhook.Sink{Secrets: [][]byte{secret}, OnEvent: func(ev webhook.Event) { term.Print("%s", embassyLine(ev)) }}
+	srv := &http.Server{Handler: sink, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/", func() { srv.Close() }, nil
+}
+
+// embassyLine is how the demo shows an escalation the sink received.
+func embassyLine(ev webhook.Event) string {
 	line := fmt.Sprintf("EMBASSY <- %s case=%s severity=%s embassy=%s id=%s", ev.Type, orDash(ev.CaseID),
 		ev.Severity, orDash(ev.EmbassyID), ev.ID)
 	if ev.DoNotContact {
@@ -262,4 +339,54 @@ func isTerminal(r io.Reader) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// sinkCmd is the reference receiver: checkinbot sink --listen ADDR
+// --secret-env VAR [--out FILE].
+func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	secretEnv := fs.String("secret-env", "", "environment variable holding the whsec_ secret(s), space-separated")
+	out := fs.String("out", "", "append each event as a JSON line to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *secretEnv == "" {
+		return usageError{"sink: --secret-env is required"}
+	}
+	keys, err := webhook.ParseSecrets(os.Getenv(*secretEnv))
+	if err != nil {
+		return fmt.Errorf("sink: environment variable %s: %v", *secretEnv, err)
+	}
+	sink := &webhook.Sink{Secrets: keys, Summary: stdout}
+	if *out != "" {
+		seen, err := webhook.LoadSeen(*out)
+		if err != nil {
+			return fmt.Errorf("sink: %s: %v", *out, err)
+		}
+		sink.Remember(seen...)
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("sink: %v", err)
+		}
+		defer f.Close()
+		sink.Out = f
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("sink: %v", err)
+	}
+	fmt.Fprintf(stdout, "sink: listening on http://%s/\n", ln.Addr())
+	srv := &http.Server{Handler: sink, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("sink: %v", err)
+	}
+	return nil
 }

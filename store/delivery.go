@@ -1,0 +1,337 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Delivery bookkeeping for the outbox (DESIGN §4). Every outbox event is
+// routed once to the endpoints that must receive it; each (endpoint, event)
+// pair is a pending row until it is delivered, then an archived row kept for
+// audit until pruned. No network I/O happens here: the delivery loop reads
+// due rows, sends outside any transaction, and records the outcomes.
+
+var (
+	bucketPending   = []byte("pending")   // endpoint ‖ 0x00 ‖ outbox seq → Delivery
+	bucketDelivered = []byte("delivered") // done time ‖ endpoint ‖ 0x00 ‖ seq → Delivery
+	keyRouted       = []byte("routed_upto")
+)
+
+func init() { allBuckets = append(allBuckets, bucketPending, bucketDelivered) }
+
+// Delivery is one event owed to one endpoint.
+type Delivery struct {
+	Endpoint     string    `json:"endpoint"`
+	Seq          uint64    `json:"seq"` // outbox sequence: the order of recording
+	EventID      string    `json:"event_id"`
+	Type         string    `json:"type"`
+	CaseID       string    `json:"case_id,omitempty"`
+	Critical     bool      `json:"critical"`
+	Attempts     int       `json:"attempts"`
+	NextAt       time.Time `json:"next_at"`
+	FirstFailure time.Time `json:"first_failure,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	DoneAt       time.Time `json:"done_at,omitzero"`
+	GaveUp       bool      `json:"gave_up,omitempty"`
+	// SecondaryQueued: the embassy's secondary URL has its own row for this
+	// event already.
+	SecondaryQueued bool `json:"secondary_queued,omitempty"`
+}
+
+// Target is an endpoint an event must reach.
+type Target struct {
+	Endpoint string
+	Critical bool // never given up on
+}
+
+// DueDelivery is a delivery to attempt now, with the exact body to send.
+type DueDelivery struct {
+	Delivery
+	Body []byte
+}
+
+// Attempt is the outcome of one delivery attempt, decided by the delivery
+// loop: delivered, or when to try again, or given up.
+type Attempt struct {
+	Endpoint string
+	Seq      uint64
+	OK       bool
+	Err      string
+	NextAt   time.Time
+	GiveUp   bool
+	// Secondary, if set, is the endpoint to queue this event for as well.
+	Secondary string
+	// NotAttempted: nothing was sent (the endpoint is backing off); only
+	// Secondary applies.
+	NotAttempted bool
+}
+
+func pendingKey(endpoint string, seq uint64) []byte {
+	return append(append([]byte(endpoint), 0), u64(seq)...)
+}
+
+// Route gives every outbox event not yet routed its pending rows, in one
+// transaction. targets must be pure (it may run more than once).
+func (s *Store) Route(now time.Time, targets func(Event) []Target) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		meta, outbox, pending := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox), tx.Bucket(bucketPending)
+		var from uint64
+		if v := meta.Get(keyRouted); len(v) == 8 {
+			from = binary.BigEndian.Uint64(v)
+		}
+		c := outbox.Cursor()
+		last := from
+		for k, v := c.Seek(u64(from + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
+			}
+			for _, t := range targets(ev) {
+				d := Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
+					Critical: t.Critical, NextAt: now.UTC()}
+				if err := putJSON(pending, pendingKey(t.Endpoint, seq), d); err != nil {
+					return err
+				}
+				n++
+			}
+			last = seq
+		}
+		if last == from {
+			return nil
+		}
+		return meta.Put(keyRouted, u64(last))
+	})
+	return n, err
+}
+
+// DueDeliveries returns the deliveries to attempt at now, per endpoint in
+// recording order, holding back any event whose case has an earlier event
+// still pending for that endpoint (per-case order). It also returns when
+// the next held-back-by-time delivery falls due (zero if none).
+func (s *Store) DueDeliveries(now time.Time) ([]DueDelivery, time.Time, error) {
+	var due []DueDelivery
+	var next time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		outbox := tx.Bucket(bucketOutbox)
+		blocked := map[string]bool{} // endpoint ‖ case → an earlier event is pending
+		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			if d.CaseID != "" {
+				key := d.Endpoint + "\x00" + d.CaseID
+				if blocked[key] {
+					return nil
+				}
+				blocked[key] = true
+			}
+			if d.NextAt.After(now) {
+				if next.IsZero() || d.NextAt.Before(next) {
+					next = d.NextAt
+				}
+				return nil
+			}
+			body := outbox.Get(u64(d.Seq))
+			if body == nil {
+				return fmt.Errorf("outbox event %d of a pending delivery is missing", d.Seq)
+			}
+			due = append(due, DueDelivery{Delivery: d, Body: bytes.Clone(body)})
+			return nil
+		})
+	})
+	return due, next, err
+}
+
+// RecordAttempts stores the outcomes of attempts in one transaction.
+func (s *Store) RecordAttempts(now time.Time, attempts []Attempt) error {
+	return s.update(func(tx *bolt.Tx) error {
+		pending, delivered := tx.Bucket(bucketPending), tx.Bucket(bucketDelivered)
+		for _, a := range attempts {
+			key := pendingKey(a.Endpoint, a.Seq)
+			raw := pending.Get(key)
+			if raw == nil {
+				continue // recorded already (a duplicate attempt)
+			}
+			var d Delivery
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			if a.NotAttempted && !a.GiveUp {
+				if a.Secondary != "" && !d.SecondaryQueued {
+					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+						return err
+					}
+					if err := putJSON(pending, key, d); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if !a.NotAttempted {
+				d.Attempts++
+			}
+			if a.OK || a.GiveUp {
+				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.GiveUp && !a.OK, a.Err
+				if err := pending.Delete(key); err != nil {
+					return err
+				}
+				if err := putJSON(delivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
+					return err
+				}
+				continue
+			}
+			if d.FirstFailure.IsZero() {
+				d.FirstFailure = now.UTC()
+			}
+			d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
+			if a.Secondary != "" && !d.SecondaryQueued {
+				if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(pending, key, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Pending returns every delivery not yet done.
+func (s *Store) Pending() ([]Delivery, error) {
+	return listDeliveries(s, bucketPending)
+}
+
+// Delivered returns every archived delivery, oldest first.
+func (s *Store) Delivered() ([]Delivery, error) {
+	return listDeliveries(s, bucketDelivered)
+}
+
+func listDeliveries(s *Store, bucket []byte) ([]Delivery, error) {
+	var out []Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Prune deletes archived deliveries done before cutoff, and outbox events
+// recorded before cutoff that are routed and owed to no endpoint any more.
+// It returns how many outbox events it removed.
+func (s *Store) Prune(cutoff time.Time) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		c := tx.Bucket(bucketDelivered).Cursor()
+		limit := u64(uint64(cutoff.UnixNano()))
+		var old [][]byte
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+			old = append(old, bytes.Clone(k))
+		}
+		for _, k := range old {
+			if err := tx.Bucket(bucketDelivered).Delete(k); err != nil {
+				return err
+			}
+		}
+		owed := map[uint64]bool{}
+		tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			owed[binary.BigEndian.Uint64(k[len(k)-8:])] = true
+			return nil
+		})
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		outbox := tx.Bucket(bucketOutbox)
+		var gone [][]byte
+		oc := outbox.Cursor()
+		for k, v := oc.First(); k != nil && binary.BigEndian.Uint64(k) <= routed; k, v = oc.Next() {
+			var ev struct {
+				CreatedAt time.Time `json:"created_at"`
+			}
+			if json.Unmarshal(v, &ev) == nil && ev.CreatedAt.Before(cutoff) && !owed[binary.BigEndian.Uint64(k)] {
+				gone = append(gone, bytes.Clone(k))
+			}
+		}
+		for _, k := range gone {
+			if err := outbox.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Heartbeat records a signed endpoint.heartbeat for endpoint if none was
+// recorded within every. It reports whether one was recorded.
+func (s *Store) Heartbeat(endpoint, embassy string, now time.Time, every time.Duration) (bool, error) {
+	recorded := false
+	err := s.update(func(tx *bolt.Tx) error {
+		recorded = false
+		meta := tx.Bucket(bucketMeta)
+		key := []byte("heartbeat:" + endpoint)
+		if v := meta.Get(key); len(v) == 8 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < every {
+			return nil
+		}
+		outbox := tx.Bucket(bucketOutbox)
+		seq, err := outbox.NextSequence()
+		if err != nil {
+			return err
+		}
+		ev := Event{ID: newEventID(), Type: dialogs.EventEndpointHeartbeat, Version: EventVersion, CreatedAt: now.UTC(),
+			EmbassyID: embassy, Severity: dialogs.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
+		if err := putJSON(outbox, u64(seq), ev); err != nil {
+			return err
+		}
+		recorded = true
+		return meta.Put(key, u64(uint64(now.UnixNano())))
+	})
+	return recorded, err
+}
+
+// Backlog counts what delivery still owes: pending rows plus outbox events
+// not yet routed.
+func (s *Store) Backlog() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketPending).Stats().KeyN
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := c.Seek(u64(routed + 1)); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// queueSecondary gives the event of d a pending row for the secondary
+// endpoint as well.
+func queueSecondary(pending *bolt.Bucket, d *Delivery, secondary string, now time.Time) error {
+	d.SecondaryQueued = true
+	sec := Delivery{Endpoint: secondary, Seq: d.Seq, EventID: d.EventID, Type: d.Type,
+		CaseID: d.CaseID, Critical: d.Critical, NextAt: now.UTC()}
+	return putJSON(pending, pendingKey(secondary, d.Seq), sec)
+}
