@@ -151,8 +151,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := newEngine(c, []byte(pepper)); err != nil {
 		return err
 	}
-	endpoints, err := c.Endpoints(os.Getenv, false)
-	if err != nil {
+	if _, err := c.Endpoints(os.Getenv, false); err != nil {
 		return err
 	}
 	for _, ep := range embassiesWithoutURL(c) {
