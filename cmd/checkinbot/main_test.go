@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -46,7 +49,14 @@ func TestScriptedDemo(t *testing.T) {
 		}
 	}
 	// The replies to "ok" and to the duress sentence are the same line.
-	replies := regexp.MustCompile(`(?m)^you> (ok|I am fine, really\. Blue Mango!)\n(?:EMBASSY <- .*\n)?(bot> .*)$`).FindAllStringSubmatch(out, -1)
+	// Deliveries arrive asynchronously: set the EMBASSY lines aside.
+	var dialogue []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "EMBASSY <- ") {
+			dialogue = append(dialogue, l)
+		}
+	}
+	replies := regexp.MustCompile(`(?m)^you> (ok|I am fine, really\. Blue Mango!)\n(bot> .*)$`).FindAllStringSubmatch(strings.Join(dialogue, "\n"), -1)
 	if len(replies) != 2 || replies[0][2] != replies[1][2] || !strings.Contains(replies[0][2], "Check-in received") {
 		t.Errorf("check-in and duress replies differ or are missing: %q", replies)
 	}
@@ -125,3 +135,48 @@ func TestConfigCheck(t *testing.T) {
 }
 
 func waitABit() { <-time.After(10 * time.Millisecond) }
+
+// TestDemoFastEscalatesMissedCheckin: with --fast, walking away after
+// registering shows the reminders and a checkin.missed delivered to the
+// demo's sink within seconds (here with a one-minute interval, one second
+// when fast).
+func TestDemoFastEscalatesMissedCheckin(t *testing.T) {
+	t.Setenv("CHECKIN_PEPPER", "")
+	dir := t.TempDir()
+	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
+	cfg := filepath.Join(dir, "fast.toml")
+	os.WriteFile(cfg, []byte(strings.Replace(string(example), `intervals = ["24h", "12h", "48h", "72h"]`, `intervals = ["1m"]`, 1)), 0o600)
+	r, w := io.Pipe()
+	go func() {
+		fmt.Fprint(w, strings.Join([]string{"hi", "1", "1", "1", "1", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",
+			"1", "09:00", "blue mango", "blue mango", "1"}, "\n")+"\n")
+		time.Sleep(8 * time.Second) // walk away
+		w.Close()
+	}()
+	var out, errOut safeBuffer
+	if code := run([]string{"demo", "--fast", "--config", cfg, "--data-dir", dir}, r, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"Time to check in", "Reminder", "EMBASSY <- checkin.missed case=case_000001 severity=high"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
