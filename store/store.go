@@ -232,17 +232,17 @@ func UserKey(pepper []byte, channel, id string) string {
 // Event is one escalation as written to the outbox and later delivered as a
 // webhook body (DESIGN §4).
 type Event struct {
-	ID           string                 `json:"id"`
-	Type         string                 `json:"type"`
-	Version      int                    `json:"version"`
-	CreatedAt    time.Time              `json:"created_at"`
-	EmbassyID    string                 `json:"embassy_id"`
-	CaseID       string                 `json:"case_id,omitempty"`
-	CaseSeq      int                    `json:"case_seq,omitempty"`
-	Severity     dialogs.Severity       `json:"severity"`
-	DoNotContact bool                   `json:"do_not_contact"`
-	Registrant   dialogs.RegistrantView `json:"registrant"`
-	Details      map[string]any         `json:"details"`
+	ID           string                  `json:"id"`
+	Type         string                  `json:"type"`
+	Version      int                     `json:"version"`
+	CreatedAt    time.Time               `json:"created_at"`
+	EmbassyID    string                  `json:"embassy_id"`
+	CaseID       string                  `json:"case_id,omitempty"`
+	CaseSeq      int                     `json:"case_seq,omitempty"`
+	Severity     dialogs.Severity        `json:"severity"`
+	DoNotContact bool                    `json:"do_not_contact"`
+	Registrant   *dialogs.RegistrantView `json:"registrant,omitempty"` // none on endpoint.heartbeat
+	Details      map[string]any          `json:"details"`
 }
 
 // Case is an embassy case: the escalations about one registrant from the
@@ -368,7 +368,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 		ev := Event{
 			ID: newEventID(), Type: esc.Type, Version: EventVersion, CreatedAt: now.UTC(),
 			EmbassyID: esc.EmbassyID, Severity: esc.Severity, DoNotContact: esc.DoNotContact || st.DoNotContact,
-			Registrant: esc.Registrant, Details: esc.Details,
+			Registrant: &esc.Registrant, Details: esc.Details,
 		}
 		if ev.Details == nil {
 			ev.Details = map[string]any{}
