@@ -60,6 +60,13 @@ type Runner struct {
 	// Log receives operational logs: never message text, names, keywords or
 	// phone numbers, and nothing that tells a duress check-in apart.
 	Log *slog.Logger
+	// ReplyFloor is the earliest a reply to a citizen's message leaves,
+	// measured from its arrival. A duress check-in commits more (the
+	// escalation, its case) than a plain one, so without a floor its reply
+	// would come measurably later; with one, every reply leaves at the same
+	// moment whatever was recorded (BenchmarkCovertTiming). Tests of
+	// behaviour set it to zero.
+	ReplyFloor time.Duration
 
 	mu      sync.Mutex
 	senders map[string]Sender
@@ -67,10 +74,14 @@ type Runner struct {
 	wake    chan struct{}
 }
 
+// DefaultReplyFloor is far below what a person notices on a phone network
+// and above what a commit takes on a healthy disk.
+const DefaultReplyFloor = 50 * time.Millisecond
+
 // NewRunner builds a runner over an engine and a store.
 func NewRunner(e *dialogs.Engine, s *store.Store, pepper []byte) *Runner {
 	return &Runner{Engine: e, Store: s, Pepper: pepper, Now: time.Now, Log: slog.Default(),
-		senders: map[string]Sender{}, wake: make(chan struct{}, 1)}
+		ReplyFloor: DefaultReplyFloor, senders: map[string]Sender{}, wake: make(chan struct{}, 1)}
 }
 
 // Register makes a channel's sender available for replies and timers.
@@ -107,6 +118,20 @@ func (r *Runner) Handle(ctx context.Context, in Inbound) error {
 	return r.run(ctx, key, inboundID, input, in.Channel, in.Address)
 }
 
+// pace waits until the reply floor after arrival has passed.
+func (r *Runner) pace(ctx context.Context, arrived time.Time) {
+	wait := r.ReplyFloor - time.Since(arrived)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // Fire runs the timer of one registrant (scheduler, roll call or tests).
 func (r *Runner) Fire(ctx context.Context, key string) error {
 	st, found, err := r.Store.Registrant(key)
@@ -132,6 +157,7 @@ func (r *Runner) FireDue(ctx context.Context) (int, error) {
 }
 
 func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.Input, channel, address string) error {
+	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
 	unlock := r.locks.lock(key)
 	defer unlock()
 	now := r.Now()
@@ -153,6 +179,9 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 	// The reply goes first and escalations are announced after it: the
 	// embassy's copy is already durable, and a duress reply must not wait
 	// for anything a normal check-in does not.
+	if input.Kind != dialogs.KindTimer {
+		r.pace(ctx, arrived)
+	}
 	err = r.reply(ctx, channel, address, out.Result)
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)

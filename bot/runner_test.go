@@ -51,6 +51,7 @@ func newRunner(tb testing.TB) (*bot.Runner, *recorder) {
 	tb.Cleanup(func() { s.Close() })
 	e := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}
 	r := bot.NewRunner(e, s, pepper)
+	r.ReplyFloor = 0 // behaviour and raw throughput; pacing has its own test
 	rec := &recorder{sent: map[string][]dialogs.Reply{}}
 	r.Register("telegram", rec)
 	return r, rec
@@ -166,5 +167,23 @@ func TestSchedulerPromptsWhenDue(t *testing.T) {
 	defer rec.mu.Unlock()
 	if got := rec.sent["3001"][before].Text; !strings.Contains(got, "Are you safe?") {
 		t.Errorf("prompt %q", got)
+	}
+}
+
+// TestRepliesArePaced: with a reply floor, no reply to a message leaves
+// before it, duress check-in or not.
+func TestRepliesArePaced(t *testing.T) {
+	r, rec := newRunner(t)
+	register(t, r, "4001")
+	r.ReplyFloor = 40 * time.Millisecond
+	for _, text := range []string{"ok", "fine, blue mango", "what?"} {
+		before := rec.count("4001")
+		start := time.Now()
+		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: "4001", Kind: dialogs.KindText, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < r.ReplyFloor || rec.count("4001") == before {
+			t.Errorf("%q: reply after %s, floor %s", text, took, r.ReplyFloor)
+		}
 	}
 }

@@ -145,6 +145,7 @@ func runTranscript(t testingT, file string, cat *locales.Catalog) {
 	t.Cleanup(func() { st.Close() })
 	engine := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: transcriptPepper}
 	tr.runner = bot.NewRunner(engine, st, transcriptPepper)
+	tr.runner.ReplyFloor = 0 // conversations, not timing
 	tr.runner.Now = func() time.Time { return tr.now }
 	tr.runner.OnEvents = func(evs []store.Event) {
 		tr.evMu.Lock()

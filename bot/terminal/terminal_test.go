@@ -48,6 +48,7 @@ func TestHugeLineIsNotFatal(t *testing.T) {
 	defer s.Close()
 	pepper := []byte("terminal-test-pepper-0123456789abcdef")
 	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
+	r.ReplyFloor = 0
 	var out bytes.Buffer
 	in := strings.NewReader(strings.Repeat("x", 3<<20) + "\nhello\n")
 	term := &Terminal{In: in, Out: &out, User: "u"}

@@ -59,14 +59,28 @@ func TestCrashSafety(t *testing.T) {
 	os.WriteFile(cfg, []byte(text), 0o600)
 	data := filepath.Join(dir, "data")
 
+	// run feeds lines to a demo process, one at a time as it takes them
+	// (it echoes "you> " when it starts on a line), and SIGKILLs it at a
+	// random moment after killAfter lines (never, if negative). It returns
+	// how many lines the process started on.
 	run := func(lines []string, killAfter int) int {
 		cmd := exec.Command(bin, "demo", "--config", cfg, "--data-dir", data)
 		cmd.Env = env
 		stdin, _ := cmd.StdinPipe()
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		started := make(chan struct{}, len(lines)+1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "you> ") {
+					started <- struct{}{}
+				}
+			}
+		}()
 		sent := 0
 		for _, l := range lines {
 			if killAfter >= 0 && sent == killAfter {
@@ -75,11 +89,16 @@ func TestCrashSafety(t *testing.T) {
 			if _, err := fmt.Fprintln(stdin, l); err != nil {
 				break
 			}
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the demo stopped taking input")
+			}
 			sent++
-			time.Sleep(time.Duration(mrand.IntN(3000)) * time.Microsecond)
 		}
 		if killAfter >= 0 {
-			time.Sleep(time.Duration(mrand.IntN(20)) * time.Millisecond)
+			// Somewhere in the last message's commit, reply floor or delivery.
+			time.Sleep(time.Duration(mrand.IntN(80)) * time.Millisecond)
 			cmd.Process.Kill() // SIGKILL: no chance to flush or deliver anything
 			cmd.Wait()
 			return sent
