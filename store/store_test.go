@@ -213,3 +213,49 @@ func TestUserKeyHidesIdentity(t *testing.T) {
 		t.Errorf("keys %s %s %s", a, b, c)
 	}
 }
+
+// TestDeliveryLifecycle: routing, per-case order, recording and pruning.
+func TestDeliveryLifecycle(t *testing.T) {
+	s := mustOpen(t)
+	for i := 0; i < 2; i++ {
+		s.Process("k1", "", t0, result(func(st *dialogs.State, r *dialogs.Result) {
+			r.Escalations = []dialogs.Escalation{{Type: dialogs.EventSOSRaised, Severity: dialogs.SeverityCritical, Case: dialogs.CaseOpen}}
+		}))
+	}
+	targets := func(Event) []Target { return []Target{{Endpoint: "e1", Critical: true}} }
+	if n, err := s.Route(t0, targets); err != nil || n != 2 {
+		t.Fatalf("routed %d, %v", n, err)
+	}
+	if n, _ := s.Route(t0, targets); n != 0 {
+		t.Errorf("routed again: %d", n)
+	}
+	due, _, _ := s.DueDeliveries(t0)
+	if len(due) != 1 || due[0].Seq != 1 || len(due[0].Body) == 0 {
+		t.Fatalf("due %+v: the second event of the case must wait for the first", due)
+	}
+	if err := s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 1, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	due, _, _ = s.DueDeliveries(t0)
+	if len(due) != 1 || due[0].Seq != 2 {
+		t.Fatalf("after the first: due %+v", due)
+	}
+	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, Err: "HTTP 503", NextAt: t0.Add(time.Minute), Secondary: "e1/secondary"}})
+	pending, _ := s.Pending()
+	if len(pending) != 2 {
+		t.Fatalf("pending %+v, want the retry and its secondary copy", pending)
+	}
+	if n, _ := s.Backlog(); n != 2 {
+		t.Errorf("backlog %d", n)
+	}
+	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, OK: true}, {Endpoint: "e1/secondary", Seq: 2, OK: true}})
+	if n, err := s.Prune(t0.Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("pruned %d events, %v", n, err)
+	}
+	if box, _ := s.Outbox(); len(box) != 0 {
+		t.Errorf("outbox after prune: %d", len(box))
+	}
+	if ds, _ := s.Delivered(); len(ds) != 0 {
+		t.Errorf("archive after prune: %d", len(ds))
+	}
+}
