@@ -42,6 +42,11 @@ func TestTranscripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A message missing from a locale would be answered in English: in a
+	// transcript that is a failure, not a fallback.
+	cat.OnMissing = func(lang, id string, err error) {
+		t.Errorf("message %s is missing in %s (answered in English)", id, lang)
+	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(root, f)
 		t.Run(rel, func(t *testing.T) {
