@@ -30,9 +30,24 @@ type Inbound struct {
 	Lat, Lon  float64
 }
 
+// Priority orders a channel's outbound queue.
+type Priority int
+
+// Priorities, most urgent first.
+const (
+	// PrioritySafety: the SOS flow.
+	PrioritySafety Priority = iota
+	// PriorityReply: every other reply to a citizen's message — check-ins,
+	// duress or not, included.
+	PriorityReply
+	// PriorityReminder: scheduled prompts and reminders.
+	PriorityReminder
+)
+
 // Response is what a channel must deliver for one event.
 type Response struct {
-	Replies []dialogs.Reply
+	Priority Priority
+	Replies  []dialogs.Reply
 	// DeleteInbound and PurgeSensitive are the covert clean-up requests of
 	// dialogs.Result, for channels that can delete messages.
 	DeleteInbound  bool
@@ -141,6 +156,13 @@ func (r *Runner) Fire(ctx context.Context, key string) error {
 	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindTimer, Key: key}, st.Channel, st.Address)
 }
 
+// Unreachable tells the engine that a channel cannot deliver to address
+// (the citizen blocked the bot); the embassy is told once.
+func (r *Runner) Unreachable(ctx context.Context, channel, address string) error {
+	key := store.UserKey(r.Pepper, channel, address)
+	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindUnreachable, Key: key}, channel, address)
+}
+
 // FireDue fires every timer due at the runner's clock, in due order.
 func (r *Runner) FireDue(ctx context.Context) (int, error) {
 	keys, err := r.Store.Due(r.Now())
@@ -179,17 +201,25 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 	// The reply goes first and escalations are announced after it: the
 	// embassy's copy is already durable, and a duress reply must not wait
 	// for anything a normal check-in does not.
-	if input.Kind != dialogs.KindTimer {
+	if input.Kind == dialogs.KindText || input.Kind == dialogs.KindButton ||
+		input.Kind == dialogs.KindLocation || input.Kind == dialogs.KindMedia {
 		r.pace(ctx, arrived)
 	}
-	err = r.reply(ctx, channel, address, out.Result)
+	prio := PriorityReply
+	switch {
+	case input.Kind == dialogs.KindTimer || input.Kind == dialogs.KindRollCall:
+		prio = PriorityReminder
+	case out.Result.Urgent:
+		prio = PrioritySafety
+	}
+	err = r.reply(ctx, channel, address, prio, out.Result)
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)
 	}
 	return err
 }
 
-func (r *Runner) reply(ctx context.Context, channel, address string, res dialogs.Result) error {
+func (r *Runner) reply(ctx context.Context, channel, address string, prio Priority, res dialogs.Result) error {
 	if len(res.Replies) == 0 && !res.DeleteInbound && !res.PurgeSensitive {
 		return nil
 	}
@@ -200,7 +230,7 @@ func (r *Runner) reply(ctx context.Context, channel, address string, res dialogs
 	if err != nil {
 		return err
 	}
-	return s.Send(ctx, address, Response{Replies: res.Replies, DeleteInbound: res.DeleteInbound,
+	return s.Send(ctx, address, Response{Priority: prio, Replies: res.Replies, DeleteInbound: res.DeleteInbound,
 		PurgeSensitive: res.PurgeSensitive})
 }
 

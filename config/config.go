@@ -307,7 +307,7 @@ func (c *Config) Directory() dialogs.Directory {
 var eventTypes = []string{dialogs.EventRegistrationCreated, dialogs.EventRegistrationUpdated,
 	dialogs.EventRegistrationWithdrawn, dialogs.EventCheckinMissed, dialogs.EventCheckinResumed,
 	dialogs.EventDuressTriggered, dialogs.EventSOSRaised, dialogs.EventCaseUpdated,
-	dialogs.EventProtectionReduced, dialogs.EventRollcallMissed}
+	dialogs.EventProtectionReduced, dialogs.EventRollcallMissed, dialogs.EventRegistrationUnreachable}
 
 func validateURL(key, raw string) error {
 	u, err := url.Parse(raw)

@@ -68,6 +68,12 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		t.timer()
 	case KindRollCall:
 		t.rollCall()
+	case KindUnreachable:
+		if t.st.Registered() && !t.st.Unreachable {
+			t.st.Unreachable = true
+			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})
+			t.audit("channel.unreachable")
+		}
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
 			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
@@ -105,6 +111,7 @@ func cleanText(s string) string {
 // chosen is not yet one. The keyword of a covertly deleted registration
 // (State.Hidden) keeps counting.
 func (t *turn) message() {
+	t.st.Unreachable = false
 	if t.in.Kind == KindText && (t.st.Registered() || t.st.Hidden != nil) {
 		norm := Normalize(t.in.Text)
 		found, rest := false, ""

@@ -301,6 +301,7 @@ func (t *turn) start() {
 
 // sos raises the alarm at once, then asks one question at a time.
 func (t *turn) sos() {
+	t.res.Urgent = true
 	t.escalate(EventSOSRaised, SeverityCritical, CaseOpen, nil)
 	t.audit("sos.raised")
 	t.reply("SOSRaised", nil)
@@ -308,6 +309,7 @@ func (t *turn) sos() {
 }
 
 func (t *turn) sosLocation(loc *Location) {
+	t.res.Urgent = true
 	t.st.Profile.LastLocation = loc
 	t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"location": loc})
 	t.ask(StepSOSCall)

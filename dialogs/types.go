@@ -180,6 +180,10 @@ type State struct {
 	// request now being confirmed, so its completion must only pretend.
 	CovertFlow bool `json:"covert_flow,omitempty"`
 
+	// Unreachable: the channel reported it cannot deliver to this citizen;
+	// cleared by their next message.
+	Unreachable bool `json:"unreachable,omitempty"`
+
 	// PendingCountry is a new country chosen in a status update, applied
 	// with the city that must follow it.
 	PendingCountry string `json:"pending_country,omitempty"`
@@ -236,6 +240,7 @@ const (
 	KindTimer                         // the State.Timer time was reached
 	KindRollCall                      // the embassy asks for a check-in now
 	KindCaseResolved                  // the embassy resolved CaseID
+	KindUnreachable                   // the channel cannot deliver to this citizen (blocked the bot)
 )
 
 // Input is one event for one registrant.
@@ -292,6 +297,10 @@ const (
 	EventProtectionReduced     = "protection.reduced"
 	EventRollcallMissed        = "rollcall.missed"
 	EventEndpointHeartbeat     = "endpoint.heartbeat"
+	// EventRegistrationUnreachable: the channel reports the citizen cannot
+	// be reached (on Telegram: they blocked the bot). Not in DESIGN §4's
+	// list; added so the embassy knows check-in prompts no longer arrive.
+	EventRegistrationUnreachable = "registration.unreachable"
 )
 
 // CaseMode says how an escalation relates to the registrant's open case.
@@ -352,6 +361,9 @@ type Result struct {
 	// PurgeSensitive: delete the Sensitive prompts and keyword messages
 	// remembered since setup began.
 	PurgeSensitive bool
+	// Urgent marks replies of the SOS flow, which channels send before
+	// anything else. Check-ins — duress or not — are never urgent.
+	Urgent bool
 	// Audit names what happened, for the append-only audit trail. It never
 	// distinguishes a duress check-in from a normal one and holds no
 	// personal data.
