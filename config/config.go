@@ -32,6 +32,7 @@ type Config struct {
 	RetentionDays int               `toml:"retention_days"`
 	Checkin       Checkin           `toml:"checkin"`
 	Delivery      Delivery          `toml:"delivery"`
+	Telegram      Telegram          `toml:"telegram"`
 	Countries     []Country         `toml:"country"`
 	Embassies     []Embassy         `toml:"embassy"`
 
@@ -46,6 +47,26 @@ type Delivery struct {
 	GiveUpAfter    Duration `toml:"give_up_after"`
 	KeepDelivered  Duration `toml:"keep_delivered"`
 	HeartbeatEvery Duration `toml:"heartbeat_every"`
+}
+
+// Telegram is the [telegram] table. The bot token itself comes from the
+// environment (CHECKIN_TELEGRAM_TOKEN).
+type Telegram struct {
+	// APIURL overrides Telegram's Bot API address (tests, local servers);
+	// CHECKIN_TELEGRAM_API_URL overrides it in turn.
+	APIURL string `toml:"api_url"`
+	// Mode is "polling" (default) or "webhook".
+	Mode string `toml:"mode"`
+	// WebhookURL is the public HTTPS address Telegram posts updates to;
+	// WebhookSecretEnv names the variable holding the secret Telegram must
+	// present; Listen is the local address serving it.
+	WebhookURL       string `toml:"webhook_url"`
+	WebhookSecretEnv string `toml:"webhook_secret_env"`
+	Listen           string `toml:"listen"`
+	// GlobalRate caps messages per second overall; PerChatInterval is the
+	// least time between two messages to one chat.
+	GlobalRate      float64  `toml:"global_rate"`
+	PerChatInterval Duration `toml:"per_chat_interval"`
 }
 
 // Partner is an [[embassy.partner]]: an NGO endpoint receiving chosen types.
@@ -243,6 +264,9 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if err := c.Telegram.validate(); err != nil {
+		return err
+	}
 	for key, d := range map[string]Duration{"delivery.timeout": c.Delivery.Timeout,
 		"delivery.secondary_after": c.Delivery.SecondaryAfter, "delivery.give_up_after": c.Delivery.GiveUpAfter,
 		"delivery.keep_delivered": c.Delivery.KeepDelivered, "delivery.heartbeat_every": c.Delivery.HeartbeatEvery} {
@@ -439,4 +463,34 @@ func (c *Config) DeliveryPolicy() webhook.Policy {
 	set(&p.KeepDelivered, c.Delivery.KeepDelivered)
 	set(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
 	return p
+}
+
+func (t Telegram) validate() error {
+	if t.APIURL != "" {
+		if err := validateURL("telegram.api_url", t.APIURL); err != nil {
+			return err
+		}
+	}
+	switch t.Mode {
+	case "", "polling":
+	case "webhook":
+		if err := validateURL("telegram.webhook_url", t.WebhookURL); err != nil {
+			return err
+		}
+		if !envName.MatchString(t.WebhookSecretEnv) {
+			return &Error{Key: "telegram.webhook_secret_env", Reason: "name the environment variable holding the webhook secret"}
+		}
+		if t.Listen == "" {
+			return &Error{Key: "telegram.listen", Reason: "missing: the local address to serve the webhook on, such as \":8443\""}
+		}
+	default:
+		return &Error{Key: "telegram.mode", Reason: fmt.Sprintf("%q: use \"polling\" or \"webhook\"", t.Mode)}
+	}
+	if t.GlobalRate < 0 || t.GlobalRate > 30 {
+		return &Error{Key: "telegram.global_rate", Reason: "must be between 0 (default 30) and 30 messages a second"}
+	}
+	if t.PerChatInterval.Duration < 0 {
+		return &Error{Key: "telegram.per_chat_interval", Reason: "must not be negative"}
+	}
+	return nil
 }

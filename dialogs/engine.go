@@ -60,7 +60,7 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		st.Key = in.Key
 	}
 	if st.Lang == "" {
-		st.Lang = e.suggestLanguage(in.LangHint)
+		st.Lang = e.SuggestLanguage(in.LangHint)
 	}
 	t := &turn{e: e, st: st, in: in, now: now}
 	switch in.Kind {
@@ -265,9 +265,9 @@ func (t *turn) askFirstContact() {
 	t.ask(StepLanguage)
 }
 
-// suggestLanguage maps a platform hint ("ms-MY", "zh-hans") to a supported
-// language tag, defaulting to English.
-func (e *Engine) suggestLanguage(hint string) string {
+// SuggestLanguage maps a platform hint ("ms-MY", "zh-hans", "tl") to a
+// supported language tag, defaulting to English.
+func (e *Engine) SuggestLanguage(hint string) string {
 	hint = strings.ToLower(strings.ReplaceAll(hint, "_", "-"))
 	aliases := map[string]string{"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "tl": "fil", "in": "id", "zsm": "ms"}
 	if a, ok := aliases[hint]; ok {

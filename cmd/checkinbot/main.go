@@ -27,6 +27,7 @@ import (
 	_ "time/tzdata" // time zones even on machines without /usr/share/zoneinfo
 
 	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/bot/terminal"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -148,11 +149,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := newEngine(c, []byte(pepper)); err != nil {
+	e, err := newEngine(c, []byte(pepper))
+	if err != nil {
 		return err
 	}
-	if _, err := c.Endpoints(os.Getenv, false); err != nil {
+	endpoints, err := c.Endpoints(os.Getenv, false)
+	if err != nil {
 		return err
+	}
+	tgOpts, err := telegramOptions(c, e)
+	if err != nil {
+		return err
+	}
+	if tgOpts == nil {
+		return errors.New("serve: no channel is configured. Set CHECKIN_TELEGRAM_TOKEN to a bot token from " +
+			"@BotFather to serve Telegram (see docs/telegram.md); `checkinbot demo` runs the whole " +
+			"conversation offline in this terminal")
 	}
 	for _, ep := range embassiesWithoutURL(c) {
 		// Nothing is lost: events wait in the outbox until a URL is set.
@@ -164,9 +176,49 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	return errors.New("serve: no channel is configured. The Telegram (CHECKIN_TELEGRAM_TOKEN) and " +
-		"WhatsApp channels are not part of this build yet; `checkinbot demo` runs the whole " +
-		"conversation offline in this terminal")
+
+	deliverer := &webhook.Deliverer{Store: s, Endpoints: endpoints, Policy: c.DeliveryPolicy()}
+	r := bot.NewRunner(e, s, []byte(pepper))
+	r.OnEvents = func([]store.Event) { deliverer.Nudge() }
+	tg, err := telegram.New(*tgOpts, r)
+	if err != nil {
+		return err
+	}
+	slog.Info("checkinbot serving", "data", s.Path(), "telegram_mode", map[bool]string{true: "webhook", false: "polling"}[tgOpts.Webhook != nil])
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
+	go func() { defer wg.Done(); _ = deliverer.Run(ctx) }()
+	err = tg.Run(ctx)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// telegramOptions builds the Telegram channel's options, or nil when no
+// token is set. A webhook secret named in the config must be set.
+func telegramOptions(c *config.Config, e *dialogs.Engine) (*telegram.Options, error) {
+	token := os.Getenv("CHECKIN_TELEGRAM_TOKEN")
+	if token == "" {
+		return nil, nil
+	}
+	t := c.Telegram
+	opt := &telegram.Options{Token: token, APIURL: t.APIURL, GlobalRate: t.GlobalRate, PerChat: t.PerChatInterval.Duration,
+		GroupRefusal: func(lang string) string { return e.Catalog.Text(e.SuggestLanguage(lang), "GroupRefused", nil) }}
+	if v := os.Getenv("CHECKIN_TELEGRAM_API_URL"); v != "" {
+		opt.APIURL = v
+	}
+	if t.Mode == "webhook" {
+		secret := os.Getenv(t.WebhookSecretEnv)
+		if len(secret) < 16 {
+			return nil, &config.Error{File: c.Name, Key: "telegram.webhook_secret_env",
+				Reason: fmt.Sprintf("environment variable %s must hold a secret of at least 16 characters (A-Z, a-z, 0-9, _ and -)", t.WebhookSecretEnv)}
+		}
+		opt.Webhook = &telegram.Webhook{URL: t.WebhookURL, Secret: secret, Listen: t.Listen}
+	}
+	return opt, nil
 }
 
 func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -1,0 +1,276 @@
+package telegram
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	"github.com/checkinbot/checkinbot/bot"
+)
+
+// deleteWindow is how old a message Telegram still lets a bot delete.
+const deleteWindow = 48 * time.Hour
+
+// sender is the outbound queue. It keeps Telegram's limits — a global rate
+// and a least interval per chat — and sends by priority: the SOS flow,
+// then replies, then scheduled reminders; within a chat, in order. A 429
+// pauses that chat for retry_after; 5xx and network errors are retried with
+// backoff; a 403 (the citizen blocked the bot) drops the chat's queue and
+// tells the runner, which tells the embassy.
+type sender struct {
+	c *Channel
+
+	mu        sync.Mutex
+	wake      chan struct{}
+	queues    [3]*list.List // by priority: *outItem
+	chatNext  map[int64]time.Time
+	busy      map[int64]bool
+	nextSend  time.Time // global spacing
+	sensitive map[int64][]sentMessage
+	tasks     chan func(context.Context)
+}
+
+type outItem struct {
+	chat      int64
+	prio      bot.Priority
+	text      string
+	markup    models.ReplyMarkup
+	sensitive bool
+	tries     int
+	queued    time.Time
+}
+
+type sentMessage struct {
+	id int
+	at time.Time
+}
+
+func newSender(c *Channel) *sender {
+	s := &sender{c: c, wake: make(chan struct{}, 1), chatNext: map[int64]time.Time{}, busy: map[int64]bool{},
+		sensitive: map[int64][]sentMessage{}, tasks: make(chan func(context.Context), 1024)}
+	for i := range s.queues {
+		s.queues[i] = list.New()
+	}
+	return s
+}
+
+func (s *sender) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue adds a message for chat.
+func (s *sender) enqueue(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, sensitive bool) {
+	prio = min(max(prio, bot.PrioritySafety), bot.PriorityReminder)
+	s.mu.Lock()
+	s.queues[prio].PushBack(&outItem{chat: chat, prio: prio, text: text, markup: markup, sensitive: sensitive, queued: time.Now()})
+	s.mu.Unlock()
+	s.notify()
+}
+
+// Queued counts messages waiting, for tests and health.
+func (s *sender) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queues[0].Len() + s.queues[1].Len() + s.queues[2].Len()
+}
+
+// later runs an API call that is not a chat message (answering a callback,
+// deleting a message) on the worker pool, outside the message limits.
+func (s *sender) later(f func(context.Context)) {
+	select {
+	case s.tasks <- f:
+	default:
+		go f(context.Background()) // never block the caller on a full pool
+	}
+}
+
+// remove deletes one message of chat.
+func (s *sender) remove(chat int64, id int) {
+	s.later(func(ctx context.Context) {
+		if _, err := s.c.api.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id}); err != nil {
+			s.c.opt.Log.Debug("telegram deleteMessage failed", "err", classify(err))
+		}
+	})
+}
+
+// purge deletes the sensitive messages sent to chat, those still young
+// enough to be deleted.
+func (s *sender) purge(chat int64) {
+	s.mu.Lock()
+	msgs := s.sensitive[chat]
+	delete(s.sensitive, chat)
+	s.mu.Unlock()
+	for _, m := range msgs {
+		if time.Since(m.at) < deleteWindow {
+			s.remove(chat, m.id)
+		}
+	}
+}
+
+// run dispatches queued messages until ctx ends.
+func (s *sender) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < s.c.opt.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case f := <-s.tasks:
+					f(ctx)
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	interval := time.Duration(float64(time.Second) / s.c.opt.GlobalRate)
+	for {
+		item, wait := s.next(time.Now())
+		if item == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-s.wake:
+				t.Stop()
+			case <-t.C:
+			}
+			continue
+		}
+		start := time.Now()
+		s.mu.Lock()
+		s.nextSend = start.Add(interval)
+		s.mu.Unlock()
+		select {
+		case s.tasks <- func(ctx context.Context) { s.deliver(ctx, item) }:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// next takes the first message, by priority and then age, whose chat is
+// free and allowed to receive now. Otherwise it says how long to wait.
+func (s *sender) next(now time.Time) (*outItem, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if wait := s.nextSend.Sub(now); wait > 0 {
+		return nil, wait
+	}
+	wait := time.Minute
+	for _, q := range s.queues {
+		seen := map[int64]bool{} // a chat's first item in this queue decides for the chat
+		for e := q.Front(); e != nil; e = e.Next() {
+			it := e.Value.(*outItem)
+			if seen[it.chat] {
+				continue
+			}
+			seen[it.chat] = true
+			if s.busy[it.chat] {
+				continue
+			}
+			if at := s.chatNext[it.chat]; at.After(now) {
+				wait = min(wait, at.Sub(now))
+				continue
+			}
+			q.Remove(e)
+			s.busy[it.chat] = true
+			return it, 0
+		}
+	}
+	return nil, wait
+}
+
+// deliver sends one message and settles its chat.
+func (s *sender) deliver(ctx context.Context, it *outItem) {
+	msg, err := s.c.api.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: it.chat, Text: it.text, ReplyMarkup: it.markup})
+	s.mu.Lock()
+	defer func() {
+		delete(s.busy, it.chat)
+		s.mu.Unlock()
+		s.notify()
+	}()
+	// Counted from the answer, not the request: Telegram sees two
+	// messages at least PerChat apart however the network jitters.
+	s.chatNext[it.chat] = time.Now().Add(s.c.opt.PerChat)
+	if err == nil {
+		if it.sensitive && msg != nil {
+			s.sensitive[it.chat] = append(s.sensitive[it.chat], sentMessage{id: msg.ID, at: time.Now()})
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	var tooMany *tgbot.TooManyRequestsError
+	switch {
+	case errors.As(err, &tooMany):
+		s.chatNext[it.chat] = time.Now().Add(time.Duration(max(tooMany.RetryAfter, 1)) * time.Second)
+		s.queues[it.prio].PushFront(it)
+		s.c.opt.Log.Warn("telegram rate limit: chat paused", "retry_after_s", tooMany.RetryAfter)
+	case errors.Is(err, tgbot.ErrorForbidden):
+		s.dropChat(it.chat)
+		s.c.opt.Log.Info("telegram: a citizen blocked the bot; the embassy is told")
+		chat := strconv.FormatInt(it.chat, 10)
+		go s.c.runner.Unreachable(context.WithoutCancel(ctx), Name, chat)
+	case errors.Is(err, tgbot.ErrorBadRequest), errors.Is(err, tgbot.ErrorNotFound), errors.Is(err, tgbot.ErrorUnauthorized):
+		s.c.opt.Log.Error("telegram refused a message; dropped", "err", classify(err))
+	default: // 5xx, network: retry with backoff
+		it.tries++
+		backoff := min(time.Duration(1<<min(it.tries, 6))*500*time.Millisecond, 30*time.Second)
+		s.chatNext[it.chat] = time.Now().Add(backoff)
+		s.queues[it.prio].PushFront(it)
+		s.c.opt.Log.Warn("telegram send failed; retrying", "err", classify(err), "in", backoff)
+	}
+}
+
+// dropChat forgets everything queued for a chat (caller holds mu).
+func (s *sender) dropChat(chat int64) {
+	for _, q := range s.queues {
+		for e := q.Front(); e != nil; {
+			next := e.Next()
+			if e.Value.(*outItem).chat == chat {
+				q.Remove(e)
+			}
+			e = next
+		}
+	}
+	delete(s.sensitive, chat)
+}
+
+// classify names an API error without its text, which can carry the token
+// or, for some library errors, a message body.
+func classify(err error) string {
+	var tooMany *tgbot.TooManyRequestsError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &tooMany):
+		return "429 too many requests"
+	case errors.Is(err, tgbot.ErrorForbidden):
+		return "403 forbidden"
+	case errors.Is(err, tgbot.ErrorBadRequest):
+		return "400 bad request"
+	case errors.Is(err, tgbot.ErrorUnauthorized):
+		return "401 unauthorized (check the token)"
+	case errors.Is(err, tgbot.ErrorNotFound):
+		return "404 not found"
+	case errors.Is(err, tgbot.ErrorConflict):
+		return "409 conflict"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "server or network error"
+}

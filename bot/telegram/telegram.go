@@ -1,0 +1,419 @@
+// Package telegram is the Telegram channel, on github.com/go-telegram/bot.
+//
+// Updates come in by long polling (default) or webhook, are mapped to
+// engine inputs and handed to the runner — one citizen at a time, citizens
+// in parallel — and are acknowledged to Telegram only after they were
+// committed (at least once; the store's inbound de-duplication by update_id
+// makes a redelivery a no-op). Commands are parsed by the engine, not the
+// library. Replies leave through a rate-limited, prioritised queue
+// (send.go). The library's own logging of whole updates is replaced: no
+// message text ever reaches a log.
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/dialogs"
+)
+
+// Name is the channel's name in the runner and in user keys.
+const Name = "telegram"
+
+// DefaultAPIURL is Telegram's Bot API.
+const DefaultAPIURL = "https://api.telegram.org"
+
+// Options configure the channel.
+type Options struct {
+	Token  string
+	APIURL string // default DefaultAPIURL
+	// Webhook, if set, receives updates over HTTPS instead of long polling.
+	Webhook *Webhook
+	// GlobalRate caps messages per second overall (Telegram: about 30).
+	GlobalRate float64
+	// PerChat is the least time between two messages to one chat
+	// (Telegram: about one per second).
+	PerChat time.Duration
+	// Workers bounds concurrent API calls.
+	Workers int
+	// PollTimeout is the long-polling wait.
+	PollTimeout time.Duration
+	// HTTPClient makes every API call (tests may re-encode requests).
+	HTTPClient tgbot.HttpClient
+	// GroupRefusal answers anyone writing from a group chat, per language.
+	GroupRefusal func(lang string) string
+	Log          *slog.Logger
+}
+
+// Webhook is the webhook mode's setting: the public URL Telegram posts
+// to, the secret it must present, and the local address to listen on.
+type Webhook struct {
+	URL    string
+	Secret string
+	Listen string
+}
+
+// Channel is a running Telegram channel.
+type Channel struct {
+	opt    Options
+	api    *tgbot.Bot
+	runner *bot.Runner
+	out    *sender
+	serial serial
+
+	mu      sync.Mutex
+	inbound map[int64]int // chat → id of the message being handled (for clean-up)
+}
+
+// New prepares the channel and registers it with the runner.
+func New(opt Options, r *bot.Runner) (*Channel, error) {
+	if opt.Token == "" {
+		return nil, errors.New("telegram: no bot token (set CHECKIN_TELEGRAM_TOKEN)")
+	}
+	if opt.APIURL == "" {
+		opt.APIURL = DefaultAPIURL
+	}
+	if opt.GlobalRate <= 0 {
+		opt.GlobalRate = 30
+	}
+	if opt.PerChat <= 0 {
+		opt.PerChat = time.Second
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 8
+	}
+	if opt.PollTimeout <= 0 {
+		opt.PollTimeout = 30 * time.Second
+	}
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{Timeout: opt.PollTimeout + 15*time.Second}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	c := &Channel{opt: opt, runner: r, inbound: map[int64]int{}}
+	api, err := tgbot.New(opt.Token,
+		tgbot.WithServerURL(opt.APIURL),
+		tgbot.WithSkipGetMe(),
+		tgbot.WithHTTPClient(opt.PollTimeout, opt.HTTPClient),
+		// The defaults log whole updates, message text included: replace all.
+		tgbot.WithDefaultHandler(func(context.Context, *tgbot.Bot, *models.Update) {}),
+		tgbot.WithErrorsHandler(func(error) { opt.Log.Warn("telegram library error") }),
+		tgbot.WithDebugHandler(func(string, ...any) {}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %w", err)
+	}
+	c.api = api
+	c.out = newSender(c)
+	r.Register(Name, c)
+	return c, nil
+}
+
+// Run receives updates until ctx ends.
+func (c *Channel) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { c.out.run(ctx); close(done) }()
+	defer func() { <-done }()
+	if c.opt.Webhook != nil {
+		return c.serveWebhook(ctx)
+	}
+	if _, err := c.api.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("telegram: deleteWebhook (needed for polling): %s", classify(err))
+	}
+	return c.poll(ctx)
+}
+
+// poll long-polls getUpdates. The offset moves past a batch only once
+// every update in it was committed, so a crash means redelivery, never loss.
+func (c *Channel) poll(ctx context.Context) error {
+	var offset int64
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+		updates, err := c.getUpdates(ctx, offset)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			backoff = min(max(2*backoff, 200*time.Millisecond), 30*time.Second)
+			c.opt.Log.Warn("telegram getUpdates failed; retrying", "err", err, "in", backoff)
+			continue
+		}
+		backoff = 0
+		var waits []<-chan struct{}
+		for _, u := range updates {
+			waits = append(waits, c.dispatch(ctx, u))
+			offset = max(offset, u.ID+1)
+		}
+		for _, w := range waits {
+			<-w
+		}
+	}
+	return nil
+}
+
+func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Update, error) {
+	body, _ := json.Marshal(map[string]any{"offset": offset, "timeout": int(c.opt.PollTimeout / time.Second),
+		"allowed_updates": []string{"message", "callback_query"}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opt.APIURL+"/bot"+c.opt.Token+"/getUpdates", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.opt.HTTPClient.Do(req)
+	if err != nil {
+		return nil, errors.New("connection failed") // the error text would carry the token
+	}
+	defer resp.Body.Close()
+	var r struct {
+		OK     bool             `json:"ok"`
+		Result []*models.Update `json:"result"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&r); err != nil || !r.OK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return r.Result, nil
+}
+
+// serveWebhook registers the webhook and serves it. A request without the
+// right secret gets 401 (the library would answer 200 to anyone); a good
+// one gets 200 only after its update was committed.
+func (c *Channel) serveWebhook(ctx context.Context) error {
+	w := c.opt.Webhook
+	if _, err := c.api.SetWebhook(ctx, &tgbot.SetWebhookParams{URL: w.URL, SecretToken: w.Secret,
+		AllowedUpdates: []string{"message", "callback_query"}}); err != nil {
+		return fmt.Errorf("telegram: setWebhook: %s", classify(err))
+	}
+	srv := &http.Server{Addr: w.Listen, Handler: c.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	c.opt.Log.Info("telegram webhook listening", "addr", w.Listen)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("telegram: webhook server: %w", err)
+	}
+	return nil
+}
+
+// WebhookHandler is the HTTP handler of webhook mode.
+func (c *Channel) WebhookHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-Telegram-Bot-Api-Secret-Token")
+		if c.opt.Webhook == nil || subtle.ConstantTimeCompare([]byte(got), []byte(c.opt.Webhook.Secret)) != 1 {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		var u models.Update
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&u); err != nil {
+			http.Error(w, "bad update", http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-c.dispatch(r.Context(), &u):
+			w.WriteHeader(http.StatusOK)
+		case <-r.Context().Done():
+		}
+	})
+}
+
+// dispatch maps one update and hands it to the runner in its citizen's
+// queue. The returned channel closes when it was processed.
+func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan struct{} {
+	done := make(chan struct{})
+	in, msgID, ok := c.mapUpdate(ctx, u)
+	if !ok {
+		close(done)
+		return done
+	}
+	c.serial.do(in.Address, func() {
+		defer close(done)
+		chat, _ := strconv.ParseInt(in.Address, 10, 64)
+		c.mu.Lock()
+		c.inbound[chat] = msgID
+		c.mu.Unlock()
+		if err := c.runner.Handle(ctx, in); err != nil {
+			c.opt.Log.Error("telegram update not processed", "update", u.ID)
+		}
+		c.mu.Lock()
+		delete(c.inbound, chat)
+		c.mu.Unlock()
+	})
+	return done
+}
+
+// mapUpdate turns an update into an engine input; ok is false for updates
+// the engine never sees (groups, channel posts, edits).
+func (c *Channel) mapUpdate(ctx context.Context, u *models.Update) (bot.Inbound, int, bool) {
+	in := bot.Inbound{Channel: Name, MessageID: "u" + strconv.FormatInt(u.ID, 10)}
+	var chat models.Chat
+	var from *models.User
+	msgID := 0
+	switch {
+	case u.Message != nil:
+		m := u.Message
+		chat, from, msgID = m.Chat, m.From, m.ID
+		switch {
+		case m.Text != "":
+			in.Kind, in.Text = dialogs.KindText, m.Text
+		case m.Location != nil:
+			in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.Location.Latitude, m.Location.Longitude
+		default:
+			in.Kind = dialogs.KindMedia // sticker, voice, photo, document, contact …
+		}
+	case u.CallbackQuery != nil:
+		q := u.CallbackQuery
+		from = &q.From
+		if q.Message.Message != nil {
+			chat = q.Message.Message.Chat
+		} else if q.Message.InaccessibleMessage != nil {
+			chat = q.Message.InaccessibleMessage.Chat
+		}
+		in.Kind, in.Text = dialogs.KindButton, q.Data
+		c.out.later(func(ctx context.Context) {
+			c.api.AnswerCallbackQuery(ctx, &tgbot.AnswerCallbackQueryParams{CallbackQueryID: q.ID})
+		})
+	default:
+		return in, 0, false
+	}
+	if chat.ID == 0 {
+		return in, 0, false
+	}
+	if chat.Type != models.ChatTypePrivate {
+		lang := ""
+		if from != nil {
+			lang = from.LanguageCode
+		}
+		if c.opt.GroupRefusal != nil {
+			c.out.enqueue(chat.ID, bot.PriorityReply, c.opt.GroupRefusal(lang), nil, false)
+		}
+		return in, 0, false
+	}
+	in.Address = strconv.FormatInt(chat.ID, 10)
+	if from != nil {
+		in.LangHint = from.LanguageCode
+		if from.Username != "" {
+			in.Handle = "@" + from.Username
+		}
+	}
+	return in, msgID, true
+}
+
+// Send queues a response for a chat: all replies of one event as one
+// message (fewer messages under the per-chat limit), buttons as an inline
+// keyboard, then the clean-up it asks for.
+func (c *Channel) Send(_ context.Context, address string, r bot.Response) error {
+	chat, err := strconv.ParseInt(address, 10, 64)
+	if err != nil {
+		return fmt.Errorf("telegram: address %q is not a chat id", address)
+	}
+	c.mu.Lock()
+	inbound := c.inbound[chat]
+	c.mu.Unlock()
+	if r.DeleteInbound && inbound != 0 {
+		c.out.remove(chat, inbound)
+	}
+	if len(r.Replies) > 0 {
+		var text bytes.Buffer
+		var keyboard [][]models.InlineKeyboardButton
+		sensitive := false
+		for i, rep := range r.Replies {
+			if i > 0 {
+				text.WriteString("\n\n")
+			}
+			text.WriteString(rep.Text)
+			sensitive = sensitive || rep.Sensitive
+			if len(rep.Buttons) > 0 {
+				keyboard = keyboardOf(rep.Buttons)
+			}
+		}
+		var markup models.ReplyMarkup
+		if keyboard != nil {
+			markup = &models.InlineKeyboardMarkup{InlineKeyboard: keyboard}
+		}
+		c.out.enqueue(chat, r.Priority, text.String(), markup, sensitive)
+	}
+	if r.PurgeSensitive {
+		c.out.purge(chat)
+	}
+	return nil
+}
+
+// keyboardOf lays buttons out one per row, or two per row for short
+// labels, so they stay readable on a small screen.
+func keyboardOf(buttons []dialogs.Button) [][]models.InlineKeyboardButton {
+	short := true
+	for _, b := range buttons {
+		if len([]rune(b.Label)) > 14 {
+			short = false
+		}
+	}
+	var rows [][]models.InlineKeyboardButton
+	for i, b := range buttons {
+		btn := models.InlineKeyboardButton{Text: b.Label, CallbackData: b.Data}
+		if short && i%2 == 1 {
+			rows[len(rows)-1] = append(rows[len(rows)-1], btn)
+			continue
+		}
+		rows = append(rows, []models.InlineKeyboardButton{btn})
+	}
+	return rows
+}
+
+// serial runs functions one at a time per key, keys in parallel.
+type serial struct {
+	mu     sync.Mutex
+	queues map[string][]func()
+}
+
+func (s *serial) do(key string, f func()) {
+	s.mu.Lock()
+	if s.queues == nil {
+		s.queues = map[string][]func(){}
+	}
+	q, running := s.queues[key]
+	s.queues[key] = append(q, f)
+	s.mu.Unlock()
+	if !running {
+		go s.work(key)
+	}
+}
+
+func (s *serial) work(key string) {
+	for {
+		s.mu.Lock()
+		q := s.queues[key]
+		if len(q) == 0 {
+			delete(s.queues, key)
+			s.mu.Unlock()
+			return
+		}
+		f := q[0]
+		s.queues[key] = q[1:]
+		s.mu.Unlock()
+		f()
+	}
+}

@@ -1,0 +1,364 @@
+package telegram_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/bot/telegram"
+	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
+	"github.com/checkinbot/checkinbot/config"
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/webhook"
+)
+
+const token = "123456:TEST-token"
+
+var pepper = []byte("telegram-test-pepper-0123456789abcdef")
+
+// world is everything between a fake Telegram and an embassy's sink: the
+// real channel, runner, store, engine, deliverer and signed webhooks.
+type world struct {
+	t      *testing.T
+	api    *fakeapi.Server
+	ch     *telegram.Channel
+	store  *store.Store
+	mu     sync.Mutex
+	events []webhook.Event
+}
+
+func newWorld(t *testing.T, opt telegram.Options) *world {
+	w := &world{t: t, api: fakeapi.New(token)}
+	t.Cleanup(w.api.Close)
+	cat, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store = s
+	key := make([]byte, 32)
+	rand.Read(key)
+	sink := httptest.NewServer(&webhook.Sink{Secrets: [][]byte{key}, OnEvent: func(ev webhook.Event) {
+		w.mu.Lock()
+		w.events = append(w.events, ev)
+		w.mu.Unlock()
+	}})
+	t.Cleanup(sink.Close)
+	var eps []webhook.Endpoint
+	for _, e := range cfg.Embassies {
+		eps = append(eps, webhook.Endpoint{ID: e.ID, URL: sink.URL, Secrets: [][]byte{key}, Embassy: e.ID})
+	}
+	policy := webhook.DefaultPolicy()
+	policy.HeartbeatEvery = 0
+	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
+	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
+	r.ReplyFloor = 0
+	r.OnEvents = func([]store.Event) { d.Nudge() }
+	opt.Token, opt.APIURL = token, w.api.URL
+	if opt.PerChat == 0 {
+		opt.PerChat = 10 * time.Millisecond
+	}
+	opt.GlobalRate = max(opt.GlobalRate, 1000)
+	opt.PollTimeout = time.Second
+	opt.GroupRefusal = func(lang string) string { return "private chats only (" + lang + ")" }
+	ch, err := telegram.New(opt, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ch = ch
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.Run(ctx) }()
+	go func() { defer wg.Done(); ch.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
+	return w
+}
+
+// reply waits for the n-th message sent to the user (0-based) and checks it.
+func (w *world) reply(u fakeapi.User, n int, contains string) fakeapi.Call {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if sent := w.api.Sent(u.ID); len(sent) > n {
+			if !strings.Contains(sent[n].Params["text"]+sent[n].Params["reply_markup"], contains) {
+				w.t.Fatalf("message %d to %d: want %q, got %q %s", n, u.ID, contains, sent[n].Params["text"], sent[n].Params["reply_markup"])
+			}
+			return sent[n]
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no message %d to %d (want %q); %d sent", n, u.ID, contains, len(w.api.Sent(u.ID)))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *world) event(typ string) webhook.Event {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		for _, ev := range w.events {
+			if ev.Type == typ {
+				w.mu.Unlock()
+				return ev
+			}
+		}
+		w.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.t.Fatalf("no signed %s webhook reached the sink", typ)
+	return webhook.Event{}
+}
+
+func (w *world) deleted(msgID int) bool {
+	for _, c := range w.api.Calls("deleteMessage") {
+		if c.Params["message_id"] == strconv.Itoa(msgID) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *world) waitDeleted(msgID int) {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !w.deleted(msgID) {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("message %d was not deleted", msgID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// buttonData finds the callback data of a button label in a sent message.
+func buttonData(t *testing.T, c fakeapi.Call, label string) string {
+	var m struct {
+		InlineKeyboard [][]struct {
+			Text         string `json:"text"`
+			CallbackData string `json:"callback_data"`
+		} `json:"inline_keyboard"`
+	}
+	if err := json.Unmarshal([]byte(c.Params["reply_markup"]), &m); err != nil {
+		t.Fatalf("no inline keyboard in %q: %v", c.Params["reply_markup"], err)
+	}
+	for _, row := range m.InlineKeyboard {
+		for _, b := range row {
+			if b.Text == label {
+				return b.CallbackData
+			}
+		}
+	}
+	t.Fatalf("no button %q in %s", label, c.Params["reply_markup"])
+	return ""
+}
+
+// register walks through registration with buttons where there are some.
+func (w *world) register(u fakeapi.User) (next int) {
+	w.t.Helper()
+	w.api.Text(u, "/start")
+	msg := w.reply(u, 0, "Which language")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "English"))
+	msg = w.reply(u, 1, "Do you agree?")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "I agree"))
+	msg = w.reply(u, 2, "passport do you have")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Malaysia"))
+	msg = w.reply(u, 3, "Which country are you in now")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Cambodia"))
+	w.reply(u, 4, "Which city")
+	w.api.Text(u, "Phnom Penh")
+	w.reply(u, 5, "full name")
+	w.api.Text(u, "Siti Aminah")
+	for i := 6; i <= 8; i++ {
+		msg = w.reply(u, i, "Skip")
+		w.api.Press(u, msg.Result, "skip")
+	}
+	msg = w.reply(u, 9, "How often")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Every day"))
+	msg = w.reply(u, 10, "time of day")
+	w.api.Press(u, msg.Result, "08:00")
+	kwPrompt := w.reply(u, 11, "secret word")
+	_, kw1 := w.api.Text(u, "blue mango")
+	kwPrompt2 := w.reply(u, 12, "again")
+	_, kw2 := w.api.Text(u, "blue mango")
+	msg = w.reply(u, 13, "Please check your answers")
+	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Confirm"))
+	w.reply(u, 14, "You are registered")
+	// Covert clean-up: the typed keywords and the prompts revealing the
+	// feature are deleted.
+	for _, id := range []int{kw1, kw2, kwPrompt.Result, kwPrompt2.Result} {
+		w.waitDeleted(id)
+	}
+	w.event(dialogs.EventRegistrationCreated)
+	return 15
+}
+
+// TestConversationThroughTelegram: registration with keyboards, a check-in,
+// a duress check-in inside a sentence (identical reply, same clean-up,
+// signed webhook), SOS with a location, and a redelivered update.
+func TestConversationThroughTelegram(t *testing.T) {
+	w := newWorld(t, telegram.Options{})
+	u := fakeapi.User{ID: 5551, Username: "siti", Lang: "en"}
+	n := w.register(u)
+	if got := len(w.api.Calls("answerCallbackQuery")); got < 5 {
+		t.Errorf("callback queries answered: %d", got)
+	}
+
+	_, okID := w.api.Text(u, "ok")
+	normal := w.reply(u, n, "Check-in received")
+	w.waitDeleted(okID)
+	_, duressID := w.api.Text(u, "I'm fine, really. BLUE mango!")
+	duress := w.reply(u, n+1, "Check-in received")
+	w.waitDeleted(duressID)
+	if normal.Params["text"] != duress.Params["text"] || normal.Params["reply_markup"] != duress.Params["reply_markup"] {
+		t.Errorf("duress reply differs:\n%q\n%q", normal.Params, duress.Params)
+	}
+	ev := w.event(dialogs.EventDuressTriggered)
+	if !ev.DoNotContact || ev.Severity != "critical" {
+		t.Errorf("duress event %+v", ev)
+	}
+
+	upd, _ := w.api.Text(u, "sos")
+	w.reply(u, n+2, "Your embassy has been alerted")
+	w.event(dialogs.EventSOSRaised)
+	w.api.Location(u, 11.5564, 104.9282)
+	w.reply(u, n+3, "safe for the embassy to call you")
+	w.event(dialogs.EventCaseUpdated)
+
+	// Telegram redelivers the SOS update: nothing happens twice.
+	w.api.Redeliver(upd, w.api.Update(upd))
+	w.api.Sticker(u)
+	w.reply(u, n+4, "I can only read text")
+	time.Sleep(100 * time.Millisecond)
+	if sent := w.api.Sent(u.ID); len(sent) != n+5 {
+		t.Errorf("%d messages sent, want %d (the redelivered update was processed again?)", len(sent), n+5)
+	}
+}
+
+func TestGroupChatsAreRefused(t *testing.T) {
+	w := newWorld(t, telegram.Options{})
+	u := fakeapi.User{ID: 5552, Lang: "ms"}
+	w.api.GroupText(u, -100777, "hello")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(w.api.Sent(-100777)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sent := w.api.Sent(-100777)
+	if len(sent) != 1 || !strings.Contains(sent[0].Params["text"], "private chats only (ms)") {
+		t.Fatalf("group refusal: %+v", sent)
+	}
+	if n, _ := w.store.Backlog(); n != 0 {
+		t.Errorf("a group message reached the engine")
+	}
+}
+
+// TestRateLimitAndBlockedUser: a 429 pauses the chat for retry_after, a
+// 5xx is retried, and a 403 tells the embassy the citizen is unreachable.
+func TestRateLimitAndBlockedUser(t *testing.T) {
+	w := newWorld(t, telegram.Options{})
+	u := fakeapi.User{ID: 5553, Lang: "en"}
+	n := w.register(u)
+	w.api.Fail("sendMessage", fakeapi.Failure{Status: 429, RetryAfter: 1}, fakeapi.Failure{Status: 502})
+	start := time.Now()
+	w.api.Text(u, "ok")
+	w.reply(u, n, "Check-in received")
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("retry_after 1 s not honoured: sent after %s", took)
+	}
+	w.api.Fail("sendMessage", fakeapi.Failure{Status: 403})
+	w.api.Text(u, "ok")
+	ev := w.event(dialogs.EventRegistrationUnreachable)
+	if ev.Severity != "high" {
+		t.Errorf("unreachable event %+v", ev)
+	}
+}
+
+// TestWebhookMode: the wrong secret gets 401; the right one gets 200 once
+// the update was committed.
+func TestWebhookMode(t *testing.T) {
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(w.api.Calls("setWebhook")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := w.api.Calls("setWebhook"); len(c) != 1 || c[0].Params["secret_token"] != "s3cret-token" || c[0].Params["url"] != "https://bot.example/tg" {
+		t.Fatalf("setWebhook calls %+v", c)
+	}
+	srv := httptest.NewServer(w.ch.WebhookHandler())
+	defer srv.Close()
+	body := []byte(`{"update_id": 9001, "message": {"message_id": 5, "date": 1, "chat": {"id": 5554, "type": "private"}, "from": {"id": 5554, "is_bot": false, "first_name": "T"}, "text": "hello"}}`)
+	for _, c := range []struct {
+		secret string
+		want   int
+	}{{"", 401}, {"wrong", 401}, {"s3cret-token", 200}, {"s3cret-token", 200}} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+		if c.secret != "" {
+			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", c.secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("secret %q: %d, want %d", c.secret, resp.StatusCode, c.want)
+		}
+	}
+	u := fakeapi.User{ID: 5554}
+	w.reply(u, 0, "Which language")
+	time.Sleep(100 * time.Millisecond)
+	if got := len(w.api.Sent(5554)); got != 1 {
+		t.Errorf("update delivered twice was answered %d times", got)
+	}
+	if len(w.api.Calls("getUpdates")) != 0 {
+		t.Error("webhook mode polled")
+	}
+}
+
+// TestSendingKeepsTheLimits: many citizens at once; no chat gets two
+// messages closer than the per-chat interval and the global rate holds.
+func TestSendingKeepsTheLimits(t *testing.T) {
+	const perChat, rate = 200 * time.Millisecond, 50.0
+	w := newWorld(t, telegram.Options{PerChat: perChat})
+	_ = rate
+	var users []fakeapi.User
+	for i := 0; i < 20; i++ {
+		users = append(users, fakeapi.User{ID: int64(7000 + i), Lang: "en"})
+	}
+	for round := 0; round < 3; round++ {
+		for _, u := range users {
+			w.api.Text(u, "hello")
+		}
+	}
+	for _, u := range users {
+		w.reply(u, 2, "Which language")
+	}
+	for _, u := range users {
+		sent := w.api.Sent(u.ID)
+		for i := 1; i < len(sent); i++ {
+			if gap := sent[i].At.Sub(sent[i-1].At); gap < perChat-5*time.Millisecond {
+				t.Errorf("chat %d: two messages %s apart", u.ID, gap)
+			}
+		}
+	}
+	if slices.ContainsFunc(w.api.Calls("sendMessage"), func(c fakeapi.Call) bool { return c.Params["text"] == "" }) {
+		t.Error("an empty message was sent")
+	}
+}
