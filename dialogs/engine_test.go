@@ -383,3 +383,18 @@ func TestNextDueAndLadder(t *testing.T) {
 		t.Errorf("catch-up: timer %v not in the future", res.State.Timer)
 	}
 }
+
+func TestNormalizeScripts(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"၁", "1"}, {"១២", "12"}, {"๓", "3"}, {"໔", "4"},
+		{"အိုကေ", dialogs.Normalize("အုိကေ")}, // Burmese vowel signs in either order
+		{"ញុំ", dialogs.Normalize("ញំុ")},       // Khmer likewise
+	} {
+		if got := dialogs.Normalize(c.in); got != c.want {
+			t.Errorf("Normalize(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := dialogs.ASCIIDigits("၉:၀၀"); got != "9:00" {
+		t.Errorf("ASCIIDigits = %q", got)
+	}
+}

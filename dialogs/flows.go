@@ -13,8 +13,11 @@ func flowSteps() map[Step]stepSpec {
 			// The question of the due prompt, reminders and roll calls, so
 			// its buttons can be answered by number or label as well.
 			prompt: "DuePrompt",
+			// "Are you safe?" — "yes" means safe, "no" means help.
 			options: func(t *turn) []option {
-				return []option{{label: t.text("ButtonSafe", nil), data: "checkin"}, {label: t.text("ButtonHelp", nil), data: "sos"}}
+				w := t.words()
+				return []option{{label: t.text("ButtonSafe", nil), data: "checkin", aliases: w.Yes},
+					{label: t.text("ButtonHelp", nil), data: "sos", aliases: w.No}}
 			},
 			choose: func(t *turn, o option) {
 				if o.data == "sos" {

@@ -1,6 +1,7 @@
 package dialogs
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -97,6 +98,10 @@ func normalizeUnicode(s string) string {
 		case r == 'đ':
 			b.WriteRune('d')
 			prev, space = 'd', false
+		case r > unicode.MaxASCII && unicode.Is(unicode.Nd, r):
+			d := digitValue(r) // Thai, Lao, Khmer, Burmese … digits read as 0-9
+			b.WriteRune(d)
+			prev, space = d, false
 		case unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Mc, r):
 			b.WriteRune(r)
 			prev, space = r, false
@@ -109,7 +114,50 @@ func normalizeUnicode(s string) string {
 		}
 	}
 	out := norm.NFC.String(b.String())
-	return strings.TrimRight(out, " ")
+	return sortMarks(strings.TrimRight(out, " "))
+}
+
+// digitValue maps a decimal digit of any script to its ASCII digit. Unicode
+// keeps each script's digits as a run of ten from zero.
+func digitValue(r rune) rune {
+	z := r
+	for i := 0; i < 9 && unicode.Is(unicode.Nd, z-1); i++ {
+		z--
+	}
+	return '0' + (r-z)%10
+}
+
+// ASCIIDigits rewrites the digits of any script as ASCII, for numbers and
+// times typed on Burmese, Khmer, Thai or Lao keyboards.
+func ASCIIDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII && unicode.Is(unicode.Nd, r) {
+			return digitValue(r)
+		}
+		return r
+	}, s)
+}
+
+// sortMarks puts runs of Burmese and Khmer combining marks in code point
+// order. Phones store the same-looking syllable with its vowel signs in
+// different orders (Burmese "ို" and "ုိ"), and Unicode normalisation does
+// not reorder them; for comparing words and keywords, one order is enough.
+func sortMarks(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.In(r, unicode.Myanmar, unicode.Khmer) }) {
+		return s
+	}
+	rs := []rune(s)
+	for i := 0; i < len(rs); {
+		j := i
+		for j < len(rs) && unicode.Is(unicode.Mn, rs[j]) && unicode.In(rs[j], unicode.Myanmar, unicode.Khmer) {
+			j++
+		}
+		if j-i > 1 {
+			slices.Sort(rs[i:j])
+		}
+		i = max(j, i+1)
+	}
+	return string(rs)
 }
 
 // optionalMarks reports whether combining marks after r are accents a person

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // option is one answer to a choice prompt. It is accepted by its number,
@@ -198,6 +200,7 @@ func shortDuration(d time.Duration) string {
 // parseClock reads a local time of day: "9", "09:00", "9.30", "0930",
 // "9am", "9 pm". It returns "HH:MM".
 func parseClock(s string) (string, bool) {
+	s = ASCIIDigits(norm.NFKC.String(s)) // full-width "０９：００", Burmese "၉:၀၀"
 	s = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
 	pm := strings.HasSuffix(s, "pm")
 	am := strings.HasSuffix(s, "am")
@@ -232,7 +235,7 @@ func parseClock(s string) (string, bool) {
 // brackets and returns "+digits".
 func parsePhone(s string) (string, bool) {
 	var digits strings.Builder
-	for i, r := range strings.TrimSpace(s) {
+	for i, r := range strings.TrimSpace(ASCIIDigits(norm.NFKC.String(s))) {
 		switch {
 		case r >= '0' && r <= '9':
 			digits.WriteRune(r)
