@@ -151,7 +151,17 @@ func (c *Channel) poll(ctx context.Context) error {
 			case <-time.After(backoff):
 			}
 		}
+		asked := time.Now()
 		updates, err := c.getUpdates(ctx, offset)
+		if err == nil && len(updates) == 0 && time.Since(asked) < time.Second {
+			// A server that does not hold the request open (some emulators,
+			// proxies): do not spin on it.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
