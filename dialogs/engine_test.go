@@ -388,7 +388,7 @@ func TestNormalizeScripts(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"၁", "1"}, {"១២", "12"}, {"๓", "3"}, {"໔", "4"},
 		{"အိုကေ", dialogs.Normalize("အုိကေ")}, // Burmese vowel signs in either order
-		{"ញុំ", dialogs.Normalize("ញំុ")},       // Khmer likewise
+		{"ញុំ", dialogs.Normalize("ញំុ")},     // Khmer likewise
 	} {
 		if got := dialogs.Normalize(c.in); got != c.want {
 			t.Errorf("Normalize(%q) = %q, want %q", c.in, got, c.want)
