@@ -187,3 +187,15 @@ func TestRepliesArePaced(t *testing.T) {
 		}
 	}
 }
+
+func TestLanguageForPhone(t *testing.T) {
+	for phone, want := range map[string]string{
+		"+60 12 345 6789": "ms", "+6281234567890": "id", "+63 917 123 4567": "fil", "+66812345678": "th",
+		"+84 912 345 678": "vi", "+95 9 123 456 789": "my", "+855 12 345 678": "km", "+856 20 5555 5555": "lo",
+		"+86 138 0013 8000": "zh", "+65 8123 4567": "en", "+44 20 7946 0000": "en", "0060123456789": "ms", "": "en",
+	} {
+		if got := bot.LanguageForPhone(phone); got != want {
+			t.Errorf("LanguageForPhone(%q) = %q, want %q", phone, got, want)
+		}
+	}
+}

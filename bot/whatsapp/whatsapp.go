@@ -1,0 +1,229 @@
+// Package whatsapp is the WhatsApp channel, on go.mau.fi/whatsmeow: an
+// unofficial client of WhatsApp's multi-device protocol, linked to a phone
+// number like WhatsApp Web (see docs/whatsapp.md for what that implies).
+//
+// Incoming messages are mapped to engine inputs and handled before the
+// event handler returns; with whatsmeow's SynchronousAck nothing is
+// acknowledged to WhatsApp before it is committed. Choices are numbered
+// text menus (WhatsApp bots have no inline keyboards here). Outbound
+// messages are paced per recipient and overall, replies before reminders,
+// because automated sending from an unofficial client risks a ban.
+package whatsapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/checkinbot/checkinbot/bot"
+	"github.com/checkinbot/checkinbot/dialogs"
+)
+
+// Name is the channel's name in the runner and in user keys.
+const Name = "whatsapp"
+
+// Client is the part of *whatsmeow.Client the channel uses: narrow, so
+// tests can stand in for WhatsApp, which cannot be faked on the wire.
+type Client interface {
+	SendMessage(ctx context.Context, to types.JID, message *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error)
+	BuildRevoke(chat, sender types.JID, id types.MessageID) *waE2E.Message
+	MarkRead(ctx context.Context, ids []types.MessageID, timestamp time.Time, chat, sender types.JID, receiptTypeExtra ...types.ReceiptType) error
+}
+
+var _ Client = (*whatsmeow.Client)(nil)
+
+// LIDs resolves a LID (WhatsApp's privacy-preserving sender id) to the
+// phone number JID it stands for; whatsmeow's Store.LIDs satisfies it.
+type LIDs interface {
+	GetPNForLID(ctx context.Context, lid types.JID) (types.JID, error)
+}
+
+// Handler is where mapped messages go: the runner.
+type Handler interface {
+	Handle(ctx context.Context, in bot.Inbound) error
+}
+
+// Options configure the channel.
+type Options struct {
+	// PerRecipient is the least time between two messages to one person;
+	// Global the least time between any two messages. The defaults (2 s
+	// and 1 s) keep well below what triggers WhatsApp's spam detection for
+	// a number that only answers people who wrote first.
+	PerRecipient time.Duration
+	Global       time.Duration
+	Log          *slog.Logger
+}
+
+// Channel is a WhatsApp channel.
+type Channel struct {
+	client  Client
+	lids    LIDs
+	handler Handler
+	opt     Options
+	out     *pacer
+	health  Health
+
+	mu        sync.Mutex
+	sensitive map[string][]types.MessageID // recipient → our setup prompts, to revoke
+}
+
+// New builds the channel. Register it with the runner and give
+// HandleEvent to whatsmeow's AddEventHandler.
+func New(client Client, lids LIDs, handler Handler, opt Options) *Channel {
+	if opt.PerRecipient <= 0 {
+		opt.PerRecipient = 2 * time.Second
+	}
+	if opt.Global <= 0 {
+		opt.Global = time.Second
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	c := &Channel{client: client, lids: lids, handler: handler, opt: opt, sensitive: map[string][]types.MessageID{}}
+	c.out = newPacer(c)
+	c.health.set(StateDisconnected, "not connected yet", opt.Log)
+	return c
+}
+
+// Run sends queued messages until ctx ends.
+func (c *Channel) Run(ctx context.Context) { c.out.run(ctx) }
+
+// HandleEvent is whatsmeow's event handler: one exhaustive switch, every
+// event either handled or logged at debug level.
+func (c *Channel) HandleEvent(evt any) {
+	switch e := evt.(type) {
+	case *events.Message:
+		c.message(context.Background(), e)
+	case *events.Connected:
+		c.health.set(StateConnected, "connected", c.opt.Log)
+	case *events.Disconnected:
+		c.health.set(StateDisconnected, "disconnected; whatsmeow reconnects with backoff", c.opt.Log)
+	case *events.KeepAliveTimeout:
+		c.health.set(StateDisconnected, fmt.Sprintf("keep-alive timed out (%d in a row); reconnecting", e.ErrorCount), c.opt.Log)
+	case *events.StreamReplaced:
+		c.health.set(StateDisconnected, "another client connected with this device's session: stop the other process", c.opt.Log)
+	case *events.LoggedOut:
+		c.health.set(StateLoggedOut, "WhatsApp logged this device out (reason: "+e.Reason.String()+
+			"). Messages cannot be received until it is linked again: run `checkinbot whatsapp link` and scan the QR code with the phone", c.opt.Log)
+	case *events.TemporaryBan:
+		c.health.set(StateBanned, fmt.Sprintf("WhatsApp temporarily banned this number (%s, expires in %s): sending is suspended",
+			e.Code.String(), e.Expire.Round(time.Minute)), c.opt.Log)
+	default:
+		c.opt.Log.Debug("whatsapp event ignored", "type", fmt.Sprintf("%T", evt))
+	}
+}
+
+// message maps one incoming message and hands it to the runner, returning
+// only when it was committed (SynchronousAck then acknowledges it).
+func (c *Channel) message(ctx context.Context, e *events.Message) {
+	in, ok := c.mapMessage(ctx, e)
+	if !ok {
+		return
+	}
+	if err := c.handler.Handle(ctx, in); err != nil {
+		c.opt.Log.Error("whatsapp message not processed", "id", e.Info.ID)
+	}
+}
+
+// mapMessage turns a message into an engine input. ok is false for what
+// the engine never sees: our own messages, groups, broadcasts, status
+// updates, and senders whose LID cannot be resolved.
+func (c *Channel) mapMessage(ctx context.Context, e *events.Message) (bot.Inbound, bool) {
+	info := e.Info
+	if info.IsFromMe || info.IsGroup || info.Chat.Server == types.BroadcastServer || info.Chat == types.StatusBroadcastJID ||
+		info.Chat.Server == types.NewsletterServer {
+		return bot.Inbound{}, false
+	}
+	sender, ok := c.phoneOf(ctx, info)
+	if !ok {
+		c.opt.Log.Warn("whatsapp sender without a resolvable phone number ignored", "id", info.ID)
+		return bot.Inbound{}, false
+	}
+	phone := "+" + sender.User
+	in := bot.Inbound{Channel: Name, Address: sender.User, MessageID: "m" + string(info.ID), Handle: phone,
+		LangHint: bot.LanguageForPhone(phone)}
+	m := e.Message
+	switch {
+	case m.GetConversation() != "":
+		in.Kind, in.Text = dialogs.KindText, m.GetConversation()
+	case m.GetExtendedTextMessage().GetText() != "":
+		in.Kind, in.Text = dialogs.KindText, m.GetExtendedTextMessage().GetText()
+	case m.GetLocationMessage() != nil:
+		in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.GetLocationMessage().GetDegreesLatitude(), m.GetLocationMessage().GetDegreesLongitude()
+	case m.GetLiveLocationMessage() != nil:
+		in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.GetLiveLocationMessage().GetDegreesLatitude(), m.GetLiveLocationMessage().GetDegreesLongitude()
+	default:
+		in.Kind = dialogs.KindMedia // image, sticker, voice, document, contact …
+	}
+	return in, true
+}
+
+// phoneOf finds the phone-number JID of the sender, so one person has one
+// key whether WhatsApp shows them by number or by LID.
+func (c *Channel) phoneOf(ctx context.Context, info types.MessageInfo) (types.JID, bool) {
+	s := info.Sender.ToNonAD()
+	if s.Server == types.DefaultUserServer {
+		return s, true
+	}
+	if s.Server != types.HiddenUserServer {
+		return types.JID{}, false
+	}
+	if alt := info.SenderAlt.ToNonAD(); alt.Server == types.DefaultUserServer {
+		return alt, true
+	}
+	if c.lids == nil {
+		return types.JID{}, false
+	}
+	pn, err := c.lids.GetPNForLID(ctx, s)
+	if err != nil || pn.IsEmpty() {
+		return types.JID{}, false
+	}
+	return pn.ToNonAD(), true
+}
+
+// Send queues a response: all replies as one text, choices as a numbered
+// menu, then the clean-up WhatsApp allows (revoking our own setup prompts;
+// the citizen's own messages cannot be deleted by us).
+func (c *Channel) Send(_ context.Context, address string, r bot.Response) error {
+	if c.health.State() == StateBanned || c.health.State() == StateLoggedOut {
+		c.opt.Log.Warn("whatsapp cannot send now; reply dropped", "state", c.health.State())
+	}
+	if len(r.Replies) > 0 {
+		var b strings.Builder
+		sensitive := false
+		for i, rep := range r.Replies {
+			if i > 0 {
+				b.WriteString("\n\n")
+			}
+			b.WriteString(rep.Text)
+			if len(rep.Buttons) > 0 {
+				b.WriteString("\n")
+				for j, btn := range rep.Buttons {
+					fmt.Fprintf(&b, "\n%d. %s", j+1, btn.Label)
+				}
+			}
+			sensitive = sensitive || rep.Sensitive
+		}
+		c.out.enqueue(address, r.Priority, b.String(), sensitive)
+	}
+	if r.PurgeSensitive {
+		// Queued behind this person's earlier messages, so the prompts it
+		// revokes have been sent (and have ids) by the time it runs.
+		c.out.push(r.Priority, &waItem{to: address, purge: true})
+	}
+	return nil
+}
+
+// jid is a citizen's chat.
+func jid(address string) types.JID { return types.NewJID(address, types.DefaultUserServer) }
+
+func textMessage(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
