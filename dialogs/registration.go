@@ -324,4 +324,9 @@ func (t *turn) completeRegistration() {
 	t.audit("registration.created")
 	t.res.PurgeSensitive = true
 	t.reply("Registered", map[string]any{"When": t.when(t.st.NextDue)})
+	if t.st.Channel == "whatsapp" {
+		// WhatsApp lets only the citizen make the chat forget itself: offer
+		// it, never impose it (it would post a visible notice).
+		t.reply("TipDisappearing", nil)
+	}
 }

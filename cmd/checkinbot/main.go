@@ -29,11 +29,16 @@ import (
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/bot/terminal"
+	"github.com/checkinbot/checkinbot/bot/whatsapp"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/webhook"
+	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
 const usage = `checkinbot — check-ins, covert duress alerts and SOS for citizens abroad.
@@ -45,6 +50,10 @@ Usage:
         Run the service on the configured channels.
   checkinbot sink --listen ADDR --secret-env VAR [--out FILE]
         Receive webhooks: verify signatures, drop redeliveries, append JSON lines.
+  checkinbot whatsapp link [--phone +NUMBER] [--data-dir DIR]
+        Link a WhatsApp account: QR code here, or a pairing code with --phone.
+  checkinbot whatsapp unlink [--data-dir DIR]
+        Log the linked WhatsApp account out and forget its session.
   checkinbot config check FILE
         Validate a configuration file.
 
@@ -79,6 +88,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = configCmd(args[1:], stdout)
 	case "sink":
 		err = sinkCmd(ctx, args[1:], stdout, stderr)
+	case "whatsapp":
+		err = whatsappCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -161,10 +172,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if tgOpts == nil {
+	waDevice, waStore, err := linkedWhatsApp(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	if waStore != nil {
+		defer waStore.Close()
+	}
+	if tgOpts == nil && waDevice == nil {
 		return errors.New("serve: no channel is configured. Set CHECKIN_TELEGRAM_TOKEN to a bot token from " +
-			"@BotFather to serve Telegram (see docs/telegram.md); `checkinbot demo` runs the whole " +
-			"conversation offline in this terminal")
+			"@BotFather to serve Telegram (docs/telegram.md), or run `checkinbot whatsapp link` to serve " +
+			"WhatsApp (docs/whatsapp.md); `checkinbot demo` runs the whole conversation offline in this terminal")
 	}
 	for _, ep := range embassiesWithoutURL(c) {
 		// Nothing is lost: events wait in the outbox until a URL is set.
@@ -180,21 +198,106 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	deliverer := &webhook.Deliverer{Store: s, Endpoints: endpoints, Policy: c.DeliveryPolicy()}
 	r := bot.NewRunner(e, s, []byte(pepper))
 	r.OnEvents = func([]store.Event) { deliverer.Nudge() }
-	tg, err := telegram.New(*tgOpts, r)
-	if err != nil {
-		return err
-	}
-	slog.Info("checkinbot serving", "data", s.Path(), "telegram_mode", map[bool]string{true: "webhook", false: "polling"}[tgOpts.Webhook != nil])
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
 	go func() { defer wg.Done(); _ = deliverer.Run(ctx) }()
-	err = tg.Run(ctx)
-	cancel()
+	if waDevice != nil {
+		client := whatsmeow.NewClient(waDevice, waLog.Noop)
+		client.SynchronousAck = true // nothing acknowledged before it is committed
+		wa := whatsapp.New(client, waDevice.LIDs, r, whatsapp.Options{})
+		client.AddEventHandler(wa.HandleEvent)
+		r.Register(whatsapp.Name, wa)
+		wg.Add(1)
+		go func() { defer wg.Done(); wa.Run(ctx) }()
+		if err := client.Connect(); err != nil {
+			slog.Error("whatsapp: cannot connect yet; whatsmeow keeps retrying", "err", err)
+		}
+		defer client.Disconnect()
+		slog.Info("checkinbot serving WhatsApp")
+	}
+	if tgOpts != nil {
+		tg, err := telegram.New(*tgOpts, r)
+		if err != nil {
+			return err
+		}
+		slog.Info("checkinbot serving Telegram", "data", s.Path(), "mode", map[bool]string{true: "webhook", false: "polling"}[tgOpts.Webhook != nil])
+		err = tg.Run(ctx)
+		cancel()
+		wg.Wait()
+		return err
+	}
+	<-ctx.Done()
 	wg.Wait()
-	return err
+	return nil
+}
+
+// linkedWhatsApp returns the linked WhatsApp device in dataDir, if any. It
+// does not create a device file where none was linked.
+func linkedWhatsApp(ctx context.Context, dataDir string) (*waStore.Device, *sqlstore.Container, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, whatsapp.DeviceFile)); err != nil {
+		return nil, nil, nil
+	}
+	c, err := whatsapp.OpenDevices(ctx, dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := c.GetFirstDevice(ctx)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("whatsapp: %w", err)
+	}
+	if dev.ID == nil {
+		c.Close()
+		return nil, nil, nil
+	}
+	return dev, c, nil
+}
+
+// whatsappCmd is `checkinbot whatsapp link|unlink`.
+func whatsappCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "link" && args[0] != "unlink") {
+		return usageError{"usage: checkinbot whatsapp link [--phone +NUMBER] [--data-dir DIR] | checkinbot whatsapp unlink [--data-dir DIR]"}
+	}
+	fs := flag.NewFlagSet("whatsapp "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", ".", "directory of the data files")
+	phone := fs.String("phone", "", "link with a pairing code for this number (+ and country code) instead of a QR code")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the phone")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c, err := whatsapp.OpenDevices(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dev, err := c.GetFirstDevice(ctx)
+	if err != nil {
+		return fmt.Errorf("whatsapp: %w", err)
+	}
+	if args[0] == "link" {
+		return whatsapp.Link(ctx, dev, whatsmeow.NewClient(dev, waLog.Noop), *phone, stdout, *timeout)
+	}
+	if dev.ID == nil {
+		return whatsapp.ErrNotLinked
+	}
+	client := whatsmeow.NewClient(dev, waLog.Noop)
+	if err := client.Connect(); err == nil {
+		if err := client.Logout(ctx); err == nil {
+			fmt.Fprintln(stdout, "Logged out and forgotten.")
+			return nil
+		}
+		client.Disconnect()
+	}
+	if err := c.DeleteDevice(ctx, dev); err != nil {
+		return fmt.Errorf("whatsapp: %w", err)
+	}
+	fmt.Fprintln(stdout, "WhatsApp could not be reached, so the session was only forgotten here: on the phone, open "+
+		"WhatsApp → Linked devices and remove \"Chrome (Linux)\".")
+	return nil
 }
 
 // telegramOptions builds the Telegram channel's options, or nil when no

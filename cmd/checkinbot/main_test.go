@@ -180,3 +180,16 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestWhatsAppCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runMain(t, "", "whatsapp", "link", "--data-dir", dir, "--phone", "0123"); code != 1 || !strings.Contains(errOut, "+ then country code") {
+		t.Errorf("malformed number: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := runMain(t, "", "whatsapp", "unlink", "--data-dir", dir); code != 1 || !strings.Contains(errOut, "no WhatsApp account is linked") {
+		t.Errorf("unlink with nothing linked: exit %d %s", code, errOut)
+	}
+	if code, _, _ := runMain(t, "", "whatsapp"); code != 2 {
+		t.Errorf("usage: exit %d", code)
+	}
+}
