@@ -3,20 +3,17 @@ package bot_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/checkinbot/checkinbot/bot"
-	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
 )
 
-var pepper = []byte("runner-test-pepper-0123456789abcdef")
 
 // recorder is a channel that remembers what was sent to whom.
 type recorder struct {
@@ -39,19 +36,7 @@ func (r *recorder) count(address string) int {
 
 func newRunner(tb testing.TB) (*bot.Runner, *recorder) {
 	tb.Helper()
-	cat, err := locales.Load()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg := config.Default()
-	s, err := store.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	e := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}
-	r := bot.NewRunner(e, s, pepper)
-	r.ReplyFloor = 0 // behaviour and raw throughput; pacing has its own test
+	r := testkit.Runner(tb) // no reply floor: behaviour and raw throughput; pacing has its own test
 	rec := &recorder{sent: map[string][]dialogs.Reply{}}
 	r.Register("telegram", rec)
 	return r, rec

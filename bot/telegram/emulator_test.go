@@ -18,12 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram"
-	"github.com/checkinbot/checkinbot/config"
-	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 )
 
 // jsonClient re-encodes go-telegram/bot's multipart/form-data requests as
@@ -103,18 +99,8 @@ func TestAgainstTelegramTestAPI(t *testing.T) {
 	}
 	apiURL := strings.TrimSpace(strings.TrimPrefix(line, "ready "))
 
-	cat, err := locales.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
-	r.ReplyFloor = 0
+	r := testkit.Runner(t)
+	s := r.Store
 	const tok = "777:emulator-token"
 	ch, err := telegram.New(telegram.Options{Token: tok, APIURL: apiURL, PerChat: 10 * time.Millisecond, PollTimeout: time.Second,
 		HTTPClient: jsonClient{&http.Client{Timeout: 10 * time.Second}}}, r)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,19 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
 const token = "123456:TEST-token"
-
-var pepper = []byte("telegram-test-pepper-0123456789abcdef")
 
 // world is everything between a fake Telegram and an embassy's sink: the
 // real channel, runner, store, engine, deliverer and signed webhooks.
@@ -43,15 +39,9 @@ type world struct {
 func newWorld(t *testing.T, opt telegram.Options) *world {
 	w := &world{t: t, api: fakeapi.New(token)}
 	t.Cleanup(w.api.Close)
-	cat, err := locales.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := config.Default()
-	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testkit.Runner(t)
+	s := r.Store
 	w.store = s
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -68,8 +58,6 @@ func newWorld(t *testing.T, opt telegram.Options) *world {
 	policy := webhook.DefaultPolicy()
 	policy.HeartbeatEvery = 0
 	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
-	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
-	r.ReplyFloor = 0
 	r.OnEvents = func([]store.Event) { d.Nudge() }
 	opt.Token, opt.APIURL = token, w.api.URL
 	if opt.PerChat == 0 {
@@ -88,7 +76,7 @@ func newWorld(t *testing.T, opt telegram.Options) *world {
 	wg.Add(2)
 	go func() { defer wg.Done(); d.Run(ctx) }()
 	go func() { defer wg.Done(); ch.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	return w
 }
 

@@ -3,15 +3,11 @@ package terminal
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/checkinbot/checkinbot/bot"
-	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 )
 
 func TestInboundMapping(t *testing.T) {
@@ -36,19 +32,7 @@ func TestInboundMapping(t *testing.T) {
 // TestHugeLineIsNotFatal: a line of several megabytes is cut, answered,
 // and the session goes on.
 func TestHugeLineIsNotFatal(t *testing.T) {
-	cat, err := locales.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	pepper := []byte("terminal-test-pepper-0123456789abcdef")
-	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
-	r.ReplyFloor = 0
+	r := testkit.Runner(t)
 	var out bytes.Buffer
 	in := strings.NewReader(strings.Repeat("x", 3<<20) + "\nhello\n")
 	term := &Terminal{In: in, Out: &out, User: "u"}

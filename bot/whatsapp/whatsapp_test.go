@@ -19,10 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/checkinbot/checkinbot/bot"
-	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 )
 
 // fakeClient stands in for *whatsmeow.Client and records what was sent.
@@ -320,19 +318,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // after a crash before the ack); the store's de-duplication by message id
 // makes the second one a no-op, through the real runner.
 func TestDuplicateMessageHandledOnce(t *testing.T) {
-	cat, err := locales.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	pepper := []byte("whatsapp-test-pepper-0123456789abcdef")
-	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
-	r.ReplyFloor = 0
+	r := testkit.Runner(t)
 	client := &fakeClient{}
 	ch := New(client, nil, r, Options{PerRecipient: time.Millisecond, Global: time.Millisecond})
 	r.Register(Name, ch)

@@ -201,9 +201,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
-	go func() { defer wg.Done(); _ = deliverer.Run(ctx) }()
+	background(ctx, &wg, r, deliverer)
 	if waDevice != nil {
 		client := whatsmeow.NewClient(waDevice, waLog.Noop)
 		client.SynchronousAck = true // nothing acknowledged before it is committed
@@ -409,14 +407,19 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
-	go func() { defer wg.Done(); _ = deliverer.Run(ctx) }()
+	background(ctx, &wg, r, deliverer)
 	err = term.Run(ctx, r)
 	drain(ctx, s, deliverer, 10*time.Second)
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// background runs the scheduler and webhook delivery until ctx ends.
+func background(ctx context.Context, wg *sync.WaitGroup, r *bot.Runner, d *webhook.Deliverer) {
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
+	go func() { defer wg.Done(); _ = d.Run(ctx) }()
 }
 
 // drain waits, up to limit, until every recorded event is delivered, so
