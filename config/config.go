@@ -33,6 +33,7 @@ type Config struct {
 	Checkin       Checkin           `toml:"checkin"`
 	Delivery      Delivery          `toml:"delivery"`
 	Telegram      Telegram          `toml:"telegram"`
+	WhatsApp      WhatsApp          `toml:"whatsapp"`
 	Countries     []Country         `toml:"country"`
 	Embassies     []Embassy         `toml:"embassy"`
 
@@ -67,6 +68,14 @@ type Telegram struct {
 	// least time between two messages to one chat.
 	GlobalRate      float64  `toml:"global_rate"`
 	PerChatInterval Duration `toml:"per_chat_interval"`
+}
+
+// WhatsApp is the [whatsapp] table: how fast the channel may send. The
+// defaults (2 s per recipient, 1 s overall) are chosen against ban risk;
+// see docs/whatsapp.md before changing them.
+type WhatsApp struct {
+	PerRecipientInterval Duration `toml:"per_recipient_interval"`
+	GlobalInterval       Duration `toml:"global_interval"`
 }
 
 // Partner is an [[embassy.partner]]: an NGO endpoint receiving chosen types.
@@ -266,6 +275,12 @@ func (c *Config) validate() error {
 	}
 	if err := c.Telegram.validate(); err != nil {
 		return err
+	}
+	if d := c.WhatsApp.PerRecipientInterval.Duration; d != 0 && d < 500*time.Millisecond {
+		return bad("whatsapp.per_recipient_interval", "%s is too fast for WhatsApp (at least 500ms; default 2s)", d)
+	}
+	if d := c.WhatsApp.GlobalInterval.Duration; d != 0 && d < 200*time.Millisecond {
+		return bad("whatsapp.global_interval", "%s is too fast for WhatsApp (at least 200ms; default 1s)", d)
 	}
 	for key, d := range map[string]Duration{"delivery.timeout": c.Delivery.Timeout,
 		"delivery.secondary_after": c.Delivery.SecondaryAfter, "delivery.give_up_after": c.Delivery.GiveUpAfter,

@@ -205,7 +205,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if waDevice != nil {
 		client := whatsmeow.NewClient(waDevice, waLog.Noop)
 		client.SynchronousAck = true // nothing acknowledged before it is committed
-		wa := whatsapp.New(client, waDevice.LIDs, r, whatsapp.Options{})
+		wa := whatsapp.New(client, waDevice.LIDs, r, whatsapp.Options{
+			PerRecipient: c.WhatsApp.PerRecipientInterval.Duration, Global: c.WhatsApp.GlobalInterval.Duration})
 		client.AddEventHandler(wa.HandleEvent)
 		r.Register(whatsapp.Name, wa)
 		wg.Add(1)
