@@ -56,50 +56,57 @@ func matchKeyword(mac hash.Hash, userKey string, k Keyword, text string) (bool, 
 	if !k.Set() || k.Len == 0 {
 		return false, text
 	}
-	runes := []rune(text)
-	found, from, to := false, 0, 0 // rune span [from, to) of the first match
-	check := func(candidate string, a, b int) {
-		if hmac.Equal(hashKeyword(mac, userKey, candidate), k.Hash) && !found {
+	var sum [sha256.Size]byte
+	msg := make([]byte, 0, len(userKey)+1+4*k.Len)
+	found, from, to := false, 0, 0 // byte span [from, to) of the first match
+	check := func(candidate []byte, a, b int) {
+		mac.Reset()
+		mac.Write(append(append(append(msg[:0], userKey...), 0), candidate...))
+		if hmac.Equal(mac.Sum(sum[:0]), k.Hash) && !found {
 			found, from, to = true, a, b
 		}
 	}
 	if k.Chars {
-		// Positions of non-space runes, so a window maps back to the text.
-		pos := make([]int, 0, len(runes))
-		for i, r := range runes {
+		// Windows of k.Len non-space runes; starts/ends keep byte offsets so
+		// a window maps back to the text.
+		type pos struct{ start, end int }
+		var runes []pos
+		for i, r := range text {
 			if r != ' ' {
-				pos = append(pos, i)
+				runes = append(runes, pos{i, i + utf8.RuneLen(r)})
 			}
 		}
-		var b strings.Builder
-		for i := 0; i+k.Len <= len(pos); i++ {
-			b.Reset()
-			for _, p := range pos[i : i+k.Len] {
-				b.WriteRune(runes[p])
+		var window []byte
+		for i := 0; i+k.Len <= len(runes); i++ {
+			window = window[:0]
+			for _, p := range runes[i : i+k.Len] {
+				window = append(window, text[p.start:p.end]...)
 			}
-			check(b.String(), pos[i], pos[i+k.Len-1]+1)
+			check(window, runes[i].start, runes[i+k.Len-1].end)
 		}
 	} else {
-		// Word starts; a window is a run of whole words of exactly k.Len runes.
-		var starts []int
-		for i, r := range runes {
-			if r != ' ' && (i == 0 || runes[i-1] == ' ') {
-				starts = append(starts, i)
+		// Each word start; a window is a run of whole words of exactly
+		// k.Len runes (Normalize leaves single spaces between words).
+		for start := 0; start < len(text); {
+			end, n := start, 0
+			for end < len(text) && n < k.Len {
+				_, size := utf8.DecodeRuneInString(text[end:])
+				end, n = end+size, n+1
 			}
-		}
-		for _, s := range starts {
-			end := s + k.Len
-			if end > len(runes) || (end < len(runes) && runes[end] != ' ') {
-				continue
+			if n == k.Len && (end == len(text) || text[end] == ' ') {
+				check([]byte(text[start:end]), start, end)
 			}
-			check(string(runes[s:end]), s, end)
+			next := strings.IndexByte(text[start:], ' ')
+			if next < 0 {
+				break
+			}
+			start += next + 1
 		}
 	}
 	if !found {
 		return false, text
 	}
-	rest := strings.TrimSpace(string(runes[:from]) + " " + string(runes[to:]))
-	return true, strings.Join(strings.Fields(rest), " ")
+	return true, strings.Join(strings.Fields(text[:from]+" "+text[to:]), " ")
 }
 
 // keywordProblem returns the id of the message explaining why typed cannot

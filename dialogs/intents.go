@@ -89,10 +89,8 @@ func (t *turn) wordIntent(norm string) intent {
 			}
 		}
 	}
-	for _, l := range t.e.Catalog.Languages() {
-		if contains(t.e.Catalog.Words(l.Tag).Language, norm) {
-			return intentLanguage
-		}
+	if t.e.isLanguageWord(norm) {
+		return intentLanguage
 	}
 	return intentNone
 }
