@@ -79,6 +79,9 @@ func pendingKey(endpoint string, seq uint64) []byte {
 // Route gives every outbox event not yet routed its pending rows, in one
 // transaction. targets must be pure (it may run more than once).
 func (s *Store) Route(now time.Time, targets func(Event) []Target) (int, error) {
+	if backlog, err := s.unrouted(); err != nil || !backlog {
+		return 0, err // nothing new: no write transaction, no fsync
+	}
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
@@ -334,4 +337,19 @@ func queueSecondary(pending *bolt.Bucket, d *Delivery, secondary string, now tim
 	sec := Delivery{Endpoint: secondary, Seq: d.Seq, EventID: d.EventID, Type: d.Type,
 		CaseID: d.CaseID, Critical: d.Critical, NextAt: now.UTC()}
 	return putJSON(pending, pendingKey(secondary, d.Seq), sec)
+}
+
+// unrouted reports whether the outbox holds events not yet routed.
+func (s *Store) unrouted() (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		k, _ := tx.Bucket(bucketOutbox).Cursor().Seek(u64(routed + 1))
+		found = k != nil
+		return nil
+	})
+	return found, err
 }

@@ -98,6 +98,8 @@ type Deliverer struct {
 	backoff   map[string]time.Time // endpoint → no attempts before (after a failure)
 	failing   map[string]time.Time // endpoint → failing since (this process)
 	lastPrune time.Time
+	// heartbeatCheck is when to next ask the store about heartbeats.
+	heartbeatCheck time.Time
 }
 
 func (d *Deliverer) init() {
@@ -161,7 +163,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	d.init()
 	now := d.Now()
-	if d.Policy.HeartbeatEvery > 0 {
+	if d.Policy.HeartbeatEvery > 0 && now.After(d.heartbeatCheck) {
+		// The store decides (it remembers the last heartbeat across
+		// restarts); asking it once a minute spares a write per round.
+		d.heartbeatCheck = now.Add(time.Minute)
 		for _, ep := range d.Endpoints {
 			if _, err := d.Store.Heartbeat(ep.ID, ep.Embassy, now, d.Policy.HeartbeatEvery); err != nil {
 				return time.Time{}, err

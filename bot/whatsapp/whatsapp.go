@@ -195,7 +195,7 @@ func (c *Channel) phoneOf(ctx context.Context, info types.MessageInfo) (types.JI
 // the citizen's own messages cannot be deleted by us).
 func (c *Channel) Send(_ context.Context, address string, r bot.Response) error {
 	if c.health.State() == StateBanned || c.health.State() == StateLoggedOut {
-		c.opt.Log.Warn("whatsapp cannot send now; reply dropped", "state", c.health.State())
+		c.opt.Log.Warn("whatsapp cannot send now; the reply waits until the channel recovers", "state", c.health.State())
 	}
 	if len(r.Replies) > 0 {
 		var b strings.Builder
