@@ -55,13 +55,6 @@ func (p *pacer) enqueue(to string, prio bot.Priority, text string, sensitive boo
 	p.push(prio, &waItem{to: to, text: text, sensitive: sensitive})
 }
 
-// pending counts queued messages.
-func (p *pacer) pending() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queues[0]) + len(p.queues[1]) + len(p.queues[2])
-}
-
 // take returns the first sendable item, or how long to wait.
 func (p *pacer) take(now time.Time) (*waItem, time.Duration) {
 	p.mu.Lock()
