@@ -14,7 +14,6 @@ import (
 	"github.com/checkinbot/checkinbot/store"
 )
 
-
 // recorder is a channel that remembers what was sent to whom.
 type recorder struct {
 	mu   sync.Mutex
