@@ -24,21 +24,8 @@ type Engine struct {
 
 	macs sync.Pool // HMAC-SHA256 instances keyed with Pepper
 
-	langWordsOnce sync.Once
-	langWords     map[string]bool // every language's words for "language"
-}
-
-// isLanguageWord reports whether norm means "language" in any language.
-func (e *Engine) isLanguageWord(norm string) bool {
-	e.langWordsOnce.Do(func() {
-		e.langWords = map[string]bool{}
-		for _, l := range e.Catalog.Languages() {
-			for _, w := range e.Catalog.Words(l.Tag).Language {
-				e.langWords[w] = true
-			}
-		}
-	})
-	return e.langWords[norm]
+	wordsOnce sync.Once
+	words     *wordIndex // built on first use from Catalog
 }
 
 // mac returns an HMAC keyed with the pepper; put it back in e.macs.

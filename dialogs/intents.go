@@ -69,30 +69,56 @@ func (t *turn) wordIntent(norm string) intent {
 	if norm == "" {
 		return intentNone
 	}
-	langs := []string{t.st.Lang}
-	if t.st.Lang != "en" {
-		langs = append(langs, "en")
+	idx := t.e.wordIndex()
+	if in, ok := idx.byLang[t.st.Lang][norm]; ok {
+		return in
 	}
-	for _, lang := range langs {
-		w := t.e.Catalog.Words(lang)
-		for _, c := range []struct {
-			words  []string
-			intent intent
-		}{
-			{w.Checkin, intentCheckin}, {w.Help, intentSOS}, {w.Stop, intentStop},
-			{w.Pause, intentPause}, {w.Delete, intentDelete}, {w.Status, intentStatus},
-			{w.Settings, intentSettings}, {w.MyData, intentMyData}, {w.Menu, intentMenu},
-			{w.Start, intentStart}, {w.Language, intentLanguage},
-		} {
-			if contains(c.words, norm) {
-				return c.intent
-			}
-		}
+	if in, ok := idx.byLang["en"][norm]; ok {
+		return in
 	}
-	if t.e.isLanguageWord(norm) {
+	if idx.language[norm] {
 		return intentLanguage
 	}
 	return intentNone
+}
+
+// wordIndex maps every language's plain words to their intents. Where a
+// word appears under two intents of one language, the earlier list below
+// wins (check-in before help before stop …), as before the index existed.
+type wordIndex struct {
+	byLang   map[string]map[string]intent
+	language map[string]bool // every language's words for "language"
+}
+
+func (e *Engine) wordIndex() *wordIndex {
+	e.wordsOnce.Do(func() {
+		idx := &wordIndex{byLang: map[string]map[string]intent{}, language: map[string]bool{}}
+		for _, l := range e.Catalog.Languages() {
+			w := e.Catalog.Words(l.Tag)
+			m := map[string]intent{}
+			for _, c := range []struct {
+				words  []string
+				intent intent
+			}{
+				{w.Checkin, intentCheckin}, {w.Help, intentSOS}, {w.Stop, intentStop},
+				{w.Pause, intentPause}, {w.Delete, intentDelete}, {w.Status, intentStatus},
+				{w.Settings, intentSettings}, {w.MyData, intentMyData}, {w.Menu, intentMenu},
+				{w.Start, intentStart}, {w.Language, intentLanguage},
+			} {
+				for _, word := range c.words {
+					if _, dup := m[word]; !dup {
+						m[word] = c.intent
+					}
+				}
+			}
+			for _, word := range w.Language {
+				idx.language[word] = true
+			}
+			idx.byLang[l.Tag] = m
+		}
+		e.words = idx
+	})
+	return e.words
 }
 
 // intent carries out what a command or plain word asked for.
