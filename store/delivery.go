@@ -235,9 +235,10 @@ func listDeliveries(s *Store, bucket []byte) ([]Delivery, error) {
 	return out, err
 }
 
-// Prune deletes archived deliveries done before cutoff, and outbox events
-// recorded before cutoff that are routed and owed to no endpoint any more.
-// It returns how many outbox events it removed.
+// Prune deletes archived deliveries done before cutoff, outbox events
+// recorded before cutoff that are routed and owed to no endpoint any more,
+// and processed inbound ids older than cutoff (platforms redeliver within
+// hours, not weeks). It returns how many outbox events it removed.
 func (s *Store) Prune(cutoff time.Time) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
@@ -278,6 +279,19 @@ func (s *Store) Prune(cutoff time.Time) (int, error) {
 				return err
 			}
 			n++
+		}
+		inbound := tx.Bucket(bucketInbound)
+		var seen [][]byte
+		inbound.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.Unix() {
+				seen = append(seen, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range seen {
+			if err := inbound.Delete(k); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

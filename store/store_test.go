@@ -258,4 +258,14 @@ func TestDeliveryLifecycle(t *testing.T) {
 	if ds, _ := s.Delivered(); len(ds) != 0 {
 		t.Errorf("archive after prune: %d", len(ds))
 	}
+	// Inbound ids older than the cutoff are forgotten; newer ones kept.
+	s.Process("k2", "telegram:old", t0, result(func(*dialogs.State, *dialogs.Result) {}))
+	s.Process("k2", "telegram:new", t0.Add(2*time.Hour), result(func(*dialogs.State, *dialogs.Result) {}))
+	s.Prune(t0.Add(time.Hour))
+	if out, _ := s.Process("k2", "telegram:new", t0, result(func(*dialogs.State, *dialogs.Result) {})); !out.Duplicate {
+		t.Error("a recent inbound id was pruned")
+	}
+	if out, _ := s.Process("k2", "telegram:old", t0, result(func(*dialogs.State, *dialogs.Result) {})); out.Duplicate {
+		t.Error("an old inbound id was kept")
+	}
 }

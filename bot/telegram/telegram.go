@@ -171,13 +171,24 @@ func (c *Channel) poll(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		var waits []<-chan struct{}
+		var results []<-chan error
 		for _, u := range updates {
-			waits = append(waits, c.dispatch(ctx, u))
-			offset = max(offset, u.ID+1)
+			results = append(results, c.dispatch(ctx, u))
 		}
-		for _, w := range waits {
-			<-w
+		// Confirm updates up to the first one that could not be committed;
+		// it and those after it come again (those already committed are
+		// recognised by their update_id and do nothing twice).
+		failed := false
+		for i, res := range results {
+			if err := <-res; err != nil && !failed {
+				failed = true
+				offset = max(offset, updates[i].ID)
+			} else if !failed {
+				offset = max(offset, updates[i].ID+1)
+			}
+		}
+		if failed {
+			backoff = time.Second
 		}
 	}
 	return nil
@@ -243,7 +254,12 @@ func (c *Channel) WebhookHandler() http.Handler {
 			return
 		}
 		select {
-		case <-c.dispatch(r.Context(), &u):
+		case err := <-c.dispatch(r.Context(), &u):
+			if err != nil {
+				// Telegram retries: the update is not lost.
+				http.Error(w, "not processed", http.StatusInternalServerError)
+				return
+			}
 			w.WriteHeader(http.StatusOK)
 		case <-r.Context().Done():
 		}
@@ -251,26 +267,28 @@ func (c *Channel) WebhookHandler() http.Handler {
 }
 
 // dispatch maps one update and hands it to the runner in its citizen's
-// queue. The returned channel closes when it was processed.
-func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan struct{} {
-	done := make(chan struct{})
+// queue. The returned channel yields the outcome once it was processed:
+// nil when committed (or nothing to do), an error when it must come again.
+func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan error {
+	done := make(chan error, 1)
 	in, msgID, ok := c.mapUpdate(ctx, u)
 	if !ok {
-		close(done)
+		done <- nil
 		return done
 	}
 	c.serial.do(in.Address, func() {
-		defer close(done)
 		chat, _ := strconv.ParseInt(in.Address, 10, 64)
 		c.mu.Lock()
 		c.inbound[chat] = msgID
 		c.mu.Unlock()
-		if err := c.runner.Handle(ctx, in); err != nil {
-			c.opt.Log.Error("telegram update not processed", "update", u.ID)
+		err := c.runner.Handle(ctx, in)
+		if err != nil {
+			c.opt.Log.Error("telegram update not processed; it will come again", "update", u.ID)
 		}
 		c.mu.Lock()
 		delete(c.inbound, chat)
 		c.mu.Unlock()
+		done <- err
 	})
 	return done
 }

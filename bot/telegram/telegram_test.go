@@ -350,3 +350,22 @@ func TestSendingKeepsTheLimits(t *testing.T) {
 		t.Error("an empty message was sent")
 	}
 }
+
+// TestUncommittedUpdateIsNotAcknowledged: when the store cannot commit,
+// the webhook answers 500 so that Telegram delivers the update again.
+func TestUncommittedUpdateIsNotAcknowledged(t *testing.T) {
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	w.store.Close() // every commit now fails
+	srv := httptest.NewServer(w.ch.WebhookHandler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"update_id": 9101, "message": {"message_id": 5, "date": 1, "chat": {"id": 5560, "type": "private"}, "from": {"id": 5560, "is_bot": false, "first_name": "T"}, "text": "sos"}}`))
+	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", "s3cret-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500 so Telegram retries", resp.StatusCode)
+	}
+}
