@@ -26,6 +26,8 @@ type Engine struct {
 
 	wordsOnce sync.Once
 	words     *wordIndex // built on first use from Catalog
+	aliasOnce sync.Once
+	aliases   map[string][]string // language tag → words that choose it
 }
 
 // mac returns an HMAC keyed with the pepper; put it back in e.macs.

@@ -136,9 +136,40 @@ func (t *turn) yesNo() []option {
 func (t *turn) languageOptions() []option {
 	var opts []option
 	for _, l := range t.e.Catalog.Languages() {
-		opts = append(opts, option{label: l.Name, data: l.Tag})
+		opts = append(opts, option{label: l.Name, data: l.Tag, aliases: t.e.languageAliases()[l.Tag]})
 	}
 	return opts
+}
+
+// englishLanguageNames are what people type in English for a language.
+var englishLanguageNames = map[string][]string{
+	"en": {"english"}, "ms": {"malay", "bahasa malaysia"}, "id": {"indonesian"}, "th": {"thai"},
+	"vi": {"vietnamese"}, "fil": {"tagalog"}, "my": {"burmese", "myanmar"}, "km": {"khmer", "cambodian"},
+	"lo": {"lao", "laotian"}, "zh": {"chinese", "mandarin"},
+}
+
+// languageAliases lets a language be chosen by any word of its own name
+// that no other language's name shares ("中文" for "中文（简体）", "melayu"
+// but not "bahasa"), or by its English name.
+func (e *Engine) languageAliases() map[string][]string {
+	e.aliasOnce.Do(func() {
+		count := map[string]int{}
+		for _, l := range e.Catalog.Languages() {
+			for _, w := range strings.Fields(Normalize(l.Name)) {
+				count[w]++
+			}
+		}
+		e.aliases = map[string][]string{}
+		for _, l := range e.Catalog.Languages() {
+			for _, w := range strings.Fields(Normalize(l.Name)) {
+				if count[w] == 1 {
+					e.aliases[l.Tag] = append(e.aliases[l.Tag], w)
+				}
+			}
+			e.aliases[l.Tag] = append(e.aliases[l.Tag], englishLanguageNames[l.Tag]...)
+		}
+	})
+	return e.aliases
 }
 
 func (t *turn) countryOptions(codes []string) []option {
