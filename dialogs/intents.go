@@ -170,6 +170,9 @@ func (t *turn) intentWhileRegistering(in intent) {
 	case in == intentLanguage && t.st.Step != StepLanguage:
 		t.st.Resume = t.st.Step
 		t.ask(StepLanguage)
+	case in == intentLanguage:
+		t.reply("HintChoose", nil) // "language" at the language question: pick one
+		t.reprompt()
 	case in == intentStart:
 		t.reply("RegistrationResume", nil)
 		t.reprompt()
