@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,7 +113,10 @@ func (d *Deliverer) init() {
 		d.backoff = map[string]time.Time{}
 		d.failing = map[string]time.Time{}
 		if d.Client == nil {
-			d.Client = &http.Client{Timeout: d.Policy.Timeout}
+			d.Client = &http.Client{Timeout: d.Policy.Timeout,
+				// A redirected POST becomes a bodiless GET that may answer 200:
+				// never follow; a 3xx is a failure the operator must fix.
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		}
 		if d.Now == nil {
 			d.Now = time.Now
@@ -262,8 +266,13 @@ func earliest(a, b time.Time) time.Time {
 
 // targets routes an event: the embassy's primary endpoint gets every type,
 // partners the types they chose, a heartbeat only its own endpoint.
+//
+// An embassy with no endpoint configured still gets a row under its id:
+// the event waits (and the operator is told) until a URL is configured,
+// instead of being routed to nobody. Events of high and critical severity
+// never give up and also go to a secondary URL.
 func (d *Deliverer) targets(ev store.Event) []store.Target {
-	critical := ev.Severity == dialogs.SeverityCritical
+	critical := ev.Severity != dialogs.SeverityInfo
 	if ev.Type == dialogs.EventEndpointHeartbeat {
 		if id, _ := ev.Details["endpoint"].(string); d.byID[id] != nil {
 			return []store.Target{{Endpoint: id}}
@@ -271,14 +280,23 @@ func (d *Deliverer) targets(ev store.Event) []store.Target {
 		return nil
 	}
 	var out []store.Target
+	primary := false
 	for _, ep := range d.Endpoints {
 		if ep.Embassy != ev.EmbassyID || ep.Backup {
 			continue
 		}
+		primary = primary || ep.Events == nil
 		if ep.Events != nil && !slices.Contains(ep.Events, ev.Type) {
 			continue
 		}
 		out = append(out, store.Target{Endpoint: ep.ID, Critical: critical})
+	}
+	if !primary {
+		id := ev.EmbassyID
+		if id == "" {
+			id = "unrouted" // no embassy serves this citizen: configuration error
+		}
+		out = append(out, store.Target{Endpoint: id, Critical: critical})
 	}
 	return out
 }
@@ -312,11 +330,11 @@ func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 			out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, Secondary: ep.Secondary})
 			d.Log.Warn("webhook endpoint failing; critical event also sent to the secondary URL",
 				"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(since).Round(time.Second))
-		case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(since) >= d.Policy.GiveUpAfter:
+		case !dd.Critical && d.Policy.GiveUpAfter > 0 && !dd.FirstFailure.IsZero() && now.Sub(dd.FirstFailure) >= d.Policy.GiveUpAfter:
 			out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, GiveUp: true,
 				Err: "endpoint failing"})
 			d.Log.Error("webhook delivery given up; the event stays in the audit archive",
-				"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(since).Round(time.Second))
+				"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(dd.FirstFailure).Round(time.Second))
 		}
 	}
 	return out, nil
@@ -341,6 +359,9 @@ func (d *Deliverer) deliverAll(ctx context.Context, id string, due []store.DueDe
 			return out // shutting down: not the endpoint's failure, record nothing
 		}
 		out = append(out, a)
+		if !a.OK && strings.HasPrefix(a.Err, errRejected.Error()) {
+			continue // this event's problem, not the endpoint's: go on with the next
+		}
 		if !a.OK {
 			d.mu.Lock()
 			d.backoff[id] = a.NextAt
@@ -372,15 +393,18 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		return a
 	}
 	a.Err = err.Error()
-	failingSince := dd.FirstFailure
+	// Giving up counts this event's own failures; the secondary URL counts
+	// the endpoint's too (an event queued behind an outage waited as long).
+	eventSince := dd.FirstFailure
+	if eventSince.IsZero() {
+		eventSince = now
+	}
+	failingSince := eventSince
 	d.mu.Lock()
-	if since, ok := d.failing[ep.ID]; ok && (failingSince.IsZero() || since.Before(failingSince)) {
+	if since, ok := d.failing[ep.ID]; ok && since.Before(failingSince) {
 		failingSince = since
 	}
 	d.mu.Unlock()
-	if failingSince.IsZero() {
-		failingSince = now
-	}
 	delay := d.Policy.Retry[min(dd.Attempts, len(d.Policy.Retry)-1)]
 	if d.Policy.Jitter > 0 {
 		delay = time.Duration(float64(delay) * (1 + d.Policy.Jitter*(2*rand.Float64()-1)))
@@ -394,7 +418,7 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		a.Secondary = ep.Secondary
 		d.Log.Warn("webhook endpoint failing; critical event also sent to the secondary URL",
 			"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(failingSince).Round(time.Second))
-	case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(failingSince) >= d.Policy.GiveUpAfter:
+	case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(eventSince) >= d.Policy.GiveUpAfter:
 		a.GiveUp = true
 		d.Log.Error("webhook delivery given up; the event stays in the audit archive",
 			"endpoint", ep.ID, "event", dd.EventID, "attempts", dd.Attempts+1, "last_error", a.Err)
@@ -404,6 +428,10 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 	}
 	return a
 }
+
+// errRejected marks a failure particular to one event (a 4xx other than
+// 408 and 429): the endpoint is up, so later events need not wait for it.
+var errRejected = errors.New("rejected")
 
 // post sends the request. It returns the receiver's Retry-After, if any.
 func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (time.Duration, error) {
@@ -432,7 +460,12 @@ func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return 0, nil
 	}
-	return parseRetryAfter(resp.Header.Get("Retry-After"), d.Now()), fmt.Errorf("HTTP %d", resp.StatusCode)
+	err = fmt.Errorf("HTTP %d", resp.StatusCode)
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout &&
+		resp.StatusCode != http.StatusTooManyRequests {
+		err = fmt.Errorf("%w: HTTP %d", errRejected, resp.StatusCode)
+	}
+	return parseRetryAfter(resp.Header.Get("Retry-After"), d.Now()), err
 }
 
 // parseRetryAfter reads seconds or an HTTP date.

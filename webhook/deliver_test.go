@@ -181,8 +181,9 @@ func TestEndpointOutage(t *testing.T) {
 	waitFor(t, "an empty backlog", func() bool { n, _ := s.Backlog(); return n == 0 })
 }
 
-// TestNonCriticalGivesUpCriticalNever: after give_up_after an informational
-// event is archived as given up; a critical one keeps trying.
+// TestNonCriticalGivesUpCriticalNever: after give_up_after of its own
+// failures an informational event is archived as given up; a critical one
+// keeps trying.
 func TestNonCriticalGivesUpCriticalNever(t *testing.T) {
 	s := openStore(t)
 	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -190,28 +191,101 @@ func TestNonCriticalGivesUpCriticalNever(t *testing.T) {
 	}))
 	defer dead.Close()
 	record(t, s, "a", esc(dialogs.EventRegistrationCreated, dialogs.SeverityInfo, dialogs.CaseNone))
-	record(t, s, "b", esc(dialogs.EventDuressTriggered, dialogs.SeverityCritical, dialogs.CaseOpen))
 	p := fastPolicy()
 	p.GiveUpAfter = 200 * time.Millisecond
 	d := &Deliverer{Store: s, Policy: p, Endpoints: []Endpoint{{ID: "my-mekong", URL: dead.URL, Secrets: [][]byte{key1}, Embassy: "my-mekong"}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
 	waitFor(t, "the give-up", func() bool {
 		ds, _ := s.Delivered()
 		return len(ds) == 1
 	})
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	<-done
-	ds, _ := s.Delivered()
-	if len(ds) != 1 || !ds[0].GaveUp || ds[0].Type != dialogs.EventRegistrationCreated {
+	if ds, _ := s.Delivered(); !ds[0].GaveUp || ds[0].Type != dialogs.EventRegistrationCreated || ds[0].Attempts < 2 {
 		t.Errorf("archived %+v", ds)
 	}
-	pending, _ := s.Pending()
-	if len(pending) != 1 || pending[0].Type != dialogs.EventDuressTriggered || pending[0].Attempts < 3 {
-		t.Errorf("critical event not still trying: %+v", pending)
+	record(t, s, "b", esc(dialogs.EventDuressTriggered, dialogs.SeverityCritical, dialogs.CaseOpen))
+	d.Nudge()
+	waitFor(t, "repeated attempts", func() bool {
+		pending, _ := s.Pending()
+		return len(pending) == 1 && pending[0].Attempts >= 4
+	})
+	if pending, _ := s.Pending(); pending[0].Type != dialogs.EventDuressTriggered {
+		t.Errorf("pending %+v", pending)
 	}
+}
+
+// TestRejectedEventDoesNotBlockOthers: a receiver refusing one event (4xx)
+// is up; other cases' events are delivered meanwhile.
+func TestRejectedEventDoesNotBlockOthers(t *testing.T) {
+	s := openStore(t)
+	poison := record(t, s, "a", esc(dialogs.EventSOSRaised, dialogs.SeverityCritical, dialogs.CaseOpen))[0].ID
+	other := record(t, s, "b", esc(dialogs.EventDuressTriggered, dialogs.SeverityCritical, dialogs.CaseOpen))[0].ID
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderID)
+		if id == poison {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		mu.Lock()
+		got = append(got, id)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	d := &Deliverer{Store: s, Policy: fastPolicy(), Endpoints: []Endpoint{{ID: "my-mekong", URL: srv.URL, Secrets: [][]byte{key1}, Embassy: "my-mekong"}}}
+	for i := 0; i < 3; i++ {
+		if _, err := d.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != other {
+		t.Errorf("delivered %v, want the other case's event despite the rejected one", got)
+	}
+}
+
+// TestRedirectIsAFailure: a redirected delivery is not counted as done.
+func TestRedirectIsAFailure(t *testing.T) {
+	s := openStore(t)
+	record(t, s, "a", esc(dialogs.EventDuressTriggered, dialogs.SeverityCritical, dialogs.CaseOpen))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/old" {
+			http.Redirect(w, r, "/new", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	d := &Deliverer{Store: s, Policy: fastPolicy(), Endpoints: []Endpoint{{ID: "my-mekong", URL: srv.URL + "/old", Secrets: [][]byte{key1}, Embassy: "my-mekong"}}}
+	d.Round(context.Background())
+	if ds, _ := s.Delivered(); len(ds) != 0 {
+		t.Errorf("a redirect counted as delivered: %+v", ds)
+	}
+}
+
+// TestUnconfiguredEmbassyEventsWait: events of an embassy without a URL are
+// kept, and delivered once it is configured.
+func TestUnconfiguredEmbassyEventsWait(t *testing.T) {
+	s := openStore(t)
+	record(t, s, "a", esc(dialogs.EventSOSRaised, dialogs.SeverityCritical, dialogs.CaseOpen))
+	d := &Deliverer{Store: s, Policy: fastPolicy()}
+	d.Round(context.Background())
+	if n, _ := s.Backlog(); n != 1 {
+		t.Fatalf("backlog %d: the event was routed to nobody", n)
+	}
+	if n, _ := s.Prune(time.Now().Add(time.Hour)); n != 0 {
+		t.Errorf("pruned an undelivered event")
+	}
+	r := newReceiver(t, [][]byte{key1})
+	p := fastPolicy()
+	p.Retry = []time.Duration{time.Millisecond}
+	d2 := &Deliverer{Store: s, Policy: p, Endpoints: []Endpoint{{ID: "my-mekong", URL: r.srv.URL, Secrets: [][]byte{key1}, Embassy: "my-mekong"}}}
+	waitFor(t, "delivery after configuration", func() bool {
+		d2.Round(context.Background())
+		return len(r.received()) == 1
+	})
 }
 
 // TestPartnersAndHeartbeats: a partner gets only its chosen types; every
