@@ -292,6 +292,12 @@ func (t *turn) reply(id string, data map[string]any) {
 	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data)})
 }
 
+// replySensitive appends a message that reveals the duress feature; channels
+// delete it with the setup prompts.
+func (t *turn) replySensitive(id string) {
+	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, nil), Sensitive: true})
+}
+
 func (t *turn) text(id string, data map[string]any) string {
 	return t.e.Catalog.Text(t.st.Lang, id, data)
 }

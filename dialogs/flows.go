@@ -202,7 +202,7 @@ func flowSteps() map[Step]stepSpec {
 				t.res.DeleteInbound = true
 				if !hmac.Equal(NewKeyword(t.e.Pepper, t.st.Key, text).Hash, t.st.Keyword.Hash) {
 					t.st.Step = StepNone
-					t.reply("KeywordOldWrong", nil)
+					t.replySensitive("KeywordOldWrong")
 					return
 				}
 				t.ask(StepSettingsKeywordNew)
@@ -223,7 +223,7 @@ func flowSteps() map[Step]stepSpec {
 				t.st.Step = StepNone
 				t.res.PurgeSensitive = true
 				t.audit("settings.keyword")
-				t.reply("KeywordChanged", nil)
+				t.replySensitive("KeywordChanged")
 			},
 		},
 		StepPauseLength: {

@@ -204,6 +204,8 @@ func registrationSteps() map[Step]stepSpec {
 		},
 		StepSummary: {
 			prompt: "Summary",
+			// It shows that a secret word is set: removed with the setup prompts.
+			sensitive: true,
 			data:   (*turn).summaryData,
 			options: func(t *turn) []option {
 				opts := []option{{label: t.text("ButtonConfirm", nil), data: "confirm", aliases: t.words().Yes}}
@@ -245,7 +247,7 @@ func (t *turn) setTime(text string, next Step) bool {
 func (t *turn) takeKeyword(text string, repeat Step) {
 	t.res.DeleteInbound = true
 	if problem := keywordProblem(t.e.Catalog, text, t.st.Profile.Name); problem != "" {
-		t.reply(problem, nil)
+		t.replySensitive(problem)
 		t.ask(t.st.Step)
 		return
 	}
@@ -260,7 +262,7 @@ func (t *turn) confirmKeyword(text string, again Step) bool {
 	typed := NewKeyword(t.e.Pepper, t.st.Key, text)
 	if !hmac.Equal(typed.Hash, t.st.PendingKeyword.Hash) {
 		t.st.PendingKeyword = Keyword{}
-		t.reply("KeywordMismatch", nil)
+		t.replySensitive("KeywordMismatch")
 		t.ask(again)
 		return false
 	}

@@ -42,8 +42,11 @@ type outItem struct {
 	text      string
 	markup    models.ReplyMarkup
 	sensitive bool
-	tries     int
-	queued    time.Time
+	// purgeAfter: once sent, delete the chat's sensitive messages (this
+	// one included).
+	purgeAfter bool
+	tries      int
+	queued     time.Time
 }
 
 type sentMessage struct {
@@ -69,9 +72,16 @@ func (s *sender) notify() {
 
 // enqueue adds a message for chat.
 func (s *sender) enqueue(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, sensitive bool) {
+	s.enqueueThen(chat, prio, text, markup, sensitive, false)
+}
+
+// enqueueThen adds a message for chat, optionally purging the chat's
+// sensitive messages once it was sent.
+func (s *sender) enqueueThen(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, sensitive, purge bool) {
 	prio = min(max(prio, bot.PrioritySafety), bot.PriorityReminder)
 	s.mu.Lock()
-	s.queues[prio].PushBack(&outItem{chat: chat, prio: prio, text: text, markup: markup, sensitive: sensitive, queued: time.Now()})
+	s.queues[prio].PushBack(&outItem{chat: chat, prio: prio, text: text, markup: markup, sensitive: sensitive,
+		purgeAfter: purge, queued: time.Now()})
 	s.mu.Unlock()
 	s.notify()
 }
@@ -208,6 +218,9 @@ func (s *sender) deliver(ctx context.Context, it *outItem) {
 	if err == nil {
 		if it.sensitive && msg != nil {
 			s.sensitive[it.chat] = append(s.sensitive[it.chat], sentMessage{id: msg.ID, at: time.Now()})
+		}
+		if it.purgeAfter {
+			go s.purge(it.chat) // takes mu itself
 		}
 		return
 	}

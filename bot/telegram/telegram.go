@@ -76,7 +76,22 @@ type Channel struct {
 	serial serial
 
 	mu      sync.Mutex
-	inbound map[int64]int // chat → id of the message being handled (for clean-up)
+	inbound map[int64]int       // chat → id of the message being handled (for clean-up)
+	refused map[int64]time.Time // group → when it was last told we do not work there
+	failed  map[int64]int       // update id → failed attempts (polling)
+}
+
+// refuseGroup reports whether a group should be told (again) that the bot
+// works only in private chats: at most once an hour, far under Telegram's
+// 20 messages a minute per group.
+func (c *Channel) refuseGroup(chat int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.refused[chat]) < time.Hour {
+		return false
+	}
+	c.refused[chat] = time.Now()
+	return true
 }
 
 // New prepares the channel and registers it with the runner.
@@ -105,7 +120,7 @@ func New(opt Options, r *bot.Runner) (*Channel, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	c := &Channel{opt: opt, runner: r, inbound: map[int64]int{}}
+	c := &Channel{opt: opt, runner: r, inbound: map[int64]int{}, refused: map[int64]time.Time{}, failed: map[int64]int{}}
 	api, err := tgbot.New(opt.Token,
 		tgbot.WithServerURL(opt.APIURL),
 		tgbot.WithSkipGetMe(),
@@ -180,7 +195,8 @@ func (c *Channel) poll(ctx context.Context) error {
 		// recognised by their update_id and do nothing twice).
 		failed := false
 		for i, res := range results {
-			if err := <-res; err != nil && !failed {
+			err := <-res
+			if err != nil && !failed && c.retryUpdate(updates[i].ID) {
 				failed = true
 				offset = max(offset, updates[i].ID)
 			} else if !failed {
@@ -194,9 +210,27 @@ func (c *Channel) poll(ctx context.Context) error {
 	return nil
 }
 
+// maxUpdateAttempts bounds how often one update that keeps failing is
+// fetched again, so it cannot hold back everyone else's messages.
+const maxUpdateAttempts = 5
+
+// retryUpdate records a failure of update id and reports whether it should
+// be fetched again.
+func (c *Channel) retryUpdate(id int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failed[id]++
+	if c.failed[id] < maxUpdateAttempts {
+		return true
+	}
+	delete(c.failed, id)
+	c.opt.Log.Error("telegram update given up after repeated failures", "update", id, "attempts", maxUpdateAttempts)
+	return false
+}
+
 func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Update, error) {
 	body, _ := json.Marshal(map[string]any{"offset": offset, "timeout": int(c.opt.PollTimeout / time.Second),
-		"allowed_updates": []string{"message", "callback_query"}})
+		"allowed_updates": []string{"message", "edited_message", "callback_query"}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opt.APIURL+"/bot"+c.opt.Token+"/getUpdates", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -223,7 +257,7 @@ func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Updat
 func (c *Channel) serveWebhook(ctx context.Context) error {
 	w := c.opt.Webhook
 	if _, err := c.api.SetWebhook(ctx, &tgbot.SetWebhookParams{URL: w.URL, SecretToken: w.Secret,
-		AllowedUpdates: []string{"message", "callback_query"}}); err != nil {
+		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil {
 		return fmt.Errorf("telegram: setWebhook: %s", classify(err))
 	}
 	srv := &http.Server{Addr: w.Listen, Handler: c.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -301,12 +335,20 @@ func (c *Channel) mapUpdate(ctx context.Context, u *models.Update) (bot.Inbound,
 	var from *models.User
 	msgID := 0
 	switch {
-	case u.Message != nil:
+	case u.Message != nil || u.EditedMessage != nil:
+		// An edited message is read like a new one: it may carry the keyword.
 		m := u.Message
+		if m == nil {
+			m = u.EditedMessage
+		}
 		chat, from, msgID = m.Chat, m.From, m.ID
 		switch {
 		case m.Text != "":
 			in.Kind, in.Text = dialogs.KindText, m.Text
+		case m.Caption != "":
+			// A photo "as proof of life" is read by its caption, so a
+			// keyword in it is never missed.
+			in.Kind, in.Text = dialogs.KindText, m.Caption
 		case m.Location != nil:
 			in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.Location.Latitude, m.Location.Longitude
 		default:
@@ -335,7 +377,7 @@ func (c *Channel) mapUpdate(ctx context.Context, u *models.Update) (bot.Inbound,
 		if from != nil {
 			lang = from.LanguageCode
 		}
-		if c.opt.GroupRefusal != nil {
+		if c.opt.GroupRefusal != nil && c.refuseGroup(chat.ID) {
 			c.out.enqueue(chat.ID, bot.PriorityReply, c.opt.GroupRefusal(lang), nil, false)
 		}
 		return in, 0, false
@@ -382,9 +424,10 @@ func (c *Channel) Send(_ context.Context, address string, r bot.Response) error 
 		if keyboard != nil {
 			markup = &models.InlineKeyboardMarkup{InlineKeyboard: keyboard}
 		}
-		c.out.enqueue(chat, r.Priority, text.String(), markup, sensitive)
-	}
-	if r.PurgeSensitive {
+		// Purging waits for this message: it may itself be sensitive
+		// ("your secret word is changed").
+		c.out.enqueueThen(chat, r.Priority, text.String(), markup, sensitive, r.PurgeSensitive)
+	} else if r.PurgeSensitive {
 		c.out.purge(chat)
 	}
 	return nil

@@ -244,10 +244,12 @@ func TestGroupChatsAreRefused(t *testing.T) {
 	w := newWorld(t, telegram.Options{})
 	u := fakeapi.User{ID: 5552, Lang: "ms"}
 	w.api.GroupText(u, -100777, "hello")
+	w.api.GroupText(u, -100777, "hello again") // told once, not per message
 	deadline := time.Now().Add(5 * time.Second)
 	for len(w.api.Sent(-100777)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	time.Sleep(200 * time.Millisecond)
 	sent := w.api.Sent(-100777)
 	if len(sent) != 1 || !strings.Contains(sent[0].Params["text"], "private chats only (ms)") {
 		t.Fatalf("group refusal: %+v", sent)
@@ -368,4 +370,15 @@ func TestUncommittedUpdateIsNotAcknowledged(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500 so Telegram retries", resp.StatusCode)
 	}
+}
+
+// TestCaptionIsRead: a photo sent "as proof of life" is read by its
+// caption, so a keyword in it raises the alarm behind an ordinary reply.
+func TestCaptionIsRead(t *testing.T) {
+	w := newWorld(t, telegram.Options{})
+	u := fakeapi.User{ID: 5561, Lang: "en"}
+	n := w.register(u)
+	w.api.Photo(u, "all fine here, blue mango")
+	w.reply(u, n, "Check-in received")
+	w.event(dialogs.EventDuressTriggered)
 }

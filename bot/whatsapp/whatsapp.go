@@ -97,12 +97,14 @@ func New(client Client, lids LIDs, handler Handler, opt Options) *Channel {
 // Run sends queued messages until ctx ends.
 func (c *Channel) Run(ctx context.Context) { c.out.run(ctx) }
 
-// HandleEvent is whatsmeow's event handler: one exhaustive switch, every
-// event either handled or logged at debug level.
-func (c *Channel) HandleEvent(evt any) {
+// HandleEvent is whatsmeow's event handler (AddEventHandlerWithSuccessStatus):
+// one exhaustive switch, every event either handled or logged at debug
+// level. It returns false when a message could not be committed, so that
+// whatsmeow does not acknowledge it and WhatsApp delivers it again.
+func (c *Channel) HandleEvent(evt any) bool {
 	switch e := evt.(type) {
 	case *events.Message:
-		c.message(context.Background(), e)
+		return c.message(context.Background(), e)
 	case *events.Connected:
 		c.health.set(StateConnected, "connected", c.opt.Log)
 	case *events.Disconnected:
@@ -120,18 +122,21 @@ func (c *Channel) HandleEvent(evt any) {
 	default:
 		c.opt.Log.Debug("whatsapp event ignored", "type", fmt.Sprintf("%T", evt))
 	}
+	return true
 }
 
 // message maps one incoming message and hands it to the runner, returning
 // only when it was committed (SynchronousAck then acknowledges it).
-func (c *Channel) message(ctx context.Context, e *events.Message) {
+func (c *Channel) message(ctx context.Context, e *events.Message) bool {
 	in, ok := c.mapMessage(ctx, e)
 	if !ok {
-		return
+		return true
 	}
 	if err := c.handler.Handle(ctx, in); err != nil {
-		c.opt.Log.Error("whatsapp message not processed", "id", e.Info.ID)
+		c.opt.Log.Error("whatsapp message not processed; not acknowledged, so it comes again", "id", e.Info.ID)
+		return false
 	}
+	return true
 }
 
 // mapMessage turns a message into an engine input. ok is false for what
@@ -152,6 +157,11 @@ func (c *Channel) mapMessage(ctx context.Context, e *events.Message) (bot.Inboun
 	in := bot.Inbound{Channel: Name, Address: sender.User, MessageID: "m" + string(info.ID), Handle: phone,
 		LangHint: bot.LanguageForPhone(phone)}
 	m := e.Message
+	if edited := m.GetProtocolMessage().GetEditedMessage(); edited != nil {
+		m = edited // an edit is read like a new message: it may carry the keyword
+	} else if m.GetProtocolMessage() != nil || m.GetReactionMessage() != nil {
+		return bot.Inbound{}, false // revokes, reactions, timer changes: nothing to answer
+	}
 	switch {
 	case m.GetConversation() != "":
 		in.Kind, in.Text = dialogs.KindText, m.GetConversation()
@@ -161,6 +171,10 @@ func (c *Channel) mapMessage(ctx context.Context, e *events.Message) (bot.Inboun
 		in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.GetLocationMessage().GetDegreesLatitude(), m.GetLocationMessage().GetDegreesLongitude()
 	case m.GetLiveLocationMessage() != nil:
 		in.Kind, in.Lat, in.Lon = dialogs.KindLocation, m.GetLiveLocationMessage().GetDegreesLatitude(), m.GetLiveLocationMessage().GetDegreesLongitude()
+	case caption(m) != "":
+		// A photo "as proof of life" with a caption is read by its caption,
+		// so a keyword in it is never missed.
+		in.Kind, in.Text = dialogs.KindText, caption(m)
 	default:
 		in.Kind = dialogs.KindMedia // image, sticker, voice, document, contact …
 	}
@@ -227,3 +241,16 @@ func (c *Channel) Send(_ context.Context, address string, r bot.Response) error 
 func jid(address string) types.JID { return types.NewJID(address, types.DefaultUserServer) }
 
 func textMessage(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
+
+// caption is the text under a photo, video or document.
+func caption(m *waE2E.Message) string {
+	switch {
+	case m.GetImageMessage().GetCaption() != "":
+		return m.GetImageMessage().GetCaption()
+	case m.GetVideoMessage().GetCaption() != "":
+		return m.GetVideoMessage().GetCaption()
+	case m.GetDocumentMessage().GetCaption() != "":
+		return m.GetDocumentMessage().GetCaption()
+	}
+	return ""
+}

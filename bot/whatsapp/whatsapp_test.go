@@ -129,6 +129,12 @@ func TestInboundMapping(t *testing.T) {
 			&bot.Inbound{Channel: Name, Address: "60123456789", MessageID: "mA9", Handle: "+60123456789", LangHint: "ms", Kind: dialogs.KindText, Text: "ok"}},
 		{"LID sender resolved by the store", msg(lid, lid, "B1", text, nil),
 			&bot.Inbound{Channel: Name, Address: "855123456789", MessageID: "mB1", Handle: "+855123456789", LangHint: "km", Kind: dialogs.KindText, Text: "ok"}},
+		{"image with caption", msg(phone, phone, "B3", &waE2E.Message{ImageMessage: &waE2E.ImageMessage{Caption: proto.String("I'm fine blue mango")}}, nil),
+			&bot.Inbound{Channel: Name, Address: "60123456789", MessageID: "mB3", Handle: "+60123456789", LangHint: "ms", Kind: dialogs.KindText, Text: "I'm fine blue mango"}},
+		{"edited message", msg(phone, phone, "B4", &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(),
+			EditedMessage: &waE2E.Message{Conversation: proto.String("ok blue mango")}}}, nil),
+			&bot.Inbound{Channel: Name, Address: "60123456789", MessageID: "mB4", Handle: "+60123456789", LangHint: "ms", Kind: dialogs.KindText, Text: "ok blue mango"}},
+		{"reaction", msg(phone, phone, "B5", &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Text: proto.String("👍")}}, nil), nil},
 		{"unresolvable LID", msg(types.NewJID("111", types.HiddenUserServer), types.NewJID("111", types.HiddenUserServer), "B2", text, nil), nil},
 	}
 	lids := fakeLIDs{lid.User: types.NewJID("855123456789", types.DefaultUserServer)}
@@ -336,5 +342,21 @@ func TestDuplicateMessageHandledOnce(t *testing.T) {
 	}
 	if text := got[0].msg.GetConversation(); !strings.HasPrefix(text, "Helo.") || !strings.Contains(text, "\n1. English\n2. Bahasa Melayu") {
 		t.Errorf("first contact reply %q: want the greeting in Malay (+60) with a numbered language menu", text)
+	}
+}
+
+type failingHandler struct{}
+
+func (failingHandler) Handle(context.Context, bot.Inbound) error { return errors.New("disk full") }
+
+// TestUncommittedMessageIsNotAcknowledged: whatsmeow acknowledges a message
+// only if the handler reports success.
+func TestUncommittedMessageIsNotAcknowledged(t *testing.T) {
+	ch := New(&fakeClient{}, nil, failingHandler{}, Options{})
+	if ch.HandleEvent(msg(phone, phone, "F1", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
+		t.Error("a message that was not committed would be acknowledged")
+	}
+	if !New(&fakeClient{}, nil, &recorder{}, Options{}).HandleEvent(msg(phone, phone, "F2", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
+		t.Error("a committed message would not be acknowledged")
 	}
 }

@@ -207,7 +207,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		client.SynchronousAck = true // nothing acknowledged before it is committed
 		wa := whatsapp.New(client, waDevice.LIDs, r, whatsapp.Options{
 			PerRecipient: c.WhatsApp.PerRecipientInterval.Duration, Global: c.WhatsApp.GlobalInterval.Duration})
-		client.AddEventHandler(wa.HandleEvent)
+		client.AddEventHandlerWithSuccessStatus(wa.HandleEvent)
 		r.Register(whatsapp.Name, wa)
 		wg.Add(1)
 		go func() { defer wg.Done(); wa.Run(ctx) }()

@@ -125,6 +125,13 @@ func (s *Server) Sticker(u User) int64 {
 	return s.push(map[string]any{"message": m})
 }
 
+// Photo queues a photo with a caption.
+func (s *Server) Photo(u User, caption string) int64 {
+	m, _ := s.message(u, "private", u.ID, map[string]any{"caption": caption,
+		"photo": []map[string]any{{"file_id": "p", "file_unique_id": "q", "width": 90, "height": 90}}})
+	return s.push(map[string]any{"message": m})
+}
+
 // Press queues a button press (callback query) on message msgID.
 func (s *Server) Press(u User, msgID int, data string) int64 {
 	q := map[string]any{"id": strconv.Itoa(s.newMessageID()), "from": u.json(), "chat_instance": "ci", "data": data,
