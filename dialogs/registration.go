@@ -206,7 +206,7 @@ func registrationSteps() map[Step]stepSpec {
 			prompt: "Summary",
 			// It shows that a secret word is set: removed with the setup prompts.
 			sensitive: true,
-			data:   (*turn).summaryData,
+			data:      (*turn).summaryData,
 			options: func(t *turn) []option {
 				opts := []option{{label: t.text("ButtonConfirm", nil), data: "confirm", aliases: t.words().Yes}}
 				for _, f := range summaryFields {
