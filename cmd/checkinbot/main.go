@@ -205,6 +205,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if waDevice != nil {
 		client := whatsmeow.NewClient(waDevice, waLog.Noop)
 		client.SynchronousAck = true // nothing acknowledged before it is committed
+		// Keep decrypted messages until they are acknowledged, so one that
+		// failed to commit can be processed again when WhatsApp redelivers it.
+		client.EnableDecryptedEventBuffer = true
 		wa := whatsapp.New(client, waDevice.LIDs, r, whatsapp.Options{
 			PerRecipient: c.WhatsApp.PerRecipientInterval.Duration, Global: c.WhatsApp.GlobalInterval.Duration})
 		client.AddEventHandlerWithSuccessStatus(wa.HandleEvent)
