@@ -310,19 +310,21 @@ func (c *Config) Policy() dialogs.Policy {
 			p.Intervals = append(p.Intervals, d.Duration)
 		}
 	}
-	set := func(dst *time.Duration, d Duration) {
-		if d.Duration != 0 {
-			*dst = d.Duration
-		}
-	}
-	set(&p.RemindAfter, c.Checkin.RemindAfter)
-	set(&p.FinalReminderAfter, c.Checkin.FinalReminderAfter)
-	set(&p.EscalateAfter, c.Checkin.EscalateAfter)
-	set(&p.ReescalateEvery, c.Checkin.ReescalateEvery)
-	set(&p.MaxPause, c.Checkin.MaxPause)
+	override(&p.RemindAfter, c.Checkin.RemindAfter)
+	override(&p.FinalReminderAfter, c.Checkin.FinalReminderAfter)
+	override(&p.EscalateAfter, c.Checkin.EscalateAfter)
+	override(&p.ReescalateEvery, c.Checkin.ReescalateEvery)
+	override(&p.MaxPause, c.Checkin.MaxPause)
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
 	p.OperatorNames = c.OperatorNames
 	return p
+}
+
+// override sets *dst to d when the file set d; zero means "default".
+func override(dst *time.Duration, d Duration) {
+	if d.Duration != 0 {
+		*dst = d.Duration
+	}
 }
 
 // Directory converts countries and embassies for the engine.
@@ -467,16 +469,11 @@ func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webh
 // DeliveryPolicy is webhook.DefaultPolicy with the [delivery] overrides.
 func (c *Config) DeliveryPolicy() webhook.Policy {
 	p := webhook.DefaultPolicy()
-	set := func(dst *time.Duration, d Duration) {
-		if d.Duration != 0 {
-			*dst = d.Duration
-		}
-	}
-	set(&p.Timeout, c.Delivery.Timeout)
-	set(&p.SecondaryAfter, c.Delivery.SecondaryAfter)
-	set(&p.GiveUpAfter, c.Delivery.GiveUpAfter)
-	set(&p.KeepDelivered, c.Delivery.KeepDelivered)
-	set(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
+	override(&p.Timeout, c.Delivery.Timeout)
+	override(&p.SecondaryAfter, c.Delivery.SecondaryAfter)
+	override(&p.GiveUpAfter, c.Delivery.GiveUpAfter)
+	override(&p.KeepDelivered, c.Delivery.KeepDelivered)
+	override(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
 	return p
 }
 

@@ -7,7 +7,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,12 +15,10 @@ import (
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/webhook"
 )
-
-var pepper = []byte("bench-pepper-0123456789abcdef0123456789")
 
 // timedSender records when each reply was handed to the channel.
 type timedSender struct {
@@ -48,15 +45,7 @@ type rig struct {
 }
 
 func newRig(b *testing.B, users int, floor time.Duration) *rig {
-	cat, err := locales.Load()
-	if err != nil {
-		b.Fatal(err)
-	}
 	cfg := config.Default()
-	s, err := store.Open(filepath.Join(b.TempDir(), "checkinbot.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	key := make([]byte, 32)
 	rand.Read(key)
 	r := &rig{sender: &timedSender{sent: map[string]time.Time{}}, arrived: map[string]time.Time{}, byAddress: map[string]string{}}
@@ -72,9 +61,10 @@ func newRig(b *testing.B, users int, floor time.Duration) *rig {
 	}
 	policy := webhook.DefaultPolicy()
 	policy.HeartbeatEvery = 0
-	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
-	r.runner = bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
+	r.runner = testkit.Runner(b)
 	r.runner.ReplyFloor = floor
+	s := r.runner.Store
+	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
 	r.runner.Register("telegram", r.sender)
 	r.runner.OnEvents = func(evs []store.Event) {
 		r.mu.Lock()
@@ -91,7 +81,7 @@ func newRig(b *testing.B, users int, floor time.Duration) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	r.cancel = func() { cancel(); <-done; srv.Close(); s.Close() }
+	r.cancel = func() { cancel(); <-done; srv.Close() }
 	b.Cleanup(r.cancel)
 	var wg sync.WaitGroup
 	for u := 0; u < users; u++ {

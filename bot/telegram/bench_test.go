@@ -3,7 +3,6 @@ package telegram
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -11,25 +10,13 @@ import (
 
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
-	"github.com/checkinbot/checkinbot/config"
-	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 )
 
 func benchChannel(b *testing.B, opt Options) (*Channel, *fakeapi.Server, func()) {
 	api := fakeapi.New("1:bench")
-	cat, err := locales.Load()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := config.Default()
-	s, err := store.Open(filepath.Join(b.TempDir(), "checkinbot.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	pepper := []byte("bench-pepper-0123456789abcdef012345")
-	r := bot.NewRunner(&dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: pepper}, s, pepper)
+	r := testkit.Runner(b)
+	r.ReplyFloor = bot.DefaultReplyFloor // as in production
 	opt.Token, opt.APIURL, opt.PollTimeout = api.Token, api.URL, time.Second
 	c, err := New(opt, r)
 	if err != nil {
@@ -38,7 +25,7 @@ func benchChannel(b *testing.B, opt Options) (*Channel, *fakeapi.Server, func())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
-	return c, api, func() { cancel(); <-done; api.Close(); s.Close() }
+	return c, api, func() { cancel(); <-done; api.Close() }
 }
 
 // BenchmarkThousandUsers: 1,000 citizens writing at once through polling,
