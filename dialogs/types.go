@@ -241,6 +241,10 @@ const (
 	KindRollCall                      // the embassy asks for a check-in now
 	KindCaseResolved                  // the embassy resolved CaseID
 	KindUnreachable                   // the channel cannot deliver to this citizen (blocked the bot)
+	// KindPromptDelivered: the platform accepted a reply of a Result that
+	// had Prompt set; the engine's now is when. The missed check-in ladder
+	// runs from this moment, not from the due time (DESIGN §2 flow 6).
+	KindPromptDelivered
 )
 
 // Input is one event for one registrant.
@@ -361,6 +365,11 @@ type Result struct {
 	// PurgeSensitive: delete the Sensitive prompts and keyword messages
 	// remembered since setup began.
 	PurgeSensitive bool
+	// Prompt: the replies include a check-in prompt ("Are you safe?",
+	// a reminder, a roll call) whose delivery starts or advances the missed
+	// check-in ladder. The runner reports its acceptance by the platform
+	// as a KindPromptDelivered input.
+	Prompt bool
 	// Urgent marks replies of the SOS flow, which channels send before
 	// anything else. Check-ins — duress or not — are never urgent.
 	Urgent bool
