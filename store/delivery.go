@@ -118,41 +118,131 @@ func (s *Store) Route(now time.Time, targets func(Event) []Target) (int, error) 
 
 // DueDeliveries returns the deliveries to attempt at now, per endpoint in
 // recording order, holding back any event whose case has an earlier event
-// still pending for that endpoint (per-case order). It also returns when
-// the next held-back-by-time delivery falls due (zero if none).
+// still pending for that endpoint (per-case order): the head of every due
+// chain. It also returns when the next held-back-by-time delivery falls due
+// (zero if none).
 func (s *Store) DueDeliveries(now time.Time) ([]DueDelivery, time.Time, error) {
+	b, err := s.DueChains(now, nil, 0)
 	var due []DueDelivery
-	var next time.Time
+	for _, c := range b.Chains {
+		due = append(due, c.Items[0])
+	}
+	return due, b.Next, err
+}
+
+// Chain is a run of one endpoint's deliveries that may go out one after the
+// other, each as soon as the one before it is delivered: the due events of
+// one case in recording order from the case's head, or a single event
+// without a case. Handing out whole runs is what lets a backlog drain in
+// one pass instead of one event per case per poll.
+type Chain struct {
+	Endpoint string
+	Items    []DueDelivery
+}
+
+// DueBatch is what DueChains found.
+type DueBatch struct {
+	// Chains in recording order of their heads, grouped by endpoint.
+	Chains []Chain
+	// Next is when the earliest row found not yet due falls due (zero if
+	// none).
+	Next time.Time
+	// More: the limit was reached before the end; ask again at once.
+	More bool
+	// Endpoints lists every endpoint that has pending rows, skipped or
+	// not, in key order, so the caller can tell which wait for an endpoint
+	// it does not have.
+	Endpoints []string
+}
+
+// DueChains reads, in one read transaction, the runs of pending deliveries
+// that may be attempted at now (see Chain), with their bodies, up to limit
+// deliveries in all (0: no limit). Endpoints for which skip returns true
+// (backing off, or not configured) are jumped over by key without reading
+// their rows, so an outage's backlog costs nothing per round.
+func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit int) (DueBatch, error) {
+	var b DueBatch
 	err := s.db.View(func(tx *bolt.Tx) error {
 		outbox := tx.Bucket(bucketOutbox)
-		blocked := map[string]bool{} // endpoint ‖ case → an earlier event is pending
-		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		var endpoint string
+		var chainOf map[string]int // case → index in b.Chains, or -1: closed
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) < 9 || k[len(k)-9] != 0 {
+				return fmt.Errorf("pending delivery key %x is malformed", k)
+			}
+			if ep := string(k[:len(k)-9]); ep != endpoint || chainOf == nil {
+				endpoint, chainOf = ep, map[string]int{}
+				b.Endpoints = append(b.Endpoints, ep)
+				if skip != nil && skip(ep) {
+					// Jump to the first key of the next endpoint.
+					k, v = c.Seek(append([]byte(ep), 1))
+					if k == nil {
+						return nil
+					}
+					c.Prev()
+					continue
+				}
+			}
 			var d Delivery
 			if err := json.Unmarshal(v, &d); err != nil {
-				return err
+				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
 			}
-			if d.CaseID != "" {
-				key := d.Endpoint + "\x00" + d.CaseID
-				if blocked[key] {
-					return nil
-				}
-				blocked[key] = true
+			ci, seen := chainOf[d.CaseID]
+			if d.CaseID != "" && seen && ci < 0 {
+				continue // an earlier event of the case is not due yet
 			}
 			if d.NextAt.After(now) {
-				if next.IsZero() || d.NextAt.Before(next) {
-					next = d.NextAt
+				if b.Next.IsZero() || d.NextAt.Before(b.Next) {
+					b.Next = d.NextAt
 				}
+				if d.CaseID != "" {
+					chainOf[d.CaseID] = -1
+				}
+				continue
+			}
+			if limit > 0 && n >= limit {
+				b.More = true
 				return nil
 			}
 			body := outbox.Get(u64(d.Seq))
 			if body == nil {
 				return fmt.Errorf("outbox event %d of a pending delivery is missing", d.Seq)
 			}
-			due = append(due, DueDelivery{Delivery: d, Body: bytes.Clone(body)})
-			return nil
-		})
+			dd := DueDelivery{Delivery: d, Body: bytes.Clone(body)}
+			n++
+			if d.CaseID != "" && seen {
+				b.Chains[ci].Items = append(b.Chains[ci].Items, dd)
+				continue
+			}
+			if d.CaseID != "" {
+				chainOf[d.CaseID] = len(b.Chains)
+			}
+			b.Chains = append(b.Chains, Chain{Endpoint: endpoint, Items: []DueDelivery{dd}})
+		}
+		return nil
 	})
-	return due, next, err
+	return b, err
+}
+
+// PendingOf returns every delivery still owed to endpoint, in recording
+// order, reading only that endpoint's rows.
+func (s *Store) PendingOf(endpoint string) ([]Delivery, error) {
+	var out []Delivery
+	prefix := append([]byte(endpoint), 0)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // RecordAttempts stores the outcomes of attempts in one transaction.

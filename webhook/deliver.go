@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -62,6 +63,9 @@ type Policy struct {
 	// Poll is the longest the loop sleeps: the guarantee behind the
 	// immediate attempt after each commit.
 	Poll time.Duration
+	// ReportEvery is the cadence of the endpoint health report, the only
+	// place delivery problems are logged. Zero: one minute.
+	ReportEvery time.Duration
 }
 
 // DefaultPolicy is DESIGN §4: retries at 0, 5 s, 15 s, 30 s, 1 m, 2 m,
@@ -78,12 +82,18 @@ func DefaultPolicy() Policy {
 		HeartbeatEvery: 24 * time.Hour,
 		KeepDelivered:  30 * 24 * time.Hour,
 		Poll:           10 * time.Second,
+		ReportEvery:    time.Minute,
 	}
 }
 
 // Deliverer moves events from the outbox to their endpoints. Network I/O
 // never happens inside a store transaction: it reads due deliveries, sends,
 // then records the outcomes.
+//
+// What it logs does not depend on which events are waiting (DESIGN §3): a
+// delivery problem is kept as the state of its endpoint and reported by
+// ReportHealth on a fixed cadence, never per event, so a failing endpoint
+// logs the same lines whether or not a duress event waits for it.
 type Deliverer struct {
 	Store     *store.Store
 	Endpoints []Endpoint
@@ -92,16 +102,46 @@ type Deliverer struct {
 	Now       func() time.Time
 	Log       *slog.Logger
 
-	once      sync.Once
-	nudge     chan struct{}
-	byID      map[string]*Endpoint
-	mu        sync.Mutex
-	backoff   map[string]time.Time // endpoint → no attempts before (after a failure)
-	failing   map[string]time.Time // endpoint → failing since (this process)
+	once  sync.Once
+	nudge chan struct{}
+	byID  map[string]*Endpoint
+	mu    sync.Mutex
+	// health is the state of every configured endpoint this process has
+	// tried; waiting that of every endpoint id with pending rows and no
+	// configuration (an embassy with no URL).
+	health    map[string]*health
+	waiting   map[string]*unconfigured
+	reportAt  time.Time
 	lastPrune time.Time
 	// heartbeatCheck is when to next ask the store about heartbeats.
 	heartbeatCheck time.Time
 }
+
+// health is what the deliverer knows of one endpoint. Backoff is the
+// endpoint's, counted in its consecutive failed requests, not in the
+// attempts of whichever event happened to be tried: how often a failing
+// endpoint is probed does not depend on what waits for it.
+type health struct {
+	since    time.Time // failing since (zero: healthy)
+	fails    int       // consecutive failed requests
+	until    time.Time // no request before (after a failure)
+	status   string    // class of the last failure: "5xx", "timeout", …
+	reported bool      // the last report said failing
+	// Since the last report:
+	blip     bool   // failed and recovered without being reported
+	rejected string // class of a 4xx that refused one event
+	givenUp  bool   // non-critical events were given up
+}
+
+// unconfigured is an endpoint id that events wait for with no URL.
+type unconfigured struct {
+	since    time.Time
+	present  bool // seen in the last round
+	reported bool
+}
+
+// maxBatch bounds the deliveries one round reads (with their bodies).
+const maxBatch = 1024
 
 func (d *Deliverer) init() {
 	d.once.Do(func() {
@@ -110,8 +150,8 @@ func (d *Deliverer) init() {
 		for i := range d.Endpoints {
 			d.byID[d.Endpoints[i].ID] = &d.Endpoints[i]
 		}
-		d.backoff = map[string]time.Time{}
-		d.failing = map[string]time.Time{}
+		d.health = map[string]*health{}
+		d.waiting = map[string]*unconfigured{}
 		if d.Client == nil {
 			d.Client = &http.Client{Timeout: d.Policy.Timeout,
 				// A redirected POST becomes a bodiless GET that may answer 200:
@@ -123,6 +163,9 @@ func (d *Deliverer) init() {
 		}
 		if d.Log == nil {
 			d.Log = slog.Default()
+		}
+		if d.Policy.ReportEvery <= 0 {
+			d.Policy.ReportEvery = time.Minute
 		}
 	})
 }
@@ -137,33 +180,49 @@ func (d *Deliverer) Nudge() {
 	}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, and reports endpoint health every
+// Policy.ReportEvery on its own ticker, so when a report is written never
+// depends on when events arrive.
 func (d *Deliverer) Run(ctx context.Context) error {
 	d.init()
+	reports := time.NewTicker(d.Policy.ReportEvery)
+	defer reports.Stop()
 	for {
 		next, err := d.Round(ctx)
 		if err != nil {
 			d.Log.Error("webhook round failed", "err", err)
 		}
 		sleep := d.Policy.Poll
-		if !next.IsZero() {
-			sleep = min(max(next.Sub(d.Now()), 10*time.Millisecond), sleep)
+		if err == nil && !next.IsZero() {
+			// next at or before now: more is due at once (a productive
+			// round, a batch cut at maxBatch): go round again without
+			// sleeping.
+			sleep = min(max(next.Sub(d.Now()), 0), sleep)
 		}
 		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-d.nudge:
-			t.Stop()
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-reports.C:
+				d.ReportHealth()
+				continue wait
+			case <-d.nudge:
+				t.Stop()
+			case <-t.C:
+			}
+			break
 		}
 	}
 }
 
 // Round does one pass: heartbeats, routing of new events, every due
-// attempt, the outcomes, and pruning. It returns when the next attempt is
-// due (zero if nothing waits).
+// attempt, the outcomes, and pruning. Each case's events go out one after
+// the other in the same round, each as soon as the one before it is
+// delivered. It returns when the next attempt is due (zero if nothing
+// waits); a time not after now means go again at once.
 func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	d.init()
 	now := d.Now()
@@ -177,74 +236,83 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 			}
 		}
 	}
+	if err := d.probeSecondaries(now); err != nil {
+		return time.Time{}, err
+	}
 	if _, err := d.Store.Route(now, d.targets); err != nil {
 		return time.Time{}, err
 	}
-	due, next, err := d.Store.DueDeliveries(now)
+	var next time.Time
+	d.mu.Lock()
+	backingOff := map[string]bool{}
+	for id, h := range d.health {
+		if now.Before(h.until) {
+			backingOff[id] = true
+			next = earliest(next, h.until)
+		}
+	}
+	d.mu.Unlock()
+	batch, err := d.Store.DueChains(now, func(id string) bool { return backingOff[id] || d.byID[id] == nil }, maxBatch)
 	if err != nil {
 		return time.Time{}, err
 	}
-	byEndpoint := map[string][]store.DueDelivery{}
-	var order []string
-	var attempts []store.Attempt
-	d.mu.Lock()
-	for _, dd := range due {
-		if until, ok := d.backoff[dd.Endpoint]; ok && now.Before(until) {
-			next = earliest(next, until)
-			continue
-		}
-		if _, ok := byEndpoint[dd.Endpoint]; !ok {
-			order = append(order, dd.Endpoint)
-		}
-		byEndpoint[dd.Endpoint] = append(byEndpoint[dd.Endpoint], dd)
+	d.noteUnconfigured(now, batch.Endpoints)
+	next = earliest(next, batch.Next)
+	if batch.More {
+		next = earliest(next, now)
 	}
-	d.mu.Unlock()
-	for _, id := range order {
-		// Critical first: only one event per case is ever due at a time, so
-		// this keeps per-case order.
-		slices.SortStableFunc(byEndpoint[id], func(a, b store.DueDelivery) int {
-			switch {
-			case a.Critical == b.Critical:
-				return 0
-			case a.Critical:
-				return -1
-			}
-			return 1
-		})
+	byEndpoint := map[string][]store.Chain{}
+	var order []string
+	for _, c := range batch.Chains {
+		if _, ok := byEndpoint[c.Endpoint]; !ok {
+			order = append(order, c.Endpoint)
+		}
+		byEndpoint[c.Endpoint] = append(byEndpoint[c.Endpoint], c)
 	}
 
-	// Endpoints in parallel; within one endpoint in recording order,
-	// stopping at the first failure so a dead endpoint is not hammered.
+	// Endpoints in parallel; within one endpoint case by case in waves
+	// (every case's first event, then every case's second, …), stopping
+	// at the first failure so a dead endpoint is not hammered. Each wave's
+	// outcomes are recorded before the next wave is sent.
 	var wg sync.WaitGroup
 	results := make([][]store.Attempt, len(order))
+	errs := make([]error, len(order))
 	for i, id := range order {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = d.deliverAll(ctx, id, byEndpoint[id])
+			results[i], errs[i] = d.deliverChains(ctx, id, byEndpoint[id])
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return time.Time{}, err
+	}
+	var attempts []store.Attempt
 	for i := range results {
 		attempts = append(attempts, results[i]...)
+	}
+	for _, a := range attempts {
+		if !a.OK && !a.GiveUp {
+			next = earliest(next, a.NextAt)
+		}
+		if a.Secondary != "" {
+			next = earliest(next, now) // the new secondary row is due at once
+		}
 	}
 	if ctx.Err() == nil {
 		held, err := d.holdBack()
 		if err != nil {
 			return time.Time{}, err
 		}
-		attempts = append(attempts, held...)
-	}
-	if len(attempts) > 0 {
-		if err := d.Store.RecordAttempts(d.Now(), attempts); err != nil {
-			return time.Time{}, err
-		}
-		for _, a := range attempts {
-			if !a.OK && !a.GiveUp {
-				next = earliest(next, a.NextAt)
+		if len(held) > 0 {
+			if err := d.Store.RecordAttempts(d.Now(), held); err != nil {
+				return time.Time{}, err
 			}
-			if a.Secondary != "" {
-				next = earliest(next, now) // the new secondary row is due at once
+			for _, a := range held {
+				if a.Secondary != "" {
+					next = earliest(next, now)
+				}
 			}
 		}
 	}
@@ -255,6 +323,116 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 		}
 	}
 	return next, nil
+}
+
+// probeSecondaries records a heartbeat for the secondary endpoint of every
+// primary that has failed for SecondaryAfter, once per outage. Critical
+// events then go there too; without the probe the secondary would be tried
+// — and its failure logged — only when a critical event waits, which is
+// what a reader of the log must not learn.
+func (d *Deliverer) probeSecondaries(now time.Time) error {
+	type probe struct {
+		ep      *Endpoint
+		failing time.Duration
+	}
+	var probes []probe
+	d.mu.Lock()
+	for id, h := range d.health {
+		ep := d.byID[id]
+		if ep == nil || ep.Secondary == "" || d.byID[ep.Secondary] == nil || h.since.IsZero() {
+			continue
+		}
+		if f := now.Sub(h.since); f >= d.Policy.SecondaryAfter {
+			probes = append(probes, probe{d.byID[ep.Secondary], f})
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range probes {
+		// "None recorded within the outage so far": one per outage.
+		if _, err := d.Store.Heartbeat(p.ep.ID, p.ep.Embassy, now, p.failing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteUnconfigured keeps, for the health report, which endpoint ids have
+// events waiting and no configuration.
+func (d *Deliverer) noteUnconfigured(now time.Time, ids []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range d.waiting {
+		u.present = false
+	}
+	for _, id := range ids {
+		if d.byID[id] != nil {
+			continue
+		}
+		u := d.waiting[id]
+		if u == nil {
+			u = &unconfigured{since: now}
+			d.waiting[id] = u
+		}
+		u.present = true
+	}
+}
+
+// ReportHealth logs the state of every endpoint with a delivery problem,
+// at most once per Policy.ReportEvery (Run calls it on that cadence; a
+// caller driving Round with its own clock calls it too). Lines name the
+// endpoint, how long it has failed and the class of the last failure —
+// never an event, its type, severity or case, nor counts of waiting events,
+// which a duress event would move by one.
+func (d *Deliverer) ReportHealth() {
+	d.init()
+	now := d.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.reportAt.IsZero() && now.Before(d.reportAt) {
+		return
+	}
+	d.reportAt = now.Add(d.Policy.ReportEvery)
+	for _, id := range slices.Sorted(maps.Keys(d.health)) {
+		h := d.health[id]
+		switch {
+		case !h.since.IsZero() && !h.reported:
+			h.reported = true
+			d.Log.Warn("webhook endpoint failing; events for it wait and are retried",
+				"endpoint", id, "failing_for", now.Sub(h.since).Round(time.Second), "last_status", h.status)
+		case !h.since.IsZero():
+			d.Log.Warn("webhook endpoint still failing; events for it wait and are retried",
+				"endpoint", id, "failing_for", now.Sub(h.since).Round(time.Second), "last_status", h.status)
+		case h.reported:
+			h.reported = false
+			d.Log.Info("webhook endpoint recovered", "endpoint", id)
+		case h.blip:
+			d.Log.Warn("webhook endpoint failed and recovered since the last report",
+				"endpoint", id, "last_status", h.status)
+		}
+		if h.rejected != "" {
+			d.Log.Warn("webhook endpoint refused events as malformed; they are retried",
+				"endpoint", id, "last_status", h.rejected)
+		}
+		if h.givenUp {
+			d.Log.Error("webhook endpoint failing too long: informational events given up (kept in the audit archive)",
+				"endpoint", id)
+		}
+		h.blip, h.rejected, h.givenUp = false, "", false
+	}
+	for _, id := range slices.Sorted(maps.Keys(d.waiting)) {
+		u := d.waiting[id]
+		switch {
+		case u.present:
+			u.reported = true
+			d.Log.Warn("webhook events wait for an embassy with no webhook URL; set its webhook_url",
+				"embassy", id, "waiting_for", now.Sub(u.since).Round(time.Second))
+		case u.reported:
+			d.Log.Info("webhook events for an embassy with no webhook URL: none waiting any more", "embassy", id)
+			delete(d.waiting, id)
+		default:
+			delete(d.waiting, id)
+		}
+	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -304,108 +482,144 @@ func (d *Deliverer) targets(ev store.Event) []store.Target {
 // holdBack decides about everything owed to failing endpoints, attempted
 // or waiting its turn: a critical event also goes to the secondary URL once
 // the endpoint has failed for SecondaryAfter; a non-critical one is given
-// up after GiveUpAfter.
+// up after GiveUpAfter. Only failing endpoints' rows are read.
 func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 	d.mu.Lock()
-	anyFailing := len(d.failing) > 0
+	failing := map[string]time.Time{}
+	for id, h := range d.health {
+		if !h.since.IsZero() && d.byID[id] != nil {
+			failing[id] = h.since
+		}
+	}
 	d.mu.Unlock()
-	if !anyFailing {
-		return nil, nil
-	}
-	rows, err := d.Store.Pending()
-	if err != nil {
-		return nil, err
-	}
 	now := d.Now()
 	var out []store.Attempt
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, dd := range rows {
-		ep, since := d.byID[dd.Endpoint], d.failing[dd.Endpoint]
-		if ep == nil || since.IsZero() {
-			continue
+	for _, id := range slices.Sorted(maps.Keys(failing)) {
+		ep, since := d.byID[id], failing[id]
+		rows, err := d.Store.PendingOf(id)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case dd.Critical && ep.Secondary != "" && !dd.SecondaryQueued && now.Sub(since) >= d.Policy.SecondaryAfter:
-			out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, Secondary: ep.Secondary})
-			d.Log.Warn("webhook endpoint failing; critical event also sent to the secondary URL",
-				"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(since).Round(time.Second))
-		case !dd.Critical && d.Policy.GiveUpAfter > 0 && !dd.FirstFailure.IsZero() && now.Sub(dd.FirstFailure) >= d.Policy.GiveUpAfter:
-			out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, GiveUp: true,
-				Err: "endpoint failing"})
-			d.Log.Error("webhook delivery given up; the event stays in the audit archive",
-				"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(dd.FirstFailure).Round(time.Second))
+		for _, dd := range rows {
+			switch {
+			case dd.Critical && ep.Secondary != "" && !dd.SecondaryQueued && now.Sub(since) >= d.Policy.SecondaryAfter:
+				out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, Secondary: ep.Secondary})
+			case !dd.Critical && d.Policy.GiveUpAfter > 0 && !dd.FirstFailure.IsZero() && now.Sub(dd.FirstFailure) >= d.Policy.GiveUpAfter:
+				out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, GiveUp: true,
+					Err: "endpoint failing"})
+				d.mu.Lock()
+				d.health[id].givenUp = true
+				d.mu.Unlock()
+			}
 		}
 	}
 	return out, nil
 }
 
-// deliverAll attempts one endpoint's due deliveries in order, stopping at
-// the first failure.
-func (d *Deliverer) deliverAll(ctx context.Context, id string, due []store.DueDelivery) []store.Attempt {
+// deliverChains attempts one endpoint's chains in waves: the first event
+// of every chain (critical ones first), then the second of every chain
+// whose first was delivered, and so on, recording each wave's outcomes
+// before the next. A refused event ends its own chain (its case waits); any
+// other failure ends the endpoint's turn.
+func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store.Chain) ([]store.Attempt, error) {
 	ep := d.byID[id]
-	var out []store.Attempt
-	for _, dd := range due {
-		if ep == nil {
-			// The endpoint left the configuration: keep the row, retry
-			// later, and tell the operator.
-			d.Log.Error("webhook endpoint not configured", "endpoint", id, "event", dd.EventID)
-			out = append(out, store.Attempt{Endpoint: id, Seq: dd.Seq, Err: "endpoint not configured",
-				NextAt: d.Now().Add(d.Policy.Retry[len(d.Policy.Retry)-1])})
-			return out
-		}
-		a := d.attempt(ctx, ep, dd)
-		if !a.OK && ctx.Err() != nil {
-			return out // shutting down: not the endpoint's failure, record nothing
-		}
-		out = append(out, a)
-		if !a.OK && strings.HasPrefix(a.Err, errRejected.Error()) {
-			continue // this event's problem, not the endpoint's: go on with the next
-		}
-		if !a.OK {
-			d.mu.Lock()
-			d.backoff[id] = a.NextAt
-			if _, ok := d.failing[id]; !ok {
-				d.failing[id] = d.Now()
-			}
-			d.mu.Unlock()
-			return out
-		}
+	var all []store.Attempt
+	if ep == nil {
+		return nil, nil // not configured: reported by ReportHealth, never attempted
 	}
-	d.mu.Lock()
-	delete(d.backoff, id)
-	delete(d.failing, id)
-	d.mu.Unlock()
-	return out
+	live := slices.Clone(chains)
+	for wave := 0; len(live) > 0; wave++ {
+		// Critical first: only one event per case is in a wave, so this
+		// keeps per-case order.
+		slices.SortStableFunc(live, func(a, b store.Chain) int {
+			switch ca, cb := a.Items[wave].Critical, b.Items[wave].Critical; {
+			case ca == cb:
+				return 0
+			case ca:
+				return -1
+			}
+			return 1
+		})
+		var out []store.Attempt
+		var cont []store.Chain
+		stop := false
+		for _, c := range live {
+			a := d.attempt(ctx, ep, c.Items[wave])
+			if !a.OK && ctx.Err() != nil {
+				stop = true // shutting down: not the endpoint's failure, record nothing
+				break
+			}
+			out = append(out, a)
+			if a.OK {
+				if wave+1 < len(c.Items) {
+					cont = append(cont, c)
+				}
+				continue
+			}
+			if strings.HasPrefix(a.Err, errRejected.Error()) {
+				continue // this event's problem, not the endpoint's: go on with the next case
+			}
+			stop = true
+			break
+		}
+		if len(out) > 0 {
+			if err := d.Store.RecordAttempts(d.Now(), out); err != nil {
+				return all, err
+			}
+			all = append(all, out...)
+		}
+		if stop {
+			break
+		}
+		live = cont
+	}
+	return all, nil
 }
 
 // attempt sends one event, signed with a fresh timestamp, and decides what
-// follows a failure.
+// follows a failure. It keeps the endpoint's health; it logs nothing.
 func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDelivery) store.Attempt {
 	a := store.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
-	retryAfter, err := d.post(ctx, ep, dd)
+	retryAfter, class, err := d.post(ctx, ep, dd)
 	now := d.Now()
-	if err == nil {
-		a.OK = true
-		return a
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.health[ep.ID]
+	if h == nil {
+		h = &health{}
+		d.health[ep.ID] = h
+	}
+	rejected := errors.Is(err, errRejected)
+	if err == nil || rejected {
+		// Delivered, or refused as malformed: either way the endpoint
+		// answers, so it is healthy.
+		if !h.since.IsZero() {
+			h.blip = !h.reported
+		}
+		h.since, h.fails, h.until = time.Time{}, 0, time.Time{}
+		if err == nil {
+			a.OK = true
+			return a
+		}
 	}
 	if ctx.Err() != nil {
 		return a
 	}
 	a.Err = err.Error()
-	// Giving up counts this event's own failures; the secondary URL counts
-	// the endpoint's too (an event queued behind an outage waited as long).
-	eventSince := dd.FirstFailure
-	if eventSince.IsZero() {
-		eventSince = now
+	// The retry delay: a refused event counts its own attempts (the
+	// endpoint is up); an endpoint failure counts the endpoint's.
+	n := dd.Attempts
+	if !rejected {
+		if h.since.IsZero() {
+			h.since = now
+		}
+		h.fails++
+		h.status = class
+		n = h.fails - 1
+	} else {
+		h.rejected = class
 	}
-	failingSince := eventSince
-	d.mu.Lock()
-	if since, ok := d.failing[ep.ID]; ok && since.Before(failingSince) {
-		failingSince = since
-	}
-	d.mu.Unlock()
-	delay := d.Policy.Retry[min(dd.Attempts, len(d.Policy.Retry)-1)]
+	delay := d.Policy.Retry[min(n, len(d.Policy.Retry)-1)]
 	if d.Policy.Jitter > 0 {
 		delay = time.Duration(float64(delay) * (1 + d.Policy.Jitter*(2*rand.Float64()-1)))
 	}
@@ -413,18 +627,25 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		delay = min(retryAfter, d.Policy.MaxRetryAfter)
 	}
 	a.NextAt = now.Add(delay)
+	if !rejected {
+		h.until = a.NextAt
+	}
+	// Giving up counts this event's own failures; the secondary URL counts
+	// the endpoint's too (an event queued behind an outage waited as long).
+	eventSince := dd.FirstFailure
+	if eventSince.IsZero() {
+		eventSince = now
+	}
+	failingSince := eventSince
+	if !h.since.IsZero() && h.since.Before(failingSince) {
+		failingSince = h.since
+	}
 	switch {
 	case dd.Critical && ep.Secondary != "" && !dd.SecondaryQueued && now.Sub(failingSince) >= d.Policy.SecondaryAfter:
 		a.Secondary = ep.Secondary
-		d.Log.Warn("webhook endpoint failing; critical event also sent to the secondary URL",
-			"endpoint", ep.ID, "event", dd.EventID, "failing_for", now.Sub(failingSince).Round(time.Second))
 	case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(eventSince) >= d.Policy.GiveUpAfter:
 		a.GiveUp = true
-		d.Log.Error("webhook delivery given up; the event stays in the audit archive",
-			"endpoint", ep.ID, "event", dd.EventID, "attempts", dd.Attempts+1, "last_error", a.Err)
-	default:
-		d.Log.Warn("webhook delivery failed; will retry", "endpoint", ep.ID, "event", dd.EventID,
-			"attempt", dd.Attempts+1, "err", a.Err, "retry_in", delay.Round(time.Millisecond))
+		h.givenUp = true
 	}
 	return a
 }
@@ -433,13 +654,15 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 // 408 and 429): the endpoint is up, so later events need not wait for it.
 var errRejected = errors.New("rejected")
 
-// post sends the request. It returns the receiver's Retry-After, if any.
-func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (time.Duration, error) {
+// post sends the request. It returns the receiver's Retry-After, if any,
+// and the class of a failure for the health report ("5xx", "4xx", "3xx",
+// "timeout", "connection"): never the URL, which may carry a token.
+func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (time.Duration, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.Policy.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(dd.Body))
 	if err != nil {
-		return 0, err
+		return 0, "invalid URL", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "checkinbot-webhooks/1")
@@ -448,24 +671,25 @@ func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery
 	if err != nil {
 		var ue interface{ Timeout() bool }
 		if errors.As(err, &ue) && ue.Timeout() {
-			return 0, fmt.Errorf("timed out after %s", d.Policy.Timeout)
+			return 0, "timeout", fmt.Errorf("timed out after %s", d.Policy.Timeout)
 		}
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // drop the URL: it may carry a token
 		}
-		return 0, fmt.Errorf("connection failed: %v", err)
+		return 0, "connection", fmt.Errorf("connection failed: %v", err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return 0, nil
+		return 0, "", nil
 	}
+	class := fmt.Sprintf("%dxx", resp.StatusCode/100)
 	err = fmt.Errorf("HTTP %d", resp.StatusCode)
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout &&
 		resp.StatusCode != http.StatusTooManyRequests {
 		err = fmt.Errorf("%w: HTTP %d", errRejected, resp.StatusCode)
 	}
-	return parseRetryAfter(resp.Header.Get("Retry-After"), d.Now()), err
+	return parseRetryAfter(resp.Header.Get("Retry-After"), d.Now()), class, err
 }
 
 // parseRetryAfter reads seconds or an HTTP date.
