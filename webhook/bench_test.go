@@ -269,7 +269,6 @@ func BenchmarkBacklogDrain(b *testing.B) {
 			b.Fatalf("only %d of %d events arrived in 5 minutes", got, cases*perCase)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "drain-s")
-		b.StopTimer()
 		cancel()
 		<-stopped
 		srv.Close()
