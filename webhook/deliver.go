@@ -113,6 +113,9 @@ type Deliverer struct {
 	waiting   map[string]*unconfigured
 	reportAt  time.Time
 	lastPrune time.Time
+	// lastHold is when holdBack last read the failing endpoints' rows: it
+	// decides on thresholds of minutes and hours, not on every round.
+	lastHold time.Time
 	// heartbeatCheck is when to next ask the store about heartbeats.
 	heartbeatCheck time.Time
 }
@@ -127,6 +130,7 @@ type health struct {
 	until    time.Time // no request before (after a failure)
 	status   string    // class of the last failure: "5xx", "timeout", …
 	reported bool      // the last report said failing
+	probed   bool      // its secondary was sent a probe in this outage
 	// Since the last report:
 	blip     bool   // failed and recovered without being reported
 	rejected string // class of a 4xx that refused one event
@@ -256,7 +260,9 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	d.noteUnconfigured(now, batch.Endpoints)
+	if !batch.More {
+		d.noteUnconfigured(now, batch.Endpoints) // a cut batch does not list them all
+	}
 	next = earliest(next, batch.Next)
 	if batch.More {
 		next = earliest(next, now)
@@ -300,7 +306,8 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 			next = earliest(next, now) // the new secondary row is due at once
 		}
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && now.Sub(d.lastHold) >= min(d.Policy.SecondaryAfter/10, 10*time.Second) {
+		d.lastHold = now
 		held, err := d.holdBack()
 		if err != nil {
 			return time.Time{}, err
@@ -339,16 +346,18 @@ func (d *Deliverer) probeSecondaries(now time.Time) error {
 	d.mu.Lock()
 	for id, h := range d.health {
 		ep := d.byID[id]
-		if ep == nil || ep.Secondary == "" || d.byID[ep.Secondary] == nil || h.since.IsZero() {
+		if ep == nil || ep.Secondary == "" || d.byID[ep.Secondary] == nil || h.since.IsZero() || h.probed {
 			continue
 		}
 		if f := now.Sub(h.since); f >= d.Policy.SecondaryAfter {
+			h.probed = true
 			probes = append(probes, probe{d.byID[ep.Secondary], f})
 		}
 	}
 	d.mu.Unlock()
 	for _, p := range probes {
-		// "None recorded within the outage so far": one per outage.
+		// "None recorded within the outage so far": one per outage, also
+		// across a restart.
 		if _, err := d.Store.Heartbeat(p.ep.ID, p.ep.Embassy, now, p.failing); err != nil {
 			return err
 		}
@@ -410,7 +419,7 @@ func (d *Deliverer) ReportHealth() {
 				"endpoint", id, "last_status", h.status)
 		}
 		if h.rejected != "" {
-			d.Log.Warn("webhook endpoint refused events as malformed; they are retried",
+			d.Log.Warn("webhook endpoint refused events (4xx); they are retried: check its URL and secret",
 				"endpoint", id, "last_status", h.rejected)
 		}
 		if h.givenUp {
@@ -596,7 +605,7 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		if !h.since.IsZero() {
 			h.blip = !h.reported
 		}
-		h.since, h.fails, h.until = time.Time{}, 0, time.Time{}
+		h.since, h.fails, h.until, h.probed = time.Time{}, 0, time.Time{}, false
 		if err == nil {
 			a.OK = true
 			return a
