@@ -176,9 +176,9 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 				endpoint, chainOf = ep, map[string]int{}
 				b.Endpoints = append(b.Endpoints, ep)
 				if skip != nil && skip(ep) {
-					// Jump to the first key of the next endpoint.
-					k, v = c.Seek(append([]byte(ep), 1))
-					if k == nil {
+					// Jump to the first key of the next endpoint (the loop's
+					// Next lands on it).
+					if next, _ := c.Seek(append([]byte(ep), 1)); next == nil {
 						return nil
 					}
 					c.Prev()
