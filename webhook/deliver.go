@@ -185,12 +185,24 @@ func (d *Deliverer) Nudge() {
 }
 
 // Run delivers until ctx ends, and reports endpoint health every
-// Policy.ReportEvery on its own ticker, so when a report is written never
-// depends on when events arrive.
+// Policy.ReportEvery from a goroutine of its own, so when a report is
+// written never depends on when events arrive or how long a round takes.
 func (d *Deliverer) Run(ctx context.Context) error {
 	d.init()
-	reports := time.NewTicker(d.Policy.ReportEvery)
-	defer reports.Stop()
+	var reporter sync.WaitGroup
+	reporter.Go(func() {
+		tick := time.NewTicker(d.Policy.ReportEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				d.ReportHealth()
+			}
+		}
+	})
+	defer reporter.Wait()
 	for {
 		next, err := d.Round(ctx)
 		if err != nil {
@@ -204,20 +216,13 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			sleep = min(max(next.Sub(d.Now()), 0), sleep)
 		}
 		t := time.NewTimer(sleep)
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-reports.C:
-				d.ReportHealth()
-				continue wait
-			case <-d.nudge:
-				t.Stop()
-			case <-t.C:
-			}
-			break
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-d.nudge:
+			t.Stop()
+		case <-t.C:
 		}
 	}
 }

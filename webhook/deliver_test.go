@@ -3,9 +3,11 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -375,5 +377,29 @@ func TestSinkRejectsAndDeduplicates(t *testing.T) {
 	}
 	if s := summary.String(); !containsAll(s, "duress.triggered", "evt_1") || containsAll(s, "Siti") {
 		t.Errorf("summary %q", s)
+	}
+}
+
+// TestRunReportsOnCadence: Run reports a failing endpoint on its own ticker
+// and, once it answers again, its recovery; no line names an event.
+func TestRunReportsOnCadence(t *testing.T) {
+	s := openStore(t)
+	r := newReceiver(t, [][]byte{key1})
+	r.failing.Store(true)
+	id := record(t, s, "a", esc(dialogs.EventSOSRaised, dialogs.SeverityCritical, dialogs.CaseOpen))[0].ID
+	var logs safeBuffer
+	p := fastPolicy()
+	p.ReportEvery = 50 * time.Millisecond
+	d := &Deliverer{Store: s, Policy: p, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Endpoints: []Endpoint{{ID: "my-mekong", URL: r.srv.URL, Secrets: [][]byte{key1}, Embassy: "my-mekong"}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "a failing report", func() bool { return strings.Contains(logs.String(), "endpoint failing") })
+	r.failing.Store(false)
+	waitFor(t, "a recovery report", func() bool { return strings.Contains(logs.String(), "endpoint recovered") })
+	if strings.Contains(logs.String(), id) {
+		t.Errorf("a log line names the event:\n%s", logs.String())
 	}
 }
