@@ -188,7 +188,9 @@ func blindStatuses(t *testing.T, e *dialogs.Engine, base dialogs.State, later ti
 	return map[string]dialogs.State{
 		"covert-deleted": covertlyDeleted,
 		"active":         base,
-		"paused":         set(func(s *dialogs.State) { s.Status, s.PausedUntil, s.Timer = dialogs.StatusPaused, later.Add(72*time.Hour), later.Add(72*time.Hour) }),
+		"paused": set(func(s *dialogs.State) {
+			s.Status, s.PausedUntil, s.Timer = dialogs.StatusPaused, later.Add(72*time.Hour), later.Add(72*time.Hour)
+		}),
 		"stopped":        set(func(s *dialogs.State) { s.Status, s.Timer = dialogs.StatusStopped, time.Time{} }),
 		"covert-stopped": set(func(s *dialogs.State) { s.Shown, s.ShownNextDue = dialogs.StatusStopped, s.NextDue }),
 		"covert-paused":  set(func(s *dialogs.State) { s.Shown, s.PausedUntil = dialogs.StatusPaused, later.Add(time.Hour) }),

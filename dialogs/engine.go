@@ -341,7 +341,18 @@ func (t *turn) replySensitive(id string) {
 }
 
 func (t *turn) text(id string, data map[string]any) string {
+	if t.e.Policy.NeutralWording && neutralMessages[id] {
+		id += "Neutral"
+	}
 	return t.e.Catalog.Text(t.st.Lang, id, data)
+}
+
+// neutralMessages name the duress feature; with Policy.NeutralWording each
+// is replaced by its "…Neutral" form, which does not (no "secret", "alert"
+// or "embassy"), in every language.
+var neutralMessages = map[string]bool{
+	"Menu": true, "FieldKeyword": true, "AskKeyword": true, "AskKeywordRepeat": true,
+	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true,
 }
 
 func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) }
