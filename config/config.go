@@ -30,12 +30,15 @@ type Config struct {
 	OperatorNames map[string]string `toml:"operator_names"`
 	NoticeVersion string            `toml:"notice_version"`
 	RetentionDays int               `toml:"retention_days"`
-	Checkin       Checkin           `toml:"checkin"`
-	Delivery      Delivery          `toml:"delivery"`
-	Telegram      Telegram          `toml:"telegram"`
-	WhatsApp      WhatsApp          `toml:"whatsapp"`
-	Countries     []Country         `toml:"country"`
-	Embassies     []Embassy         `toml:"embassy"`
+	// NeutralWording selects the wording that never names the duress
+	// feature (dialogs.Policy.NeutralWording).
+	NeutralWording bool      `toml:"neutral_wording"`
+	Checkin        Checkin   `toml:"checkin"`
+	Delivery       Delivery  `toml:"delivery"`
+	Telegram       Telegram  `toml:"telegram"`
+	WhatsApp       WhatsApp  `toml:"whatsapp"`
+	Countries      []Country `toml:"country"`
+	Embassies      []Embassy `toml:"embassy"`
 
 	// Name is the file the configuration came from, for error messages.
 	Name string `toml:"-"`
@@ -316,6 +319,7 @@ func (c *Config) Policy() dialogs.Policy {
 	override(&p.ReescalateEvery, c.Checkin.ReescalateEvery)
 	override(&p.MaxPause, c.Checkin.MaxPause)
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
+	p.NeutralWording = c.NeutralWording
 	p.OperatorNames = c.OperatorNames
 	return p
 }

@@ -76,6 +76,11 @@ type Policy struct {
 	OperatorNames map[string]string
 	// RetentionDays is how long data is kept after a citizen stops.
 	RetentionDays int
+	// NeutralWording: the messages that name the duress feature use their
+	// neutral forms ("personal code"; no "secret", "alert" or "embassy"),
+	// for deployments where a chat that looks like an embassy's, or a
+	// visible "secret word" in the menu, would endanger the citizen.
+	NeutralWording bool
 }
 
 // DefaultPolicy is the schedule used when the configuration sets none.

@@ -87,6 +87,11 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	default:
 		t.message()
 	}
+	if steps[st.Step].sensitive && !steps[t.st.Step].sensitive {
+		// Leaving the keyword exchange, however it ended — changed,
+		// mistyped, abandoned for another question — removes its messages.
+		t.res.PurgeSensitive = true
+	}
 	t.res.State = t.st
 	return t.res
 }
@@ -109,71 +114,76 @@ func cleanText(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// message handles anything the citizen sent. The duress keyword is looked
-// for first, on every text of anyone who has one (DESIGN §3).
-//
-// Only a confirmed keyword counts: while registering, the keyword being
-// chosen is not yet one. The keyword of a covertly deleted registration
-// (State.Hidden) keeps counting.
+// message handles anything the citizen sent, in two independent parts
+// (DESIGN §3). What the phone sees comes from dispatch, which never looks at
+// the duress keyword: the keyword is read like any other words, so
+// replacing or removing it changes nothing visible. The silent part comes
+// first: if the message carries a keyword, duress.triggered is recorded and
+// any stop, pause or delete the message asks for will only pretend.
 func (t *turn) message() {
 	t.st.Unreachable = false
-	if t.in.Kind == KindText && (t.st.Registered() || t.st.Hidden != nil) {
-		norm := Normalize(t.in.Text)
-		found, rest := false, ""
-		mac := t.e.mac()
-		if t.st.Registered() {
-			found, rest = matchKeyword(mac, t.st.Key, t.st.Keyword, norm)
-		}
-		if h := t.st.Hidden; h != nil {
-			for _, k := range h.Keywords {
-				if hf, hr := matchKeyword(mac, t.st.Key, k, norm); hf && !found {
-					found, rest = true, hr
-				}
-			}
-		}
-		t.e.macs.Put(mac)
-		// Typing exactly the keyword while choosing or changing one (to
-		// prove the old one, to keep it, or to choose it again after a
-		// covert delete) is the answer asked for, not a duress signal.
-		changing := t.st.Step == StepSettingsKeywordOld || t.st.Step == StepSettingsKeywordNew ||
-			t.st.Step == StepSettingsKeywordRepeat ||
-			(!t.st.Registered() && (t.st.Step == StepKeyword || t.st.Step == StepKeywordRepeat))
-		verifying := changing && rest == ""
-		if found && !verifying {
-			t.duress(rest)
-			return
-		}
+	if t.in.Kind == KindText {
+		t.detectDuress()
 	}
 	t.dispatch()
 }
 
-// duress records duress.triggered and then produces exactly the visible
-// outcome of a check-in — unless the rest of the message is a stop, pause
-// or delete request, which then appears to succeed.
-func (t *turn) duress(rest string) {
-	t.st.DoNotContact = true
-	t.escalate(EventDuressTriggered, SeverityCritical, CaseOpen, nil)
-	duressEsc := t.res.Escalations
+// detectDuress looks for the keyword on every text of anyone who has one.
+// Only a confirmed keyword counts: while registering, the keyword being
+// chosen is not yet one. Every keyword the registrant ever had in force
+// counts (State.Keywords), as do those of a covertly deleted registration
+// (State.Hidden).
+func (t *turn) detectDuress() {
+	var keys []Keyword
+	if t.st.Registered() {
+		keys = t.st.Keywords()
+	}
 	if h := t.st.Hidden; h != nil {
-		// A coerced sign of life still resets the hidden schedule.
+		keys = append(keys, h.Keywords...)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	norm := Normalize(t.in.Text)
+	found, rest := false, ""
+	mac := t.e.mac()
+	for _, k := range keys {
+		// Every keyword is tried, even after a match: the work does not
+		// depend on whether, or which, keyword is in the message.
+		if f, r := matchKeyword(mac, t.st.Key, k, norm); f && !found {
+			found, rest = true, r
+		}
+	}
+	t.e.macs.Put(mac)
+	if !found {
+		return
+	}
+	switch t.st.Step {
+	case StepSettingsKeywordNew, StepSettingsKeywordRepeat:
+		return // a new keyword may contain the old one: it is the answer asked for
+	case StepSettingsKeywordOld:
+		if rest == "" {
+			return // the current keyword, typed when asked for it, is the answer
+		}
+	case StepKeyword, StepKeywordRepeat:
+		if !t.st.Registered() && rest == "" {
+			return // choosing the keyword of a covertly deleted registration again
+		}
+	}
+	t.covert = true
+	t.st.DoNotContact = true
+	details := map[string]any{}
+	if rest != "" {
+		details["message"] = rest
+	}
+	t.escalate(EventDuressTriggered, SeverityCritical, CaseOpen, details)
+	if h := t.st.Hidden; h != nil && !t.st.Registered() {
+		// A coerced sign of life still resets the hidden schedule, which
+		// the phone never sees.
 		h.LastCheckin = t.now
 		h.NextDue = nextDue(t.now, h.Interval, h.CheckinTime, t.zoneOf(h.Profile.Country))
 		h.Ladder, h.Timer = ladderWaiting, h.NextDue
 	}
-
-	probe := &turn{e: t.e, st: t.st, in: t.in, now: t.now, covert: true}
-	probe.in.Text = rest
-	if rest != "" {
-		probe.dispatch()
-	}
-	if probe.reduces {
-		probe.res.Escalations = append(duressEsc, probe.res.Escalations...)
-		t.st, t.res, t.reduces = probe.st, probe.res, true
-		return
-	}
-	// For the phone of a covertly deleted registration, which looks new,
-	// this is exactly what a check-in command does there.
-	t.intent(intentCheckin)
 }
 
 // visible is the status the phone is shown.
@@ -184,7 +194,29 @@ func (t *turn) visible() Status {
 	return t.st.Status
 }
 
-// dispatch routes a message that is not (or no longer) a duress check-in.
+// shownNextDue is the next check-in the phone is shown: after a covert
+// stop, pause or delete the monitoring schedule may move, the shown one
+// does not (it stays what the real request would have left).
+func (t *turn) shownNextDue() time.Time {
+	if t.st.Shown != "" && !t.st.ShownNextDue.IsZero() {
+		return t.st.ShownNextDue
+	}
+	return t.st.NextDue
+}
+
+// dispatch routes a message by the everyday grammar (docs/conversations.md,
+// "How a message is read"), without ever consulting the duress keyword:
+//
+//  1. a command is that command, whatever words follow it;
+//  2. inside the SOS questions, the answer is taken as given;
+//  3. help words anywhere raise an SOS — except where a question asks for
+//     free text, which is taken as typed;
+//  4. an answer to the open question: a choice by its number, label or
+//     alias, alone or followed by other words; free text as typed, unless
+//     the message is exactly a plain command word or begins with a check-in
+//     word (the taught form "OK <keyword>" checks in everywhere);
+//  5. a message that begins with a plain word or phrase is that flow;
+//  6. anything else gets a hint and the open question again.
 func (t *turn) dispatch() {
 	switch t.in.Kind {
 	case KindMedia:
@@ -194,10 +226,8 @@ func (t *turn) dispatch() {
 	case KindLocation:
 		t.location()
 		return
-	}
-	text := t.in.Text
-	if t.in.Kind == KindButton {
-		switch text {
+	case KindButton:
+		switch t.in.Text {
 		case "checkin":
 			t.intent(intentCheckin)
 			return
@@ -206,30 +236,36 @@ func (t *turn) dispatch() {
 			return
 		}
 	}
+	text := t.in.Text
 	if t.in.Kind == KindText && strings.HasPrefix(text, "/") {
-		in, ok := parseCommand(text)
-		switch {
-		case ok:
+		if in := parseCommand(text); in != intentNone {
 			t.intent(in)
-		case in != intentNone:
-			t.reply("HintCommandAlone", map[string]any{"Command": commandName(in)})
-			t.reprompt()
-		default:
+		} else {
 			t.hint()
 		}
 		return
 	}
 	norm := Normalize(text)
-	if spec, ok := steps[t.st.Step]; ok && t.st.Step != StepNone {
-		if t.answer(spec, norm) {
+	spec, open := steps[t.st.Step]
+	open = open && t.st.Step != StepNone
+	freeText := open && spec.free != nil
+	if open && sosStep(t.st.Step) && t.answer(spec, norm) {
+		return
+	}
+	if t.in.Kind == KindText && t.st.Registered() && !freeText && !spec.sensitive && t.asksForHelp(norm) {
+		t.intent(intentSOS)
+		return
+	}
+	if open && t.answer(spec, norm) {
+		return
+	}
+	if t.in.Kind == KindText {
+		if in := t.leadingIntent(norm); in != intentNone {
+			t.intent(in)
 			return
 		}
 	}
-	if in := t.wordIntent(norm); in != intentNone {
-		t.intent(in)
-		return
-	}
-	if t.st.Step != StepNone {
+	if open {
 		t.reply("HintChoose", nil)
 		t.reprompt()
 		return
@@ -239,6 +275,12 @@ func (t *turn) dispatch() {
 		return
 	}
 	t.hint()
+}
+
+// sosStep reports whether step is one of the questions after an SOS, where
+// every answer is taken as given: "help" there is part of the answer.
+func sosStep(step Step) bool {
+	return step == StepSOSLocation || step == StepSOSCall || step == StepSOSNote
 }
 
 // hint answers anything unrecognised with what can be said.
@@ -299,7 +341,18 @@ func (t *turn) replySensitive(id string) {
 }
 
 func (t *turn) text(id string, data map[string]any) string {
+	if t.e.Policy.NeutralWording && neutralMessages[id] {
+		id += "Neutral"
+	}
 	return t.e.Catalog.Text(t.st.Lang, id, data)
+}
+
+// neutralMessages name the duress feature; with Policy.NeutralWording each
+// is replaced by its "…Neutral" form, which does not (no "secret", "alert"
+// or "embassy"), in every language.
+var neutralMessages = map[string]bool{
+	"Menu": true, "FieldKeyword": true, "AskKeyword": true, "AskKeywordRepeat": true,
+	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true,
 }
 
 func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) }
@@ -348,7 +401,9 @@ func (t *turn) fresh() State {
 		t.res.Erase = true
 		return State{Key: t.st.Key, Lang: t.st.Lang}
 	}
-	return State{Key: t.st.Key, Lang: t.st.Lang, Hidden: t.st.Hidden, OpenCase: t.st.OpenCase, DoNotContact: t.st.DoNotContact}
+	// No Lang: the store forgets it with a real erase, and the phone must
+	// see exactly that.
+	return State{Key: t.st.Key, Hidden: t.st.Hidden, OpenCase: t.st.OpenCase, DoNotContact: t.st.DoNotContact}
 }
 
 // Pseudonym is the registrant id shown to embassies: a prefix of the user

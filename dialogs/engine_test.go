@@ -50,95 +50,6 @@ func registered(tb testing.TB, e *dialogs.Engine) dialogs.State {
 	return st
 }
 
-// TestDuressLooksLikeCheckinInEveryState enumerates every dialog step under
-// every status a registrant can have and proves that a message containing
-// the duress keyword has exactly the visible outcome of a plain check-in:
-// the same replies (text, buttons), the same schedule, the same clean-up.
-// Only the escalation and the do-not-contact flag differ.
-func TestDuressLooksLikeCheckinInEveryState(t *testing.T) {
-	e := newEngine(t)
-	base := registered(t, e)
-	later := testNow.Add(5 * time.Hour)
-
-	covertlyDeleted, _ := say(e, base, testNow, "/delete blue mango", "1")
-	if covertlyDeleted.Hidden == nil {
-		t.Fatal("covert delete did not hide the registration")
-	}
-	statuses := map[string]func(*dialogs.State){
-		"covert-deleted": func(s *dialogs.State) { *s = covertlyDeleted },
-		"active":         func(*dialogs.State) {},
-		"paused":         func(s *dialogs.State) { s.Status, s.PausedUntil = dialogs.StatusPaused, later.Add(72*time.Hour) },
-		"stopped":        func(s *dialogs.State) { s.Status, s.Timer = dialogs.StatusStopped, time.Time{} },
-		"covert-stopped": func(s *dialogs.State) { s.Shown = dialogs.StatusStopped },
-		"covert-paused":  func(s *dialogs.State) { s.Shown, s.PausedUntil = dialogs.StatusPaused, later.Add(time.Hour) },
-		"overdue":        func(s *dialogs.State) { s.Ladder = 5 },
-		"covert-flow":    func(s *dialogs.State) { s.CovertFlow = true },
-	}
-	duressTexts := []string{"I'm fine, BLUE   mango!!", "blue mango", "all good 👍 blüe mangó", "ok blue mango"}
-	for name, setStatus := range statuses {
-		for _, step := range dialogs.AllSteps {
-			st := base
-			setStatus(&st)
-			st.Step = step
-			if step == dialogs.StepKeywordRepeat || step == dialogs.StepSettingsKeywordRepeat {
-				st.PendingKeyword = dialogs.NewKeyword(transcriptPepper, st.Key, "green apple")
-			}
-			// "/checkin" is the check-in every state understands; a plain "ok"
-			// answers "is it safe to call you?" in the SOS questions.
-			normal := e.Handle(st, textInput("/checkin"), later)
-			if st.Registered() && (len(normal.Replies) == 0 || !strings.Contains(normal.Replies[len(normal.Replies)-1].Text, "heck")) {
-				t.Fatalf("%s/%s: a plain check-in did not check in: %+v", name, step, normal.Replies)
-			}
-			for _, typeName := range eventTypes2(normal.Escalations) {
-				if typeName == dialogs.EventDuressTriggered {
-					t.Fatalf("%s/%s: a plain check-in raised duress", name, step)
-				}
-			}
-			for _, text := range duressTexts {
-				changing := step == dialogs.StepSettingsKeywordOld || step == dialogs.StepSettingsKeywordNew ||
-					step == dialogs.StepSettingsKeywordRepeat ||
-					(!st.Registered() && (step == dialogs.StepKeyword || step == dialogs.StepKeywordRepeat))
-				if changing && dialogs.Normalize(text) == "blue mango" {
-					continue // the keyword alone, while changing it, is the answer (TestKeywordVerificationIsNotDuress)
-				}
-				duress := e.Handle(st, textInput(text), later)
-				if !reflect.DeepEqual(normal.Replies, duress.Replies) {
-					t.Errorf("%s/%s %q: replies differ\nnormal: %+v\nduress: %+v", name, step, text, normal.Replies, duress.Replies)
-				}
-				if got := eventTypes2(duress.Escalations); len(got) == 0 || got[0] != dialogs.EventDuressTriggered {
-					t.Errorf("%s/%s %q: escalations %v, want duress.triggered first", name, step, text, got)
-					continue
-				}
-				if strings.Join(eventTypes2(normal.Escalations), ",") != strings.Join(eventTypes2(duress.Escalations)[1:], ",") {
-					t.Errorf("%s/%s %q: other escalations differ: %v vs %v", name, step, text,
-						eventTypes2(normal.Escalations), eventTypes2(duress.Escalations))
-				}
-				ns, ds := normal.State, duress.State
-				if !ds.DoNotContact {
-					t.Errorf("%s/%s %q: do-not-contact not set", name, step, text)
-				}
-				ds.DoNotContact = ns.DoNotContact
-				if ds.Hidden != nil {
-					// Invisible to the phone: a coerced sign of life resets the hidden schedule.
-					if !ds.Hidden.LastCheckin.Equal(later) {
-						t.Errorf("%s/%s %q: hidden registration not updated", name, step, text)
-					}
-					ds.Hidden, ns.Hidden = nil, nil
-				}
-				if !reflect.DeepEqual(ns, ds) {
-					t.Errorf("%s/%s %q: states differ\nnormal: %+v\nduress: %+v", name, step, text, ns, ds)
-				}
-				if normal.DeleteInbound != duress.DeleteInbound || normal.PurgeSensitive != duress.PurgeSensitive || normal.Erase != duress.Erase {
-					t.Errorf("%s/%s %q: clean-up differs", name, step, text)
-				}
-				if !reflect.DeepEqual(normal.Audit, duress.Audit) {
-					t.Errorf("%s/%s %q: audit differs: %v vs %v", name, step, text, normal.Audit, duress.Audit)
-				}
-			}
-		}
-	}
-}
-
 func textInput(s string) dialogs.Input {
 	return dialogs.Input{Kind: dialogs.KindText, Key: "user-1", Channel: "telegram", Address: "1001", Text: s}
 }
@@ -214,8 +125,8 @@ func TestKeywordVerificationIsNotDuress(t *testing.T) {
 	if _, res = say(e, st, testNow, "so tired green apple"); len(res.Escalations) == 0 {
 		t.Error("the new keyword does not trigger")
 	}
-	if _, res = say(e, st, testNow, "so tired blue mango"); len(res.Escalations) != 0 {
-		t.Error("the old keyword still triggers")
+	if _, res = say(e, st, testNow, "so tired blue mango"); len(res.Escalations) == 0 {
+		t.Error("the former keyword stopped working (DESIGN §3: a change never leaves the citizen without one)")
 	}
 }
 
@@ -267,7 +178,7 @@ func TestBadInputGetsHintAndKeepsState(t *testing.T) {
 		"emoji only":     textInput("😀🙏🏽👍"),
 		"right-to-left":  textInput("\u202eمرحبا بك"),
 		"unknown cmd":    textInput("/foo"),
-		"command+junk":   textInput("/checkin please now"),
+		"command+junk":   textInput("/foo please now"),
 		"sticker":        {Kind: dialogs.KindMedia, Key: "user-1"},
 		"zero-width":     textInput("\u200b\u200b"),
 		"control chars":  textInput("\x00\x01\x02"),

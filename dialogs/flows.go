@@ -1,7 +1,6 @@
 package dialogs
 
 import (
-	"crypto/hmac"
 	"time"
 )
 
@@ -198,13 +197,11 @@ func flowSteps() map[Step]stepSpec {
 		StepSettingsKeywordOld: {
 			prompt:    "AskKeywordOld",
 			sensitive: true,
+			// Right or wrong, the answer leads to the same next question
+			// (DESIGN §3: no oracle); keywordOldAnswer explains what follows.
 			free: func(t *turn, text string) {
 				t.res.DeleteInbound = true
-				if !hmac.Equal(NewKeyword(t.e.Pepper, t.st.Key, text).Hash, t.st.Keyword.Hash) {
-					t.st.Step = StepNone
-					t.replySensitive("KeywordOldWrong")
-					return
-				}
+				t.keywordOldAnswer(text)
 				t.ask(StepSettingsKeywordNew)
 			},
 		},
@@ -217,9 +214,11 @@ func flowSteps() map[Step]stepSpec {
 			prompt:    "AskKeywordRepeat",
 			sensitive: true,
 			free: func(t *turn, text string) {
+				old := t.st.Keyword
 				if !t.confirmKeyword(text, StepSettingsKeywordNew) {
 					return
 				}
+				t.keywordChanged(old)
 				t.st.Step = StepNone
 				t.res.PurgeSensitive = true
 				t.audit("settings.keyword")
@@ -277,7 +276,7 @@ func (t *turn) checkin() {
 	wasOff := t.visible() != StatusActive
 	t.st.Status, t.st.Shown, t.st.PausedUntil = StatusActive, "", time.Time{}
 	t.st.Step, t.st.Editing, t.st.CovertFlow, t.st.PendingKeyword = StepNone, false, false, Keyword{}
-	t.st.PendingCountry = ""
+	t.st.PendingCountry, t.st.ShownNextDue = "", time.Time{}
 	t.st.LastCheckin, t.st.Overdue = t.now, false
 	t.schedule()
 	if resumed {
@@ -299,7 +298,7 @@ func (t *turn) start() {
 		return
 	}
 	t.st.Step = StepNone
-	t.reply("AlreadyRegistered", map[string]any{"When": t.when(t.st.NextDue)})
+	t.reply("AlreadyRegistered", map[string]any{"When": t.when(t.shownNextDue())})
 }
 
 // sos raises the alarm at once, then asks one question at a time.
@@ -334,7 +333,7 @@ func (t *turn) rescheduled(field string) {
 	}
 	t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": []string{field}})
 	t.audit("registration.updated")
-	t.reply("SettingsSaved", map[string]any{"When": t.when(t.st.NextDue)})
+	t.reply("SettingsSaved", map[string]any{"When": t.when(t.shownNextDue())})
 }
 
 func (t *turn) myData() {
@@ -349,7 +348,7 @@ func (t *turn) myData() {
 	d["Consent"] = t.when(t.st.ConsentAt)
 	d["Version"] = t.st.NoticeVersion
 	d["Last"] = t.when(t.st.LastCheckin)
-	d["Next"] = t.when(t.st.NextDue)
+	d["Next"] = t.when(t.shownNextDue())
 	t.audit("mydata.shown")
 	t.reply("MyData", d)
 }
@@ -379,15 +378,18 @@ func (t *turn) monitorCovertly() {
 
 // pretending reports whether this stop, pause or delete must only appear
 // to happen (DESIGN §3).
-func (t *turn) pretending() bool { return t.covert || t.st.CovertFlow }
+// Only a registration can pretend: the phone of a covertly deleted one,
+// which looks new, is monitored through State.Hidden whatever it does.
+func (t *turn) pretending() bool { return (t.covert || t.st.CovertFlow) && t.st.Registered() }
 
 func (t *turn) pause(d time.Duration) {
 	t.reduces = true
 	until := t.now.Add(d)
 	t.st.Step = StepNone
 	if t.pretending() {
+		shown := t.shownNextDue()
 		t.monitorCovertly()
-		t.st.Shown, t.st.PausedUntil, t.st.CovertFlow = StatusPaused, until, false
+		t.st.Shown, t.st.ShownNextDue, t.st.PausedUntil, t.st.CovertFlow = StatusPaused, shown, until, false
 		if t.st.Timer.IsZero() || until.Before(t.st.Timer) {
 			t.st.Timer = until // the shown pause must end visibly, as a real one does
 		}
@@ -404,8 +406,9 @@ func (t *turn) stop() {
 	t.reduces = true
 	t.st.Step = StepNone
 	if t.pretending() {
+		shown := t.shownNextDue()
 		t.monitorCovertly()
-		t.st.Shown, t.st.CovertFlow = StatusStopped, false
+		t.st.Shown, t.st.ShownNextDue, t.st.CovertFlow = StatusStopped, shown, false
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "stop"})
 	} else {
 		t.st.Status, t.st.Shown, t.st.Timer, t.st.Ladder = StatusStopped, "", time.Time{}, ladderWaiting
@@ -427,7 +430,7 @@ func (t *turn) erase() {
 		t.monitorCovertly()
 		t.escalate(EventCaseUpdated, SeverityCritical, CaseOpen, map[string]any{"covert_action": "delete"})
 		st := t.st
-		keywords := []Keyword{st.Keyword}
+		keywords := st.Keywords()
 		if st.Hidden != nil {
 			keywords = append(keywords, st.Hidden.Keywords...)
 		}

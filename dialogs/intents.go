@@ -1,6 +1,9 @@
 package dialogs
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // intent is what a command, a plain word or a global button asks for.
 type intent int
@@ -33,33 +36,22 @@ var commands = []struct {
 	{"/language", intentLanguage}, {"/help", intentMenu},
 }
 
-// parseCommand reads "/name" or "/name@botname". It returns the intent and
-// whether the command stood alone; a known command followed by other words
-// returns its intent and false, so the citizen can be told to send it alone.
-func parseCommand(text string) (intent, bool) {
-	fields := strings.Fields(text)
-	if len(fields) == 0 {
-		return intentNone, false
-	}
-	name := strings.ToLower(fields[0])
+// parseCommand reads "/name" or "/name@botname" at the start of a message.
+// Whatever follows is ignored (DESIGN §3: a command followed by words is
+// that command), so "/stop blue mango" is a stop and a Telegram deep link
+// "/start poster-kh" is a start.
+func parseCommand(text string) intent {
+	name, _, _ := strings.Cut(strings.TrimSpace(text), " ")
+	name = strings.ToLower(name)
 	if at := strings.IndexByte(name, '@'); at > 0 {
 		name = name[:at]
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return c.intent, len(fields) == 1
+			return c.intent
 		}
 	}
-	return intentNone, false
-}
-
-func commandName(in intent) string {
-	for _, c := range commands {
-		if c.intent == in {
-			return c.name
-		}
-	}
-	return ""
+	return intentNone
 }
 
 // wordIntent recognises a message that is exactly one of the plain words
@@ -82,12 +74,119 @@ func (t *turn) wordIntent(norm string) intent {
 	return intentNone
 }
 
+// leadingIntent recognises a message that begins with a plain word or
+// phrase of the citizen's language or of English, whatever follows: "OK,
+// blue mango" is a check-in, "stop please" a stop (DESIGN §3). The longest
+// phrase that starts the message wins. It never looks at the duress
+// keyword, which is what keeps the visible outcome keyword-blind.
+func (t *turn) leadingIntent(norm string) intent {
+	if norm == "" {
+		return intentNone
+	}
+	idx := t.e.wordIndex()
+	best, bestLen := intentNone, 0
+	try := func(m map[string]intent) {
+		for _, p := range leadingCandidates(norm, idx.longest) {
+			if in, ok := m[p]; ok && len(p) > bestLen {
+				best, bestLen = in, len(p)
+			}
+		}
+	}
+	try(idx.byLang[t.st.Lang])
+	try(idx.byLang["en"])
+	if best == intentNone && idx.language[strings.Fields(norm)[0]] {
+		return intentLanguage
+	}
+	return best
+}
+
+// leadingCandidates lists the prefixes of a normalised message that a
+// phrase may equal: its first one, two … words, and — where the message
+// starts in a script written without spaces — every run of its first
+// characters (Thai "ปลอดภัยดีมาก" begins with "ปลอดภัย").
+func leadingCandidates(norm string, maxRunes int) []string {
+	var out []string
+	for i := 0; i <= len(norm); i++ {
+		if i == len(norm) || norm[i] == ' ' {
+			out = append(out, norm[:i])
+			if i >= len(norm) || utf8.RuneCountInString(norm[:i]) > maxRunes {
+				break
+			}
+		}
+	}
+	if r, _ := utf8.DecodeRuneInString(norm); unspacedScript(r) {
+		first, _, _ := strings.Cut(norm, " ")
+		n := 0
+		for i := range first {
+			if n > maxRunes {
+				break
+			}
+			if i > 0 {
+				out = append(out, first[:i])
+			}
+			n++
+		}
+	}
+	return out
+}
+
+// hasPhrase reports whether norm contains phrase as whole words, or — for
+// a phrase in a script written without spaces — anywhere.
+func hasPhrase(norm, phrase string) bool {
+	if phrase == "" {
+		return false
+	}
+	if hasUnspaced(phrase) {
+		return strings.Contains(norm, phrase)
+	}
+	for i := 0; ; {
+		j := strings.Index(norm[i:], phrase)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(phrase)
+		if (start == 0 || norm[start-1] == ' ') && (end == len(norm) || norm[end] == ' ') {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+// beginsWith reports whether norm is phrase, or begins with phrase
+// followed by a word break.
+func beginsWith(norm, phrase string) bool {
+	if phrase == "" || !strings.HasPrefix(norm, phrase) {
+		return false
+	}
+	if len(norm) == len(phrase) || norm[len(phrase)] == ' ' {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(phrase)
+	return unspacedScript(r)
+}
+
+// asksForHelp reports whether a help word or phrase of the citizen's
+// language or of English appears anywhere in the message: help words
+// anywhere raise an SOS (DESIGN §3).
+func (t *turn) asksForHelp(norm string) bool {
+	for _, lang := range []string{t.st.Lang, "en"} {
+		for _, p := range t.e.Catalog.Words(lang).Help {
+			if hasPhrase(norm, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // wordIndex maps every language's plain words to their intents. Where a
 // word appears under two intents of one language, the earlier list below
 // wins (check-in before help before stop …), as before the index existed.
 type wordIndex struct {
 	byLang   map[string]map[string]intent
 	language map[string]bool // every language's words for "language"
+	longest  int             // runes of the longest phrase
+	vocab    vocabulary      // for the keyword refusal rules
 }
 
 func (e *Engine) wordIndex() *wordIndex {
@@ -109,6 +208,7 @@ func (e *Engine) wordIndex() *wordIndex {
 					if _, dup := m[word]; !dup {
 						m[word] = c.intent
 					}
+					idx.longest = max(idx.longest, utf8.RuneCountInString(word))
 				}
 			}
 			for _, word := range w.Language {
@@ -116,6 +216,7 @@ func (e *Engine) wordIndex() *wordIndex {
 			}
 			idx.byLang[l.Tag] = m
 		}
+		idx.vocab = buildVocabulary(e.Catalog)
 		e.words = idx
 	})
 	return e.words

@@ -235,7 +235,7 @@ func (t *turn) setTime(text string, next Step) bool {
 		return false
 	}
 	t.st.CheckinTime = hhmm
-	if t.st.Registered() {
+	if t.st.Registered() || next == StepNone {
 		return true
 	}
 	t.next(next)
@@ -246,7 +246,7 @@ func (t *turn) setTime(text string, next Step) bool {
 // hash until the repeat arrives.
 func (t *turn) takeKeyword(text string, repeat Step) {
 	t.res.DeleteInbound = true
-	if problem := keywordProblem(t.e.Catalog, text, t.st.Profile.Name); problem != "" {
+	if problem := t.e.keywordProblem(text, t.st.Profile.Name); problem != "" {
 		t.replySensitive(problem)
 		t.ask(t.st.Step)
 		return

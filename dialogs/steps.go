@@ -68,33 +68,69 @@ func (t *turn) words() Words { return t.e.Catalog.Words(t.st.Lang) }
 
 // answer tries the message as an answer to the open question. It returns
 // false when the message is no answer, so that global words can apply.
-// For registered citizens a plain command word wins over free text; during
+// A choice is taken by its number, label, data or alias, alone or followed
+// by other words ("yes, blue mango"). For registered citizens a message
+// that is exactly a plain command word, or begins with a check-in word,
+// wins over free text (outside the SOS and keyword questions); during
 // registration free text is taken as typed (a city may be called anything).
 func (t *turn) answer(spec stepSpec, norm string) bool {
 	opts := t.options(spec)
-	for i, o := range opts {
-		if (t.in.Kind == KindButton && t.in.Text == o.data) ||
-			(t.in.Kind == KindText && (norm == strconv.Itoa(i+1) || norm == Normalize(o.label) ||
-				norm == Normalize(o.data) || contains(o.aliases, norm))) {
-			if o.data == "skip" && spec.skippable {
-				spec.free(t, "")
-			} else {
-				spec.choose(t, o)
-			}
-			return true
+	if o, ok := t.chosen(opts, norm); ok {
+		if o.data == "skip" && spec.skippable {
+			spec.free(t, "")
+		} else {
+			spec.choose(t, o)
 		}
+		return true
 	}
 	if spec.free == nil || t.in.Kind != KindText {
 		return false
 	}
-	if t.st.Registered() && t.wordIntent(norm) != intentNone {
-		return false
+	if t.st.Registered() {
+		if t.wordIntent(norm) != intentNone {
+			return false
+		}
+		if !sosStep(t.st.Step) && !spec.sensitive && t.leadingIntent(norm) == intentCheckin {
+			return false
+		}
 	}
 	if spec.sensitive {
 		t.res.DeleteInbound = true
 	}
 	spec.free(t, t.in.Text)
 	return true
+}
+
+// chosen finds the option a message picks: a pressed button by its data; a
+// typed message that is an option's number, label, data or alias, or
+// begins with one followed by other words (the longest such wins).
+func (t *turn) chosen(opts []option, norm string) (option, bool) {
+	if t.in.Kind == KindButton {
+		for _, o := range opts {
+			if t.in.Text == o.data {
+				return o, true
+			}
+		}
+		return option{}, false
+	}
+	if t.in.Kind != KindText || norm == "" {
+		return option{}, false
+	}
+	best, bestLen := -1, 0
+	for i, o := range opts {
+		for _, name := range append([]string{strconv.Itoa(i + 1), Normalize(o.label), Normalize(o.data)}, o.aliases...) {
+			if name == norm {
+				return o, true
+			}
+			if len(name) > bestLen && beginsWith(norm, name) {
+				best, bestLen = i, len(name)
+			}
+		}
+	}
+	if best < 0 {
+		return option{}, false
+	}
+	return opts[best], true
 }
 
 // next moves registration on to step, or back to the summary when the

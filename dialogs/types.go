@@ -125,6 +125,29 @@ type Keyword struct {
 // Set reports whether a keyword is stored.
 func (k Keyword) Set() bool { return len(k.Hash) > 0 }
 
+// KeywordChange records, invisibly, how the current keyword change is
+// going and how often the current keyword was asked for and missed: the
+// phone is shown the same whether the typed word was right or wrong.
+type KeywordChange struct {
+	// OldMatched: the word typed as the current one was right (and the
+	// attempt was within the limit).
+	OldMatched bool `json:"old_matched,omitempty"`
+	// Attempts and Misses count answers to "type your current word" since
+	// WindowStart; past maxKeywordAttempts every answer counts as a miss.
+	Attempts    int       `json:"attempts,omitempty"`
+	Misses      int       `json:"misses,omitempty"`
+	WindowStart time.Time `json:"window_start,omitzero"`
+}
+
+// Keywords lists every keyword of the registration in force: the current
+// one and those it replaced.
+func (s State) Keywords() []Keyword {
+	if !s.Keyword.Set() {
+		return s.FormerKeywords
+	}
+	return append([]Keyword{s.Keyword}, s.FormerKeywords...)
+}
+
 // State is everything stored for one registrant. The store keeps it keyed by
 // an HMAC of the channel identity; the engine never sees that raw identity
 // except as Input.Address.
@@ -151,6 +174,12 @@ type State struct {
 
 	Keyword        Keyword `json:"keyword"`
 	PendingKeyword Keyword `json:"pending_keyword"` // typed once, awaiting the repeat
+	// FormerKeywords keep working after a change (at most
+	// maxFormerKeywords, oldest dropped): a change never leaves a citizen
+	// who mistyped, or who forgot, without a working keyword (DESIGN §3).
+	FormerKeywords []Keyword `json:"former_keywords,omitempty"`
+	// KeywordChange is the keyword change in progress; never shown.
+	KeywordChange KeywordChange `json:"keyword_change,omitzero"`
 
 	Interval    time.Duration `json:"interval,omitempty"`
 	CheckinTime string        `json:"checkin_time,omitempty"` // "HH:MM" local to Profile.Country
@@ -176,6 +205,10 @@ type State struct {
 	// Shown is the status the phone is shown after a covert stop, pause or
 	// delete; the real Status keeps monitoring. Empty when nothing is faked.
 	Shown Status `json:"shown,omitempty"`
+	// ShownNextDue is the next check-in the phone is shown while Shown is
+	// set: what the real request would have left, however the monitoring
+	// schedule moves.
+	ShownNextDue time.Time `json:"shown_next_due,omitzero"`
 	// CovertFlow: a duress keyword arrived inside the stop, pause or delete
 	// request now being confirmed, so its completion must only pretend.
 	CovertFlow bool `json:"covert_flow,omitempty"`
@@ -305,6 +338,11 @@ const (
 	// be reached (on Telegram: they blocked the bot). Not in DESIGN §4's
 	// list; added so the embassy knows check-in prompts no longer arrive.
 	EventRegistrationUnreachable = "registration.unreachable"
+	// EventKeywordChangeFailed: someone answered "type your current secret
+	// word" wrongly several times in a day — perhaps the citizen forgot it,
+	// perhaps someone else is probing. Severity info; not in DESIGN §4's
+	// list (its "repeated misses tell the embassy").
+	EventKeywordChangeFailed = "keyword.change_failed"
 )
 
 // CaseMode says how an escalation relates to the registrant's open case.

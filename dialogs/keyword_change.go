@@ -1,0 +1,76 @@
+package dialogs
+
+import (
+	"crypto/hmac"
+	"time"
+)
+
+// Changing the keyword without an oracle (DESIGN §3). The current keyword is
+// asked for, but a wrong answer looks exactly like a right one: the same
+// next question, the same replies, the same clean-up. What differs is
+// silent:
+//
+//   - right answer: the new keyword becomes the current one, and the old one
+//     keeps working as a former keyword;
+//   - wrong answer: the new keyword is added as a former keyword and the
+//     current one stays; a citizen who mistyped is never left without a
+//     working keyword, and someone probing with guesses cannot replace it;
+//   - at most maxFormerKeywords former keywords are kept, the oldest dropped
+//     (a wrong answer never drops the current one);
+//   - from the keywordMissAlert-th miss in a day, the embassy is told, once
+//     per day, with keyword.change_failed (severity info);
+//   - past maxKeywordAttempts answers in a day, every answer counts as
+//     wrong, right or not — an invisible rate limit on guessing.
+const (
+	maxFormerKeywords  = 3
+	keywordMissAlert   = 3
+	maxKeywordAttempts = 5
+	keywordWindow      = 24 * time.Hour
+)
+
+// keywordOldAnswer weighs the answer to "type your current word", silently.
+func (t *turn) keywordOldAnswer(text string) {
+	kc := &t.st.KeywordChange
+	if t.now.Sub(kc.WindowStart) >= keywordWindow {
+		*kc = KeywordChange{WindowStart: t.now}
+	}
+	kc.Attempts++
+	typed := NewKeyword(t.e.Pepper, t.st.Key, text)
+	matched := false
+	for _, k := range t.st.Keywords() {
+		// Compared with every keyword, whatever matched before.
+		if hmac.Equal(typed.Hash, k.Hash) && k.Set() {
+			matched = true
+		}
+	}
+	kc.OldMatched = matched && kc.Attempts <= maxKeywordAttempts
+	if kc.OldMatched {
+		return
+	}
+	kc.Misses++
+	if kc.Misses == keywordMissAlert {
+		t.escalate(EventKeywordChangeFailed, SeverityInfo, CaseNone,
+			map[string]any{"misses": kc.Misses, "attempts": kc.Attempts, "within": shortDuration(keywordWindow)})
+	}
+}
+
+// keywordChanged files the keyword just confirmed (now in t.st.Keyword)
+// according to whether the current one was proven; old is the keyword that
+// was current before.
+func (t *turn) keywordChanged(old Keyword) {
+	added := t.st.Keyword
+	formers := t.st.FormerKeywords
+	if t.st.KeywordChange.OldMatched {
+		if old.Set() {
+			formers = append([]Keyword{old}, formers...)
+		}
+	} else {
+		t.st.Keyword = old
+		formers = append([]Keyword{added}, formers...)
+	}
+	if len(formers) > maxFormerKeywords {
+		formers = formers[:maxFormerKeywords]
+	}
+	t.st.FormerKeywords = formers
+	t.st.KeywordChange.OldMatched = false
+}
