@@ -22,9 +22,9 @@ import (
 type ladderKind int
 
 const (
-	kindVisible ladderKind = iota // an ordinary registration: prompts go to the phone
-	kindCovertStop                // stopped under duress: monitored silently (State.Shown)
-	kindCovertDelete              // deleted under duress: monitored silently (State.Hidden)
+	kindVisible      ladderKind = iota // an ordinary registration: prompts go to the phone
+	kindCovertStop                     // stopped under duress: monitored silently (State.Shown)
+	kindCovertDelete                   // deleted under duress: monitored silently (State.Hidden)
 )
 
 func (k ladderKind) String() string {
@@ -65,9 +65,9 @@ type ladderSim struct {
 	outstanding bool
 	prompts     int
 
-	due     time.Time     // the silent ladder's due time (covert kinds)
+	due     time.Time       // the silent ladder's due time (covert kinds)
 	steps   []time.Duration // forward clock steps so far
-	started *stamp    // the ladder may start: first confirmed delivery, proven undeliverable, or silent due
+	started *stamp          // the ladder may start: first confirmed delivery, proven undeliverable, or silent due
 	missed  []stamp
 	numbers []int
 }
