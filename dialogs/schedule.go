@@ -219,7 +219,9 @@ func (t *turn) missed() {
 	st := &t.st
 	n := st.Ladder - ladderMissed + 1
 	details := map[string]any{"due_at": st.NextDue, "escalation": n}
-	if !st.PromptedAt.IsZero() {
+	if !st.PromptedAt.IsZero() && st.Shown == "" {
+		// When the prompt reached the platform (or was proven never to);
+		// a silent ladder sent none.
 		details["prompted_at"] = st.PromptedAt
 	}
 	sev := SeverityHigh
