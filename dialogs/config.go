@@ -60,7 +60,9 @@ type Policy struct {
 	// Intervals offered at registration; the first is the default.
 	Intervals []time.Duration
 	// RemindAfter, FinalReminderAfter and EscalateAfter are measured from
-	// the due time; ReescalateEvery from the previous escalation.
+	// the delivery of the due prompt, each step waiting for the previous
+	// one's message to be delivered; ReescalateEvery from the previous
+	// escalation (schedule.go).
 	RemindAfter        time.Duration
 	FinalReminderAfter time.Duration
 	EscalateAfter      time.Duration

@@ -73,7 +73,10 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		t.timer()
 	case KindRollCall:
 		t.rollCall()
+	case KindPromptDelivered:
+		t.promptDelivered()
 	case KindUnreachable:
+		t.promptUndeliverable()
 		if t.st.Registered() && !t.st.Unreachable {
 			t.st.Unreachable = true
 			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})

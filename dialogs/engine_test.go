@@ -285,10 +285,11 @@ func TestNextDueAndLadder(t *testing.T) {
 	if want := time.Date(2026, 3, 4, 2, 0, 0, 0, time.UTC); !st2.NextDue.Equal(want) {
 		t.Errorf("early check-in: next due %v, want %v", st2.NextDue, want)
 	}
-	// Catch-up after three days of downtime: one message, one escalation.
+	// Three days of downtime: the citizen was never prompted, so the late
+	// timer sends the prompt and no escalation (schedule.go).
 	res := e.Handle(st, dialogs.Input{Kind: dialogs.KindTimer, Key: st.Key}, st.NextDue.Add(72*time.Hour))
-	if len(res.Replies) != 1 || len(res.Escalations) != 1 || res.Escalations[0].Type != dialogs.EventCheckinMissed {
-		t.Errorf("catch-up: %d replies, escalations %v", len(res.Replies), eventTypes2(res.Escalations))
+	if len(res.Replies) != 1 || len(res.Escalations) != 0 || !res.Prompt {
+		t.Errorf("catch-up: %d replies, escalations %v, prompt %v", len(res.Replies), eventTypes2(res.Escalations), res.Prompt)
 	}
 	if !res.State.Timer.After(st.NextDue.Add(72 * time.Hour)) {
 		t.Errorf("catch-up: timer %v not in the future", res.State.Timer)

@@ -459,8 +459,11 @@ func (t *turn) rollCall() {
 
 // prompt asks "are you safe?" in the words of id, with the two answers as
 // buttons. It opens StepDue unless another question is open, which keeps
-// its place (the buttons still work there: their data is global).
+// its place (the buttons still work there: their data is global). It marks
+// the result as a prompt, so the runner reports its delivery
+// (KindPromptDelivered), from which the missed check-in ladder runs.
 func (t *turn) prompt(id string, data map[string]any) {
+	t.res.Prompt = true
 	if t.st.Step == StepNone {
 		t.st.Step = StepDue
 	}

@@ -8,6 +8,36 @@ import (
 
 // Missed check-in ladder stages (DESIGN §2 flow 6). Stages at or above
 // ladderMissed count escalations: ladderMissed+n is the (n+1)th.
+//
+// The ladder runs from what was sent, never from the clock alone:
+//
+//   - At the due time the prompt ("Are you safe?") goes out and the ladder
+//     waits for its delivery: State.PromptPending until the runner reports,
+//     as a KindPromptDelivered input, that the platform accepted it (or a
+//     KindUnreachable input proves it never can be). Only then does the
+//     wait for the reminder start (State.PromptedAt).
+//   - Reminders and the final reminder are prompts too, and the ladder
+//     waits for their delivery the same way: the final reminder warns "we
+//     will tell your embassy", so the embassy is never told before that
+//     warning reached the platform, and never sooner than escalate_after
+//     after the first prompt did.
+//   - A prompt whose delivery is not confirmed within its stage's wait
+//     (the channel was down, or the send queue dropped it as stale) is sent
+//     again after that wait — remind_after for the first prompt — and the
+//     ladder does not move: an unconfirmed prompt never escalates.
+//   - Each rung is armed one stage's wait after the previous rung actually
+//     happened, so escalations are counted from what was sent: the first
+//     checkin.missed of a due says escalation 1, the next 2, and so on.
+//   - A rung whose timer fires more than lateAfter late (downtime, a
+//     forward clock step) is not taken: the stage's wait starts again from
+//     now. The gap never counts as time the citizen had to answer, so a
+//     restart or a clock step raises no alarm; a citizen not yet prompted
+//     simply gets the prompt and a fresh ladder.
+//   - A covertly stopped, paused or deleted registration (State.Shown set,
+//     or State.Hidden) is monitored silently: nothing is sent to the phone,
+//     so there is no delivery to wait for. Its ladder starts when its due
+//     timer fires and follows the same waits, which puts the first
+//     escalation escalate_after after the due time, as before.
 const (
 	ladderWaiting  = 0 // before the due time
 	ladderPrompted = 1 // "Are you safe?" sent
@@ -38,6 +68,7 @@ func (t *turn) zoneOf(country string) *time.Location {
 func (t *turn) schedule() {
 	t.st.NextDue = nextDue(t.now, t.interval(), t.st.CheckinTime, t.zone())
 	t.st.Ladder = ladderWaiting
+	t.st.PromptPending, t.st.PromptedAt = false, time.Time{}
 	t.st.Timer = t.st.NextDue
 }
 
@@ -86,24 +117,43 @@ func (t *turn) when(tm time.Time) string {
 	return local.Format("15:04, 02/01")
 }
 
-// ladderStage is the stage reached elapsed after the due time, and when,
-// measured from the due time, the next stage begins.
-func (p Policy) ladderStage(elapsed time.Duration) (int, time.Duration) {
-	switch {
-	case elapsed < p.RemindAfter:
-		return ladderPrompted, p.RemindAfter
-	case elapsed < p.FinalReminderAfter:
-		return ladderReminded, p.FinalReminderAfter
-	case elapsed < p.EscalateAfter:
-		return ladderFinal, p.EscalateAfter
+// lateAfter is how late a ladder timer may fire and still be taken as on
+// time. The scheduler fires timers within milliseconds, or seconds under a
+// burst of thousands; anything later means the service was not running, or
+// the wall clock stepped forward.
+const lateAfter = 5 * time.Minute
+
+// wait is how long the ladder stays at stage before the next rung: the
+// gaps between remind_after, final_reminder_after and escalate_after, then
+// reescalate_every between escalations.
+func (p Policy) wait(stage int) time.Duration {
+	switch stage {
+	case ladderWaiting, ladderPrompted:
+		return p.RemindAfter
+	case ladderReminded:
+		return p.FinalReminderAfter - p.RemindAfter
+	case ladderFinal:
+		return p.EscalateAfter - p.FinalReminderAfter
 	}
-	n := int((elapsed - p.EscalateAfter) / p.ReescalateEvery)
-	return ladderMissed + n, p.EscalateAfter + time.Duration(n+1)*p.ReescalateEvery
+	return p.ReescalateEvery
+}
+
+// ladderPrompt is the message of the rung that reaches stage, if it sends one.
+func ladderPrompt(stage int) string {
+	switch stage {
+	case ladderPrompted:
+		return "DuePrompt"
+	case ladderReminded:
+		return "Reminder"
+	case ladderFinal:
+		return "FinalReminder"
+	}
+	return ""
 }
 
 // timer handles State.Timer: the end of a pause, or the next rung of the
-// missed check-in ladder. After downtime it jumps straight to the stage the
-// clock says, sending at most one message, so a restart never bursts.
+// missed check-in ladder (see the stages above). One timer moves the
+// ladder at most one rung, so a restart never bursts.
 func (t *turn) timer() {
 	if h := t.st.Hidden; h != nil && !h.Timer.IsZero() && !t.now.Before(h.Timer) {
 		t.hiddenTimer(h)
@@ -127,49 +177,119 @@ func (t *turn) timer() {
 	// A covert stop, pause or delete keeps monitoring, silently: the phone
 	// must not receive reminders it would not get had the request been real.
 	quiet := st.Shown != ""
-	target, next := t.e.Policy.ladderStage(t.now.Sub(st.NextDue))
-	if target > st.Ladder {
+	late := t.now.Sub(st.Timer) > lateAfter
+	switch {
+	case st.PromptPending:
+		// Not confirmed within the stage's wait: send it again, and keep
+		// waiting for a delivery. A registration that turned covert
+		// meanwhile, or whose channel is known not to deliver, has nothing
+		// to wait for.
+		if quiet || st.Unreachable {
+			t.promptSettled()
+			return
+		}
+		t.prompt(ladderPrompt(st.Ladder), nil)
+	case st.Ladder != ladderWaiting && late:
+		// The gap (downtime, clock step) does not count: wait again.
+		t.audit("ladder.late")
+	default:
+		st.Ladder++
+		t.audit("ladder." + strconv.Itoa(st.Ladder))
+		if st.Ladder >= ladderMissed {
+			t.missed()
+			break
+		}
 		if !quiet {
-			switch {
-			case st.Ladder == ladderWaiting:
-				t.prompt("DuePrompt", nil)
-			case target == ladderReminded:
-				t.prompt("Reminder", nil)
-			case target == ladderFinal:
-				t.prompt("FinalReminder", nil)
-			}
+			t.prompt(ladderPrompt(st.Ladder), nil)
 		}
-		if target >= ladderMissed {
-			details := map[string]any{"due_at": st.NextDue, "escalation": target - ladderMissed + 1}
-			sev := SeverityHigh
-			if st.Ladder >= ladderMissed || st.DoNotContact {
-				sev = SeverityCritical
-			}
-			t.escalate(EventCheckinMissed, sev, CaseOpen, details)
-			st.Overdue = true
+		if quiet || st.Unreachable {
+			// Nothing will be confirmed: silent, or proven undeliverable.
+			t.promptSettled()
+			return
 		}
-		t.audit("ladder." + strconv.Itoa(target))
-		st.Ladder = target
+		st.PromptPending = true
 	}
-	st.Timer = st.NextDue.Add(next)
-	if st.Shown == StatusPaused && st.PausedUntil.Before(st.Timer) {
-		st.Timer = st.PausedUntil
+	t.arm(t.now.Add(t.e.Policy.wait(st.Ladder)))
+}
+
+// missed records the escalation of the ladder's current stage: the
+// first checkin.missed of a due is escalation 1 (high), every later one the
+// next number (critical).
+func (t *turn) missed() {
+	st := &t.st
+	n := st.Ladder - ladderMissed + 1
+	details := map[string]any{"due_at": st.NextDue, "escalation": n}
+	if !st.PromptedAt.IsZero() && st.Shown == "" {
+		// When the prompt reached the platform (or was proven never to);
+		// a silent ladder sent none.
+		details["prompted_at"] = st.PromptedAt
+	}
+	sev := SeverityHigh
+	if n > 1 || st.DoNotContact {
+		sev = SeverityCritical
+	}
+	t.escalate(EventCheckinMissed, sev, CaseOpen, details)
+	st.Overdue = true
+}
+
+// arm sets the ladder timer, never past the end of a covert pause (which
+// must end visibly, like a real one).
+func (t *turn) arm(at time.Time) {
+	t.st.Timer = at
+	if t.st.Shown == StatusPaused && t.st.PausedUntil.Before(t.st.Timer) {
+		t.st.Timer = t.st.PausedUntil
+	}
+}
+
+// promptSettled starts the current stage's wait now: its prompt was
+// delivered, or can never be (KindUnreachable), or nothing was sent
+// (silent monitoring).
+func (t *turn) promptSettled() {
+	st := &t.st
+	st.PromptPending = false
+	if st.Ladder == ladderPrompted && st.PromptedAt.IsZero() {
+		st.PromptedAt = t.now
+	}
+	t.arm(t.now.Add(t.e.Policy.wait(st.Ladder)))
+}
+
+// promptDelivered handles KindPromptDelivered: the platform accepted a
+// prompt. It moves the ladder only while a ladder prompt awaits delivery;
+// the delivery of a reminder already confirmed, of a roll call, or of a
+// prompt overtaken by a check-in changes nothing.
+func (t *turn) promptDelivered() {
+	st := &t.st
+	if !st.PromptPending || st.Ladder == ladderWaiting || st.Status != StatusActive {
+		return
+	}
+	t.promptSettled()
+}
+
+// promptUndeliverable handles KindUnreachable for the ladder: a prompt
+// awaiting delivery never will be delivered, so its wait runs from now.
+func (t *turn) promptUndeliverable() {
+	if t.st.PromptPending && t.st.Ladder != ladderWaiting && t.st.Status == StatusActive {
+		t.promptSettled()
 	}
 }
 
 // hiddenTimer runs the missed check-in ladder of a covertly deleted
-// registration: escalations only, never a message to the phone.
+// registration: escalations only, never a message to the phone, so it runs
+// from when its due timer fires, one rung per timer, like a quiet ladder.
 func (t *turn) hiddenTimer(h *Hidden) {
-	target, next := t.e.Policy.ladderStage(t.now.Sub(h.NextDue))
-	if target > h.Ladder && target >= ladderMissed {
+	if h.Ladder != ladderWaiting && t.now.Sub(h.Timer) > lateAfter {
+		h.Timer = t.now.Add(t.e.Policy.wait(h.Ladder)) // the gap does not count
+		return
+	}
+	h.Ladder++
+	if h.Ladder >= ladderMissed {
 		v := makeView(t.st.Key, h.Profile, h.Channel, h.Address, h.Handle, h.Lang, h.LastCheckin)
 		t.res.Escalations = append(t.res.Escalations, Escalation{
 			Type: EventCheckinMissed, Severity: SeverityCritical, DoNotContact: true,
 			EmbassyID: t.e.Directory.EmbassyFor(v.Nationality, v.Country), Case: CaseOpen, Registrant: v,
-			Details: map[string]any{"due_at": h.NextDue, "escalation": target - ladderMissed + 1, "covert_action": "delete"},
+			Details: map[string]any{"due_at": h.NextDue, "escalation": h.Ladder - ladderMissed + 1, "covert_action": "delete"},
 		})
-		t.audit("ladder." + strconv.Itoa(target))
+		t.audit("ladder." + strconv.Itoa(h.Ladder))
 	}
-	h.Ladder = max(h.Ladder, target)
-	h.Timer = h.NextDue.Add(next)
+	h.Timer = t.now.Add(t.e.Policy.wait(h.Ladder))
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,19 @@ import (
 // TestTranscripts runs every *.txt under testdata/transcripts (DESIGN §11)
 // against the real engine, locales, runner and bbolt store, with a fake
 // clock. Dropping a file there is enough to add a test.
+//
+// Beyond the lines of DESIGN §11:
+//
+//	undelivered              # the current user's prompts are not confirmed as delivered
+//	delivered                # confirm the held prompt now, and confirm again from here on
+//	event checkin.missed escalation=1   # an event of this type whose details match
+//
+// The missed check-in ladder runs from the delivery of each prompt
+// (dialogs/schedule.go). The platform's acceptance is what the runner
+// reports as a KindPromptDelivered input; the harness stands in for it and
+// confirms every prompt at once, at the clock of the line that sent it,
+// unless 'undelivered' holds the current user's confirmations (a channel
+// that is down, or a prompt dropped by the send queue).
 func TestTranscripts(t *testing.T) {
 	root := filepath.Join("testdata", "transcripts")
 	var files []string
@@ -60,17 +74,40 @@ func TestTranscripts(t *testing.T) {
 var transcriptPepper = []byte("transcript-pepper-0123456789abcdef")
 
 // capture is the channel of a transcript: it keeps what the bot sent to
-// each address.
+// each address, and which channel identities were sent anything since the
+// last look (whose prompts the transcript then confirms).
 type capture struct {
 	mu      sync.Mutex
 	replies map[string][]dialogs.Reply
+	sentTo  map[string]bool // "channel:address"
 }
 
-func (c *capture) Send(_ context.Context, address string, r bot.Response) error {
+// channelCapture is the capture as registered for one channel.
+type channelCapture struct {
+	*capture
+	channel string
+}
+
+func (c channelCapture) Send(_ context.Context, address string, r bot.Response) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.replies[address] = append(c.replies[address], r.Replies...)
+	c.sentTo[c.channel+":"+address] = true
 	return nil
+}
+
+// touched returns, and forgets, the identities sent anything since the
+// last call, in a stable order.
+func (c *capture) touched() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(c.sentTo))
+	for id := range c.sentTo {
+		ids = append(ids, id)
+	}
+	clear(c.sentTo)
+	slices.Sort(ids)
+	return ids
 }
 
 func (c *capture) take(address string) []dialogs.Reply {
@@ -109,6 +146,9 @@ type transcript struct {
 
 	firedAt map[time.Time]int // timers fired during one wait, to catch loops
 	lastBy  map[string][]dialogs.Reply
+	// held: identities ("channel:address") whose prompts are not confirmed
+	// as delivered until a 'delivered' line.
+	held map[string]bool
 
 	evMu   sync.Mutex
 	events []store.Event
@@ -129,7 +169,8 @@ func runTranscript(t testingT, file string, cat *locales.Catalog) {
 	}
 	lines := strings.Split(string(data), "\n")
 	tr := &transcript{t: t, file: file, now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
-		out: &capture{replies: map[string][]dialogs.Reply{}}, saved: map[string][]dialogs.Reply{}, firedAt: map[time.Time]int{}, lastBy: map[string][]dialogs.Reply{},
+		out: &capture{replies: map[string][]dialogs.Reply{}, sentTo: map[string]bool{}}, saved: map[string][]dialogs.Reply{},
+		firedAt: map[time.Time]int{}, lastBy: map[string][]dialogs.Reply{}, held: map[string]bool{},
 		channel: "telegram", address: "1001"}
 
 	cfgPath := filepath.Join("testdata", "transcripts", "config.toml")
@@ -158,7 +199,7 @@ func runTranscript(t testingT, file string, cat *locales.Catalog) {
 		tr.events = append(tr.events, evs...)
 	}
 	for _, ch := range []string{"telegram", "whatsapp", "terminal"} {
-		tr.runner.Register(ch, tr.out)
+		tr.runner.Register(ch, channelCapture{tr.out, ch})
 	}
 
 	for i, raw := range lines {
@@ -260,6 +301,11 @@ func (tr *transcript) step(raw string) {
 		}
 	case "register":
 		tr.register(rest)
+	case "undelivered":
+		tr.held[tr.channel+":"+tr.address] = true
+	case "delivered":
+		delete(tr.held, tr.channel+":"+tr.address)
+		tr.confirm(tr.channel + ":" + tr.address)
 	default:
 		tr.fail("unknown line %q", line)
 	}
@@ -274,6 +320,7 @@ func (tr *transcript) send(kind dialogs.InputKind, text string, lat, lon float64
 	if err := tr.runner.Handle(context.Background(), in); err != nil {
 		tr.fail("handle: %v", err)
 	}
+	tr.confirmSent()
 	tr.last = tr.out.take(tr.address)
 	tr.pending = append([]dialogs.Reply(nil), tr.last...)
 }
@@ -349,6 +396,7 @@ func (tr *transcript) wait(d time.Duration) {
 		if _, err := tr.runner.FireDue(context.Background()); err != nil {
 			tr.fail("wait: %v", err)
 		}
+		tr.confirmSent()
 		got = append(got, tr.out.take(tr.address)...)
 	}
 	tr.now = end
@@ -357,15 +405,60 @@ func (tr *transcript) wait(d time.Duration) {
 	tr.pending = append([]dialogs.Reply(nil), got...)
 }
 
-func (tr *transcript) expectEvent(typ string) {
+// confirmSent confirms, at the current clock, the delivery of the prompt
+// awaiting it of everyone who was just sent something, except those held
+// by 'undelivered'. It stands in for the runner reporting that the
+// platform accepted a reply of a Result with Prompt set.
+func (tr *transcript) confirmSent() {
 	tr.t.Helper()
+	for _, id := range tr.out.touched() {
+		if !tr.held[id] {
+			tr.confirm(id)
+		}
+	}
+}
+
+// confirm reports the delivery of the prompt awaiting it, if any, of the
+// identity id ("channel:address").
+func (tr *transcript) confirm(id string) {
+	tr.t.Helper()
+	ch, addr, _ := strings.Cut(id, ":")
+	st, found, err := tr.runner.Store.Registrant(store.UserKey(transcriptPepper, ch, addr))
+	if err != nil {
+		tr.fail("confirm delivery: %v", err)
+	}
+	if !found || !st.PromptPending {
+		return
+	}
+	in := bot.Inbound{Channel: ch, Address: addr, Kind: dialogs.KindPromptDelivered}
+	if err := tr.runner.Handle(context.Background(), in); err != nil {
+		tr.fail("confirm delivery: %v", err)
+	}
+}
+
+// expectEvent finds the next event of a type, with details matching any
+// key=value pairs given (values compared as printed).
+func (tr *transcript) expectEvent(spec string) {
+	tr.t.Helper()
+	typ, rest, _ := strings.Cut(spec, " ")
+	want := map[string]string{}
+	if strings.TrimSpace(rest) != "" {
+		want = parseKV(tr, rest)
+	}
 	tr.evMu.Lock()
 	defer tr.evMu.Unlock()
 	for i := tr.mark; i < len(tr.events); i++ {
-		if tr.events[i].Type == typ {
-			tr.mark = i + 1
-			return
+		ev := tr.events[i]
+		if ev.Type != typ {
+			continue
 		}
+		for k, v := range want {
+			if got := fmt.Sprint(ev.Details[k]); got != v {
+				tr.fail("event %s: details.%s is %s, want %s", typ, k, got, v)
+			}
+		}
+		tr.mark = i + 1
+		return
 	}
 	tr.fail("expected event %s, got %s", typ, eventTypes(tr.events[tr.mark:]))
 }

@@ -223,6 +223,16 @@ type State struct {
 
 	// Hidden is a registration covertly "deleted" under duress.
 	Hidden *Hidden `json:"hidden,omitempty"`
+
+	// PromptPending: the prompt of the current ladder stage (the due
+	// prompt, a reminder, the final reminder) went out and the platform has
+	// not yet accepted it (no KindPromptDelivered). The ladder waits; it
+	// never escalates on an unconfirmed prompt (see schedule.go).
+	PromptPending bool `json:"prompt_pending,omitempty"`
+	// PromptedAt is when the first prompt of the current due was delivered
+	// (or proven undeliverable, or, when monitoring silently, when it was
+	// due): the moment the missed check-in ladder started. Zero before.
+	PromptedAt time.Time `json:"prompted_at,omitempty"`
 }
 
 // Hidden is what a covert delete keeps out of the phone's sight: the phone
@@ -334,6 +344,10 @@ const (
 	EventProtectionReduced     = "protection.reduced"
 	EventRollcallMissed        = "rollcall.missed"
 	EventEndpointHeartbeat     = "endpoint.heartbeat"
+	// EventServiceResumed: one per embassy after downtime or a wall-clock
+	// step, stating the gap, instead of escalating citizens who were never
+	// prompted meanwhile (DESIGN §4). It has no registrant.
+	EventServiceResumed = "service.resumed"
 	// EventRegistrationUnreachable: the channel reports the citizen cannot
 	// be reached (on Telegram: they blocked the bot). Not in DESIGN §4's
 	// list; added so the embassy knows check-in prompts no longer arrive.
