@@ -70,6 +70,9 @@ var (
 func parseMeta(b []byte, page int) rawMeta {
 	m := rawMeta{page: page}
 	if len(b) < pageHeaderSize+metaSize {
+		if len(b) >= pageHeaderSize+4 {
+			m.magic = ne.Uint32(b[pageHeaderSize:])
+		}
 		m.err = errMetaShort
 		return m
 	}
@@ -119,6 +122,9 @@ func readHeader(f io.ReaderAt, size int64) (header, error) {
 		}
 	}
 	if ps == 0 {
+		if m0.magic == boltMagic && m0.err == errMetaShort {
+			return h, &FileError{Kind: ErrTruncated, Reason: fmt.Sprintf("only %d bytes are left of it; restore the file from a backup", size)}
+		}
 		if m0.magic == boltMagic {
 			return h, &FileError{Kind: ErrCorrupt, Reason: "both meta pages are damaged (page 0: " + m0.err.Error() + ", page 1 not found)"}
 		}
