@@ -48,6 +48,8 @@ var (
 	ErrReadOnly = errors.New("data file cannot be written (read-only)")
 	// ErrNoDir: the directory of the data file does not exist.
 	ErrNoDir = errors.New("directory of the data file does not exist")
+	// ErrNotFound: there is no file to check (Check never creates one).
+	ErrNotFound = errors.New("data file does not exist")
 	// ErrIsDir: the path names a directory, not a file.
 	ErrIsDir = errors.New("path of the data file is a directory")
 	// ErrNoAccess: the file or its directory cannot be read.
@@ -105,7 +107,7 @@ func Open(path string) (*Store, error) {
 	if _, err := prepare(path); err != nil {
 		return nil, err
 	}
-	if err := inspect(path, true); err != nil {
+	if err := inspect(path); err != nil {
 		return nil, err
 	}
 	db, err := openBolt(path, false)
@@ -232,11 +234,36 @@ func syncDir(dir string) error {
 // does the full walk.
 const maxOpenWalk = 1 << 30
 
-// inspect checks the existing file at path without writing to it. It holds
-// a shared lock through a read-only bbolt handle while it reads, so no
-// writer changes the file underneath; a writer holding it is ErrLocked.
-// Pages are checked on the file's bytes before bbolt's map is read.
-func inspect(path string, forOpen bool) error {
+// inspect checks the existing file at path without writing to it; see
+// examine. Open refuses a file with any page problem.
+func inspect(path string) error {
+	db, probs, err := examine(path, true)
+	if err != nil {
+		return err
+	}
+	if db != nil {
+		db.Close()
+	}
+	if len(probs) > 0 {
+		more := ""
+		if len(probs) > 1 {
+			more = fmt.Sprintf(" (and %d more page problems)", len(probs)-1)
+		}
+		return &FileError{Path: path, Kind: ErrCorrupt, Reason: probs[0] + more +
+			"; `checkinbot check` lists every problem; restore the file from a backup"}
+	}
+	return nil
+}
+
+// examine opens the existing file at path read-only and checks it without
+// writing to it: bbolt's meta pages, the length against the last commit,
+// every page (when walk, or the file is small enough), our format marker
+// and the schema version. It holds a shared lock through the read-only
+// bbolt handle while it reads, so no writer changes the file underneath;
+// a writer holding the file is ErrLocked. Pages are checked on the file's
+// bytes before bbolt's map is read. With page problems it returns them and
+// no handle; otherwise the read-only handle, still locked.
+func examine(path string, forOpen bool) (*bolt.DB, []string, error) {
 	var db *bolt.DB
 	err := guard(func() error {
 		fi, err := os.Stat(path)
@@ -249,47 +276,46 @@ func inspect(path string, forOpen bool) error {
 	var fe *FileError
 	switch {
 	case errors.As(err, &fe) && fe.Kind != ErrEmpty:
-		return fe // a FileError naming path already
+		return nil, nil, fe // a FileError naming path already
 	case errors.Is(err, berrors.ErrTimeout):
-		return &FileError{Path: path, Kind: ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
+		return nil, nil, &FileError{Path: path, Kind: ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
 	case err != nil && isOSError(err):
-		return classify(path, err, "open")
+		return nil, nil, classify(path, err, "open")
 	}
 	// Other failures (an empty or damaged file) are classified below.
-	if db != nil {
-		defer db.Close()
-	}
+	keep := false
+	defer func() {
+		if db != nil && !keep {
+			db.Close()
+		}
+	}()
 	f, ferr := os.Open(path)
 	if ferr != nil {
-		return classify(path, ferr, "read")
+		return nil, nil, classify(path, ferr, "read")
 	}
 	defer f.Close()
 	fi, ferr := f.Stat()
 	if ferr != nil {
-		return classify(path, ferr, "read")
+		return nil, nil, classify(path, ferr, "read")
 	}
 	h, herr := readHeader(f, fi.Size())
 	if herr != nil {
 		herr.(*FileError).Path = path
-		return herr
+		return nil, nil, herr
 	}
 	if !forOpen || fi.Size() <= maxOpenWalk {
 		if probs := walkPages(f, h); len(probs) > 0 {
-			more := ""
-			if len(probs) > 1 {
-				more = fmt.Sprintf(" (and %d more page problems)", len(probs)-1)
-			}
-			return &FileError{Path: path, Kind: ErrCorrupt, Reason: probs[0] + more +
-				"; `checkinbot check` lists every problem; restore the file from a backup"}
+			return nil, probs, nil
 		}
 	}
 	if err != nil || db == nil {
-		return &FileError{Path: path, Kind: ErrCorrupt, Reason: "bbolt cannot open it", Err: err}
+		return nil, nil, &FileError{Path: path, Kind: ErrCorrupt, Reason: "bbolt cannot open it", Err: err}
 	}
 	if err := guard(func() error { return db.View(checkIdentity) }); err != nil {
-		return classify(path, err, "read")
+		return nil, nil, classify(path, err, "read")
 	}
-	return nil
+	keep = true
+	return db, nil, nil
 }
 
 // openExisting is bbolt's file opener that never creates a file and never
