@@ -69,9 +69,9 @@ func Check(path string) (*CheckReport, error) {
 	rep := &CheckReport{Counts: map[string]int{}}
 	if len(pageProbs) > 0 {
 		for _, p := range pageProbs {
-			where, what, ok := strings.Cut(p, ": ")
-			if !ok || !strings.HasPrefix(where, "page ") {
-				where, what = "pages", p
+			where, what := "pages", p
+			if f := strings.SplitN(p, " ", 3); len(f) == 3 && f[0] == "page" {
+				where, what = f[0]+" "+strings.TrimSuffix(f[1], ":"), f[2]
 			}
 			rep.Problems = append(rep.Problems, Problem{where, what})
 		}
