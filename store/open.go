@@ -229,9 +229,9 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// maxOpenWalk is the largest file Open checks page by page (about 0.1 s
-// per 100 MiB); larger files get the header checks, and `checkinbot check`
-// does the full walk.
+// maxOpenWalk is the largest file Open checks page by page (measured: 20 ms
+// for 42 MiB, 0.3 s for 219 MiB, BenchmarkOpen); larger files get the
+// header checks, and `checkinbot check` does the full walk.
 const maxOpenWalk = 1 << 30
 
 // inspect checks the existing file at path without writing to it; see
