@@ -28,7 +28,6 @@ import (
 
 	"github.com/checkinbot/checkinbot/dialogs"
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the layout this binary reads and writes.
@@ -52,9 +51,6 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketRegistrants, bucketDue, bucketCases, bucketOutbox, bucketInbound, bucketAudit}
 )
 
-// ErrLocked is returned by Open when another process holds the data file.
-var ErrLocked = errors.New("data file is in use by another checkinbot process")
-
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("store is closed")
 
@@ -76,27 +72,6 @@ const maxGroup = 1000
 type writeRequest struct {
 	fn   func(*bolt.Tx) error
 	done chan error
-}
-
-// Open opens or creates the data file at path. A file held by another
-// process fails after one second instead of waiting forever; a file that is
-// not a bbolt database, or was written by a newer schema, fails with a
-// message naming the file.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("store: %s: %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("store: %s: cannot open data file (corrupt, or not a checkinbot data file?): %w", path, err)
-	}
-	s := &Store{db: db, path: path, reqs: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
-	if err := s.migrate(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: %s: %w", path, err)
-	}
-	go s.commitLoop()
-	return s, nil
 }
 
 // update runs fn in a write transaction shared with whatever other writes
@@ -173,31 +148,6 @@ func runSafely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 		}
 	}()
 	return fn(tx)
-}
-
-// migrate creates the buckets of a new file and upgrades older schemas.
-func (s *Store) migrate() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keySchema)
-		switch {
-		case v == nil:
-			return meta.Put(keySchema, u64(SchemaVersion))
-		case len(v) != 8:
-			return errors.New("schema version is unreadable: the file is corrupt")
-		case binary.BigEndian.Uint64(v) > SchemaVersion:
-			return fmt.Errorf("schema version %d is newer than this binary supports (%d): upgrade checkinbot",
-				binary.BigEndian.Uint64(v), SchemaVersion)
-		}
-		// Migrations from older versions run here, one step at a time, as
-		// the schema evolves. Version 1 is the first.
-		return nil
-	})
 }
 
 // Close finishes queued writes and closes the data file.

@@ -5,6 +5,7 @@
 //	checkinbot serve [--config FILE] [--data-dir DIR]
 //	checkinbot sink --listen ADDR --secret-env VAR [--out FILE]
 //	checkinbot config check FILE
+//	checkinbot check FILE
 package main
 
 import (
@@ -56,6 +57,8 @@ Usage:
         Log the linked WhatsApp account out and forget its session.
   checkinbot config check FILE
         Validate a configuration file.
+  checkinbot check FILE
+        Check a data file offline (stop serve first); exit 1 lists each problem.
 
 Environment:
   CHECKIN_PEPPER   secret (32+ characters) keying user ids and duress keywords;
@@ -86,6 +89,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "config":
 		err = configCmd(args[1:], stdout)
+	case "check":
+		err = checkCmd(args[1:], stdout)
 	case "sink":
 		err = sinkCmd(ctx, args[1:], stdout, stderr)
 	case "whatsapp":
@@ -188,6 +193,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// Nothing is lost: events wait in the outbox until a URL is set.
 		slog.Warn("embassy has no webhook_url: its escalations stay in the outbox until one is configured",
 			"embassy", ep.Embassy)
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
 	}
 	s, err := store.Open(filepath.Join(*dataDir, "checkinbot.db"))
 	if err != nil {
