@@ -59,10 +59,10 @@ func TestCheckCrash(t *testing.T) {
 		return r
 	}
 	cases := []struct {
-		name   string
+		name  string
 		spoil func(*crashRecord)
-		want   problemKind
-		who    int
+		want  problemKind
+		who   int
 	}{
 		{"lost duress", func(r *crashRecord) {
 			// The last event of its case: no gap betrays it, only the ledger.
