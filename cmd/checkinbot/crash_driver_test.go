@@ -345,14 +345,18 @@ func runCrashScenario(t *testing.T, o crashOptions) crashRun {
 		c := mrng.IntN(len(users))
 		kind := kindPlain
 		text := "ok"
+		other := citizens[(c+1+mrng.IntN(len(users)-1))%len(users)].Keyword
 		switch r := mrng.IntN(10); {
 		case r < 3 && citizens[c].Duress:
 			kind, text = kindDuress, []string{"ok ", "OK, ", "ok, all fine. "}[mrng.IntN(3)]+citizens[c].Keyword
+		case r < 3:
+			// Someone else's keyword, in the form that would raise the
+			// alarm for them: no alarm for this citizen.
+			text = []string{"ok ", "OK, ", "ok, all fine. "}[mrng.IntN(3)] + other
 		case r < 5:
 			kind, text = kindSOS, "/sos"
 		case r < 7:
-			// Another citizen's keyword is not this one's: no alarm.
-			text = "ok " + citizens[(c+1+mrng.IntN(len(users)-1))%len(users)].Keyword
+			text = "ok " + other
 		case r < 8:
 			text = "/checkin"
 		}
