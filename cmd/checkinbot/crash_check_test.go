@@ -1,12 +1,17 @@
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/webhook"
 )
 
 // TestCheckCrash runs the crash test's checker on a clean run and on one
@@ -55,6 +60,7 @@ func TestCheckCrash(t *testing.T) {
 			ev("evt_4", dialogs.EventCaseUpdated, "case_2", 2, "@c1"),
 			ev("evt_5", dialogs.EventDuressTriggered, "case_1", 3, "@c0"),
 			ev("evt_6", dialogs.EventRegistrationCreated, "", 0, "@c1"),
+			ev("evt_sr", "service.resumed", "", 0, ""),
 		}
 		return r
 	}
@@ -94,6 +100,7 @@ func TestCheckCrash(t *testing.T) {
 		{"case out of order", func(r *crashRecord) { r.Received[3], r.Received[5] = r.Received[5], r.Received[3] }, probOrder, 0},
 		{"one case, two citizens", func(r *crashRecord) { r.Received[4].CaseID = "case_1" }, probMixedCase, 1},
 		{"event about a stranger", func(r *crashRecord) { r.Received[6].Registrant.Handle = "@nobody" }, probUnknown, -1},
+		{"alarm about nobody", func(r *crashRecord) { r.Received[1].Registrant = nil }, probUnknown, -1},
 		{"garbage from the receiver", func(r *crashRecord) { r.Unreadable = []string{"{not json"} }, probUnreadable, -1},
 		{"update never confirmed", func(r *crashRecord) { r.Confirmed = 105 }, probUnconfirmed, -1},
 		{"SOS not answered", func(r *crashRecord) { r.Replies = r.Replies[1:] }, probNoReply, 1},
@@ -123,5 +130,63 @@ func TestCheckCrash(t *testing.T) {
 				t.Errorf("want a %s problem about citizen %d, got %v", c.want, c.who, fmt.Sprint(got))
 			}
 		})
+	}
+}
+
+// TestCrashReceiver shows the crash test's receiver is a verifier, not a
+// recorder: it writes a signed delivery once however often it comes, and
+// refuses (and does not write) a wrong key, a tampered body, a stale
+// timestamp and a body whose id is not its webhook-id.
+func TestCrashReceiver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node")
+	}
+	dir := t.TempDir()
+	key, other := make([]byte, 32), make([]byte, 32)
+	rand.Read(key)
+	rand.Read(other)
+	out := filepath.Join(dir, "received.jsonl")
+	url := startReceiver(t, webhook.FormatSecret(key), out, filepath.Join(dir, "receiver.stderr"))
+	post := func(keys [][]byte, id string, signed time.Time, body, sent string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(sent))
+		req.Header.Set("Content-Type", "application/json")
+		webhook.Sign(req.Header, keys, id, signed, []byte(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := `{"id":"evt_a","type":"sos.raised","case_id":"case_1","case_seq":1}`
+	now := time.Now()
+	for _, c := range []struct {
+		name       string
+		keys       [][]byte
+		id         string
+		at         time.Time
+		body, sent string
+		ok         bool
+	}{
+		{"signed", [][]byte{key}, "evt_a", now, good, good, true},
+		{"redelivered", [][]byte{key}, "evt_a", now, good, good, true},
+		{"during rotation", [][]byte{other, key}, "evt_a", now, good, good, true},
+		{"wrong key", [][]byte{other}, "evt_b", now, strings.ReplaceAll(good, "evt_a", "evt_b"), strings.ReplaceAll(good, "evt_a", "evt_b"), false},
+		{"tampered", [][]byte{key}, "evt_c", now, strings.ReplaceAll(good, "evt_a", "evt_c"), strings.ReplaceAll(good, "evt_a\",\"type\":\"sos.raised", "evt_c\",\"type\":\"checkin.missed"), false},
+		{"stale", [][]byte{key}, "evt_d", now.Add(-time.Hour), strings.ReplaceAll(good, "evt_a", "evt_d"), strings.ReplaceAll(good, "evt_a", "evt_d"), false},
+		{"id differs", [][]byte{key}, "evt_e", now, good, good, false},
+	} {
+		status := post(c.keys, c.id, c.at, c.body, c.sent)
+		if (status/100 == 2) != c.ok {
+			t.Errorf("%s: status %d", c.name, status)
+		}
+	}
+	events, bad, err := readReceived(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != 0 || len(events) != 1 || events[0].ID != "evt_a" || events[0].CaseSeq != 1 {
+		t.Errorf("receiver wrote %+v (unreadable %q), want evt_a once", events, bad)
 	}
 }

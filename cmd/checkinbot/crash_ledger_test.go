@@ -160,8 +160,9 @@ func checkCrash(r crashRecord, sosAck string) []problem {
 	caseSeqs := map[string][]int{} // in arrival order
 	var caseOrder []string
 	for _, ev := range r.Received {
-		if ev.Type == dialogs.EventEndpointHeartbeat {
-			continue
+		critical := ev.Type == dialogs.EventDuressTriggered || ev.Type == dialogs.EventSOSRaised
+		if ev.Registrant == nil && !critical {
+			continue // about the service, not a citizen: heartbeat, service.resumed
 		}
 		c := -1
 		if ev.Registrant != nil {
@@ -173,7 +174,6 @@ func checkCrash(r crashRecord, sosAck string) []problem {
 			add(probUnknown, -1, "%s %s is about no citizen of this run", ev.Type, ev.ID)
 			continue
 		}
-		critical := ev.Type == dialogs.EventDuressTriggered || ev.Type == dialogs.EventSOSRaised
 		if critical {
 			count(c, ev.Type).got++
 			if ev.CaseID == "" {
