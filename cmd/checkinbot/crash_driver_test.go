@@ -375,7 +375,8 @@ func runCrashScenario(t *testing.T, o crashOptions) crashRun {
 
 	// Drain: wait until the receiver has everything, or until serve has
 	// confirmed every update and no event arrived for longer than the
-	// deliverer's 10 s poll (nothing more is coming).
+	// deliverer's 10 s poll plus its first 5 s retry (nothing more is
+	// coming).
 	record := func() crashRecord {
 		rec := crashRecord{Citizens: citizens, Sent: sent}
 		rec.Received, rec.Unreadable, err = readReceived(received)
@@ -410,7 +411,7 @@ func runCrashScenario(t *testing.T, o crashOptions) crashRun {
 		if confirmed && len(blocking(checkCrash(rec, sosAck))) == 0 {
 			break
 		}
-		if confirmed && time.Since(lastChange) > 12*time.Second {
+		if confirmed && time.Since(lastChange) > 16*time.Second {
 			break
 		}
 		if !confirmed && time.Since(lastPoke) > 2*time.Second {

@@ -18,8 +18,8 @@ import (
 const requireDurableReplies = false
 
 // crashScenario is the one scenario both crash tests run: 12 citizens, 8 of
-// whom use their keyword, about 300 check-ins, duress check-ins and SOS in
-// random order while serve is SIGKILLed every 0.3–1.2 s.
+// whom use their keyword, 320 check-ins, duress check-ins and SOS in
+// random order while serve is SIGKILLed every 0.25–1 s (about 20 times).
 func crashScenario(t *testing.T) crashOptions {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CRASH_SEED"); s != "" {
@@ -73,7 +73,7 @@ func TestCrashSafety(t *testing.T) {
 			crit++
 		}
 	}
-	if crit < 100 {
+	if crit < 80 { // about 130 expected
 		t.Errorf("only %d duress and SOS messages were sent", crit)
 	}
 	for _, p := range problems {
