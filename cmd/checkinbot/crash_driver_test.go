@@ -34,7 +34,7 @@ type crashOptions struct {
 	Citizens int
 	Messages int           // messages after registration
 	Gap      time.Duration // longest pause between two messages
-	// KillEvery bounds the random time serve runs before the next SIGKILL.
+	// KillMin and KillMax bound the random time serve runs before the next SIGKILL.
 	KillMin, KillMax time.Duration
 	Drain            time.Duration // longest wait for delivery after the last message
 	Seed             uint64
