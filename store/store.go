@@ -313,6 +313,7 @@ func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcom
 // outbox. It updates st.OpenCase when a case is opened.
 func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]Event, error) {
 	var events []Event
+	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
 	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
 	for _, esc := range escs {
 		ev := Event{

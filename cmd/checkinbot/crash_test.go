@@ -1,171 +1,154 @@
 package main
 
 import (
-	"bufio"
-	"crypto/rand"
-	"encoding/json"
-	"fmt"
-	"io"
-	mrand "math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/store"
-	"github.com/checkinbot/checkinbot/webhook"
 )
 
-// TestCrashSafety builds the real binary, drives duress and SOS events into
-// it while SIGKILLing it at random moments, restarts it on the same data
-// directory each time, and checks that a real sink process received every
-// recorded event, verified, exactly under the id it was recorded with.
+// requireDurableReplies makes a missing SOS acknowledgement fail
+// TestCrashSafety. Replies are not yet durable (issue 10, item 1): a
+// SIGKILL between commit and send loses the reply, and Telegram's
+// redelivery is answered with nothing. Until that lands, missing replies
+// are only logged. Flip this to true once durable replies are merged.
+const requireDurableReplies = false
+
+// crashScenario is the one scenario both crash tests run: 12 citizens, 8 of
+// whom use their keyword, 320 check-ins, duress check-ins and SOS in
+// random order while serve is SIGKILLed every 0.25–1 s (about 20 times).
+func crashScenario(t *testing.T) crashOptions {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CRASH_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CRASH_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (CRASH_SEED=%d reproduces the message order)", seed, seed)
+	return crashOptions{Citizens: 12, Messages: 320, Gap: 100 * time.Millisecond,
+		KillMin: 250 * time.Millisecond, KillMax: time.Second, Drain: 45 * time.Second, Seed: seed}
+}
+
+// TestCrashSafety runs the real `checkinbot serve` against the fake
+// Telegram Bot API as a dozen citizens who register and then send
+// check-ins, duress check-ins and SOS in random order, while serve is
+// SIGKILLed at random moments and restarted on the same data directory.
+// An independent receiver (Node, npm standardwebhooks) verifies and records
+// the embassy's webhooks. The driver's own ledger is compared with what the
+// receiver got (checkCrash): every duress message and every SOS the driver
+// sent reached the embassy for that citizen, exactly once; nobody who never
+// sent the keyword is reported under duress; every case's case_seq is 1..n
+// and arrived in order; and, once replies are durable, every SOS was
+// answered on the phone.
+//
+// What it proves: no escalation is lost or invented across process crashes
+// at any instant of intake, commit, reply or delivery, with Telegram's
+// at-least-once redelivery and the outbox as the only memory.
+// What it does not prove: durability against power loss or a kernel crash.
+// SIGKILL leaves the page cache intact, so data written but never fsynced
+// survives here; a missing or broken fsync would pass this test. Exercising
+// that needs the data directory on a device that can drop unsynced writes
+// (dm-flakey, or a FUSE file system that discards everything since the last
+// fsync on "power cut"), which needs privileges this test does not assume.
+// Nor does it cover disk-full or damaged data files (tested elsewhere).
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and kills the binary")
+		t.Skip("builds the binary and kills it for about a minute")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "checkinbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	t.Parallel()
+	run := runCrashScenario(t, crashScenario(t))
+	problems := checkCrash(run.Record, run.SOSAck)
+	logRun(t, run, problems)
+	if run.Kills < 15 {
+		t.Errorf("only %d kills: the run did not crash serve often enough to mean anything", run.Kills)
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	env := append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("crash-test-pepper-", 3), "CRASH_SECRET="+webhook.FormatSecret(key))
+	crit := 0
+	for _, m := range run.Record.Sent {
+		if m.Kind != kindPlain {
+			crit++
+		}
+	}
+	if crit < 80 { // about 130 expected
+		t.Errorf("only %d duress and SOS messages were sent", crit)
+	}
+	for _, p := range problems {
+		if p.Kind == probNoReply && !requireDurableReplies {
+			continue
+		}
+		t.Errorf("%s", p)
+	}
+	if t.Failed() {
+		t.Logf("serve log (last 4000 bytes):\n%s", tail(run.ServeLog, 4000))
+	}
+}
 
-	// The embassy's receiver: the real sink command, in its own process.
-	received := filepath.Join(dir, "received.jsonl")
-	sink := exec.Command(bin, "sink", "--listen", "127.0.0.1:0", "--secret-env", "CRASH_SECRET", "--out", received)
-	sink.Env = env
-	sinkOut, _ := sink.StdoutPipe()
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
+// TestCrashSafetyDetectsLoss proves TestCrashSafety can fail for a real
+// loss. It builds serve with -tags faultinject, where the store silently
+// leaves out the 3rd duress or SOS escalation each process writes (see
+// store/fault_on.go: no outbox row, no error, state and reply committed as
+// usual), runs the same scenario, and requires checkCrash to report the
+// loss — as missing alarms and nothing else, at most one per process.
+func TestCrashSafetyDetectsLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and kills it for about a minute")
 	}
-	defer func() { sink.Process.Kill(); sink.Wait() }()
-	first, err := bufio.NewReader(sinkOut).ReadString('\n')
-	if err != nil || !strings.HasPrefix(first, "sink: listening on ") {
-		t.Fatalf("sink did not start: %q %v", first, err)
+	t.Parallel()
+	o := crashScenario(t)
+	o.Tags, o.Env = "faultinject", []string{"CHECKIN_FAULT_DROP_ESCALATION=3"}
+	run := runCrashScenario(t, o)
+	problems := checkCrash(run.Record, run.SOSAck)
+	logRun(t, run, problems)
+	missing := 0
+	for _, p := range problems {
+		switch p.Kind {
+		case probMissing:
+			missing++
+		case probNoReply:
+		default:
+			t.Errorf("the injected fault drops escalations only, yet: %s", p)
+		}
 	}
-	go io.Copy(io.Discard, sinkOut)
-	url := strings.TrimSpace(strings.TrimPrefix(first, "sink: listening on "))
+	if missing == 0 {
+		t.Errorf("serve dropped escalations (faultinject) and the checker reported no missing alarm")
+	}
+	if missing > run.Starts {
+		t.Errorf("%d alarms reported missing, but %d processes drop at most one each", missing, run.Starts)
+	}
+}
 
-	cfg := filepath.Join(dir, "checkinbot.toml")
-	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
-	text := strings.ReplaceAll(string(example), "countries = [\"KH\", \"MM\", \"LA\", \"TH\"]",
-		fmt.Sprintf("countries = [\"KH\", \"MM\", \"LA\", \"TH\"]\nwebhook_url = %q\nsecret_env = [\"CRASH_SECRET\"]", url))
-	os.WriteFile(cfg, []byte(text), 0o600)
-	data := filepath.Join(dir, "data")
+// logRun records the size of a run and its problems by kind.
+func logRun(t *testing.T, run crashRun, problems []problem) {
+	t.Helper()
+	kinds := map[msgKind]int{}
+	for _, m := range run.Record.Sent {
+		kinds[m.Kind]++
+	}
+	events := map[string]int{}
+	for _, ev := range run.Record.Received {
+		events[ev.Type]++
+	}
+	t.Logf("%s: %d serve starts, %d SIGKILLs; sent %v; receiver got %d %s, %d %s of %d events; problems %v",
+		run.Elapsed.Round(time.Second), run.Starts, run.Kills, kinds, events[dialogs.EventDuressTriggered],
+		dialogs.EventDuressTriggered, events[dialogs.EventSOSRaised], dialogs.EventSOSRaised, len(run.Record.Received),
+		countKinds(problems))
+	for _, p := range problems {
+		if p.Kind == probNoReply && !requireDurableReplies {
+			t.Logf("(not yet required) %s", p)
+		}
+	}
+	if strings.TrimSpace(run.ReceiverStderr) != "" {
+		t.Logf("receiver stderr:\n%s", tail(run.ReceiverStderr, 2000))
+	}
+}
 
-	// run feeds lines to a demo process, one at a time as it takes them
-	// (it echoes "you> " when it starts on a line), and SIGKILLs it at a
-	// random moment after killAfter lines (never, if negative). It returns
-	// how many lines the process started on.
-	run := func(lines []string, killAfter int) int {
-		cmd := exec.Command(bin, "demo", "--config", cfg, "--data-dir", data)
-		cmd.Env = env
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		started := make(chan struct{}, len(lines)+1)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "you> ") {
-					started <- struct{}{}
-				}
-			}
-		}()
-		sent := 0
-		for _, l := range lines {
-			if killAfter >= 0 && sent == killAfter {
-				break
-			}
-			if _, err := fmt.Fprintln(stdin, l); err != nil {
-				break
-			}
-			select {
-			case <-started:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the demo stopped taking input")
-			}
-			sent++
-		}
-		if killAfter >= 0 {
-			// Somewhere in the last message's commit, reply floor or delivery.
-			time.Sleep(time.Duration(mrand.IntN(80)) * time.Millisecond)
-			cmd.Process.Kill() // SIGKILL: no chance to flush or deliver anything
-			cmd.Wait()
-			return sent
-		}
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("demo exited with %v", err)
-		}
-		return sent
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
 	}
-
-	run(strings.Split("hi 1 1 1 1 Phnom_Penh Siti_Aminah skip skip skip 1 09:00 blue_mango blue_mango 1", " "), -1)
-	var script []string
-	for i := 0; i < 140; i++ {
-		script = append(script, "sos", "I am fine, really. Blue Mango!")
-	}
-	kills := 0
-	for len(script) > 0 {
-		sent := run(script, 1+mrand.IntN(20))
-		script = script[sent:]
-		kills++
-	}
-	run(nil, -1) // a last clean run delivers what the killed ones could not
-	if kills < 20 {
-		t.Fatalf("only %d kills", kills)
-	}
-
-	s, err := store.Open(filepath.Join(data, "checkinbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recorded, err := s.Outbox()
-	s.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	critical := 0
-	for _, ev := range recorded {
-		if ev.Type == dialogs.EventDuressTriggered || ev.Type == dialogs.EventSOSRaised {
-			critical++
-		}
-	}
-	if critical < 200 {
-		t.Fatalf("only %d duress and SOS events were recorded", critical)
-	}
-	got := map[string]int{}
-	f, err := os.Open(received)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var ev store.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("sink wrote an unreadable line: %v", err)
-		}
-		got[ev.ID]++
-	}
-	lost := 0
-	for _, ev := range recorded {
-		if got[ev.ID] == 0 {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of %d recorded events never reached the sink", lost, len(recorded))
-	}
-	t.Logf("%d kills; %d events recorded (%d duress or SOS), all received", kills, len(recorded), critical)
+	return s
 }
