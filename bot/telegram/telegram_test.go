@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/config"
@@ -31,6 +32,7 @@ type world struct {
 	t      *testing.T
 	api    *fakeapi.Server
 	ch     *telegram.Channel
+	runner *bot.Runner
 	store  *store.Store
 	mu     sync.Mutex
 	events []webhook.Event
@@ -42,7 +44,7 @@ func newWorld(t *testing.T, opt telegram.Options) *world {
 	cfg := config.Default()
 	r := testkit.Runner(t)
 	s := r.Store
-	w.store = s
+	w.store, w.runner = s, r
 	key := make([]byte, 32)
 	rand.Read(key)
 	sink := httptest.NewServer(&webhook.Sink{Secrets: [][]byte{key}, OnEvent: func(ev webhook.Event) {
@@ -73,9 +75,10 @@ func newWorld(t *testing.T, opt telegram.Options) *world {
 	w.ch = ch
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.Run(ctx) }()
 	go func() { defer wg.Done(); ch.Run(ctx) }()
+	go func() { defer wg.Done(); r.RunOutbox(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return w
 }
@@ -367,8 +370,8 @@ func TestUncommittedUpdateIsNotAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("status %d, want 500 so Telegram retries", resp.StatusCode)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503 so Telegram retries", resp.StatusCode)
 	}
 }
 

@@ -153,6 +153,9 @@ func TestInboundMapping(t *testing.T) {
 	}
 }
 
+// TestOutboundMenusPaceAndRevokes: menus are numbered, one person's
+// messages are paced, a failed send is retried, each response reports its
+// acceptance with the message id, and Delete revokes that message.
 func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 	client := &fakeClient{fail: 1}
 	ch := New(client, nil, &recorder{}, Options{PerRecipient: 150 * time.Millisecond, Global: 10 * time.Millisecond})
@@ -161,29 +164,47 @@ func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 	go func() { ch.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Replies: []dialogs.Reply{
+	receipts := make(chan bot.Receipt, 3)
+	report := func(rc bot.Receipt) { receipts <- rc }
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{
 		{Text: "Hello."}, {Text: "Which language?", Buttons: []dialogs.Button{{Label: "English", Data: "en"}, {Label: "Bahasa Melayu", Data: "ms"}}}}})
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Replies: []dialogs.Reply{{Text: "Choose a secret word.", Sensitive: true}}})
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, PurgeSensitive: true, Replies: []dialogs.Reply{{Text: "Registered."}}})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(client.all()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{{Text: "Choose a secret word.", Sensitive: true}}})
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{{Text: "Registered."}}})
+	var got []bot.Receipt
+	for len(got) < 3 {
+		select {
+		case rc := <-receipts:
+			if rc.Err != nil || len(rc.SentIDs) != 1 {
+				t.Fatalf("receipt %+v", rc)
+			}
+			got = append(got, rc)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 3 responses reported accepted", len(got))
+		}
 	}
-	got := client.all()
-	if len(got) != 4 {
-		t.Fatalf("sent %d messages", len(got))
+	if err := ch.Delete(ctx, "60123456789", got[1].SentIDs[0]); err != nil {
+		t.Fatal(err)
 	}
-	if want := "Hello.\n\nWhich language?\n\n1. English\n2. Bahasa Melayu"; got[0].msg.GetConversation() != want {
-		t.Errorf("menu %q, want %q", got[0].msg.GetConversation(), want)
+	sent := client.all()
+	if len(sent) != 4 {
+		t.Fatalf("sent %d messages", len(sent))
 	}
-	for i := 1; i < len(got); i++ {
-		if gap := got[i].at.Sub(got[i-1].at); gap < 150*time.Millisecond {
+	if want := "Hello.\n\nWhich language?\n\n1. English\n2. Bahasa Melayu"; sent[0].msg.GetConversation() != want {
+		t.Errorf("menu %q, want %q", sent[0].msg.GetConversation(), want)
+	}
+	for i := 1; i < len(sent); i++ {
+		if gap := sent[i].at.Sub(sent[i-1].at); gap < 150*time.Millisecond {
 			t.Errorf("messages %d and %d to one person %s apart", i-1, i, gap)
 		}
 	}
-	revoke := got[3].msg.GetProtocolMessage()
-	if revoke.GetType() != waE2E.ProtocolMessage_REVOKE || revoke.GetKey().GetID() != string(got[1].id) {
-		t.Errorf("the secret-word prompt %s was not revoked: %v", got[1].id, got[3].msg)
+	for i := range 3 {
+		if got[i].SentIDs[0] != string(sent[i].id) {
+			t.Errorf("receipt %d names %s, sent %s", i, got[i].SentIDs[0], sent[i].id)
+		}
+	}
+	revoke := sent[3].msg.GetProtocolMessage()
+	if revoke.GetType() != waE2E.ProtocolMessage_REVOKE || revoke.GetKey().GetID() != string(sent[1].id) {
+		t.Errorf("the secret-word prompt %s was not revoked: %v", sent[1].id, sent[3].msg)
 	}
 }
 
