@@ -311,6 +311,7 @@ func (r *Runner) Resend(ctx context.Context) (int, error) {
 	if stale > 0 {
 		r.Log.Info("stale scheduled prompts dropped instead of sent late", "count", stale)
 	}
+	r.out.kickPurge() // and what is due for deletion goes too
 	return sent, nil
 }
 
