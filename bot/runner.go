@@ -28,11 +28,11 @@ type Inbound struct {
 	// (Telegram's message_id); empty where the channel cannot delete the
 	// citizen's messages.
 	DeleteID string
-	Handle    string // @username or phone, shown to the embassy
-	LangHint  string
-	Kind      dialogs.InputKind
-	Text      string
-	Lat, Lon  float64
+	Handle   string // @username or phone, shown to the embassy
+	LangHint string
+	Kind     dialogs.InputKind
+	Text     string
+	Lat, Lon float64
 }
 
 // Priority orders a channel's outbound queue.

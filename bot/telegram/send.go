@@ -25,20 +25,20 @@ import (
 type sender struct {
 	c *Channel
 
-	mu        sync.Mutex
-	wake      chan struct{}
-	queues    [3]*list.List // by priority: *outItem
-	chatNext  map[int64]time.Time
-	busy      map[int64]bool
-	nextSend  time.Time // global spacing
-	tasks     chan func(context.Context)
+	mu       sync.Mutex
+	wake     chan struct{}
+	queues   [3]*list.List // by priority: *outItem
+	chatNext map[int64]time.Time
+	busy     map[int64]bool
+	nextSend time.Time // global spacing
+	tasks    chan func(context.Context)
 }
 
 type outItem struct {
-	chat      int64
-	prio      bot.Priority
-	text      string
-	markup    models.ReplyMarkup
+	chat   int64
+	prio   bot.Priority
+	text   string
+	markup models.ReplyMarkup
 	// done receives the outcome; nil for direct messages.
 	done   func(bot.Receipt)
 	tries  int
