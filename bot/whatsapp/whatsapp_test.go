@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -379,5 +380,64 @@ func TestUncommittedMessageIsNotAcknowledged(t *testing.T) {
 	}
 	if !New(&fakeClient{}, nil, &recorder{}, Options{}).HandleEvent(msg(phone, phone, "F2", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
 		t.Error("a committed message would not be acknowledged")
+	}
+}
+
+// TestDiskFullIsNotAcknowledged: while the store cannot write, a message
+// is left unacknowledged (WhatsApp delivers it again) and the citizen is
+// told once to send again; after recovery the redelivered SOS is processed
+// and reaches the outbox. Through the real runner and store.
+func TestDiskFullIsNotAcknowledged(t *testing.T) {
+	r := testkit.Runner(t)
+	client := &fakeClient{}
+	ch := New(client, nil, r, Options{PerRecipient: time.Millisecond, Global: time.Millisecond})
+	r.Register(Name, ch)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ch.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	texts := func() []string {
+		var out []string
+		for _, s := range client.all() {
+			out = append(out, s.msg.GetConversation())
+		}
+		return out
+	}
+	waitFor := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(client.all()) < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return texts()
+	}
+	for i, text := range []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",
+		"24h", "09:00", "blue mango", "blue mango", "1"} {
+		if !ch.HandleEvent(msg(phone, phone, fmt.Sprintf("REG%d", i), &waE2E.Message{Conversation: proto.String(text)}, nil)) {
+			t.Fatalf("registration message %d not acknowledged", i)
+		}
+	}
+	registered := len(waitFor(15))
+	r.Store.SetWriteFault(errors.New("no space left on device"))
+	sos := msg(phone, phone, "DF1", &waE2E.Message{Conversation: proto.String("sos")}, nil)
+	for range 2 {
+		if ch.HandleEvent(sos) {
+			t.Fatal("a message the store could not write would be acknowledged")
+		}
+	}
+	notSaved := r.Engine.Catalog.Text("en", bot.NotSavedMessage, nil) // the stored language
+	if got := waitFor(registered + 1)[registered:]; len(got) != 1 || got[0] != notSaved {
+		t.Fatalf("during the outage the citizen got %q, want once %q", got, notSaved)
+	}
+	r.Store.SetWriteFault(nil)
+	if !ch.HandleEvent(sos) {
+		t.Fatal("the redelivered message was not acknowledged after recovery")
+	}
+	if got := waitFor(registered + 2)[registered:]; len(got) != 2 || !strings.Contains(got[1], "Your embassy has been alerted") {
+		t.Errorf("after recovery the citizen got %q", got)
+	}
+	out, _ := r.Store.Outbox()
+	if len(out) == 0 || out[len(out)-1].Type != dialogs.EventSOSRaised {
+		t.Error("the SOS did not reach the outbox after recovery")
 	}
 }
