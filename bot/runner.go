@@ -2,7 +2,10 @@
 //
 // One Runner serves every channel (DESIGN §6): it serialises events per
 // registrant (users in parallel), runs the engine inside one store
-// transaction, and only after the commit hands the replies to the channel.
+// transaction that also writes the replies to the durable send queue, and
+// only after the commit hands them to the channel, which reports when the
+// platform accepted them (outbox.go). A store that cannot write is an
+// outage to wait out, never a reason to drop an update (health.go).
 // Sub-packages hold one channel each; channels never touch the store.
 package bot
 

@@ -39,7 +39,7 @@ type world struct {
 	events []webhook.Event
 	hook   *httptest.Server // webhook mode: updates are posted here
 	secret string
-	stop   func()           // ends the world's goroutines (graceful shutdown)
+	stop   func() // ends the world's goroutines (graceful shutdown)
 }
 
 func newWorld(t *testing.T, opt telegram.Options) *world {
@@ -461,7 +461,7 @@ func TestCaptionIsRead(t *testing.T) {
 	w.event(dialogs.EventDuressTriggered)
 }
 
-var diskFull = errors.New("no space left on device")
+var errDiskFull = errors.New("no space left on device")
 
 func (w *world) notSaved() string {
 	return w.runner.Engine.Catalog.Text("en", bot.NotSavedMessage, nil)
@@ -486,7 +486,7 @@ func TestDiskFullPolling(t *testing.T) {
 	w := newWorld(t, telegram.Options{})
 	u := fakeapi.User{ID: 5570, Lang: "en"}
 	n := w.register(u)
-	w.store.SetWriteFault(diskFull)
+	w.store.SetWriteFault(errDiskFull)
 	upd, _ := w.text(u, "sos")
 	w.reply(u, n, w.notSaved())
 	// The update keeps coming: at least two more fetches still ask for it.
@@ -527,7 +527,7 @@ func TestDiskFullWebhook(t *testing.T) {
 	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
 	u := fakeapi.User{ID: 5571, Lang: "en"}
 	n := w.register(u)
-	w.store.SetWriteFault(diskFull)
+	w.store.SetWriteFault(errDiskFull)
 	upd, _ := w.api.Text(u, "sos")
 	for range 2 {
 		if code := w.post(upd); code != http.StatusServiceUnavailable {
