@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
 )
 
 // SchedulerStepper drives the scheduler one pass at a time, on the
@@ -21,3 +23,10 @@ func StartScheduler(r *Runner, mono func() time.Duration) *SchedulerStepper {
 
 // Pass runs one pass of the scheduler loop.
 func (s *SchedulerStepper) Pass(ctx context.Context) { s.r.schedulerPass(ctx, s.sc) }
+
+// SetAfterInput lets tests see every input the runner committed.
+func SetAfterInput(r *Runner, f func(dialogs.Input)) { r.afterInput = f }
+
+// SetVolatile makes replies bypass the send queue: the benchmarks'
+// baseline of what the queue costs.
+func SetVolatile(r *Runner, on bool) { r.volatile = on }

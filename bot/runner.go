@@ -2,7 +2,10 @@
 //
 // One Runner serves every channel (DESIGN §6): it serialises events per
 // registrant (users in parallel), runs the engine inside one store
-// transaction, and only after the commit hands the replies to the channel.
+// transaction that also writes the replies to the durable send queue, and
+// only after the commit hands them to the channel, which reports when the
+// platform accepted them (outbox.go). A store that cannot write is an
+// outage to wait out, never a reason to drop an update (health.go).
 // Sub-packages hold one channel each; channels never touch the store.
 package bot
 
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -23,11 +27,15 @@ type Inbound struct {
 	Channel   string // channel name, as registered with the Runner
 	Address   string // chat id or phone number: where replies go
 	MessageID string // platform id for de-duplication; empty if none
-	Handle    string // @username or phone, shown to the embassy
-	LangHint  string
-	Kind      dialogs.InputKind
-	Text      string
-	Lat, Lon  float64
+	// DeleteID is the platform id of this message for deleting it later
+	// (Telegram's message_id); empty where the channel cannot delete the
+	// citizen's messages.
+	DeleteID string
+	Handle   string // @username or phone, shown to the embassy
+	LangHint string
+	Kind     dialogs.InputKind
+	Text     string
+	Lat, Lon float64
 }
 
 // Priority orders a channel's outbound queue.
@@ -44,17 +52,30 @@ const (
 	PriorityReminder
 )
 
-// Response is what a channel must deliver for one event.
+// Response is what a channel must deliver for one event: every reply of
+// it, sent as one unit where the platform allows. Clean-up is not the
+// channel's business: the runner asks a Deleter, from the durable purge
+// list.
 type Response struct {
 	Priority Priority
 	Replies  []dialogs.Reply
-	// DeleteInbound and PurgeSensitive are the covert clean-up requests of
-	// dialogs.Result, for channels that can delete messages.
-	DeleteInbound  bool
-	PurgeSensitive bool
+	// Done, when set, must be called exactly once, outside the channel's
+	// locks, when the platform accepted every reply (Receipt.Err nil) or
+	// when the channel stops trying (see Receipt). A response without Done
+	// is a direct message nobody waits for.
+	Done func(Receipt)
 }
 
-// Sender delivers a response to an address on one channel.
+// Report calls Done, if any.
+func (r Response) Report(rc Receipt) {
+	if r.Done != nil {
+		r.Done(rc)
+	}
+}
+
+// Sender delivers a response to an address on one channel. Send only
+// queues: it must not wait for the platform. If it returns an error, Done
+// is never called and the runner sends the response again later.
 type Sender interface {
 	Send(ctx context.Context, address string, r Response) error
 }
@@ -82,11 +103,28 @@ type Runner struct {
 	// moment whatever was recorded (BenchmarkCovertTiming). Tests of
 	// behaviour set it to zero.
 	ReplyFloor time.Duration
+	// StaleAfter is how old an unsent scheduled prompt or reminder may be
+	// and still go out after a restart; older ones are dropped. Replies to
+	// a citizen's own message and the SOS flow are never dropped.
+	StaleAfter time.Duration
+	// DrainTimeout bounds how long a graceful shutdown waits for queued
+	// replies to be accepted; what is left stays durable for the next start.
+	DrainTimeout time.Duration
+	// ResendEvery is how often RunOutbox retries replies that are neither
+	// sent nor in a channel's queue (a channel that refused to queue them).
+	ResendEvery time.Duration
 
 	mu      sync.Mutex
 	senders map[string]Sender
 	locks   keyedMutex
 	wake    chan struct{}
+	out     outbox
+	health  health
+	givenUp atomic.Int64
+	// volatile: replies bypass the send queue (benchmarks' baseline only).
+	volatile bool
+	// afterInput, if set, sees every input the runner committed (tests).
+	afterInput func(dialogs.Input)
 }
 
 // DefaultReplyFloor is far below what a person notices on a phone network
@@ -96,7 +134,9 @@ const DefaultReplyFloor = 50 * time.Millisecond
 // NewRunner builds a runner over an engine and a store.
 func NewRunner(e *dialogs.Engine, s *store.Store, pepper []byte) *Runner {
 	return &Runner{Engine: e, Store: s, Pepper: pepper, Now: time.Now, Log: slog.Default(),
-		ReplyFloor: DefaultReplyFloor, senders: map[string]Sender{}, wake: make(chan struct{}, 1)}
+		ReplyFloor: DefaultReplyFloor, StaleAfter: DefaultStaleAfter, DrainTimeout: DefaultDrainTimeout,
+		ResendEvery: DefaultResendEvery, senders: map[string]Sender{}, wake: make(chan struct{}, 1),
+		out: newOutbox()}
 }
 
 // Register makes a channel's sender available for replies and timers.
@@ -130,7 +170,17 @@ func (r *Runner) Handle(ctx context.Context, in Inbound) error {
 	if in.MessageID != "" {
 		inboundID = in.Channel + ":" + in.MessageID
 	}
-	return r.run(ctx, key, inboundID, input, in.Channel, in.Address)
+	env := store.Envelope{Channel: in.Channel, Address: in.Address, DeleteID: in.DeleteID}
+	err := r.run(ctx, key, inboundID, input, env)
+	if err != nil && errors.Is(err, ErrStoreUnavailable) {
+		r.tellNotSaved(ctx, key, in)
+	}
+	if err != nil && errors.Is(err, ErrUpdateFailed) {
+		n := r.givenUp.Add(1)
+		r.Log.Error("update given up: it cannot be processed, however often it comes",
+			"channel", in.Channel, "message_id", in.MessageID, "given_up_total", n)
+	}
+	return err
 }
 
 // pace waits until the reply floor after arrival has passed.
@@ -153,14 +203,16 @@ func (r *Runner) Fire(ctx context.Context, key string) error {
 	if err != nil || !found {
 		return err
 	}
-	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindTimer, Key: key}, st.Channel, st.Address)
+	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindTimer, Key: key},
+		store.Envelope{Channel: st.Channel, Address: st.Address, Scheduled: true})
 }
 
 // Unreachable tells the engine that a channel cannot deliver to address
 // (the citizen blocked the bot); the embassy is told once.
 func (r *Runner) Unreachable(ctx context.Context, channel, address string) error {
 	key := store.UserKey(r.Pepper, channel, address)
-	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindUnreachable, Key: key}, channel, address)
+	return r.run(ctx, key, "", dialogs.Input{Kind: dialogs.KindUnreachable, Key: key},
+		store.Envelope{Channel: channel, Address: address})
 }
 
 // FireDue fires every timer due at the runner's clock, in due order.
@@ -178,25 +230,51 @@ func (r *Runner) FireDue(ctx context.Context) (int, error) {
 	return len(keys), errors.Join(errs...)
 }
 
-func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.Input, channel, address string) error {
+// run commits one input — new state, escalations, and the replies and
+// clean-up it produced — in one store transaction, then hands the replies
+// to the channel. A redelivered inbound id sends what is still unsent.
+func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.Input, env store.Envelope) error {
 	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
 	unlock := r.locks.lock(key)
 	defer unlock()
 	now := r.Now()
-	out, err := r.Store.Process(key, inboundID, now, func(prev dialogs.State, _ bool) dialogs.Result {
-		return r.Engine.Handle(prev, input, now)
-	})
-	if err != nil {
-		r.Log.Error("event not processed", "channel", channel, "err", err)
-		return err
+	if input.Kind == dialogs.KindTimer || input.Kind == dialogs.KindRollCall {
+		env.Scheduled = true
 	}
+	if env.DeleteID != "" {
+		env.DeleteBy = now.Add(PurgeWindow)
+	}
+	handler := func(prev dialogs.State, _ bool) dialogs.Result { return r.Engine.Handle(prev, input, now) }
+	var out store.Outcome
+	var err error
+	if r.volatile {
+		out, err = r.Store.Process(key, inboundID, now, handler)
+	} else {
+		out, err = r.Store.ProcessSend(key, inboundID, now, &env, handler)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrBadEvent) {
+			return fmt.Errorf("%w: %w", ErrUpdateFailed, err)
+		}
+		r.health.fail(r.Log, err)
+		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	r.health.ok(r.Log)
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
+	if r.afterInput != nil {
+		r.afterInput(input)
+	}
 	if out.Duplicate {
-		r.Log.Debug("duplicate inbound ignored", "channel", channel)
+		// Redelivered: the platform may never have shown our answer (a
+		// crash between commit and send). What is unsent goes now.
+		r.resendUser(ctx, key)
 		return nil
+	}
+	if out.Purges > 0 {
+		r.out.kickPurge()
 	}
 	// The reply goes first and escalations are announced after it: the
 	// embassy's copy is already durable, and a duress reply must not wait
@@ -205,33 +283,30 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 		input.Kind == dialogs.KindLocation || input.Kind == dialogs.KindMedia {
 		r.pace(ctx, arrived)
 	}
-	prio := PriorityReply
-	switch {
-	case input.Kind == dialogs.KindTimer || input.Kind == dialogs.KindRollCall:
-		prio = PriorityReminder
-	case out.Result.Urgent:
-		prio = PrioritySafety
+	if r.volatile {
+		r.sendVolatile(ctx, env, out.Result)
 	}
-	err = r.reply(ctx, channel, address, prio, out.Result)
+	for _, it := range out.Sends {
+		r.dispatch(ctx, it)
+	}
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)
 	}
-	return err
+	return nil
 }
 
-func (r *Runner) reply(ctx context.Context, channel, address string, prio Priority, res dialogs.Result) error {
-	if len(res.Replies) == 0 && !res.DeleteInbound && !res.PurgeSensitive {
-		return nil
+// sendVolatile is the path without a send queue, kept only as the
+// benchmarks' baseline: the reply is handed over and forgotten.
+func (r *Runner) sendVolatile(ctx context.Context, env store.Envelope, res dialogs.Result) {
+	if len(res.Replies) == 0 {
+		return
 	}
-	if address == "" {
-		address = res.State.Address
+	if env.Address == "" {
+		env.Address = res.State.Address
 	}
-	s, err := r.sender(channel)
-	if err != nil {
-		return err
+	if s, err := r.sender(env.Channel); err == nil {
+		_ = s.Send(ctx, env.Address, Response{Priority: priorityOf(res.Urgent, env.Scheduled), Replies: res.Replies})
 	}
-	return s.Send(ctx, address, Response{Priority: prio, Replies: res.Replies, DeleteInbound: res.DeleteInbound,
-		PurgeSensitive: res.PurgeSensitive})
 }
 
 // keyedMutex serialises work per key without a lock per registrant living

@@ -91,3 +91,58 @@ func BenchmarkProcess64(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkProcessSend64: BenchmarkProcess64 with a reply written to the
+// send queue in the same transaction and acknowledged afterwards (acks in
+// batches of 64, as the runner's flusher groups them): what durable
+// replies cost the store. Same run as BenchmarkProcess64 to compare.
+func BenchmarkProcessSend64(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "checkinbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	acks := make(chan SendAck, 4096)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		var batch []SendAck
+		for a := range acks {
+			batch = append(batch, a)
+			if len(batch) == 64 {
+				s.AckSends(batch)
+				batch = batch[:0]
+			}
+		}
+		s.AckSends(batch)
+	}()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			key := fmt.Sprintf("user-%d", w)
+			env := &Envelope{Channel: "telegram", Address: key}
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				out, _ := s.ProcessSend(key, "", t0, env, func(prev dialogs.State, _ bool) dialogs.Result {
+					prev.Timer = t0.Add(time.Duration(i) * time.Second)
+					return dialogs.Result{State: prev, Audit: []string{"checkin"},
+						Replies: []dialogs.Reply{{Text: "Check-in received. Your next check-in is at 09:00, 03/03."}}}
+				})
+				for _, it := range out.Sends {
+					acks <- SendAck{Seq: it.Seq, UserKey: it.UserKey}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(acks)
+	<-flushed
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -222,11 +222,15 @@ type AuditEntry struct {
 // Outcome is what Process committed.
 type Outcome struct {
 	// Duplicate: the inbound id was processed before; nothing was changed
-	// and nothing must be sent.
+	// and nothing must be sent (but what is still unsent may go again).
 	Duplicate bool
 	Result    dialogs.Result
 	// Events are the outbox rows written, with ids and cases assigned.
 	Events []Event
+	// Sends are the send-queue rows written (ProcessSend), to send now.
+	Sends []SendItem
+	// Purges counts purge rows written due at once (a message to delete).
+	Purges int
 }
 
 // Handler computes the result of one event from the registrant's stored
@@ -237,10 +241,28 @@ type Handler func(prev dialogs.State, found bool) dialogs.Result
 // transaction. inboundID, when not empty, is the channel's message id: an
 // id seen before makes Process a no-op reporting Duplicate. Concurrent calls
 // for different registrants are batched into shared commits; callers must
-// serialise calls for the same registrant.
+// serialise calls for the same registrant. Process queues no replies: it is
+// for callers that deliver nothing to a citizen (ProcessSend does).
 func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcome, error) {
+	return s.ProcessSend(key, inboundID, now, nil, h)
+}
+
+// ProcessSend is Process that also writes the result's replies and
+// clean-up to the send queue and purge list, in the same transaction as
+// the state change, so a reply is exactly as durable as what it confirms.
+// A handler that panics, or a registrant record that cannot be read, fails
+// with ErrBadEvent; any other error means the store cannot write now.
+func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *Envelope, h Handler) (Outcome, error) {
+	if err := s.writeFault(); err != nil {
+		return Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
 	var out Outcome
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = badEvent(p)
+			}
+		}()
 		out = Outcome{}
 		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
 			out.Duplicate = true
@@ -251,7 +273,7 @@ func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcom
 		raw := regs.Get([]byte(key))
 		if raw != nil {
 			if err := json.Unmarshal(raw, &prev); err != nil {
-				return fmt.Errorf("registrant record is corrupt: %w", err)
+				return fmt.Errorf("%w: registrant record is corrupt: %w", ErrBadEvent, err)
 			}
 		}
 		res := h(prev, raw != nil)
@@ -300,7 +322,11 @@ func (s *Store) Process(key, inboundID string, now time.Time, h Handler) (Outcom
 				return err
 			}
 		}
-		out.Result, out.Events = res, events
+		sends, purges, err := writeSends(tx, key, to, res, now)
+		if err != nil {
+			return err
+		}
+		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
 		return nil
 	})
 	if err != nil {

@@ -67,7 +67,7 @@ func BenchmarkLimits(b *testing.B) {
 			for b.Loop() {
 				for i := 0; i < tc.each; i++ {
 					for chat := 0; chat < tc.chats; chat++ {
-						c.out.enqueue(int64(500000+chat), bot.PriorityReply, "x", nil, false)
+						c.out.enqueue(int64(500000+chat), bot.PriorityReply, "x", nil, nil)
 					}
 				}
 				time.Sleep(10 * time.Second) // measure ten seconds of sending
@@ -107,13 +107,13 @@ func BenchmarkSafetyUnderReminderFlood(b *testing.B) {
 	defer stop()
 	for b.Loop() {
 		for i := 0; i < 100000; i++ {
-			c.out.enqueue(int64(1000000+i), bot.PriorityReminder, "reminder", nil, false)
+			c.out.enqueue(int64(1000000+i), bot.PriorityReminder, "reminder", nil, nil)
 		}
 		enqueued := map[string]time.Time{}
 		for i := 0; i < 200; i++ {
 			chat := int64(9000000 + i)
 			enqueued[strconv.FormatInt(chat, 10)] = time.Now()
-			c.out.enqueue(chat, bot.PrioritySafety, fmt.Sprintf("sos %d", i), nil, false)
+			c.out.enqueue(chat, bot.PrioritySafety, fmt.Sprintf("sos %d", i), nil, nil)
 			time.Sleep(50 * time.Millisecond)
 		}
 		var waits []time.Duration

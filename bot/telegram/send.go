@@ -14,49 +14,47 @@ import (
 	"github.com/checkinbot/checkinbot/bot"
 )
 
-// deleteWindow is how old a message Telegram still lets a bot delete.
-const deleteWindow = 48 * time.Hour
-
 // sender is the outbound queue. It keeps Telegram's limits — a global rate
 // and a least interval per chat — and sends by priority: the SOS flow,
 // then replies, then scheduled reminders; within a chat, in order. A 429
 // pauses that chat for retry_after; 5xx and network errors are retried with
 // backoff; a 403 (the citizen blocked the bot) drops the chat's queue and
-// tells the runner, which tells the embassy.
+// reports each dropped response as bot.ErrUnreachable, so the runner tells
+// the embassy. Every response is reported (Response.Done) once Telegram
+// accepted it, with the id of the message it became.
 type sender struct {
 	c *Channel
 
-	mu        sync.Mutex
-	wake      chan struct{}
-	queues    [3]*list.List // by priority: *outItem
-	chatNext  map[int64]time.Time
-	busy      map[int64]bool
-	nextSend  time.Time // global spacing
-	sensitive map[int64][]sentMessage
-	tasks     chan func(context.Context)
+	mu       sync.Mutex
+	wake     chan struct{}
+	queues   [3]*list.List // by priority: *outItem
+	chatNext map[int64]time.Time
+	busy     map[int64]bool
+	nextSend time.Time // global spacing
+	tasks    chan func(context.Context)
 }
 
 type outItem struct {
-	chat      int64
-	prio      bot.Priority
-	text      string
-	markup    models.ReplyMarkup
-	sensitive bool
-	// purgeAfter: once sent, delete the chat's sensitive messages (this
-	// one included).
-	purgeAfter bool
-	tries      int
-	queued     time.Time
+	chat   int64
+	prio   bot.Priority
+	text   string
+	markup models.ReplyMarkup
+	// done receives the outcome; nil for direct messages.
+	done   func(bot.Receipt)
+	tries  int
+	queued time.Time
 }
 
-type sentMessage struct {
-	id int
-	at time.Time
+// report settles an item; call it without holding mu.
+func (it *outItem) report(rc bot.Receipt) {
+	if it.done != nil {
+		it.done(rc)
+	}
 }
 
 func newSender(c *Channel) *sender {
 	s := &sender{c: c, wake: make(chan struct{}, 1), chatNext: map[int64]time.Time{}, busy: map[int64]bool{},
-		sensitive: map[int64][]sentMessage{}, tasks: make(chan func(context.Context), 1024)}
+		tasks: make(chan func(context.Context), 1024)}
 	for i := range s.queues {
 		s.queues[i] = list.New()
 	}
@@ -70,18 +68,11 @@ func (s *sender) notify() {
 	}
 }
 
-// enqueue adds a message for chat.
-func (s *sender) enqueue(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, sensitive bool) {
-	s.enqueueThen(chat, prio, text, markup, sensitive, false)
-}
-
-// enqueueThen adds a message for chat, optionally purging the chat's
-// sensitive messages once it was sent.
-func (s *sender) enqueueThen(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, sensitive, purge bool) {
+// enqueue adds a message for chat; done (if not nil) hears its outcome.
+func (s *sender) enqueue(chat int64, prio bot.Priority, text string, markup models.ReplyMarkup, done func(bot.Receipt)) {
 	prio = min(max(prio, bot.PrioritySafety), bot.PriorityReminder)
 	s.mu.Lock()
-	s.queues[prio].PushBack(&outItem{chat: chat, prio: prio, text: text, markup: markup, sensitive: sensitive,
-		purgeAfter: purge, queued: time.Now()})
+	s.queues[prio].PushBack(&outItem{chat: chat, prio: prio, text: text, markup: markup, done: done, queued: time.Now()})
 	s.mu.Unlock()
 	s.notify()
 }
@@ -100,29 +91,6 @@ func (s *sender) later(f func(context.Context)) {
 	case s.tasks <- f:
 	default:
 		go f(context.Background()) // never block the caller on a full pool
-	}
-}
-
-// remove deletes one message of chat.
-func (s *sender) remove(chat int64, id int) {
-	s.later(func(ctx context.Context) {
-		if _, err := s.c.api.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id}); err != nil {
-			s.c.opt.Log.Debug("telegram deleteMessage failed", "err", classify(err))
-		}
-	})
-}
-
-// purge deletes the sensitive messages sent to chat, those still young
-// enough to be deleted.
-func (s *sender) purge(chat int64) {
-	s.mu.Lock()
-	msgs := s.sensitive[chat]
-	delete(s.sensitive, chat)
-	s.mu.Unlock()
-	for _, m := range msgs {
-		if time.Since(m.at) < deleteWindow {
-			s.remove(chat, m.id)
-		}
 	}
 }
 
@@ -203,28 +171,33 @@ func (s *sender) next(now time.Time) (*outItem, time.Duration) {
 	return nil, wait
 }
 
-// deliver sends one message and settles its chat.
+// deliver sends one message, settles its chat, and reports the outcome.
 func (s *sender) deliver(ctx context.Context, it *outItem) {
 	msg, err := s.c.api.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: it.chat, Text: it.text, ReplyMarkup: it.markup})
+	var settled []*outItem // reported after mu is released
+	var receipt bot.Receipt
 	s.mu.Lock()
 	defer func() {
 		delete(s.busy, it.chat)
 		s.mu.Unlock()
 		s.notify()
+		for _, x := range settled {
+			x.report(receipt)
+		}
 	}()
 	// Counted from the answer, not the request: Telegram sees two
 	// messages at least PerChat apart however the network jitters.
 	s.chatNext[it.chat] = time.Now().Add(s.c.opt.PerChat)
 	if err == nil {
-		if it.sensitive && msg != nil {
-			s.sensitive[it.chat] = append(s.sensitive[it.chat], sentMessage{id: msg.ID, at: time.Now()})
+		if msg != nil {
+			receipt.SentIDs = []string{strconv.Itoa(msg.ID)}
 		}
-		if it.purgeAfter {
-			go s.purge(it.chat) // takes mu itself
-		}
+		settled = append(settled, it)
 		return
 	}
 	if ctx.Err() != nil {
+		// Shutting down: not accepted; the row stays for the next start.
+		receipt.Err, settled = ctx.Err(), append(settled, it)
 		return
 	}
 	var tooMany *tgbot.TooManyRequestsError
@@ -234,11 +207,11 @@ func (s *sender) deliver(ctx context.Context, it *outItem) {
 		s.queues[it.prio].PushFront(it)
 		s.c.opt.Log.Warn("telegram rate limit: chat paused", "retry_after_s", tooMany.RetryAfter)
 	case errors.Is(err, tgbot.ErrorForbidden):
-		s.dropChat(it.chat)
+		settled = append(s.dropChat(it.chat), it)
+		receipt.Err = bot.ErrUnreachable
 		s.c.opt.Log.Info("telegram: a citizen blocked the bot; the embassy is told")
-		chat := strconv.FormatInt(it.chat, 10)
-		go s.c.runner.Unreachable(context.WithoutCancel(ctx), Name, chat)
 	case errors.Is(err, tgbot.ErrorBadRequest), errors.Is(err, tgbot.ErrorNotFound), errors.Is(err, tgbot.ErrorUnauthorized):
+		settled, receipt.Err = append(settled, it), bot.ErrRejected
 		s.c.opt.Log.Error("telegram refused a message; dropped", "err", classify(err))
 	default: // 5xx, network: retry with backoff
 		it.tries++
@@ -249,18 +222,35 @@ func (s *sender) deliver(ctx context.Context, it *outItem) {
 	}
 }
 
-// dropChat forgets everything queued for a chat (caller holds mu).
-func (s *sender) dropChat(chat int64) {
+// dropChat removes and returns everything queued for a chat (caller holds mu).
+func (s *sender) dropChat(chat int64) []*outItem {
+	var dropped []*outItem
 	for _, q := range s.queues {
 		for e := q.Front(); e != nil; {
 			next := e.Next()
-			if e.Value.(*outItem).chat == chat {
+			if it := e.Value.(*outItem); it.chat == chat {
 				q.Remove(e)
+				dropped = append(dropped, it)
 			}
 			e = next
 		}
 	}
-	delete(s.sensitive, chat)
+	return dropped
+}
+
+// deleteMessage deletes one message of a chat, waiting for Telegram's
+// answer: a 400 (too old, already gone) is final, a 403 too.
+func (s *sender) deleteMessage(ctx context.Context, chat int64, id int) error {
+	_, err := s.c.api.DeleteMessage(ctx, &tgbot.DeleteMessageParams{ChatID: chat, MessageID: id})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tgbot.ErrorBadRequest), errors.Is(err, tgbot.ErrorNotFound):
+		return bot.ErrRejected
+	case errors.Is(err, tgbot.ErrorForbidden):
+		return bot.ErrUnreachable
+	}
+	return errors.New("telegram deleteMessage: " + classify(err))
 }
 
 // classify names an API error without its text, which can carry the token

@@ -76,9 +76,7 @@ type Channel struct {
 	serial serial
 
 	mu      sync.Mutex
-	inbound map[int64]int       // chat → id of the message being handled (for clean-up)
 	refused map[int64]time.Time // group → when it was last told we do not work there
-	failed  map[int64]int       // update id → failed attempts (polling)
 }
 
 // refuseGroup reports whether a group should be told (again) that the bot
@@ -120,7 +118,7 @@ func New(opt Options, r *bot.Runner) (*Channel, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	c := &Channel{opt: opt, runner: r, inbound: map[int64]int{}, refused: map[int64]time.Time{}, failed: map[int64]int{}}
+	c := &Channel{opt: opt, runner: r, refused: map[int64]time.Time{}}
 	api, err := tgbot.New(opt.Token,
 		tgbot.WithServerURL(opt.APIURL),
 		tgbot.WithSkipGetMe(),
@@ -139,11 +137,21 @@ func New(opt Options, r *bot.Runner) (*Channel, error) {
 	return c, nil
 }
 
-// Run receives updates until ctx ends.
+// Run receives updates until ctx ends. Then, intake stopped, it keeps
+// sending until the runner's queued replies were accepted or its
+// DrainTimeout passed (a graceful shutdown: what is left stays in the send
+// queue for the next start), and returns.
 func (c *Channel) Run(ctx context.Context) error {
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() { c.out.run(ctx); close(done) }()
-	defer func() { <-done }()
+	go func() { c.out.run(sendCtx); close(done) }()
+	defer func() {
+		drain, cancel := context.WithTimeout(context.Background(), c.runner.DrainTimeout)
+		_ = c.runner.Drain(drain)
+		cancel()
+		stopSending()
+		<-done
+	}()
 	if c.opt.Webhook != nil {
 		return c.serveWebhook(ctx)
 	}
@@ -153,17 +161,22 @@ func (c *Channel) Run(ctx context.Context) error {
 	return c.poll(ctx)
 }
 
-// poll long-polls getUpdates. The offset moves past a batch only once
-// every update in it was committed, so a crash means redelivery, never loss.
+// poll long-polls getUpdates. The offset moves past an update only once it
+// was committed — or given up because it fails deterministically
+// (bot.ErrUpdateFailed). When the store cannot write (bot.ErrStoreUnavailable)
+// the offset is held and the batch fetched again with growing backoff, for
+// as long as the outage lasts: a crash or a full disk means redelivery,
+// never loss.
 func (c *Channel) poll(ctx context.Context) error {
 	var offset int64
-	backoff := time.Duration(0)
+	backoff := time.Duration(0) // network
+	hold := time.Duration(0)    // store outage
 	for ctx.Err() == nil {
-		if backoff > 0 {
+		if wait := max(backoff, hold); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 		}
 		asked := time.Now()
@@ -190,42 +203,29 @@ func (c *Channel) poll(ctx context.Context) error {
 		for _, u := range updates {
 			results = append(results, c.dispatch(ctx, u))
 		}
-		// Confirm updates up to the first one that could not be committed;
-		// it and those after it come again (those already committed are
-		// recognised by their update_id and do nothing twice).
-		failed := false
+		// Confirm updates up to the first one that must come again; it and
+		// those after it come again (those already committed are recognised
+		// by their update_id and only re-send what is unsent).
+		held := false
 		for i, res := range results {
 			err := <-res
-			if err != nil && !failed && c.retryUpdate(updates[i].ID) {
-				failed = true
-				offset = max(offset, updates[i].ID)
-			} else if !failed {
-				offset = max(offset, updates[i].ID+1)
+			if held {
+				continue
 			}
+			if err == nil || errors.Is(err, bot.ErrUpdateFailed) {
+				offset = max(offset, updates[i].ID+1)
+				continue
+			}
+			held = true
+			offset = max(offset, updates[i].ID)
 		}
-		if failed {
-			backoff = time.Second
+		if held {
+			hold = min(max(2*hold, time.Second), 30*time.Second)
+		} else {
+			hold = 0
 		}
 	}
 	return nil
-}
-
-// maxUpdateAttempts bounds how often one update that keeps failing is
-// fetched again, so it cannot hold back everyone else's messages.
-const maxUpdateAttempts = 5
-
-// retryUpdate records a failure of update id and reports whether it should
-// be fetched again.
-func (c *Channel) retryUpdate(id int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.failed[id]++
-	if c.failed[id] < maxUpdateAttempts {
-		return true
-	}
-	delete(c.failed, id)
-	c.opt.Log.Error("telegram update given up after repeated failures", "update", id, "attempts", maxUpdateAttempts)
-	return false
 }
 
 func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Update, error) {
@@ -289,12 +289,17 @@ func (c *Channel) WebhookHandler() http.Handler {
 		}
 		select {
 		case err := <-c.dispatch(r.Context(), &u):
-			if err != nil {
-				// Telegram retries: the update is not lost.
+			switch {
+			case err == nil, errors.Is(err, bot.ErrUpdateFailed):
+				// Committed, or given up (logged and counted by the runner).
+				w.WriteHeader(http.StatusOK)
+			case errors.Is(err, bot.ErrStoreUnavailable):
+				// Telegram retries, with its own backoff: the update is not lost.
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "cannot save now", http.StatusServiceUnavailable)
+			default:
 				http.Error(w, "not processed", http.StatusInternalServerError)
-				return
 			}
-			w.WriteHeader(http.StatusOK)
 		case <-r.Context().Done():
 		}
 	})
@@ -310,18 +315,14 @@ func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan error {
 		done <- nil
 		return done
 	}
+	if msgID != 0 {
+		in.DeleteID = strconv.Itoa(msgID)
+	}
 	c.serial.do(in.Address, func() {
-		chat, _ := strconv.ParseInt(in.Address, 10, 64)
-		c.mu.Lock()
-		c.inbound[chat] = msgID
-		c.mu.Unlock()
 		err := c.runner.Handle(ctx, in)
-		if err != nil {
-			c.opt.Log.Error("telegram update not processed; it will come again", "update", u.ID)
+		if err != nil && !errors.Is(err, bot.ErrUpdateFailed) {
+			c.opt.Log.Warn("telegram update not processed; it will come again", "update", u.ID)
 		}
-		c.mu.Lock()
-		delete(c.inbound, chat)
-		c.mu.Unlock()
 		done <- err
 	})
 	return done
@@ -378,7 +379,7 @@ func (c *Channel) mapUpdate(ctx context.Context, u *models.Update) (bot.Inbound,
 			lang = from.LanguageCode
 		}
 		if c.opt.GroupRefusal != nil && c.refuseGroup(chat.ID) {
-			c.out.enqueue(chat.ID, bot.PriorityReply, c.opt.GroupRefusal(lang), nil, false)
+			c.out.enqueue(chat.ID, bot.PriorityReply, c.opt.GroupRefusal(lang), nil, nil)
 		}
 		return in, 0, false
 	}
@@ -394,43 +395,44 @@ func (c *Channel) mapUpdate(ctx context.Context, u *models.Update) (bot.Inbound,
 
 // Send queues a response for a chat: all replies of one event as one
 // message (fewer messages under the per-chat limit), buttons as an inline
-// keyboard, then the clean-up it asks for.
+// keyboard. r.Done hears when Telegram accepted it, with its message id.
 func (c *Channel) Send(_ context.Context, address string, r bot.Response) error {
 	chat, err := strconv.ParseInt(address, 10, 64)
 	if err != nil {
 		return fmt.Errorf("telegram: address %q is not a chat id", address)
 	}
-	c.mu.Lock()
-	inbound := c.inbound[chat]
-	c.mu.Unlock()
-	if r.DeleteInbound && inbound != 0 {
-		c.out.remove(chat, inbound)
+	if len(r.Replies) == 0 {
+		r.Report(bot.Receipt{})
+		return nil
 	}
-	if len(r.Replies) > 0 {
-		var text bytes.Buffer
-		var keyboard [][]models.InlineKeyboardButton
-		sensitive := false
-		for i, rep := range r.Replies {
-			if i > 0 {
-				text.WriteString("\n\n")
-			}
-			text.WriteString(rep.Text)
-			sensitive = sensitive || rep.Sensitive
-			if len(rep.Buttons) > 0 {
-				keyboard = keyboardOf(rep.Buttons)
-			}
+	var text bytes.Buffer
+	var keyboard [][]models.InlineKeyboardButton
+	for i, rep := range r.Replies {
+		if i > 0 {
+			text.WriteString("\n\n")
 		}
-		var markup models.ReplyMarkup
-		if keyboard != nil {
-			markup = &models.InlineKeyboardMarkup{InlineKeyboard: keyboard}
+		text.WriteString(rep.Text)
+		if len(rep.Buttons) > 0 {
+			keyboard = keyboardOf(rep.Buttons)
 		}
-		// Purging waits for this message: it may itself be sensitive
-		// ("your secret word is changed").
-		c.out.enqueueThen(chat, r.Priority, text.String(), markup, sensitive, r.PurgeSensitive)
-	} else if r.PurgeSensitive {
-		c.out.purge(chat)
 	}
+	var markup models.ReplyMarkup
+	if keyboard != nil {
+		markup = &models.InlineKeyboardMarkup{InlineKeyboard: keyboard}
+	}
+	c.out.enqueue(chat, r.Priority, text.String(), markup, r.Done)
 	return nil
+}
+
+// Delete deletes one message of a chat — the citizen's or the bot's —
+// waiting for Telegram's answer (bot.Deleter).
+func (c *Channel) Delete(ctx context.Context, address, msgID string) error {
+	chat, err1 := strconv.ParseInt(address, 10, 64)
+	id, err2 := strconv.Atoi(msgID)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("telegram: cannot delete %q in chat %q: %w", msgID, address, bot.ErrRejected)
+	}
+	return c.out.deleteMessage(ctx, chat, id)
 }
 
 // keyboardOf lays buttons out one per row, or two per row for short

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/config"
@@ -31,18 +33,37 @@ type world struct {
 	t      *testing.T
 	api    *fakeapi.Server
 	ch     *telegram.Channel
+	runner *bot.Runner
 	store  *store.Store
 	mu     sync.Mutex
 	events []webhook.Event
+	hook   *httptest.Server // webhook mode: updates are posted here
+	secret string
+	stop   func() // ends the world's goroutines (graceful shutdown)
 }
 
 func newWorld(t *testing.T, opt telegram.Options) *world {
-	w := &world{t: t, api: fakeapi.New(token)}
-	t.Cleanup(w.api.Close)
+	return newWorldOn(t, opt, nil, "", true)
+}
+
+// newWorldOn builds a world on an existing fake API and data file (a
+// restart) when they are given; outbox false leaves the runner's outbox
+// loop (resend and purge) off, as in a process stopped before it ran.
+func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path string, outbox bool) *world {
+	w := &world{t: t, api: api}
+	if api == nil {
+		w.api = fakeapi.New(token)
+		t.Cleanup(w.api.Close)
+	}
 	cfg := config.Default()
-	r := testkit.Runner(t)
+	var r *bot.Runner
+	if path == "" {
+		r = testkit.Runner(t)
+	} else {
+		r = testkit.RunnerOn(t, testkit.StoreAt(t, path))
+	}
 	s := r.Store
-	w.store = s
+	w.store, w.runner = s, r
 	key := make([]byte, 32)
 	rand.Read(key)
 	sink := httptest.NewServer(&webhook.Sink{Secrets: [][]byte{key}, OnEvent: func(ev webhook.Event) {
@@ -76,8 +97,56 @@ func newWorld(t *testing.T, opt telegram.Options) *world {
 	wg.Add(2)
 	go func() { defer wg.Done(); d.Run(ctx) }()
 	go func() { defer wg.Done(); ch.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	if outbox {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.RunOutbox(ctx) }()
+	}
+	var once sync.Once
+	w.stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(w.stop)
+	if opt.Webhook != nil {
+		w.hook, w.secret = httptest.NewServer(ch.WebhookHandler()), opt.Webhook.Secret
+		t.Cleanup(w.hook.Close)
+	}
 	return w
+}
+
+// post delivers a queued update to the webhook handler, as Telegram
+// would, and returns the HTTP status.
+func (w *world) post(id int64) int {
+	w.t.Helper()
+	body, _ := json.Marshal(w.api.Update(id))
+	req, _ := http.NewRequest(http.MethodPost, w.hook.URL, bytes.NewReader(body))
+	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", w.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// deliver hands an update to the bot: in webhook mode by posting it (it
+// must be accepted), else it waits in the fake API for getUpdates.
+func (w *world) deliver(id int64) {
+	w.t.Helper()
+	if w.hook != nil {
+		if code := w.post(id); code != http.StatusOK {
+			w.t.Fatalf("webhook answered %d to update %d", code, id)
+		}
+	}
+}
+
+func (w *world) text(u fakeapi.User, s string) (int64, int) {
+	w.t.Helper()
+	upd, id := w.api.Text(u, s)
+	w.deliver(upd)
+	return upd, id
+}
+
+func (w *world) press(u fakeapi.User, msg int, data string) {
+	w.t.Helper()
+	w.deliver(w.api.Press(u, msg, data))
 }
 
 // reply waits for the n-th message sent to the user (0-based) and checks it.
@@ -158,44 +227,53 @@ func buttonData(t *testing.T, c fakeapi.Call, label string) string {
 	return ""
 }
 
-// register walks through registration with buttons where there are some.
+// register walks through registration with buttons where there are some,
+// and waits for the covert clean-up.
 func (w *world) register(u fakeapi.User) (next int) {
 	w.t.Helper()
-	w.api.Text(u, "/start")
-	msg := w.reply(u, 0, "Which language")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "English"))
-	msg = w.reply(u, 1, "Do you agree?")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "I agree"))
-	msg = w.reply(u, 2, "passport do you have")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Malaysia"))
-	msg = w.reply(u, 3, "Which country are you in now")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Cambodia"))
-	w.reply(u, 4, "Which city")
-	w.api.Text(u, "Phnom Penh")
-	w.reply(u, 5, "full name")
-	w.api.Text(u, "Siti Aminah")
-	for i := 6; i <= 8; i++ {
-		msg = w.reply(u, i, "Skip")
-		w.api.Press(u, msg.Result, "skip")
-	}
-	msg = w.reply(u, 9, "How often")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Every day"))
-	msg = w.reply(u, 10, "time of day")
-	w.api.Press(u, msg.Result, "08:00")
-	kwPrompt := w.reply(u, 11, "secret word")
-	_, kw1 := w.api.Text(u, "blue mango")
-	kwPrompt2 := w.reply(u, 12, "again")
-	_, kw2 := w.api.Text(u, "blue mango")
-	msg = w.reply(u, 13, "Please check your answers")
-	w.api.Press(u, msg.Result, buttonData(w.t, msg, "Confirm"))
-	w.reply(u, 14, "You are registered")
+	next, sensitive := w.registerNoWait(u)
 	// Covert clean-up: the typed keywords and the prompts revealing the
 	// feature are deleted.
-	for _, id := range []int{kw1, kw2, kwPrompt.Result, kwPrompt2.Result} {
+	for _, id := range sensitive {
 		w.waitDeleted(id)
 	}
+	return next
+}
+
+// registerNoWait registers u and returns the index of the next reply and
+// the ids of the messages the clean-up must delete.
+func (w *world) registerNoWait(u fakeapi.User) (next int, sensitive []int) {
+	w.t.Helper()
+	w.text(u, "/start")
+	msg := w.reply(u, 0, "Which language")
+	w.press(u, msg.Result, buttonData(w.t, msg, "English"))
+	msg = w.reply(u, 1, "Do you agree?")
+	w.press(u, msg.Result, buttonData(w.t, msg, "I agree"))
+	msg = w.reply(u, 2, "passport do you have")
+	w.press(u, msg.Result, buttonData(w.t, msg, "Malaysia"))
+	msg = w.reply(u, 3, "Which country are you in now")
+	w.press(u, msg.Result, buttonData(w.t, msg, "Cambodia"))
+	w.reply(u, 4, "Which city")
+	w.text(u, "Phnom Penh")
+	w.reply(u, 5, "full name")
+	w.text(u, "Siti Aminah")
+	for i := 6; i <= 8; i++ {
+		msg = w.reply(u, i, "Skip")
+		w.press(u, msg.Result, "skip")
+	}
+	msg = w.reply(u, 9, "How often")
+	w.press(u, msg.Result, buttonData(w.t, msg, "Every day"))
+	msg = w.reply(u, 10, "time of day")
+	w.press(u, msg.Result, "08:00")
+	kwPrompt := w.reply(u, 11, "secret word")
+	_, kw1 := w.text(u, "blue mango")
+	kwPrompt2 := w.reply(u, 12, "again")
+	_, kw2 := w.text(u, "blue mango")
+	msg = w.reply(u, 13, "Please check your answers")
+	w.press(u, msg.Result, buttonData(w.t, msg, "Confirm"))
+	w.reply(u, 14, "You are registered")
 	w.event(dialogs.EventRegistrationCreated)
-	return 15
+	return 15, []int{kw1, kw2, kwPrompt.Result, kwPrompt2.Result}
 }
 
 // TestConversationThroughTelegram: registration with keyboards, a check-in,
@@ -367,8 +445,8 @@ func TestUncommittedUpdateIsNotAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("status %d, want 500 so Telegram retries", resp.StatusCode)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503 so Telegram retries", resp.StatusCode)
 	}
 }
 
@@ -381,4 +459,112 @@ func TestCaptionIsRead(t *testing.T) {
 	w.api.Photo(u, "all fine here, blue mango")
 	w.reply(u, n, "Check-in received")
 	w.event(dialogs.EventDuressTriggered)
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+func (w *world) notSaved() string {
+	return w.runner.Engine.Catalog.Text("en", bot.NotSavedMessage, nil)
+}
+
+func (w *world) count(u fakeapi.User, text string) int {
+	n := 0
+	for _, c := range w.api.Sent(u.ID) {
+		if strings.Contains(c.Params["text"], text) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDiskFullPolling: while the store cannot write, polling holds the
+// offset at the SOS (it is fetched again and again, never given up), the
+// runner is unhealthy, and the citizen is told once to send again. When
+// the store recovers, the held SOS is processed: its reply and its webhook
+// arrive.
+func TestDiskFullPolling(t *testing.T) {
+	w := newWorld(t, telegram.Options{})
+	u := fakeapi.User{ID: 5570, Lang: "en"}
+	n := w.register(u)
+	w.store.SetWriteFault(errDiskFull)
+	upd, _ := w.text(u, "sos")
+	w.reply(u, n, w.notSaved())
+	// The update keeps coming: at least two more fetches still ask for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		held := 0
+		for _, c := range w.api.Calls("getUpdates") {
+			if c.Params["offset"] == strconv.FormatInt(upd, 10) {
+				held++
+			}
+		}
+		if held >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the offset was not held at the SOS update (%d fetches of it)", held)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if w.runner.Healthy() == nil {
+		t.Error("healthy while the store cannot write")
+	}
+	w.store.SetWriteFault(nil)
+	w.reply(u, n+1, "Your embassy has been alerted")
+	w.event(dialogs.EventSOSRaised)
+	if got := w.count(u, w.notSaved()); got != 1 {
+		t.Errorf("told %d times that the message was not saved, want once", got)
+	}
+	if w.runner.Healthy() != nil || w.runner.GivenUp() != 0 {
+		t.Errorf("after recovery: healthy %v, given up %d", w.runner.Healthy(), w.runner.GivenUp())
+	}
+}
+
+// TestDiskFullWebhook: while the store cannot write, the webhook answers
+// 503 (Telegram retries) and the citizen is told once; once it recovers,
+// the retried SOS is processed.
+func TestDiskFullWebhook(t *testing.T) {
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	u := fakeapi.User{ID: 5571, Lang: "en"}
+	n := w.register(u)
+	w.store.SetWriteFault(errDiskFull)
+	upd, _ := w.api.Text(u, "sos")
+	for range 2 {
+		if code := w.post(upd); code != http.StatusServiceUnavailable {
+			t.Fatalf("webhook answered %d while the store cannot write, want 503", code)
+		}
+	}
+	w.reply(u, n, w.notSaved())
+	w.store.SetWriteFault(nil)
+	if code := w.post(upd); code != http.StatusOK {
+		t.Fatalf("retried update answered %d after recovery", code)
+	}
+	w.reply(u, n+1, "Your embassy has been alerted")
+	w.event(dialogs.EventSOSRaised)
+	if got := w.count(u, w.notSaved()); got != 1 {
+		t.Errorf("told %d times that the message was not saved, want once", got)
+	}
+}
+
+// TestPurgeAfterRestart: a secret-word exchange completes, and the
+// process stops before its clean-up ran; after the restart on the same
+// data file, every message of the exchange is deleted.
+func TestPurgeAfterRestart(t *testing.T) {
+	w1 := newWorldOn(t, telegram.Options{}, nil, "", false)
+	u := fakeapi.User{ID: 5572, Lang: "en"}
+	_, sensitive := w1.registerNoWait(u)
+	w1.stop() // graceful: replies drained, acknowledgements committed
+	w1.store.Close()
+	for _, id := range sensitive {
+		if w1.deleted(id) {
+			t.Fatalf("message %d was deleted before the restart: the test would prove nothing", id)
+		}
+	}
+	w2 := newWorldOn(t, telegram.Options{}, w1.api, w1.store.Path(), true)
+	for _, id := range sensitive {
+		w2.waitDeleted(id)
+	}
+	if rows, _ := w2.store.PurgeRows(); len(rows) != 0 {
+		t.Errorf("%d purge rows left after the purge", len(rows))
+	}
 }

@@ -13,6 +13,7 @@ package terminal
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -53,8 +54,14 @@ func (t *Terminal) Print(format string, args ...any) {
 }
 
 // Send prints the replies; buttons appear numbered under their message.
-// The clean-up requests of the response mean nothing on a terminal.
+// Once written they count as accepted (r.Done). A terminal deletes nothing.
 func (t *Terminal) Send(_ context.Context, _ string, r bot.Response) error {
+	t.write(r)
+	r.Report(bot.Receipt{})
+	return nil
+}
+
+func (t *Terminal) write(r bot.Response) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, rep := range r.Replies {
@@ -73,7 +80,6 @@ func (t *Terminal) Send(_ context.Context, _ string, r bot.Response) error {
 			fmt.Fprintln(t.Out, "    "+b.String())
 		}
 	}
-	return nil
 }
 
 // Run feeds every input line to the runner until the input ends or ctx
@@ -121,8 +127,10 @@ func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
 			if t.Echo {
 				t.Print("you> %s", line)
 			}
-			if err := r.Handle(ctx, t.inbound(line)); err != nil {
-				t.Print("(the message could not be saved; please send it again)")
+			// When the store cannot write, the runner itself tells the
+			// citizen (once per outage), in their language.
+			if err := r.Handle(ctx, t.inbound(line)); err != nil && !errors.Is(err, bot.ErrStoreUnavailable) {
+				t.Print("(the message could not be processed)")
 			}
 		}
 	}

@@ -16,7 +16,10 @@ import (
 // pacer sends one message at a time: replies (the SOS flow first) before
 // reminders, no two messages closer than Options.Global, none to one
 // person closer than Options.PerRecipient. A failed send is retried with
-// backoff; nothing is sent while the number is banned or logged out.
+// backoff; nothing is sent while the number is banned or logged out. Each
+// item's outcome goes to its done callback: accepted (with the message id),
+// or, after maxTries failures, "not now" — the runner then sends it again
+// later from the durable send queue.
 type pacer struct {
 	c    *Channel
 	mu   sync.Mutex
@@ -28,12 +31,21 @@ type pacer struct {
 }
 
 type waItem struct {
-	to        string
-	text      string
-	revoke    types.MessageID // set for a revoke of our own message
-	purge     bool            // revoke every sensitive prompt sent so far
-	sensitive bool
-	tries     int
+	to     string
+	text   string
+	revoke types.MessageID // set for a revoke of our own message
+	done   func(bot.Receipt)
+	tries  int
+}
+
+// maxTries bounds the attempts of one item in this queue; the send queue
+// keeps it after that.
+const maxTries = 8
+
+func (it *waItem) report(rc bot.Receipt) {
+	if it.done != nil {
+		it.done(rc)
+	}
 }
 
 func newPacer(c *Channel) *pacer {
@@ -49,10 +61,6 @@ func (p *pacer) push(prio bot.Priority, it *waItem) {
 	case p.wake <- struct{}{}:
 	default:
 	}
-}
-
-func (p *pacer) enqueue(to string, prio bot.Priority, text string, sensitive bool) {
-	p.push(prio, &waItem{to: to, text: text, sensitive: sensitive})
 }
 
 // take returns the first sendable item, or how long to wait.
@@ -107,20 +115,6 @@ func (p *pacer) sleep(ctx context.Context, d time.Duration) {
 }
 
 func (p *pacer) send(ctx context.Context, it *waItem) {
-	if it.purge {
-		p.c.mu.Lock()
-		ids := p.c.sensitive[it.to]
-		delete(p.c.sensitive, it.to)
-		p.c.mu.Unlock()
-		var revokes []*waItem
-		for _, id := range ids {
-			revokes = append(revokes, &waItem{to: it.to, revoke: id})
-		}
-		p.mu.Lock()
-		p.queues[bot.PriorityReply] = append(revokes, p.queues[bot.PriorityReply]...)
-		p.mu.Unlock()
-		return
-	}
 	msg := textMessage(it.text)
 	if it.revoke != "" {
 		msg = p.c.client.BuildRevoke(jid(it.to), types.EmptyJID, it.revoke)
@@ -128,25 +122,24 @@ func (p *pacer) send(ctx context.Context, it *waItem) {
 	resp, err := p.c.client.SendMessage(ctx, jid(it.to), msg)
 	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.last = now
 	p.next[it.to] = now.Add(p.c.opt.PerRecipient)
-	if err != nil {
-		it.tries++
-		if it.tries > 8 {
-			p.c.opt.Log.Error("whatsapp message dropped after retries", "err", classify(err))
-			return
-		}
-		p.next[it.to] = now.Add(min(time.Duration(1<<it.tries)*time.Second, 5*time.Minute))
-		p.queues[bot.PriorityReply] = append([]*waItem{it}, p.queues[bot.PriorityReply]...)
-		p.c.opt.Log.Warn("whatsapp send failed; retrying", "err", classify(err))
+	if err == nil {
+		p.mu.Unlock()
+		it.report(bot.Receipt{SentIDs: []string{string(resp.ID)}})
 		return
 	}
-	if it.sensitive {
-		p.c.mu.Lock()
-		p.c.sensitive[it.to] = append(p.c.sensitive[it.to], resp.ID)
-		p.c.mu.Unlock()
+	it.tries++
+	if it.tries >= maxTries || ctx.Err() != nil {
+		p.mu.Unlock()
+		p.c.opt.Log.Warn("whatsapp message not sent after retries; it stays queued for later", "err", classify(err))
+		it.report(bot.Receipt{Err: err})
+		return
 	}
+	p.next[it.to] = now.Add(min(time.Duration(1<<it.tries)*time.Second, 5*time.Minute))
+	p.queues[bot.PriorityReply] = append([]*waItem{it}, p.queues[bot.PriorityReply]...)
+	p.mu.Unlock()
+	p.c.opt.Log.Warn("whatsapp send failed; retrying", "err", classify(err))
 }
 
 // classify names an error without its text, which can carry a number.

@@ -12,10 +12,11 @@ package whatsapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -71,10 +72,13 @@ type Channel struct {
 	opt     Options
 	out     *pacer
 	health  Health
-
-	mu        sync.Mutex
-	sensitive map[string][]types.MessageID // recipient → our setup prompts, to revoke
+	stopped atomic.Bool // intake stopped (shutdown): messages are left unacknowledged
 }
+
+// StopIntake makes the channel leave every further message unacknowledged,
+// so WhatsApp delivers it again after the restart, while queued replies
+// are still sent (a graceful shutdown drains them).
+func (c *Channel) StopIntake() { c.stopped.Store(true) }
 
 // New builds the channel. Register it with the runner and give
 // HandleEvent to whatsmeow's AddEventHandler.
@@ -88,7 +92,7 @@ func New(client Client, lids LIDs, handler Handler, opt Options) *Channel {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	c := &Channel{client: client, lids: lids, handler: handler, opt: opt, sensitive: map[string][]types.MessageID{}}
+	c := &Channel{client: client, lids: lids, handler: handler, opt: opt}
 	c.out = newPacer(c)
 	c.health.set(StateDisconnected, "not connected yet", opt.Log)
 	return c
@@ -99,8 +103,11 @@ func (c *Channel) Run(ctx context.Context) { c.out.run(ctx) }
 
 // HandleEvent is whatsmeow's event handler (AddEventHandlerWithSuccessStatus):
 // one exhaustive switch, every event either handled or logged at debug
-// level. It returns false when a message could not be committed, so that
-// whatsmeow does not acknowledge it and WhatsApp delivers it again.
+// level. It returns false when a message could not be committed — above
+// all when the store cannot write — so that whatsmeow does not acknowledge
+// it and WhatsApp delivers it again; only a message that fails
+// deterministically (bot.ErrUpdateFailed, logged and counted by the
+// runner) is acknowledged and given up.
 func (c *Channel) HandleEvent(evt any) bool {
 	switch e := evt.(type) {
 	case *events.Message:
@@ -128,12 +135,18 @@ func (c *Channel) HandleEvent(evt any) bool {
 // message maps one incoming message and hands it to the runner, returning
 // only when it was committed (SynchronousAck then acknowledges it).
 func (c *Channel) message(ctx context.Context, e *events.Message) bool {
+	if c.stopped.Load() {
+		return false
+	}
 	in, ok := c.mapMessage(ctx, e)
 	if !ok {
 		return true
 	}
 	if err := c.handler.Handle(ctx, in); err != nil {
-		c.opt.Log.Error("whatsapp message not processed; not acknowledged, so it comes again", "id", e.Info.ID)
+		if errors.Is(err, bot.ErrUpdateFailed) {
+			return true
+		}
+		c.opt.Log.Warn("whatsapp message not processed; not acknowledged, so it comes again", "id", e.Info.ID)
 		return false
 	}
 	return true
@@ -205,36 +218,45 @@ func (c *Channel) phoneOf(ctx context.Context, info types.MessageInfo) (types.JI
 }
 
 // Send queues a response: all replies as one text, choices as a numbered
-// menu, then the clean-up WhatsApp allows (revoking our own setup prompts;
-// the citizen's own messages cannot be deleted by us).
+// menu. r.Done hears when WhatsApp accepted it, with the message id (our
+// own messages can be revoked later: Delete). The citizen's own messages
+// cannot be deleted by us.
 func (c *Channel) Send(_ context.Context, address string, r bot.Response) error {
 	if c.health.State() == StateBanned || c.health.State() == StateLoggedOut {
 		c.opt.Log.Warn("whatsapp cannot send now; the reply waits until the channel recovers", "state", c.health.State())
 	}
-	if len(r.Replies) > 0 {
-		var b strings.Builder
-		sensitive := false
-		for i, rep := range r.Replies {
-			if i > 0 {
-				b.WriteString("\n\n")
-			}
-			b.WriteString(rep.Text)
-			if len(rep.Buttons) > 0 {
-				b.WriteString("\n")
-				for j, btn := range rep.Buttons {
-					fmt.Fprintf(&b, "\n%d. %s", j+1, btn.Label)
-				}
-			}
-			sensitive = sensitive || rep.Sensitive
+	if len(r.Replies) == 0 {
+		r.Report(bot.Receipt{})
+		return nil
+	}
+	var b strings.Builder
+	for i, rep := range r.Replies {
+		if i > 0 {
+			b.WriteString("\n\n")
 		}
-		c.out.enqueue(address, r.Priority, b.String(), sensitive)
+		b.WriteString(rep.Text)
+		if len(rep.Buttons) > 0 {
+			b.WriteString("\n")
+			for j, btn := range rep.Buttons {
+				fmt.Fprintf(&b, "\n%d. %s", j+1, btn.Label)
+			}
+		}
 	}
-	if r.PurgeSensitive {
-		// Queued behind this person's earlier messages, so the prompts it
-		// revokes have been sent (and have ids) by the time it runs.
-		c.out.push(r.Priority, &waItem{to: address, purge: true})
-	}
+	c.out.push(r.Priority, &waItem{to: address, text: b.String(), done: r.Done})
 	return nil
+}
+
+// Delete revokes one of our own messages (bot.Deleter), paced like every
+// other message, and waits until it was sent or ctx ends.
+func (c *Channel) Delete(ctx context.Context, address, msgID string) error {
+	result := make(chan error, 1)
+	c.out.push(bot.PriorityReply, &waItem{to: address, revoke: types.MessageID(msgID), done: func(rc bot.Receipt) { result <- rc.Err }})
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // jid is a citizen's chat.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,9 @@ func TestInboundMapping(t *testing.T) {
 	}
 }
 
+// TestOutboundMenusPaceAndRevokes: menus are numbered, one person's
+// messages are paced, a failed send is retried, each response reports its
+// acceptance with the message id, and Delete revokes that message.
 func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 	client := &fakeClient{fail: 1}
 	ch := New(client, nil, &recorder{}, Options{PerRecipient: 150 * time.Millisecond, Global: 10 * time.Millisecond})
@@ -161,29 +165,47 @@ func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 	go func() { ch.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Replies: []dialogs.Reply{
+	receipts := make(chan bot.Receipt, 3)
+	report := func(rc bot.Receipt) { receipts <- rc }
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{
 		{Text: "Hello."}, {Text: "Which language?", Buttons: []dialogs.Button{{Label: "English", Data: "en"}, {Label: "Bahasa Melayu", Data: "ms"}}}}})
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Replies: []dialogs.Reply{{Text: "Choose a secret word.", Sensitive: true}}})
-	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, PurgeSensitive: true, Replies: []dialogs.Reply{{Text: "Registered."}}})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(client.all()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{{Text: "Choose a secret word.", Sensitive: true}}})
+	ch.Send(ctx, "60123456789", bot.Response{Priority: bot.PriorityReply, Done: report, Replies: []dialogs.Reply{{Text: "Registered."}}})
+	var got []bot.Receipt
+	for len(got) < 3 {
+		select {
+		case rc := <-receipts:
+			if rc.Err != nil || len(rc.SentIDs) != 1 {
+				t.Fatalf("receipt %+v", rc)
+			}
+			got = append(got, rc)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 3 responses reported accepted", len(got))
+		}
 	}
-	got := client.all()
-	if len(got) != 4 {
-		t.Fatalf("sent %d messages", len(got))
+	if err := ch.Delete(ctx, "60123456789", got[1].SentIDs[0]); err != nil {
+		t.Fatal(err)
 	}
-	if want := "Hello.\n\nWhich language?\n\n1. English\n2. Bahasa Melayu"; got[0].msg.GetConversation() != want {
-		t.Errorf("menu %q, want %q", got[0].msg.GetConversation(), want)
+	sent := client.all()
+	if len(sent) != 4 {
+		t.Fatalf("sent %d messages", len(sent))
 	}
-	for i := 1; i < len(got); i++ {
-		if gap := got[i].at.Sub(got[i-1].at); gap < 150*time.Millisecond {
+	if want := "Hello.\n\nWhich language?\n\n1. English\n2. Bahasa Melayu"; sent[0].msg.GetConversation() != want {
+		t.Errorf("menu %q, want %q", sent[0].msg.GetConversation(), want)
+	}
+	for i := 1; i < len(sent); i++ {
+		if gap := sent[i].at.Sub(sent[i-1].at); gap < 150*time.Millisecond {
 			t.Errorf("messages %d and %d to one person %s apart", i-1, i, gap)
 		}
 	}
-	revoke := got[3].msg.GetProtocolMessage()
-	if revoke.GetType() != waE2E.ProtocolMessage_REVOKE || revoke.GetKey().GetID() != string(got[1].id) {
-		t.Errorf("the secret-word prompt %s was not revoked: %v", got[1].id, got[3].msg)
+	for i := range 3 {
+		if got[i].SentIDs[0] != string(sent[i].id) {
+			t.Errorf("receipt %d names %s, sent %s", i, got[i].SentIDs[0], sent[i].id)
+		}
+	}
+	revoke := sent[3].msg.GetProtocolMessage()
+	if revoke.GetType() != waE2E.ProtocolMessage_REVOKE || revoke.GetKey().GetID() != string(sent[1].id) {
+		t.Errorf("the secret-word prompt %s was not revoked: %v", sent[1].id, sent[3].msg)
 	}
 }
 
@@ -358,5 +380,64 @@ func TestUncommittedMessageIsNotAcknowledged(t *testing.T) {
 	}
 	if !New(&fakeClient{}, nil, &recorder{}, Options{}).HandleEvent(msg(phone, phone, "F2", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
 		t.Error("a committed message would not be acknowledged")
+	}
+}
+
+// TestDiskFullIsNotAcknowledged: while the store cannot write, a message
+// is left unacknowledged (WhatsApp delivers it again) and the citizen is
+// told once to send again; after recovery the redelivered SOS is processed
+// and reaches the outbox. Through the real runner and store.
+func TestDiskFullIsNotAcknowledged(t *testing.T) {
+	r := testkit.Runner(t)
+	client := &fakeClient{}
+	ch := New(client, nil, r, Options{PerRecipient: time.Millisecond, Global: time.Millisecond})
+	r.Register(Name, ch)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ch.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	texts := func() []string {
+		var out []string
+		for _, s := range client.all() {
+			out = append(out, s.msg.GetConversation())
+		}
+		return out
+	}
+	waitFor := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(client.all()) < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return texts()
+	}
+	for i, text := range []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",
+		"24h", "09:00", "blue mango", "blue mango", "1"} {
+		if !ch.HandleEvent(msg(phone, phone, fmt.Sprintf("REG%d", i), &waE2E.Message{Conversation: proto.String(text)}, nil)) {
+			t.Fatalf("registration message %d not acknowledged", i)
+		}
+	}
+	registered := len(waitFor(15))
+	r.Store.SetWriteFault(errors.New("no space left on device"))
+	sos := msg(phone, phone, "DF1", &waE2E.Message{Conversation: proto.String("sos")}, nil)
+	for range 2 {
+		if ch.HandleEvent(sos) {
+			t.Fatal("a message the store could not write would be acknowledged")
+		}
+	}
+	notSaved := r.Engine.Catalog.Text("en", bot.NotSavedMessage, nil) // the stored language
+	if got := waitFor(registered + 1)[registered:]; len(got) != 1 || got[0] != notSaved {
+		t.Fatalf("during the outage the citizen got %q, want once %q", got, notSaved)
+	}
+	r.Store.SetWriteFault(nil)
+	if !ch.HandleEvent(sos) {
+		t.Fatal("the redelivered message was not acknowledged after recovery")
+	}
+	if got := waitFor(registered + 2)[registered:]; len(got) != 2 || !strings.Contains(got[1], "Your embassy has been alerted") {
+		t.Errorf("after recovery the citizen got %q", got)
+	}
+	out, _ := r.Store.Outbox()
+	if len(out) == 0 || out[len(out)-1].Type != dialogs.EventSOSRaised {
+		t.Error("the SOS did not reach the outbox after recovery")
 	}
 }

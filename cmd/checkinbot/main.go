@@ -152,6 +152,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: built-in example)")
 	dataDir := fs.String("data-dir", ".", "directory of the data file checkinbot.db")
+	drainTimeout := fs.Duration("drain-timeout", bot.DefaultDrainTimeout,
+		"on SIGTERM, how long to keep sending queued replies before exiting (the rest is sent at the next start)")
+	staleAfter := fs.Duration("stale-after", bot.DefaultStaleAfter,
+		"a scheduled prompt left unsent this long (downtime) is dropped instead of sent late; replies and the SOS flow never are")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -206,9 +210,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	deliverer := &webhook.Deliverer{Store: s, Endpoints: endpoints, Policy: c.DeliveryPolicy()}
 	r := bot.NewRunner(e, s, []byte(pepper))
 	r.OnEvents = func([]store.Event) { deliverer.Nudge() }
+	r.DrainTimeout, r.StaleAfter = *drainTimeout, *staleAfter
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Sending outlives intake: on SIGTERM intake stops first, queued replies
+	// drain (bounded by --drain-timeout), and only then does sending stop.
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSending()
 	var wg sync.WaitGroup
+	var stopIntake, disconnect func()
+	defer func() {
+		cancel()
+		if stopIntake != nil {
+			stopIntake()
+		}
+		drainReplies(r)
+		stopSending()
+		if disconnect != nil {
+			disconnect()
+		}
+		wg.Wait()
+	}()
 	background(ctx, &wg, r, deliverer)
 	if waDevice != nil {
 		client := whatsmeow.NewClient(waDevice, waLog.Noop)
@@ -221,11 +243,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		client.AddEventHandlerWithSuccessStatus(wa.HandleEvent)
 		r.Register(whatsapp.Name, wa)
 		wg.Add(1)
-		go func() { defer wg.Done(); wa.Run(ctx) }()
+		go func() { defer wg.Done(); wa.Run(sendCtx) }()
 		if err := client.Connect(); err != nil {
 			slog.Error("whatsapp: cannot connect yet; whatsmeow keeps retrying", "err", err)
 		}
-		defer client.Disconnect()
+		stopIntake, disconnect = wa.StopIntake, client.Disconnect
 		slog.Info("checkinbot serving WhatsApp")
 	}
 	if tgOpts != nil {
@@ -234,14 +256,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		slog.Info("checkinbot serving Telegram", "data", s.Path(), "mode", map[bool]string{true: "webhook", false: "polling"}[tgOpts.Webhook != nil])
-		err = tg.Run(ctx)
-		cancel()
-		wg.Wait()
-		return err
+		return tg.Run(ctx) // stops intake at ctx, then drains its replies
 	}
 	<-ctx.Done()
-	wg.Wait()
 	return nil
+}
+
+// drainReplies waits, up to the runner's DrainTimeout, for queued replies to
+// be accepted by their platforms.
+func drainReplies(r *bot.Runner) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.DrainTimeout)
+	defer cancel()
+	if err := r.Drain(ctx); err == nil {
+		slog.Info("shutdown: every queued reply was accepted")
+	}
 }
 
 // linkedWhatsApp returns the linked WhatsApp device in dataDir, if any. It
@@ -421,16 +449,19 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var wg sync.WaitGroup
 	background(ctx, &wg, r, deliverer)
 	err = term.Run(ctx, r)
+	drainReplies(r)
 	drain(ctx, s, deliverer, 10*time.Second)
 	cancel()
 	wg.Wait()
 	return err
 }
 
-// background runs the scheduler and webhook delivery until ctx ends.
+// background runs the scheduler, the reply outbox (what an earlier run
+// left unsent, clean-up) and webhook delivery until ctx ends.
 func background(ctx context.Context, wg *sync.WaitGroup, r *bot.Runner, d *webhook.Deliverer) {
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = r.RunScheduler(ctx) }()
+	go func() { defer wg.Done(); _ = r.RunOutbox(ctx) }()
 	go func() { defer wg.Done(); _ = d.Run(ctx) }()
 }
 

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,5 +92,63 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	}
 	if strings.Join(types, ",") != "registration.created,duress.triggered" && strings.Join(types, ",") != "duress.triggered,registration.created" {
 		t.Errorf("embassy received %v", types)
+	}
+}
+
+// TestSIGTERMDrainsReplies: `checkinbot serve` gets SIGTERM while the
+// reply to an SOS is committed but not yet accepted by Telegram (its first
+// send failed and waits for a retry). The process stops intake and keeps
+// sending until the reply is accepted, within the drain timeout.
+func TestSIGTERMDrainsReplies(t *testing.T) {
+	api := fakeapi.New("42:sigterm-test")
+	defer api.Close()
+	dir := t.TempDir()
+	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
+	cfg := filepath.Join(dir, "checkinbot.toml")
+	os.WriteFile(cfg, append(example, []byte("\n[telegram]\nper_chat_interval = \"20ms\"\n")...), 0o600)
+	t.Setenv("CHECKIN_PEPPER", strings.Repeat("sigterm-pepper-", 4))
+	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
+	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
+
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"serve", "--config", cfg, "--data-dir", dir, "--drain-timeout", "20s"}, nil, io.Discard, os.Stderr)
+	}()
+	u := fakeapi.User{ID: 9101, Lang: "en"}
+	steps := []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",
+		"24h", "09:00", "blue mango", "blue mango", "1"}
+	for _, text := range steps {
+		api.Text(u, text)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(api.Sent(u.ID)) < len(steps) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(api.Sent(u.ID)) < len(steps) {
+		t.Fatalf("registration: %d replies", len(api.Sent(u.ID)))
+	}
+	api.Fail("sendMessage", fakeapi.Failure{Status: 502})
+	api.Text(u, "sos")
+	for !slices.ContainsFunc(api.Calls("sendMessage"), func(c fakeapi.Call) bool { return c.Status == 502 }) {
+		if time.Now().After(deadline) {
+			t.Fatal("the SOS reply was never attempted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Committed, attempted once, waiting for its retry: now the signal.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited with %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+	sent := api.Sent(u.ID)
+	if last := sent[len(sent)-1].Params["text"]; !strings.Contains(last, "Your embassy has been alerted") {
+		t.Errorf("after SIGTERM the last message to the citizen is %q, want the SOS reply", last)
 	}
 }

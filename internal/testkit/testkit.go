@@ -48,3 +48,24 @@ func Runner(tb testing.TB) *bot.Runner {
 	r.ReplyFloor = 0
 	return r
 }
+
+// StoreAt opens the store file at path (a restart of the same data file),
+// closed after the test; closing it earlier is harmless.
+func StoreAt(tb testing.TB, path string) *store.Store {
+	tb.Helper()
+	s, err := store.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// RunnerOn is a runner over Engine and the given store, with no reply
+// floor: what a restarted process builds on its old data file.
+func RunnerOn(tb testing.TB, s *store.Store) *bot.Runner {
+	tb.Helper()
+	r := bot.NewRunner(Engine(tb), s, Pepper)
+	r.ReplyFloor = 0
+	return r
+}
