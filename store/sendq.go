@@ -323,8 +323,8 @@ func (s *Store) PurgeRows() ([]PurgeRow, error) {
 	return rows, err
 }
 
-// faults holds the write faults injected by SetWriteFault, per store.
-var faults sync.Map // *Store → error
+// writeFaults holds the write writeFaults injected by SetWriteFault, per store.
+var writeFaults sync.Map // *Store → error
 
 // SetWriteFault makes every event write of this store fail with err, as a
 // full or failing disk would, until it is called again with nil. Reads
@@ -332,14 +332,14 @@ var faults sync.Map // *Store → error
 // update is never dropped because the store could not write.
 func (s *Store) SetWriteFault(err error) {
 	if err == nil {
-		faults.Delete(s)
+		writeFaults.Delete(s)
 		return
 	}
-	faults.Store(s, err)
+	writeFaults.Store(s, err)
 }
 
 func (s *Store) writeFault() error {
-	if v, ok := faults.Load(s); ok {
+	if v, ok := writeFaults.Load(s); ok {
 		return v.(error)
 	}
 	return nil
