@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/unicode/rangetable"
 )
 
 // maxMessageRunes bounds how much of one message is examined for words and
@@ -104,11 +105,22 @@ const (
 
 // letterClass returns the word class of letter r; letters of no particular
 // script (the Katakana-Hiragana prolonged sound mark "ー", modifier
-// letters) belong to the word they are in.
+// letters) belong to the word they are in. The Unicode blocks of the
+// scripts come first: they hold only letters of that script.
 func letterClass(r rune, current wordClass) wordClass {
 	switch {
 	case r < 0x0E00:
 		return classSpaced
+	case r <= 0x0E7F:
+		return classThai
+	case r <= 0x0EFF:
+		return classLao
+	case r >= 0x1000 && r <= 0x109F:
+		return classMyanmar
+	case r >= 0x1780 && r <= 0x17FF:
+		return classKhmer
+	case r >= 0x4E00 && r <= 0x9FFF, r >= 0x3040 && r <= 0x30FF && r != 0x30FC:
+		return classCJK
 	case unicode.Is(unicode.Thai, r):
 		return classThai
 	case unicode.Is(unicode.Lao, r):
@@ -125,13 +137,16 @@ func letterClass(r rune, current wordClass) wordClass {
 	return classSpaced
 }
 
-// ignorable reports whether r is a default-ignorable code point (UAX #44
-// Default_Ignorable_Code_Point: format characters, variation selectors and
-// the others): invisible, it vanishes from the text. Zero-width space is
-// one of them: a word typed with it inside is still one word.
+// defaultIgnorable is Default_Ignorable_Code_Point (UAX #44): format
+// characters, variation selectors and the other ignorables, in one table.
+var defaultIgnorable = rangetable.Merge(unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+
+// ignorable reports whether r is a default-ignorable code point (ZWJ, ZWNJ,
+// soft hyphen, word joiner, variation selectors, bidi controls, tags,
+// Hangul fillers, …): invisible, it vanishes from the text. Zero-width
+// space is one of them: a word typed with it inside is still one word.
 func ignorable(r rune) bool {
-	return r >= 0xAD && (unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
-		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r))
+	return r >= 0xAD && unicode.Is(defaultIgnorable, r)
 }
 
 // keycapFollows reports whether s starts, after invisible characters, with
@@ -271,8 +286,7 @@ func sortMarks(s string) string {
 		}
 		if j-i > 1 && ours {
 			slices.SortFunc(rs[i:j], func(a, b rune) int {
-				ca, cb := norm.NFD.PropertiesString(string(a)).CCC(), norm.NFD.PropertiesString(string(b)).CCC()
-				if ca != cb {
+				if ca, cb := combiningClass(a), combiningClass(b); ca != cb {
 					return int(ca) - int(cb)
 				}
 				return int(a - b)
@@ -281,6 +295,12 @@ func sortMarks(s string) string {
 		i = max(j, i+1)
 	}
 	return string(rs)
+}
+
+// combiningClass is the canonical combining class of r.
+func combiningClass(r rune) uint8 {
+	var buf [utf8.UTFMax]byte
+	return norm.NFD.Properties(buf[:utf8.EncodeRune(buf[:], r)]).CCC()
 }
 
 // optionalMarks reports whether combining marks after r are accents a person

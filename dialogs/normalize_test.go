@@ -118,10 +118,6 @@ var wordsOfScripts = []struct{ script, word string }{
 	{"cjk", "カタカナ"},
 }
 
-// defaultIgnorable is every Default_Ignorable_Code_Point (UAX #44): format
-// characters, variation selectors and the other ignorables.
-var defaultIgnorable = []*unicode.RangeTable{unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point}
-
 // TestNormalizeIgnorableInsideWords: every default-ignorable code point
 // (ZWNJ, ZWJ, soft hyphen, word joiner, variation selectors, bidi controls,
 // tags, Hangul fillers, …) inside a word of any script vanishes — between
@@ -147,7 +143,7 @@ func TestNormalizeIgnorableInsideWords(t *testing.T) {
 				fails++
 			}
 		}
-	}, defaultIgnorable...)
+	}, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // TestNormalizeScriptBreaks: where a letter of an unspaced script (Thai,
