@@ -16,6 +16,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
@@ -632,4 +633,138 @@ func hasKeyLetter(s string) bool {
 		}
 	}
 	return false
+}
+
+// TestWindowsAreEveryCandidate: the one-pass window enumerations yield
+// exactly the candidates a brute-force search would: every run of whole
+// words of n runes, every run of n non-space runes — no window skipped
+// (a missed alarm), none invented.
+func TestWindowsAreEveryCandidate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	letters := []string{"a", "b", "é", "ก", "ั", "香", "ខ", "្", "ー"}
+	type window struct {
+		text     string
+		from, to int
+	}
+	for range 3_000 {
+		var words []string
+		for range rng.IntN(12) {
+			var w strings.Builder
+			for range 1 + rng.IntN(5) {
+				w.WriteString(letters[rng.IntN(len(letters))])
+			}
+			words = append(words, w.String())
+		}
+		text := strings.Join(words, " ")
+		for n := 1; n <= 12; n++ {
+			var got, want []window
+			wordWindows(text, n, func(b []byte, from, to int) { got = append(got, window{string(b), from, to}) })
+			starts := []int{0}
+			for i := range len(text) {
+				if text[i] == ' ' {
+					starts = append(starts, i+1)
+				}
+			}
+			for _, s := range starts {
+				for e := s + 1; e <= len(text); e++ {
+					if (e == len(text) || text[e] == ' ') && utf8.RuneCountInString(text[s:e]) == n && s < len(text) {
+						want = append(want, window{text[s:e], s, e})
+					}
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("word windows of %d in %+q:\n got %v\nwant %v", n, text, got, want)
+			}
+
+			got, want = nil, nil
+			charWindows(text, n, func(b []byte, from, to int) { got = append(got, window{string(b), from, to}) })
+			type at struct{ r, off int }
+			var rs []at
+			for i, r := range text {
+				if r != ' ' {
+					rs = append(rs, at{int(r), i})
+				}
+			}
+			for i := 0; i+n <= len(rs); i++ {
+				var b strings.Builder
+				for _, x := range rs[i : i+n] {
+					b.WriteRune(rune(x.r))
+				}
+				last := rs[i+n-1]
+				want = append(want, window{b.String(), rs[i].off, last.off + utf8.RuneLen(rune(last.r))})
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("char windows of %d in %+q:\n got %v\nwant %v", n, text, got, want)
+			}
+		}
+	}
+}
+
+// TestKeywordRest: what the embassy receives is the message with the
+// keyword's first occurrence cut out, normalised; a message without the
+// keyword is returned whole.
+func TestKeywordRest(t *testing.T) {
+	for _, c := range []struct{ keyword, message, rest string }{
+		{"blue mango", "I am fine, thanks. Blue Mango!", "i am fine thanks"},
+		{"blue mango", "blue mango", ""},
+		{"blue mango", "blue mango, blue mango", "blue mango"},
+		{"blue mango", "ok ☀️ blue mango 👍🏽 boss is here", "ok boss is here"},
+		{"blue mango", "ปลอดภัยblue mango", "ปลอดภัย"},
+		{"กล้วยหอม", "สบายดีกล้วยหอมนะ", "สบายดี นะ"},
+		{"กล้วยหอม", "ok กล้วย หอม thanks", "ok thanks"},
+		{"香蕉苹果", "我很好香蕉苹果谢谢", "我很好 谢谢"},
+		{"blue 香蕉", "OK blue香蕉 bye", "ok bye"},
+	} {
+		found, rest := detect(c.keyword, c.message)
+		if !found || rest != c.rest {
+			t.Errorf("keyword %q in %q: found=%v rest %q, want rest %q", c.keyword, c.message, found, rest, c.rest)
+		}
+	}
+	if found, rest := detect("blue mango", "I am fine, green mango"); found || rest != "i am fine green mango" {
+		t.Errorf("no keyword: found=%v rest %q, want the whole normalised message", found, rest)
+	}
+}
+
+// countingHash counts the windows hashed.
+type countingHash struct {
+	hash.Hash
+	sums int
+}
+
+func (c *countingHash) Sum(b []byte) []byte { c.sums++; return c.Hash.Sum(b) }
+
+// TestMatchWorkIndependentOfMatch: the number of windows hashed is the same
+// for a message holding the keyword and for the same message with every
+// keyword letter replaced by another (same shape, no keyword): matching
+// goes on after a match, so its time does not say whether there was one.
+func TestMatchWorkIndependentOfMatch(t *testing.T) {
+	rotate := map[rune]rune{}
+	for _, sc := range []*script{latin, vietnamese, thai, lao, khmer, burmese, chinese} {
+		for i, k := range sc.key {
+			rotate[[]rune(k)[0]] = []rune(sc.key[(i+1)%len(sc.key)])[0]
+		}
+	}
+	for ki, kind := range kwKinds {
+		for i := range 40 {
+			c := generate(newGen(uint64(ki*1000+i), nil), kind, "any", 600)
+			k := NewKeyword(detectPepper, detectUser, c.registered)
+			with := Normalize(c.message())
+			without := strings.Map(func(r rune) rune {
+				if o, ok := rotate[r]; ok {
+					return o
+				}
+				return r
+			}, with)
+			m1 := &countingHash{Hash: hmac.New(sha256.New, detectPepper)}
+			m2 := &countingHash{Hash: hmac.New(sha256.New, detectPepper)}
+			f1, _ := matchKeyword(m1, detectUser, k, with)
+			f2, _ := matchKeyword(m2, detectUser, k, without)
+			if !f1 || f2 {
+				t.Fatalf("%s: found %v with the keyword, %v without\n%s", kind.name, f1, f2, describe(c))
+			}
+			if m1.sums != m2.sums || m1.sums == 0 {
+				t.Fatalf("%s: %d windows hashed with the keyword, %d without\n%s", kind.name, m1.sums, m2.sums, describe(c))
+			}
+		}
+	}
 }
