@@ -708,6 +708,8 @@ func TestKeywordRest(t *testing.T) {
 		{"blue mango", "I am fine, thanks. Blue Mango!", "i am fine thanks"},
 		{"blue mango", "blue mango", ""},
 		{"blue mango", "blue mango, blue mango", "blue mango"},
+		{"blue mango", "one blue mango two blue mango three", "one two blue mango three"},
+		{"กล้วยหอม", "กล้วยหอมนะกล้วยหอม", "นะกล้วยหอม"},
 		{"blue mango", "ok ☀️ blue mango 👍🏽 boss is here", "ok boss is here"},
 		{"blue mango", "ปลอดภัยblue mango", "ปลอดภัย"},
 		{"กล้วยหอม", "สบายดีกล้วยหอมนะ", "สบายดี นะ"},
