@@ -359,7 +359,33 @@ func renderKeyword(g *gen, ws []kwWord, chars, inside bool, inner string) string
 // mutate changes one letter (or syllable) of the keyword: replaced by
 // another keyword consonant, or — strictly inside the keyword, where a
 // character window cannot simply skip it — one inserted or removed.
-func mutate(g *gen, ws []kwWord) []kwWord {
+//
+// For character windows, a change that leaves the keyword inside (inserting
+// a copy of the letter before, "ab" → "aab") is not a change: it is drawn
+// again, and the last resort is a substitution, which always is one.
+func mutate(g *gen, ws []kwWord, chars bool) []kwWord {
+	for range 8 {
+		out := mutateOnce(g, ws, true)
+		if !chars || !strings.Contains(spelling(out), spelling(ws)) {
+			return out
+		}
+	}
+	return mutateOnce(g, ws, false)
+}
+
+// spelling is the keyword's letters as one plain string, without case,
+// accents, spaces or invisible characters: what character windows see.
+func spelling(ws []kwWord) string {
+	var b strings.Builder
+	for _, w := range ws {
+		for _, u := range w.units {
+			b.WriteString(u.lead + u.cons + u.tail)
+		}
+	}
+	return b.String()
+}
+
+func mutateOnce(g *gen, ws []kwWord, insertOrDelete bool) []kwWord {
 	out := make([]kwWord, len(ws))
 	total := 0
 	for i, w := range ws {
@@ -373,7 +399,7 @@ func mutate(g *gen, ws []kwWord) []kwWord {
 		wi++
 	}
 	w := &out[wi]
-	inner := (wi > 0 || pos > 0) && (wi < len(out)-1 || pos < len(w.units)-1)
+	inner := insertOrDelete && (wi > 0 || pos > 0) && (wi < len(out)-1 || pos < len(w.units)-1)
 	switch op := g.intn(3); {
 	case op == 1 && inner:
 		u := w.sc.unit(g, w.sc.key, false)
@@ -456,7 +482,7 @@ func generate(g *gen, kind kwKind, sepKind string, maxRunes int) detectCase {
 	}
 	inside := sepKind == "ignorable" || (invisible && g.chance(1, 3))
 	c.keyword = renderKeyword(g, ws, kind.chars, inside, inner)
-	c.mutated = renderKeyword(g, mutate(g, ws), kind.chars, inside, inner)
+	c.mutated = renderKeyword(g, mutate(g, ws, kind.chars), kind.chars, inside, inner)
 
 	budget := maxRunes - 2*max(utf8.RuneCountInString(c.keyword), utf8.RuneCountInString(c.mutated)) - 60
 	nLeft, nRight := 0, 0
