@@ -578,7 +578,7 @@ func describe(c detectCase) string {
 // is not found. Messages are short, except in the "long" subtests, which
 // go up to 65,536 characters (the longest WhatsApp message).
 func TestKeywordDetection(t *testing.T) {
-	const perClass = 30
+	const perClass = 100
 	for ki, kind := range kwKinds {
 		for si, sk := range sepKinds {
 			t.Run(kind.name+"/"+sk, func(t *testing.T) {
