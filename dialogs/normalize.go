@@ -8,24 +8,39 @@ import (
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/unicode/rangetable"
 )
 
-// maxMatchRunes bounds how much of one message is examined for words and the
-// duress keyword. Telegram caps a message at 4,096 characters; anything
-// longer is cut, so a 10,000-character paste costs the same as a long message.
-const maxMatchRunes = 4096
+// maxMessageRunes bounds how much of one message is examined for words and
+// the duress keyword. It is the longest message any channel delivers
+// (WhatsApp: 65,536 characters; Telegram: 4,096), so every message is
+// examined whole (DESIGN §3); anything longer cannot come from a channel
+// and is cut, which keeps the work bounded.
+const maxMessageRunes = 65536
 
 var folder = cases.Fold()
 
 // Normalize turns what a person typed into the form used for every
-// comparison: keywords, command words and choice labels. It applies, in order:
-// valid UTF-8, Unicode NFKC, case folding, removal of combining marks on
-// letters of scripts that write them as optional accents (Latin, Greek,
-// Cyrillic — so "Café" and "cafe" match, while Thai, Lao, Khmer and Burmese
-// vowel signs are kept because they change the word), Vietnamese đ → d,
-// punctuation and symbols turned into spaces, and runs of space collapsed.
+// comparison: keywords, command words and choice labels (DESIGN §3). It
+// applies, in order: valid UTF-8, Unicode NFKC, case folding, then
+//   - default-ignorable characters (ZWJ, ZWNJ, soft hyphen, word joiner,
+//     variation selectors, bidi controls, tags, …) vanish, so they neither
+//     split a word nor glue two;
+//   - combining marks are removed on letters of scripts that write them as
+//     optional accents (Latin, Greek, Cyrillic — "Café" matches "cafe"),
+//     kept on letters of scripts where they are spelling (Thai, Lao, Khmer,
+//     Burmese vowel signs and tone marks), and dropped when no letter
+//     carries them (after an emoji, a space or a digit);
+//   - enclosing marks (keycaps) and everything that is not a letter or a
+//     digit — spaces, punctuation, symbols, emoji — end a word;
+//   - a word also ends where a letter of a script written without spaces
+//     (Thai, Lao, Khmer, Burmese, Han with kana) meets a letter or digit of
+//     another script, so "ปลอดภัยblue mango" holds the words "blue mango";
+//   - Vietnamese đ → d, digits of every script → ASCII, words separated by
+//     single spaces, Burmese and Khmer vowel signs in one order.
 //
-// It is deterministic and allocation-light because it runs on every message.
+// It is deterministic and linear in the text. Pure ASCII, most messages,
+// takes a shortcut that gives the same result.
 func Normalize(s string) string {
 	if isASCII(s) {
 		return normalizeASCII(s)
@@ -46,8 +61,8 @@ func isASCII(s string) bool {
 // stripping change nothing and case folding is lower-casing. Most messages
 // take this path; TestNormalizeASCIIFastPath keeps it equal to the general one.
 func normalizeASCII(s string) string {
-	if len(s) > maxMatchRunes {
-		s = s[:maxMatchRunes]
+	if len(s) > maxMessageRunes {
+		s = s[:maxMessageRunes]
 	}
 	b := make([]byte, 0, len(s))
 	space := true
@@ -73,48 +88,161 @@ func normalizeASCII(s string) string {
 	return string(b)
 }
 
+// wordClass says which letters may follow each other inside one word: a
+// word ends where the class changes (DESIGN §3). Letters and digits of
+// scripts written with spaces share one class; each script written without
+// spaces has its own.
+type wordClass uint8
+
+const (
+	classSpaced wordClass = iota
+	classThai
+	classLao
+	classKhmer
+	classMyanmar
+	classCJK // Han, Hiragana and Katakana: Japanese mixes them inside words
+)
+
+// letterClass returns the word class of letter r; letters of no particular
+// script (the Katakana-Hiragana prolonged sound mark "ー", modifier
+// letters) belong to the word they are in. The Unicode blocks of the
+// scripts come first: they hold only letters of that script.
+func letterClass(r rune, current wordClass) wordClass {
+	switch {
+	case r < 0x0E00:
+		return classSpaced
+	case r <= 0x0E7F:
+		return classThai
+	case r <= 0x0EFF:
+		return classLao
+	case r >= 0x1000 && r <= 0x109F:
+		return classMyanmar
+	case r >= 0x1780 && r <= 0x17FF:
+		return classKhmer
+	case r >= 0x4E00 && r <= 0x9FFF, r >= 0x3040 && r <= 0x30FF && r != 0x30FC:
+		return classCJK
+	case unicode.Is(unicode.Thai, r):
+		return classThai
+	case unicode.Is(unicode.Lao, r):
+		return classLao
+	case unicode.Is(unicode.Khmer, r):
+		return classKhmer
+	case unicode.Is(unicode.Myanmar, r):
+		return classMyanmar
+	case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
+		return classCJK
+	case unicode.In(r, unicode.Common, unicode.Inherited):
+		return current
+	}
+	return classSpaced
+}
+
+// defaultIgnorable is Default_Ignorable_Code_Point (UAX #44): format
+// characters, variation selectors and the other ignorables, in one table.
+var defaultIgnorable = rangetable.Merge(unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+
+// ignorable reports whether r is a default-ignorable code point (ZWJ, ZWNJ,
+// soft hyphen, word joiner, variation selectors, bidi controls, tags,
+// Hangul fillers, …): invisible, it vanishes from the text. Zero-width
+// space is one of them: a word typed with it inside is still one word.
+func ignorable(r rune) bool {
+	return r >= 0xAD && unicode.Is(defaultIgnorable, r)
+}
+
+// keycapFollows reports whether s starts, after invisible characters, with
+// the combining enclosing keycap: the digit before it is an emoji (1️⃣), a
+// word of its own.
+func keycapFollows(s string) bool {
+	for _, r := range s {
+		if r == '\u20E3' {
+			return true
+		}
+		if !ignorable(r) {
+			return false
+		}
+	}
+	return false
+}
+
 func normalizeUnicode(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, " ")
 	}
-	if utf8.RuneCountInString(s) > maxMatchRunes {
-		s = string([]rune(s)[:maxMatchRunes])
-	}
+	s = firstRunes(s, maxMessageRunes)
 	s = norm.NFKC.String(s)
 	s = folder.String(s)
 	s = norm.NFD.String(s)
 
 	var b strings.Builder
 	b.Grow(len(s))
-	var prev rune // last base rune written, for deciding whether a mark is optional
-	space := true // suppress leading space
-	for _, r := range s {
+	var base rune         // letter the next marks belong to; 0 after a break or a digit
+	class := classSpaced  // word class of the last letter or digit written
+	space := true         // a word ended (suppresses leading and double spaces)
+	wordBreak := func() { // end the current word
+		if !space {
+			b.WriteByte(' ')
+			space = true
+		}
+		base = 0
+	}
+	write := func(r rune, c wordClass) { // a letter or digit, in a word of class c
+		if !space && c != class {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+		class, space = c, false
+	}
+	for i, r := range s {
 		switch {
-		case unicode.Is(unicode.Mn, r):
-			if optionalMarks(prev) {
-				continue
+		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z'):
+			write(r, classSpaced)
+			base = r
+		case r < utf8.RuneSelf && (r >= '0' && r <= '9'):
+			if keycapFollows(s[i+1:]) {
+				wordBreak()
+			}
+			write(r, classSpaced)
+			base = 0
+		case ignorable(r):
+			// vanishes: neither a letter nor a break
+		case unicode.Is(unicode.Me, r): // enclosing marks make a symbol of what they enclose
+			wordBreak()
+		case unicode.In(r, unicode.Mn, unicode.Mc):
+			if base == 0 || optionalMarks(base) {
+				continue // a mark with no letter to carry it, or an optional accent
 			}
 			b.WriteRune(r)
 		case r == 'đ':
-			b.WriteRune('d')
-			prev, space = 'd', false
-		case r > unicode.MaxASCII && unicode.Is(unicode.Nd, r):
-			d := digitValue(r) // Thai, Lao, Khmer, Burmese … digits read as 0-9
-			b.WriteRune(d)
-			prev, space = d, false
-		case unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Mc, r):
-			b.WriteRune(r)
-			prev, space = r, false
+			write('d', classSpaced)
+			base = 'd'
+		case unicode.Is(unicode.Nd, r): // Thai, Lao, Khmer, Burmese … digits read as 0-9
+			write(digitValue(r), classSpaced)
+			base = 0
+		case unicode.IsLetter(r):
+			write(r, letterClass(r, class))
+			base = r
+		case unicode.IsNumber(r):
+			write(r, classSpaced)
+			base = 0
 		default: // spaces, punctuation, symbols, controls, emoji
-			if !space {
-				b.WriteByte(' ')
-				space = true
-			}
-			prev = 0
+			wordBreak()
 		}
 	}
-	out := norm.NFC.String(b.String())
-	return sortMarks(strings.TrimRight(out, " "))
+	return norm.NFC.String(sortMarks(strings.TrimRight(b.String(), " ")))
+}
+
+// firstRunes returns the first n runes of s.
+func firstRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 // digitValue maps a decimal digit of any script to its ASCII digit. Unicode
@@ -138,26 +266,41 @@ func ASCIIDigits(s string) string {
 	}, s)
 }
 
-// sortMarks puts runs of Burmese and Khmer combining marks in code point
-// order. Phones store the same-looking syllable with its vowel signs in
-// different orders (Burmese "ို" and "ုိ"), and Unicode normalisation does
-// not reorder them; for comparing words and keywords, one order is enough.
+// sortMarks puts runs of combining marks that hold a Burmese or Khmer mark
+// in one order: by canonical combining class, then by code point. Phones
+// store the same-looking syllable with its vowel signs in different orders
+// (Burmese "ို" and "ုိ"), and Unicode normalisation does not reorder them
+// (most have combining class 0); for comparing words and keywords, one
+// order is enough. Sorting by class first keeps the text in canonical
+// order, so normalising it again changes nothing.
 func sortMarks(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.In(r, unicode.Myanmar, unicode.Khmer) }) {
 		return s
 	}
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
-		j := i
-		for j < len(rs) && unicode.Is(unicode.Mn, rs[j]) && unicode.In(rs[j], unicode.Myanmar, unicode.Khmer) {
+		j, ours := i, false
+		for j < len(rs) && unicode.Is(unicode.Mn, rs[j]) {
+			ours = ours || unicode.In(rs[j], unicode.Myanmar, unicode.Khmer)
 			j++
 		}
-		if j-i > 1 {
-			slices.Sort(rs[i:j])
+		if j-i > 1 && ours {
+			slices.SortFunc(rs[i:j], func(a, b rune) int {
+				if ca, cb := combiningClass(a), combiningClass(b); ca != cb {
+					return int(ca) - int(cb)
+				}
+				return int(a - b)
+			})
 		}
 		i = max(j, i+1)
 	}
 	return string(rs)
+}
+
+// combiningClass is the canonical combining class of r.
+func combiningClass(r rune) uint8 {
+	var buf [utf8.UTFMax]byte
+	return norm.NFD.Properties(buf[:utf8.EncodeRune(buf[:], r)]).CCC()
 }
 
 // optionalMarks reports whether combining marks after r are accents a person
