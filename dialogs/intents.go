@@ -101,31 +101,36 @@ func (t *turn) leadingIntent(norm string) intent {
 }
 
 // leadingCandidates lists the prefixes of a normalised message that a
-// phrase may equal: its first one, two … words, and — where the message
-// starts in a script written without spaces — every run of its first
-// characters (Thai "ปลอดภัยดีมาก" begins with "ปลอดภัย").
+// phrase may equal: its first one, two … words, and — where the next word
+// is in a script written without spaces — those words followed by every
+// run of that word's first characters (Thai "ปลอดภัยดีมาก" begins with
+// "ปลอดภัย"; Khmer "ខ្ញុំ សុខសប្បាយ…" with "ខ្ញុំ សុខសប្បាយ").
 func leadingCandidates(norm string, maxRunes int) []string {
 	var out []string
-	for i := 0; i <= len(norm); i++ {
-		if i == len(norm) || norm[i] == ' ' {
-			out = append(out, norm[:i])
-			if i >= len(norm) || utf8.RuneCountInString(norm[:i]) > maxRunes {
-				break
+	start := 0 // byte offset of the current word
+	for start <= len(norm) {
+		end := strings.IndexByte(norm[start:], ' ')
+		if end < 0 {
+			end = len(norm)
+		} else {
+			end += start
+		}
+		if r, _ := utf8.DecodeRuneInString(norm[start:]); unspacedScript(r) {
+			n := 0
+			for i := range norm[start:end] {
+				if i > 0 {
+					out = append(out, norm[:start+i])
+				}
+				if n++; n > maxRunes {
+					break
+				}
 			}
 		}
-	}
-	if r, _ := utf8.DecodeRuneInString(norm); unspacedScript(r) {
-		first, _, _ := strings.Cut(norm, " ")
-		n := 0
-		for i := range first {
-			if n > maxRunes {
-				break
-			}
-			if i > 0 {
-				out = append(out, first[:i])
-			}
-			n++
+		out = append(out, norm[:end])
+		if end == len(norm) || utf8.RuneCountInString(norm[:end]) > maxRunes {
+			break
 		}
+		start = end + 1
 	}
 	return out
 }
