@@ -50,6 +50,18 @@ type turn struct {
 	covert bool
 	// reduces: this turn started or completed a stop, pause or delete.
 	reduces bool
+	// norm caches Normalize(in.Text): duress detection and dispatch read
+	// the same form, and a 65,536-character message is normalised once.
+	norm    string
+	normSet bool
+}
+
+// normalized is the message's text as Normalize makes it, computed once.
+func (t *turn) normalized() string {
+	if !t.normSet {
+		t.norm, t.normSet = Normalize(t.in.Text), true
+	}
+	return t.norm
 }
 
 // Handle applies one input to a registrant's state at time now.
@@ -147,7 +159,7 @@ func (t *turn) detectDuress() {
 	if len(keys) == 0 {
 		return
 	}
-	norm := Normalize(t.in.Text)
+	norm := t.normalized()
 	found, rest := false, ""
 	mac := t.e.mac()
 	for _, k := range keys {
@@ -248,7 +260,7 @@ func (t *turn) dispatch() {
 		}
 		return
 	}
-	norm := Normalize(text)
+	norm := t.normalized()
 	spec, open := steps[t.st.Step]
 	open = open && t.st.Step != StepNone
 	freeText := open && spec.free != nil

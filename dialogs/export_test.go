@@ -14,5 +14,6 @@ func Detects(e *Engine, key, keyword, text string) bool {
 	found, _ := matchKeyword(mac, key, NewKeyword(e.Pepper, key, keyword), Normalize(text))
 	return found
 }
+
 // MatchKeyword exposes keyword matching to the benchmarks.
 var MatchKeyword = matchKeyword

@@ -192,16 +192,16 @@ func hasUnspacedRune(s string) bool {
 func TestKeywordRefusalsEveryLanguage(t *testing.T) {
 	e := newEngine(t)
 	refused := map[string][]string{
-		"vi": {"khỏe", "tôi khỏe", "khoe", "an toàn", "ổn rồi"},
-		"th": {"สบายดี", "ปลอดภัย", "ภัยดี", "บายดีค"},
-		"lo": {"ສະບາຍດີ"},
-		"km": {"សុខសប្បាយ"},
-		"zh": {"平安", "我很好", "安全的", "平安好的"},
-		"en": {"i am fine", "fine am", "help mango", "mango help", "safe safe"},
-		"ms": {"selamat", "tolong saya"},
-		"id": {"aman", "tolong"},
+		"vi":  {"khỏe", "tôi khỏe", "khoe", "an toàn", "ổn rồi"},
+		"th":  {"สบายดี", "ปลอดภัย", "ภัยดี", "บายดีค"},
+		"lo":  {"ສະບາຍດີ"},
+		"km":  {"សុខសប្បាយ"},
+		"zh":  {"平安", "我很好", "安全的", "平安好的"},
+		"en":  {"i am fine", "fine am", "help mango", "mango help", "safe safe"},
+		"ms":  {"selamat", "tolong saya"},
+		"id":  {"aman", "tolong"},
 		"fil": {"ligtas"},
-		"my": {"ကျွန်တော်"},
+		"my":  {"ကျွန်တော်"},
 	}
 	for lang, words := range refused {
 		for _, w := range words {
