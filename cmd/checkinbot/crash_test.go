@@ -15,7 +15,7 @@ import (
 // SIGKILL between commit and send loses the reply, and Telegram's
 // redelivery is answered with nothing. Until that lands, missing replies
 // are only logged. Flip this to true once durable replies are merged.
-const requireDurableReplies = false
+const requireDurableReplies = true
 
 // crashScenario is the one scenario both crash tests run: 12 citizens, 8 of
 // whom use their keyword, 320 check-ins, duress check-ins and SOS in
