@@ -53,10 +53,7 @@ func TestCrashSafety(t *testing.T) {
 	url := strings.TrimSpace(strings.TrimPrefix(first, "sink: listening on "))
 
 	cfg := filepath.Join(dir, "checkinbot.toml")
-	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
-	text := strings.ReplaceAll(string(example), "countries = [\"KH\", \"MM\", \"LA\", \"TH\"]",
-		fmt.Sprintf("countries = [\"KH\", \"MM\", \"LA\", \"TH\"]\nwebhook_url = %q\nsecret_env = [\"CRASH_SECRET\"]", url))
-	os.WriteFile(cfg, []byte(text), 0o600)
+	os.WriteFile(cfg, []byte(exampleConfigFor(t, url, "CRASH_SECRET")), 0o600)
 	data := filepath.Join(dir, "data")
 
 	// run feeds lines to a demo process, one at a time as it takes them
