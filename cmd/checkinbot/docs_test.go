@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go/build"
 	"io"
 	"net"
 	"os"
@@ -335,7 +336,9 @@ var (
 )
 
 // readVariables lists the environment variables the program reads by a
-// fixed name: every os.Getenv/LookupEnv literal outside tests.
+// fixed name: every os.Getenv/LookupEnv literal in the files a default
+// build compiles (not tests, not files behind a build tag such as a
+// test-only fault injection).
 func readVariables(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
@@ -348,6 +351,9 @@ func readVariables(t *testing.T) map[string]bool {
 		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
+		}
+		if ok, err := build.Default.MatchFile(filepath.Dir(path), d.Name()); err != nil || !ok {
+			return err
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
