@@ -120,6 +120,11 @@ type Embassy struct {
 	SecondaryURL string    `toml:"secondary_url"`
 	SecretEnv    []string  `toml:"secret_env"`
 	Partners     []Partner `toml:"partner"`
+	// PullOnly says that this embassy has no webhook URL on purpose: it
+	// will fetch its events from the event API (DESIGN §5). Without it,
+	// `serve` refuses an embassy with no webhook URL, because its
+	// escalations would wait in the outbox with nobody to receive them.
+	PullOnly bool `toml:"pull_only"`
 }
 
 // Duration is a Go duration written as a string: "90s", "24h".
@@ -375,6 +380,10 @@ func validateSecretEnv(key string, names []string) error {
 }
 
 func validateEndpoints(key string, e Embassy) error {
+	if e.PullOnly && (e.WebhookURL != "" || e.SecondaryURL != "" || len(e.SecretEnv) > 0 || len(e.Partners) > 0) {
+		return &Error{Key: key + ".pull_only", Reason: fmt.Sprintf("embassy %q is pull_only but also names webhook_url, "+
+			"secondary_url, secret_env or partners: remove pull_only to deliver webhooks, or the webhook keys to pull", e.ID)}
+	}
 	if e.WebhookURL == "" {
 		if e.SecondaryURL != "" || len(e.Partners) > 0 {
 			return &Error{Key: key + ".webhook_url", Reason: "missing, but a secondary URL or partners are set"}
@@ -420,10 +429,11 @@ func validateEndpoints(key string, e Embassy) error {
 }
 
 // Endpoints resolves every webhook endpoint, reading its secrets from the
-// environment through getenv. With requireURLs, an embassy without a
-// webhook_url is an error; without, it is skipped (the demo supplies its own
-// receiver). A missing or malformed secret is an error naming the key and
-// the variable.
+// environment through getenv. With requireURLs (serve), an embassy without
+// a webhook_url is an error unless it is pull_only, because its escalations
+// would otherwise wait in the outbox with no alarm; without requireURLs
+// (demo) it is skipped and the caller supplies a receiver. A missing or
+// malformed secret is an error naming the key and the variable.
 func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webhook.Endpoint, error) {
 	secrets := func(key string, names []string) ([][]byte, error) {
 		var keys [][]byte
@@ -444,8 +454,10 @@ func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webh
 	for i, e := range c.Embassies {
 		key := fmt.Sprintf("embassy[%d]", i)
 		if e.WebhookURL == "" {
-			if requireURLs {
-				return nil, &Error{File: c.Name, Key: key + ".webhook_url", Reason: "missing: where this embassy's events are delivered"}
+			if requireURLs && !e.PullOnly {
+				return nil, &Error{File: c.Name, Key: key + ".webhook_url", Reason: fmt.Sprintf("missing for embassy %q: "+
+					"its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), "+
+					"or pull_only = true if this embassy will fetch its events from the event API", e.ID)}
 			}
 			continue
 		}
@@ -468,6 +480,16 @@ func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webh
 		}
 	}
 	return out, nil
+}
+
+// ClearEndpoints forgets every embassy's webhook URLs, secrets, partners
+// and pull_only, for a caller that brings its own receiver: the demo run on
+// the built-in example, whose URLs are placeholders.
+func (c *Config) ClearEndpoints() {
+	for i := range c.Embassies {
+		e := &c.Embassies[i]
+		e.WebhookURL, e.SecondaryURL, e.SecretEnv, e.Partners, e.PullOnly = "", "", nil, nil, false
+	}
 }
 
 // DeliveryPolicy is webhook.DefaultPolicy with the [delivery] overrides.

@@ -173,10 +173,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	endpoints, err := c.Endpoints(os.Getenv, false)
-	if err != nil {
-		return err
-	}
 	tgOpts, err := telegramOptions(c, e)
 	if err != nil {
 		return err
@@ -193,10 +189,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			"@BotFather to serve Telegram (docs/telegram.md), or run `checkinbot whatsapp link` to serve " +
 			"WhatsApp (docs/whatsapp.md); `checkinbot demo` runs the whole conversation offline in this terminal")
 	}
-	for _, ep := range embassiesWithoutURL(c) {
-		// Nothing is lost: events wait in the outbox until a URL is set.
-		slog.Warn("embassy has no webhook_url: its escalations stay in the outbox until one is configured",
-			"embassy", ep.Embassy)
+	// Every embassy has a receiver, or says it will pull (issue 10 item 7):
+	// escalations never wait in the outbox with nobody to receive them.
+	endpoints, err := c.Endpoints(os.Getenv, true)
+	if err != nil {
+		return err
+	}
+	for _, emb := range c.Embassies {
+		if emb.PullOnly {
+			slog.Info("embassy is pull_only: its events wait in the outbox for the event API", "embassy", emb.ID)
+		}
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
@@ -379,6 +381,11 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	c, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *cfgPath == "" {
+		// The built-in example's URLs are placeholders: every embassy gets
+		// the demo's own sink instead.
+		c.ClearEndpoints()
 	}
 	dir := *dataDir
 	if dir == "" {

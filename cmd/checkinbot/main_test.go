@@ -143,9 +143,8 @@ func waitABit() { <-time.After(10 * time.Millisecond) }
 func TestDemoFastEscalatesMissedCheckin(t *testing.T) {
 	t.Setenv("CHECKIN_PEPPER", "")
 	dir := t.TempDir()
-	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
 	cfg := filepath.Join(dir, "fast.toml")
-	os.WriteFile(cfg, []byte(strings.Replace(string(example), `intervals = ["24h", "12h", "48h", "72h"]`, `intervals = ["1m"]`, 1)), 0o600)
+	os.WriteFile(cfg, []byte(strings.Replace(exampleConfigFor(t, "", ""), `intervals = ["24h", "12h", "48h", "72h"]`, `intervals = ["1m"]`, 1)), 0o600)
 	r, w := io.Pipe()
 	go func() {
 		fmt.Fprint(w, strings.Join([]string{"hi", "1", "1", "1", "1", "Phnom Penh", "Siti Aminah", "skip", "skip", "skip",

@@ -36,11 +36,8 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	defer sink.Close()
 
 	dir := t.TempDir()
-	example, _ := os.ReadFile(filepath.Join("..", "..", "checkinbot.example.toml"))
 	cfg := filepath.Join(dir, "checkinbot.toml")
-	os.WriteFile(cfg, []byte(strings.ReplaceAll(string(example), `countries = ["KH", "MM", "LA", "TH"]`,
-		`countries = ["KH", "MM", "LA", "TH"]`+"\nwebhook_url = \""+sink.URL+"\"\nsecret_env = [\"SERVE_TEST_SECRET\"]")+
-		"\n[telegram]\nper_chat_interval = \"20ms\"\n"), 0o600)
+	os.WriteFile(cfg, []byte(exampleConfigFor(t, sink.URL, "SERVE_TEST_SECRET")+"\n[telegram]\nper_chat_interval = \"20ms\"\n"), 0o600)
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("serve-pepper-", 4))
 	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
