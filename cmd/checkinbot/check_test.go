@@ -112,7 +112,9 @@ func TestBinaryRefusesDamagedFiles(t *testing.T) {
 			path := filepath.Join(dir, "checkinbot.db")
 			bad := d.damage(t, bytes.Clone(pristine))
 			os.WriteFile(path, bad, 0o600)
-			for _, args := range [][]string{{"check", path}, {"demo", "--data-dir", dir}, {"serve", "--data-dir", dir}} {
+			cfg := filepath.Join(t.TempDir(), "checkinbot.toml")
+			os.WriteFile(cfg, []byte(exampleConfigFor(t, "", "")), 0o600)
+			for _, args := range [][]string{{"check", path}, {"demo", "--data-dir", dir}, {"serve", "--config", cfg, "--data-dir", dir}} {
 				cmd := exec.Command(bin, args...)
 				cmd.Env = append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("p", 40), "CHECKIN_TELEGRAM_TOKEN=1:x",
 					"CHECKIN_TELEGRAM_API_URL=http://127.0.0.1:1")
@@ -196,7 +198,9 @@ func TestServeCreatesDataDir(t *testing.T) {
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, []string{"--data-dir", dir}, os.Stderr) }()
+	cfg := filepath.Join(t.TempDir(), "checkinbot.toml")
+	os.WriteFile(cfg, []byte(exampleConfigFor(t, "", "")), 0o600)
+	go func() { done <- serve(ctx, []string{"--config", cfg, "--data-dir", dir}, os.Stderr) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(filepath.Join(dir, "checkinbot.db")); err == nil {
