@@ -97,6 +97,11 @@ var (
 	formatMarker = []byte("checkinbot data file")
 )
 
+// Created reports whether Open created a new, empty data file because none
+// existed: serve warns, since an unmounted volume or a mistyped --data-dir
+// looks exactly like that.
+func (s *Store) Created() bool { return s.created }
+
 // Open opens the data file at path, creating it only if nothing exists
 // there. Before anything writes to an existing file it is checked, under
 // a shared lock and without bbolt's memory map: bbolt's meta pages, the
@@ -104,7 +109,8 @@ var (
 // format marker and schema version. Refusals are *FileError. A file held
 // by another process fails after one second with ErrLocked.
 func Open(path string) (*Store, error) {
-	if _, err := prepare(path); err != nil {
+	created, err := prepare(path)
+	if err != nil {
 		return nil, err
 	}
 	if err := inspect(path); err != nil {
@@ -114,7 +120,7 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, classify(path, err, "open")
 	}
-	s := &Store{db: db, path: path, reqs: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
+	s := &Store{db: db, path: path, created: created, reqs: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
 	if err := guard(s.migrate); err != nil {
 		db.Close()
 		return nil, classify(path, err, "prepare")

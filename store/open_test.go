@@ -733,3 +733,19 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// TestCreatedOnlyForANewFile: Created is what serve's warning about an
+// empty data directory rests on — true once, when the file was made.
+func TestCreatedOnlyForANewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checkinbot.db")
+	for i, want := range []bool{true, false} {
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Created() != want {
+			t.Errorf("open %d: Created() = %v, want %v", i+1, s.Created(), want)
+		}
+		s.Close()
+	}
+}

@@ -56,8 +56,9 @@ var ErrClosed = errors.New("store is closed")
 
 // Store is an open data file. It is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db      *bolt.DB
+	path    string
+	created bool // Open made a new file (see Created)
 
 	// Writes go through one committer goroutine (group commit): see commitLoop.
 	mu       sync.RWMutex // guards closed and sending on reqs

@@ -208,6 +208,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	if s.Created() {
+		slog.Warn("a new, empty data file was created: if this service had registrants, the data directory is wrong or its volume is not mounted",
+			"path", s.Path())
+	}
 
 	deliverer := &webhook.Deliverer{Store: s, Endpoints: endpoints, Policy: c.DeliveryPolicy()}
 	r := bot.NewRunner(e, s, []byte(pepper))
