@@ -183,6 +183,12 @@ func (r *Runner) Handle(ctx context.Context, in Inbound) error {
 	return err
 }
 
+// fromCitizen reports whether an input is something the citizen sent, the
+// only kind that may start a record.
+func fromCitizen(k dialogs.InputKind) bool {
+	return k == dialogs.KindText || k == dialogs.KindButton || k == dialogs.KindLocation || k == dialogs.KindMedia
+}
+
 // pace waits until the reply floor after arrival has passed.
 func (r *Runner) pace(ctx context.Context, arrived time.Time) {
 	wait := r.ReplyFloor - time.Since(arrived)
@@ -244,7 +250,15 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 	if env.DeleteID != "" {
 		env.DeleteBy = now.Add(PurgeWindow)
 	}
-	handler := func(prev dialogs.State, _ bool) dialogs.Result { return r.Engine.Handle(prev, input, now) }
+	handler := func(prev dialogs.State, found bool) dialogs.Result {
+		if !found && !fromCitizen(input.Kind) {
+			// A timer, a delivery report or an unreachable notice about
+			// someone with no record (erased meanwhile): keep nothing —
+			// the engine would otherwise store a blank record for them.
+			return dialogs.Result{State: prev, Erase: true}
+		}
+		return r.Engine.Handle(prev, input, now)
+	}
 	var out store.Outcome
 	var err error
 	if r.volatile {

@@ -183,3 +183,17 @@ func TestLanguageForPhone(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRecordForSomeoneUnknown: a report that is not from a citizen (here
+// an unreachable notice; delivered prompts and timers take the same path)
+// about someone with no record — erased meanwhile — leaves no record.
+func TestNoRecordForSomeoneUnknown(t *testing.T) {
+	r := testkit.Runner(t)
+	key := store.UserKey(testkit.Pepper, "telegram", "9999")
+	if err := r.Unreachable(context.Background(), "telegram", "9999"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := r.Store.Registrant(key); found {
+		t.Error("an unreachable notice about someone unknown stored a record")
+	}
+}
