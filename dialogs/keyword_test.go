@@ -153,10 +153,7 @@ func TestNoFalseAlarmsByConstruction(t *testing.T) {
 		candidates[a+" "+b] = true
 		candidates[a+b] = true
 	}
-	var ordinary []string
-	for _, p := range phrases {
-		ordinary = append(ordinary, p)
-	}
+	ordinary := append([]string(nil), phrases...)
 	for i, c := range checkins {
 		ordinary = append(ordinary, c+", "+checkins[(i*5+1)%len(checkins)], c+" 👍🏽", c+"!")
 	}
