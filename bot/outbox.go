@@ -152,9 +152,19 @@ func priorityOf(urgent, scheduled bool) Priority {
 }
 
 // dispatch hands one queued row to its channel, unless it is in flight.
-func (r *Runner) dispatch(ctx context.Context, it store.SendItem) {
+// fresh: the row was just written by this process (not read from the queue
+// earlier), so it cannot have been acknowledged meanwhile.
+func (r *Runner) dispatch(ctx context.Context, it store.SendItem, fresh bool) {
 	if !r.out.claim(it.Seq) {
 		return
+	}
+	if !fresh {
+		// Read before the claim: its acknowledgement may have committed
+		// (and released it from flight) in between. Sent once is enough.
+		if queued, err := r.Store.StillQueued(it.UserKey, it.Seq); err != nil || !queued {
+			r.out.release(it.Seq)
+			return
+		}
 	}
 	if len(it.Replies) == 0 { // only a clean-up request: nothing to send
 		r.settle(it, Receipt{})
@@ -283,7 +293,7 @@ func (r *Runner) resendUser(ctx context.Context, key string) {
 		return
 	}
 	for _, it := range items {
-		r.dispatch(ctx, it)
+		r.dispatch(ctx, it, false)
 	}
 }
 
@@ -305,7 +315,7 @@ func (r *Runner) Resend(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		r.dispatch(ctx, it)
+		r.dispatch(ctx, it, false)
 		sent++
 	}
 	if stale > 0 {

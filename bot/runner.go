@@ -301,7 +301,7 @@ func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.I
 		r.sendVolatile(ctx, env, out.Result)
 	}
 	for _, it := range out.Sends {
-		r.dispatch(ctx, it)
+		r.dispatch(ctx, it, true)
 	}
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)

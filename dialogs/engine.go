@@ -48,8 +48,6 @@ type turn struct {
 	// covert: a duress keyword was in this message; stop, pause and delete
 	// must only pretend.
 	covert bool
-	// reduces: this turn started or completed a stop, pause or delete.
-	reduces bool
 	// norm caches Normalize(in.Text): duress detection and dispatch read
 	// the same form, and a 65,536-character message is normalised once.
 	norm    string

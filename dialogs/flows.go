@@ -356,7 +356,6 @@ func (t *turn) myData() {
 // startReduction opens the question before a pause, stop or delete. If a
 // duress keyword came with the request, its completion will only pretend.
 func (t *turn) startReduction(step Step) {
-	t.reduces = true
 	t.st.CovertFlow = t.covert
 	t.ask(step)
 }
@@ -383,7 +382,6 @@ func (t *turn) monitorCovertly() {
 func (t *turn) pretending() bool { return (t.covert || t.st.CovertFlow) && t.st.Registered() }
 
 func (t *turn) pause(d time.Duration) {
-	t.reduces = true
 	until := t.now.Add(d)
 	t.st.Step = StepNone
 	if t.pretending() {
@@ -403,7 +401,6 @@ func (t *turn) pause(d time.Duration) {
 }
 
 func (t *turn) stop() {
-	t.reduces = true
 	t.st.Step = StepNone
 	if t.pretending() {
 		shown := t.shownNextDue()
@@ -422,7 +419,6 @@ func (t *turn) stop() {
 // phone sees a fresh start while the registration, its schedule and the
 // keyword stay, and the embassy is told.
 func (t *turn) erase() {
-	t.reduces = true
 	t.st.Step = StepNone
 	t.audit("delete")
 	t.reply("Deleted", nil)

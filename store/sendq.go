@@ -191,6 +191,18 @@ func (s *Store) PendingSends(userKey string) ([]SendItem, error) {
 	return out, err
 }
 
+// StillQueued reports whether an item is still in the send queue (not yet
+// acknowledged). The runner asks after claiming an item it read earlier:
+// its acknowledgement may have committed in between.
+func (s *Store) StillQueued(userKey string, seq uint64) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketSendq).Get(userSeqKey(userKey, seq)) != nil
+		return nil
+	})
+	return found, err
+}
+
 // AckSends removes settled items and records what their sending asks for
 // (ids to purge later, a purge now), all in one write that shares a group
 // commit with whatever else is being written. An ack lost in a crash only
