@@ -135,6 +135,7 @@ func cleanText(s string) string {
 // any stop, pause or delete the message asks for will only pretend.
 func (t *turn) message() {
 	t.st.Unreachable = false
+	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()
 	}
@@ -171,9 +172,10 @@ func (t *turn) detectDuress() {
 	if !found {
 		return
 	}
-	switch t.st.Step {
-	case StepSettingsKeywordNew, StepSettingsKeywordRepeat:
+	if t.answersKeywordQuestion() {
 		return // a new keyword may contain the old one: it is the answer asked for
+	}
+	switch t.st.Step {
 	case StepSettingsKeywordOld:
 		if rest == "" {
 			return // the current keyword, typed when asked for it, is the answer
@@ -265,7 +267,7 @@ func (t *turn) dispatch() {
 	if open && sosStep(t.st.Step) && t.answer(spec, norm) {
 		return
 	}
-	if t.in.Kind == KindText && t.st.Registered() && !freeText && !spec.sensitive && t.asksForHelp(norm) {
+	if t.in.Kind == KindText && t.st.Registered() && (!freeText || spec.sensitive) && t.asksForHelp(norm) {
 		t.intent(intentSOS)
 		return
 	}

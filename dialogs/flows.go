@@ -460,8 +460,11 @@ func (t *turn) rollCall() {
 // (KindPromptDelivered), from which the missed check-in ladder runs.
 func (t *turn) prompt(id string, data map[string]any) {
 	t.res.Prompt = true
-	if t.st.Step == StepNone {
-		t.st.Step = StepDue
+	if t.st.Step == StepNone || (t.st.Registered() && steps[t.st.Step].sensitive) {
+		// A secret-word change left open is abandoned by the prompt: the
+		// next message is read as an answer to "are you safe?", never
+		// swallowed as a new secret word.
+		t.st.Step, t.st.PendingKeyword = StepDue, Keyword{}
 	}
 	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data), Buttons: t.dueButtons()})
 }

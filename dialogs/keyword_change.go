@@ -2,6 +2,7 @@ package dialogs
 
 import (
 	"crypto/hmac"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,33 @@ const (
 	keywordMissAlert   = 3
 	maxKeywordAttempts = 5
 	keywordWindow      = 24 * time.Hour
+	// keywordStepTimeout closes a secret-word change left open: after it,
+	// the next message is read as if no question were open — a check-in,
+	// an SOS, the duress keyword — never as a new secret word.
+	keywordStepTimeout = 10 * time.Minute
 )
+
+// closeStaleKeywordChange abandons a secret-word change whose question
+// has waited longer than keywordStepTimeout (leaving it purges its
+// messages).
+func (t *turn) closeStaleKeywordChange() {
+	if t.st.Registered() && steps[t.st.Step].sensitive && t.now.Sub(t.st.KeywordChange.AskedAt) > keywordStepTimeout {
+		t.st.Step, t.st.PendingKeyword = StepNone, Keyword{}
+	}
+}
+
+// answersKeywordQuestion reports whether this message will be read as the
+// new secret word (or its repeat) of a registered citizen: not a command,
+// no help words, not a plain word, not beginning with a check-in word.
+// Only then is a keyword inside it the answer rather than a signal.
+func (t *turn) answersKeywordQuestion() bool {
+	if !t.st.Registered() || (t.st.Step != StepSettingsKeywordNew && t.st.Step != StepSettingsKeywordRepeat) {
+		return false
+	}
+	norm := t.normalized()
+	return !strings.HasPrefix(t.in.Text, "/") && !t.asksForHelp(norm) && t.wordIntent(norm) == intentNone &&
+		t.leadingIntent(norm) != intentCheckin
+}
 
 // keywordOldAnswer weighs the answer to "type your current word", silently.
 func (t *turn) keywordOldAnswer(text string) {

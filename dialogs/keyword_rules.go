@@ -17,12 +17,15 @@ type vocabulary struct {
 	phrases []string        // every check-in, help, stop, pause, yes/no, command … phrase
 	words   map[string]bool // every word of a phrase of a space-delimited script
 	joined  map[string]bool // every phrase with its spaces removed, for unspaced scripts
+	heads   map[string]bool // every non-empty prefix of a joined phrase
+	tails   map[string]bool // every non-empty suffix of a joined phrase
 	help    []string        // every help phrase
+	checkin []string        // every check-in phrase
 	longest int             // runes of the longest joined phrase
 }
 
 func buildVocabulary(cat Catalog) vocabulary {
-	v := vocabulary{words: map[string]bool{}, joined: map[string]bool{}}
+	v := vocabulary{words: map[string]bool{}, joined: map[string]bool{}, heads: map[string]bool{}, tails: map[string]bool{}}
 	add := func(p string, help bool) {
 		if p == "" {
 			return
@@ -37,12 +40,17 @@ func buildVocabulary(cat Catalog) vocabulary {
 		j := strings.ReplaceAll(p, " ", "")
 		v.joined[j] = true
 		v.longest = max(v.longest, utf8.RuneCountInString(j))
+		rs := []rune(j)
+		for i := 1; i <= len(rs); i++ {
+			v.heads[string(rs[:i])], v.tails[string(rs[len(rs)-i:])] = true, true
+		}
 	}
 	for _, lang := range cat.Languages() {
 		w := cat.Words(lang.Tag)
 		for _, p := range w.Help {
 			add(p, true)
 		}
+		v.checkin = append(v.checkin, w.Checkin...)
 		for _, list := range [][]string{w.Checkin, w.Stop, w.Pause, w.Delete, w.Status,
 			w.Settings, w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip} {
 			for _, p := range list {
@@ -68,6 +76,31 @@ func (v vocabulary) madeOfPhrases(s string) bool {
 		}
 	}
 	return ok[len(rs)]
+}
+
+// spansPhrases reports whether s (spaces removed) can be found in a run of
+// ordinary phrases typed one after another: the end of one phrase, any
+// number of whole phrases, the start of another ("ดีโอเค" in "สบายดี
+// โอเค"; "很好平安" in "我很好，平安"). Character windows ignore the spaces
+// and punctuation between phrases, so such a keyword would raise duress on
+// an ordinary check-in.
+func (v vocabulary) spansPhrases(s string) bool {
+	rs := []rune(s)
+	// from[i]: rs[:i] is the end of a phrase followed by whole phrases.
+	from := make([]bool, len(rs)+1)
+	from[0] = true
+	for i := 1; i <= len(rs); i++ {
+		from[i] = v.tails[string(rs[:i])]
+		for j := max(0, i-v.longest); j < i && !from[i]; j++ {
+			from[i] = from[j] && v.joined[string(rs[j:i])]
+		}
+	}
+	for j := range len(rs) + 1 {
+		if from[j] && (j == len(rs) || v.heads[string(rs[j:])]) {
+			return true
+		}
+	}
+	return false
 }
 
 // keywordProblem returns the id of the message explaining why typed cannot
@@ -96,7 +129,7 @@ func (e *Engine) keywordProblem(typed, name string) string {
 		}
 	}
 	v := e.wordIndex().vocab
-	if chars && v.madeOfPhrases(joined) {
+	if chars && (v.madeOfPhrases(joined) || v.spansPhrases(joined)) {
 		return "KeywordIsCommonWord" // character windows would find it in ordinary text
 	}
 	if !chars {
@@ -114,6 +147,13 @@ func (e *Engine) keywordProblem(typed, name string) string {
 		}
 		if hasUnspaced(p) && strings.Contains(strings.ReplaceAll(p, " ", ""), joined) {
 			return "KeywordIsCommonWord" // inside a phrase of an unspaced script
+		}
+	}
+	for _, c := range v.checkin {
+		if beginsWith(form, c) || beginsWith(joined, strings.ReplaceAll(c, " ", "")) {
+			// Typed alone it would be a check-in, not a keyword: the
+			// taught form "OK <keyword>" must stay unambiguous.
+			return "KeywordIsCommonWord"
 		}
 	}
 	for _, h := range v.help {

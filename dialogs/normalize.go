@@ -169,6 +169,7 @@ func normalizeUnicode(s string) string {
 		s = strings.ToValidUTF8(s, " ")
 	}
 	s = firstRunes(s, maxMessageRunes)
+	s = separateSymbols(s)
 	s = norm.NFKC.String(s)
 	s = folder.String(s)
 	s = norm.NFD.String(s)
@@ -326,4 +327,62 @@ func hasUnspaced(s string) bool {
 		}
 	}
 	return false
+}
+
+// separateSymbols puts a word break between a run of symbols that NFKC
+// turns into letters or digits (™ → "tm", Ⓜ → "m", ² → "2", ① → "1",
+// 🄰 → "a", and any character shown as an emoji by U+FE0F, such as ℹ️)
+// and the ordinary letters and digits beside it: "mango™️" must read as
+// "mango tm", not "mangotm", or a keyword glued to an emoji is missed. A
+// whole word typed in such symbols ("ⓑⓛⓤⓔ") stays one word.
+func separateSymbols(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\ufe0f' || compatSymbol(r) }) {
+		return s
+	}
+	const (
+		none = iota
+		plain
+		symbol
+	)
+	rs := []rune(s)
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	prev := none
+	for i, r := range rs {
+		kind := none
+		switch {
+		case compatSymbol(r) || (i+1 < len(rs) && rs[i+1] == '\ufe0f' && emojiCapable(r)):
+			kind = symbol
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			kind = plain
+		case unicode.IsMark(r) || ignorable(r):
+			kind = prev // belongs to what it follows
+		}
+		if kind != none && prev != none && kind != prev {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+		prev = kind
+	}
+	return b.String()
+}
+
+// emojiCapable reports whether r, followed by U+FE0F, is shown as an
+// emoji: a symbol, or a letterlike symbol such as ℹ — never a letter of a
+// script, where U+FE0F is only a stray invisible character.
+func emojiCapable(r rune) bool {
+	if r >= 0x2100 && r <= 0x214F {
+		return true
+	}
+	return r >= utf8.RuneSelf && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) && !ignorable(r) &&
+		!unicode.Is(unicode.Cf, r)
+}
+
+// compatSymbol reports whether r is a symbol or a number form whose
+// compatibility decomposition is made of letters or digits.
+func compatSymbol(r rune) bool {
+	if r < utf8.RuneSelf || !unicode.In(r, unicode.So, unicode.Sm, unicode.No, unicode.Nl) {
+		return false
+	}
+	return strings.ContainsFunc(norm.NFKC.String(string(r)), func(c rune) bool { return unicode.IsLetter(c) || unicode.IsDigit(c) })
 }

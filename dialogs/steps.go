@@ -41,6 +41,9 @@ var steps map[Step]stepSpec
 func (t *turn) ask(step Step) {
 	t.st.Step = step
 	spec := steps[step]
+	if spec.sensitive && t.st.Registered() {
+		t.st.KeywordChange.AskedAt = t.now
+	}
 	var data map[string]any
 	if spec.data != nil {
 		data = spec.data(t)
@@ -90,8 +93,8 @@ func (t *turn) answer(spec stepSpec, norm string) bool {
 		if t.wordIntent(norm) != intentNone {
 			return false
 		}
-		if !sosStep(t.st.Step) && !spec.sensitive && t.leadingIntent(norm) == intentCheckin {
-			return false
+		if !sosStep(t.st.Step) && t.leadingIntent(norm) == intentCheckin {
+			return false // the taught form "OK <keyword>" checks in, even here
 		}
 	}
 	if spec.sensitive {

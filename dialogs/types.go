@@ -137,6 +137,10 @@ type KeywordChange struct {
 	Attempts    int       `json:"attempts,omitempty"`
 	Misses      int       `json:"misses,omitempty"`
 	WindowStart time.Time `json:"window_start,omitzero"`
+	// AskedAt is when the exchange last asked its question; an exchange
+	// left open longer than keywordStepTimeout is closed before the next
+	// message is read.
+	AskedAt time.Time `json:"asked_at,omitzero"`
 }
 
 // Keywords lists every keyword of the registration in force: the current
