@@ -379,7 +379,12 @@ func (t *turn) monitorCovertly() {
 // to happen (DESIGN §3).
 // Only a registration can pretend: the phone of a covertly deleted one,
 // which looks new, is monitored through State.Hidden whatever it does.
-func (t *turn) pretending() bool { return (t.covert || t.st.CovertFlow) && t.st.Registered() }
+// While a duress case is open (do-not-contact, until the embassy resolves
+// it) every stop, pause or delete only pretends, keyword or not: whoever
+// forced one may force the next without it.
+func (t *turn) pretending() bool {
+	return (t.covert || t.st.CovertFlow || t.st.DoNotContact) && t.st.Registered()
+}
 
 func (t *turn) pause(d time.Duration) {
 	until := t.now.Add(d)
