@@ -226,6 +226,43 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 	return b, err
 }
 
+// DueOfType returns, with their bodies, every pending delivery of event
+// type typ that is due at now, in key order (endpoint, then recording
+// order). The delivery loop leaves endpoint.heartbeat rows to the prober,
+// which sends them on its own fixed cadence; this is how it finds them. A
+// row whose JSON does not name the type is skipped before it is decoded,
+// so the scan stays cheap behind an outage's backlog.
+func (s *Store) DueOfType(typ string, now time.Time) ([]DueDelivery, error) {
+	var out []DueDelivery
+	mark, err := json.Marshal(typ)
+	if err != nil {
+		return nil, err
+	}
+	mark = append([]byte(`"type":`), mark...)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		outbox := tx.Bucket(bucketOutbox)
+		return tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
+			if !bytes.Contains(v, mark) {
+				return nil
+			}
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
+			}
+			if d.Type != typ || d.NextAt.After(now) {
+				return nil
+			}
+			body := outbox.Get(u64(d.Seq))
+			if body == nil {
+				return fmt.Errorf("outbox event %d of a pending delivery is missing", d.Seq)
+			}
+			out = append(out, DueDelivery{Delivery: d, Body: bytes.Clone(body)})
+			return nil
+		})
+	})
+	return out, err
+}
+
 // PendingOf returns every delivery still owed to endpoint, in recording
 // order, reading only that endpoint's rows.
 func (s *Store) PendingOf(endpoint string) ([]Delivery, error) {
