@@ -56,15 +56,20 @@ type Policy struct {
 	// Timeout bounds one request.
 	Timeout time.Duration
 	// HeartbeatEvery: a signed endpoint.heartbeat to every endpoint this
-	// often, so a dead endpoint is found before a real alert. Zero: none.
+	// often, so a dead endpoint, a wrong secret or a receiver that fails
+	// every POST is found before a real alert. Zero: none. Heartbeats are
+	// recorded and sent by the prober on its ReportEvery cadence, never by
+	// the delivery loop, so their outcome (which is logged) cannot move
+	// with the events that wait.
 	HeartbeatEvery time.Duration
 	// KeepDelivered: how long delivered events are kept for audit.
 	KeepDelivered time.Duration
 	// Poll is the longest the loop sleeps: the guarantee behind the
 	// immediate attempt after each commit.
 	Poll time.Duration
-	// ReportEvery is the cadence of the endpoint health report, the only
-	// place delivery problems are logged. Zero: one minute.
+	// ReportEvery is the cadence of the prober: an unsigned HEAD to every
+	// endpoint, the heartbeats that are due, then the health report, the
+	// only place delivery problems are logged. Zero: one minute.
 	ReportEvery time.Duration
 }
 
@@ -90,10 +95,15 @@ func DefaultPolicy() Policy {
 // never happens inside a store transaction: it reads due deliveries, sends,
 // then records the outcomes.
 //
-// What it logs does not depend on which events are waiting (DESIGN §3): a
-// delivery problem is kept as the state of its endpoint and reported by
-// ReportHealth on a fixed cadence, never per event, so a failing endpoint
-// logs the same lines whether or not a duress event waits for it.
+// What it logs does not depend on whether any event exists (DESIGN §3,
+// issue 9 item 7). Event deliveries keep their retries, backoff and
+// secondary URL but never write a log line, nor feed one: everything
+// logged comes from the prober (ReportHealth), which on a fixed cadence
+// sends every endpoint an unsigned HEAD — reachable or failing — and the
+// signed endpoint.heartbeat when one is due, whatever waits. Learning an
+// endpoint's health from event deliveries would tell a reader of the log
+// that an event (a duress check-in, a wrong guess of the secret word) was
+// recorded: only the duress session has one to deliver.
 type Deliverer struct {
 	Store     *store.Store
 	Endpoints []Endpoint
@@ -106,35 +116,50 @@ type Deliverer struct {
 	nudge chan struct{}
 	byID  map[string]*Endpoint
 	mu    sync.Mutex
-	// health is the state of every configured endpoint this process has
-	// tried; waiting that of every endpoint id with pending rows and no
+	// health is what event deliveries taught about every configured
+	// endpoint this process has tried (backoff, secondary URL; never
+	// logged); reach what the prober learnt (the only source of log
+	// lines); waiting is every endpoint id with pending rows and no
 	// configuration (an embassy with no URL).
 	health    map[string]*health
+	reach     map[string]*reach
 	waiting   map[string]*unconfigured
 	reportAt  time.Time
 	lastPrune time.Time
 	// lastHold is when holdBack last read the failing endpoints' rows: it
 	// decides on thresholds of minutes and hours, not on every round.
 	lastHold time.Time
-	// heartbeatCheck is when to next ask the store about heartbeats.
-	heartbeatCheck time.Time
+	// probing serialises the prober's ticks (Run's ticker, a caller's
+	// ReportHealth).
+	probing sync.Mutex
 }
 
-// health is what the deliverer knows of one endpoint. Backoff is the
-// endpoint's, counted in its consecutive failed requests, not in the
-// attempts of whichever event happened to be tried: how often a failing
-// endpoint is probed does not depend on what waits for it.
+// health is what event deliveries taught about one endpoint: it paces
+// retries and sends critical events to the secondary URL, and is never
+// logged. Backoff is the endpoint's, counted in its consecutive failed
+// requests, not in the attempts of whichever event happened to be tried.
 type health struct {
-	since    time.Time // failing since (zero: healthy)
-	fails    int       // consecutive failed requests
-	until    time.Time // no request before (after a failure)
-	status   string    // class of the last failure: "5xx", "timeout", …
+	since time.Time // failing since (zero: healthy)
+	fails int       // consecutive failed requests
+	until time.Time // no request before (after a failure)
+}
+
+// reach is what the prober learnt about one endpoint, at fixed times
+// whatever events exist: everything the health report says comes from
+// here.
+type reach struct {
+	since    time.Time // the HEAD probe has failed since (zero: reachable)
+	status   string    // class of the last failed probe: "5xx", "timeout", …
 	reported bool      // the last report said failing
-	probed   bool      // its secondary was sent a probe in this outage
-	// Since the last report:
-	blip     bool   // failed and recovered without being reported
-	rejected string // class of a 4xx that refused one event
-	givenUp  bool   // non-critical events were given up
+	// secondary: the endpoint's secondary URL was sent a heartbeat in this
+	// outage (one per outage, decided by the probe's failing time).
+	secondary bool
+	// heartbeat is how the endpoint answered the last attempt of its
+	// signed heartbeat when it did not accept it ("401", "5xx", …; "":
+	// accepted, or none sent yet); heartbeatReported: the last report said
+	// so.
+	heartbeat         string
+	heartbeatReported bool
 }
 
 // unconfigured is an endpoint id that events wait for with no URL.
@@ -155,6 +180,7 @@ func (d *Deliverer) init() {
 			d.byID[d.Endpoints[i].ID] = &d.Endpoints[i]
 		}
 		d.health = map[string]*health{}
+		d.reach = map[string]*reach{}
 		d.waiting = map[string]*unconfigured{}
 		if d.Client == nil {
 			d.Client = &http.Client{Timeout: d.Policy.Timeout,
@@ -184,9 +210,10 @@ func (d *Deliverer) Nudge() {
 	}
 }
 
-// Run delivers until ctx ends, and reports endpoint health every
-// Policy.ReportEvery from a goroutine of its own, so when a report is
-// written never depends on when events arrive or how long a round takes.
+// Run delivers until ctx ends, and probes and reports endpoint health every
+// Policy.ReportEvery from a goroutine of its own, so when a probe is sent
+// or a report written never depends on when events arrive or how long a
+// round takes.
 func (d *Deliverer) Run(ctx context.Context) error {
 	d.init()
 	var reporter sync.WaitGroup
@@ -198,7 +225,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				d.ReportHealth()
+				d.probeAndReport(ctx)
 			}
 		}
 	})
@@ -227,27 +254,15 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
-// Round does one pass: heartbeats, routing of new events, every due
-// attempt, the outcomes, and pruning. Each case's events go out one after
-// the other in the same round, each as soon as the one before it is
-// delivered. It returns when the next attempt is due (zero if nothing
-// waits); a time not after now means go again at once.
+// Round does one pass: routing of new events, every due attempt, the
+// outcomes, and pruning. Each case's events go out one after the other in
+// the same round, each as soon as the one before it is delivered. It
+// returns when the next attempt is due (zero if nothing waits); a time not
+// after now means go again at once. Heartbeats are the prober's: a round
+// leaves them alone. A round logs nothing but its own store errors.
 func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	d.init()
 	now := d.Now()
-	if d.Policy.HeartbeatEvery > 0 && now.After(d.heartbeatCheck) {
-		// The store decides (it remembers the last heartbeat across
-		// restarts); asking it once a minute spares a write per round.
-		d.heartbeatCheck = now.Add(time.Minute)
-		for _, ep := range d.Endpoints {
-			if _, err := d.Store.Heartbeat(ep.ID, ep.Embassy, now, d.Policy.HeartbeatEvery); err != nil {
-				return time.Time{}, err
-			}
-		}
-	}
-	if err := d.probeSecondaries(now); err != nil {
-		return time.Time{}, err
-	}
 	if _, err := d.Store.Route(now, d.targets); err != nil {
 		return time.Time{}, err
 	}
@@ -275,6 +290,9 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	byEndpoint := map[string][]store.Chain{}
 	var order []string
 	for _, c := range batch.Chains {
+		if c.Items[0].Type == dialogs.EventEndpointHeartbeat {
+			continue // the prober sends it, on its own cadence (a heartbeat has no case: its chain is itself)
+		}
 		if _, ok := byEndpoint[c.Endpoint]; !ok {
 			order = append(order, c.Endpoint)
 		}
@@ -337,39 +355,6 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
-// probeSecondaries records a heartbeat for the secondary endpoint of every
-// primary that has failed for SecondaryAfter, once per outage. Critical
-// events then go there too; without the probe the secondary would be tried
-// — and its failure logged — only when a critical event waits, which is
-// what a reader of the log must not learn.
-func (d *Deliverer) probeSecondaries(now time.Time) error {
-	type probe struct {
-		ep      *Endpoint
-		failing time.Duration
-	}
-	var probes []probe
-	d.mu.Lock()
-	for id, h := range d.health {
-		ep := d.byID[id]
-		if ep == nil || ep.Secondary == "" || d.byID[ep.Secondary] == nil || h.since.IsZero() || h.probed {
-			continue
-		}
-		if f := now.Sub(h.since); f >= d.Policy.SecondaryAfter {
-			h.probed = true
-			probes = append(probes, probe{d.byID[ep.Secondary], f})
-		}
-	}
-	d.mu.Unlock()
-	for _, p := range probes {
-		// "None recorded within the outage so far": one per outage, also
-		// across a restart.
-		if _, err := d.Store.Heartbeat(p.ep.ID, p.ep.Embassy, now, p.failing); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // noteUnconfigured keeps, for the health report, which endpoint ids have
 // events waiting and no configuration.
 func (d *Deliverer) noteUnconfigured(now time.Time, ids []string) {
@@ -391,47 +376,246 @@ func (d *Deliverer) noteUnconfigured(now time.Time, ids []string) {
 	}
 }
 
-// ReportHealth logs the state of every endpoint with a delivery problem,
-// at most once per Policy.ReportEvery (Run calls it on that cadence; a
-// caller driving Round with its own clock calls it too). Lines name the
-// endpoint, how long it has failed and the class of the last failure —
-// never an event, its type, severity or case, nor counts of waiting events,
-// which a duress event would move by one.
+// ReportHealth probes every endpoint and logs the state of those with a
+// problem, at most once per Policy.ReportEvery of the Deliverer's clock
+// (Run probes on that cadence itself; a caller driving Round with its own
+// clock calls this after each round).
 func (d *Deliverer) ReportHealth() {
 	d.init()
-	now := d.Now()
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	now := d.Now()
 	if !d.reportAt.IsZero() && now.Before(d.reportAt) {
+		d.mu.Unlock()
 		return
 	}
 	d.reportAt = now.Add(d.Policy.ReportEvery)
-	for _, id := range slices.Sorted(maps.Keys(d.health)) {
-		h := d.health[id]
+	d.mu.Unlock()
+	d.probeAndReport(context.Background())
+}
+
+// probeAndReport is one tick of the prober, the only source of delivery
+// log lines. It does the same work at the same moments whether or not
+// events wait, and reads nothing that event deliveries learnt:
+//
+//  1. an unsigned HEAD to every endpoint (primary, secondary, partner):
+//     any answer below 500 but 3xx means reachable (a receiver that only
+//     accepts signed POSTs answers 401 or 405, which is fine); a 5xx
+//     other than 501, a 3xx (deliveries are never redirected), a timeout
+//     or a connection error means failing;
+//  2. the signed heartbeats: recorded in the outbox when due (every
+//     HeartbeatEvery, and once per outage to the secondary URL of a primary
+//     whose probe has failed for SecondaryAfter), then sent — with their
+//     retries — by this tick and no one else;
+//  3. the report: one line per endpoint with a problem.
+//
+// Lines name the endpoint, how long it has failed and the class of the
+// last failure — never an event, its type, severity or case, nor counts of
+// waiting events. Network I/O happens outside every store transaction.
+func (d *Deliverer) probeAndReport(ctx context.Context) {
+	d.init()
+	d.probing.Lock()
+	defer d.probing.Unlock()
+	now := d.Now()
+
+	classes := make([]string, len(d.Endpoints))
+	var wg sync.WaitGroup
+	for i := range d.Endpoints {
+		wg.Go(func() { classes[i] = d.head(ctx, &d.Endpoints[i]) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // shutting down: a cancelled probe says nothing of the endpoint
+	}
+	d.mu.Lock()
+	var outageBeats []*Endpoint
+	for i := range d.Endpoints {
+		ep := &d.Endpoints[i]
+		r := d.reachOf(ep.ID)
 		switch {
-		case !h.since.IsZero() && !h.reported:
-			h.reported = true
+		case classes[i] == "":
+			r.since, r.status, r.secondary = time.Time{}, "", false
+		case r.since.IsZero():
+			r.since, r.status = now, classes[i]
+		default:
+			r.status = classes[i]
+		}
+		if sec := d.byID[ep.Secondary]; sec != nil && !r.since.IsZero() && !r.secondary &&
+			now.Sub(r.since) >= d.Policy.SecondaryAfter {
+			r.secondary = true
+			outageBeats = append(outageBeats, sec)
+		}
+	}
+	d.mu.Unlock()
+	if err := d.heartbeats(ctx, now, outageBeats); err != nil {
+		d.Log.Error("webhook heartbeat failed", "err", err)
+	}
+	d.report(now)
+}
+
+// reachOf is the prober's state of endpoint id. d.mu must be held.
+func (d *Deliverer) reachOf(id string) *reach {
+	r := d.reach[id]
+	if r == nil {
+		r = &reach{}
+		d.reach[id] = r
+	}
+	return r
+}
+
+// head sends the unsigned probe and returns "" if the endpoint is
+// reachable, else the class of the failure.
+func (d *Deliverer) head(ctx context.Context, ep *Endpoint) string {
+	ctx, cancel := context.WithTimeout(ctx, d.Policy.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, ep.URL, nil)
+	if err != nil {
+		return "invalid URL"
+	}
+	req.Header.Set("User-Agent", "checkinbot-webhooks/1 probe")
+	resp, err := d.Client.Do(req)
+	if err != nil {
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			return "timeout"
+		}
+		return "connection"
+	}
+	resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 300 && c < 400:
+		return "3xx"
+	case c >= 500 && c != http.StatusNotImplemented:
+		return "5xx"
+	}
+	return ""
+}
+
+// heartbeats records the heartbeats due at now — every endpoint's periodic
+// one (the store remembers the last across restarts) and one for each
+// secondary in outage — then sends every due heartbeat row, endpoints in
+// parallel, and records the outcomes. A heartbeat that fails is retried on
+// its own attempts' schedule, at the prober's next ticks.
+func (d *Deliverer) heartbeats(ctx context.Context, now time.Time, outage []*Endpoint) error {
+	if d.Policy.HeartbeatEvery > 0 {
+		for _, ep := range d.Endpoints {
+			if _, err := d.Store.Heartbeat(ep.ID, ep.Embassy, now, d.Policy.HeartbeatEvery); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ep := range outage {
+		// "None recorded within the outage so far": one per outage, also
+		// across a restart.
+		d.mu.Lock()
+		failing := now.Sub(d.reachOf(d.primaryOf(ep.ID)).since)
+		d.mu.Unlock()
+		if _, err := d.Store.Heartbeat(ep.ID, ep.Embassy, now, failing); err != nil {
+			return err
+		}
+	}
+	// Route them now, not at the next round: a tick sends what it recorded.
+	if _, err := d.Store.Route(now, d.targets); err != nil {
+		return err
+	}
+	due, err := d.Store.DueOfType(dialogs.EventEndpointHeartbeat, now)
+	if err != nil {
+		return err
+	}
+	byEndpoint := map[string][]store.DueDelivery{}
+	for _, dd := range due {
+		if d.byID[dd.Endpoint] != nil {
+			byEndpoint[dd.Endpoint] = append(byEndpoint[dd.Endpoint], dd)
+		}
+	}
+	var mu sync.Mutex
+	var out []store.Attempt
+	var wg sync.WaitGroup
+	for id, rows := range byEndpoint {
+		wg.Go(func() {
+			for _, dd := range rows {
+				a, ok := d.sendHeartbeat(ctx, d.byID[id], dd)
+				if !ok {
+					return // shutting down
+				}
+				mu.Lock()
+				out = append(out, a)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(out) == 0 {
+		return nil
+	}
+	return d.Store.RecordAttempts(d.Now(), out)
+}
+
+// primaryOf is the endpoint whose secondary is id ("" if none).
+func (d *Deliverer) primaryOf(id string) string {
+	for _, ep := range d.Endpoints {
+		if ep.Secondary == id {
+			return ep.ID
+		}
+	}
+	return ""
+}
+
+// sendHeartbeat posts one heartbeat and notes how the endpoint answered.
+// Its retry delay counts the heartbeat's own attempts, never the
+// endpoint's backoff from event deliveries. ok is false when ctx ended.
+func (d *Deliverer) sendHeartbeat(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (store.Attempt, bool) {
+	a := store.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
+	retryAfter, class, err := d.post(ctx, ep, dd)
+	if err != nil && ctx.Err() != nil {
+		return a, false
+	}
+	now := d.Now()
+	d.mu.Lock()
+	d.reachOf(ep.ID).heartbeat = class
+	d.mu.Unlock()
+	if err == nil {
+		a.OK = true
+		return a, true
+	}
+	a.Err = err.Error()
+	a.NextAt = now.Add(d.retryDelay(dd.Attempts, retryAfter))
+	first := dd.FirstFailure
+	if first.IsZero() {
+		first = now
+	}
+	a.GiveUp = d.Policy.GiveUpAfter > 0 && now.Sub(first) >= d.Policy.GiveUpAfter
+	return a, true
+}
+
+// report writes the health lines of one tick from the prober's state.
+func (d *Deliverer) report(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(d.reach)) {
+		r := d.reach[id]
+		switch {
+		case !r.since.IsZero() && !r.reported:
+			r.reported = true
 			d.Log.Warn("webhook endpoint failing; events for it wait and are retried",
-				"endpoint", id, "failing_for", now.Sub(h.since).Round(time.Second), "last_status", h.status)
-		case !h.since.IsZero():
+				"endpoint", id, "failing_for", now.Sub(r.since).Round(time.Second), "last_status", r.status)
+		case !r.since.IsZero():
 			d.Log.Warn("webhook endpoint still failing; events for it wait and are retried",
-				"endpoint", id, "failing_for", now.Sub(h.since).Round(time.Second), "last_status", h.status)
-		case h.reported:
-			h.reported = false
+				"endpoint", id, "failing_for", now.Sub(r.since).Round(time.Second), "last_status", r.status)
+		case r.reported:
+			r.reported = false
 			d.Log.Info("webhook endpoint recovered", "endpoint", id)
-		case h.blip:
-			d.Log.Warn("webhook endpoint failed and recovered since the last report",
-				"endpoint", id, "last_status", h.status)
 		}
-		if h.rejected != "" {
-			d.Log.Warn("webhook endpoint refused events (4xx); they are retried: check its URL and secret",
-				"endpoint", id, "last_status", h.rejected)
+		switch {
+		case r.heartbeat != "" && r.since.IsZero():
+			// Reachable, yet the signed POST is not accepted: every event
+			// fails the same way.
+			r.heartbeatReported = true
+			d.Log.Warn("webhook endpoint is reachable but did not accept the signed heartbeat; events for it wait and are retried: check its URL, secret and receiver",
+				"endpoint", id, "last_status", r.heartbeat)
+		case r.heartbeat == "" && r.heartbeatReported:
+			r.heartbeatReported = false
+			d.Log.Info("webhook endpoint accepted the signed heartbeat", "endpoint", id)
 		}
-		if h.givenUp {
-			d.Log.Error("webhook endpoint failing too long: informational events given up (kept in the audit archive)",
-				"endpoint", id)
-		}
-		h.blip, h.rejected, h.givenUp = false, "", false
 	}
 	for _, id := range slices.Sorted(maps.Keys(d.waiting)) {
 		u := d.waiting[id]
@@ -521,9 +705,6 @@ func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 			case !dd.Critical && d.Policy.GiveUpAfter > 0 && !dd.FirstFailure.IsZero() && now.Sub(dd.FirstFailure) >= d.Policy.GiveUpAfter:
 				out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, GiveUp: true,
 					Err: "endpoint failing"})
-				d.mu.Lock()
-				d.health[id].givenUp = true
-				d.mu.Unlock()
 			}
 		}
 	}
@@ -594,7 +775,7 @@ func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store
 // follows a failure. It keeps the endpoint's health; it logs nothing.
 func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDelivery) store.Attempt {
 	a := store.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
-	retryAfter, class, err := d.post(ctx, ep, dd)
+	retryAfter, _, err := d.post(ctx, ep, dd)
 	now := d.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -607,10 +788,7 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 	if err == nil || rejected {
 		// Delivered, or refused as malformed: either way the endpoint
 		// answers, so it is healthy.
-		if !h.since.IsZero() {
-			h.blip = !h.reported
-		}
-		h.since, h.fails, h.until, h.probed = time.Time{}, 0, time.Time{}, false
+		h.since, h.fails, h.until = time.Time{}, 0, time.Time{}
 		if err == nil {
 			a.OK = true
 			return a
@@ -628,19 +806,9 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 			h.since = now
 		}
 		h.fails++
-		h.status = class
 		n = h.fails - 1
-	} else {
-		h.rejected = class
 	}
-	delay := d.Policy.Retry[min(n, len(d.Policy.Retry)-1)]
-	if d.Policy.Jitter > 0 {
-		delay = time.Duration(float64(delay) * (1 + d.Policy.Jitter*(2*rand.Float64()-1)))
-	}
-	if retryAfter > delay {
-		delay = min(retryAfter, d.Policy.MaxRetryAfter)
-	}
-	a.NextAt = now.Add(delay)
+	a.NextAt = now.Add(d.retryDelay(n, retryAfter))
 	if !rejected {
 		h.until = a.NextAt
 	}
@@ -659,9 +827,21 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		a.Secondary = ep.Secondary
 	case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(eventSince) >= d.Policy.GiveUpAfter:
 		a.GiveUp = true
-		h.givenUp = true
 	}
 	return a
+}
+
+// retryDelay is the wait after the (n+1)-th consecutive failure, with
+// jitter, or the receiver's Retry-After (capped) if that is longer.
+func (d *Deliverer) retryDelay(n int, retryAfter time.Duration) time.Duration {
+	delay := d.Policy.Retry[min(n, len(d.Policy.Retry)-1)]
+	if d.Policy.Jitter > 0 {
+		delay = time.Duration(float64(delay) * (1 + d.Policy.Jitter*(2*rand.Float64()-1)))
+	}
+	if retryAfter > delay {
+		delay = min(retryAfter, d.Policy.MaxRetryAfter)
+	}
+	return delay
 }
 
 // errRejected marks a failure particular to one event (a 4xx other than
@@ -669,8 +849,9 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 var errRejected = errors.New("rejected")
 
 // post sends the request. It returns the receiver's Retry-After, if any,
-// and the class of a failure for the health report ("5xx", "4xx", "3xx",
-// "timeout", "connection"): never the URL, which may carry a token.
+// and the class of a failure ("5xx", "401", "3xx", "timeout",
+// "connection"; only a heartbeat's is ever logged): never the URL, which
+// may carry a token.
 func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (time.Duration, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.Policy.Timeout)
 	defer cancel()
@@ -699,9 +880,11 @@ func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery
 	}
 	class := fmt.Sprintf("%dxx", resp.StatusCode/100)
 	err = fmt.Errorf("HTTP %d", resp.StatusCode)
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout &&
-		resp.StatusCode != http.StatusTooManyRequests {
-		err = fmt.Errorf("%w: HTTP %d", errRejected, resp.StatusCode)
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		class = strconv.Itoa(resp.StatusCode) // 401 and 404 call for different fixes
+		if resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
+			err = fmt.Errorf("%w: HTTP %d", errRejected, resp.StatusCode)
+		}
 	}
 	return parseRetryAfter(resp.Header.Get("Retry-After"), d.Now()), class, err
 }

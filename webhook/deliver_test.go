@@ -38,6 +38,14 @@ func newReceiver(t *testing.T, keys [][]byte) *receiver {
 	r := &receiver{}
 	r.sink = &Sink{Secrets: keys, OnEvent: func(ev Event) { r.events = append(r.events, ev) }}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodHead { // the prober: reachability only, never an event
+			if r.failing.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			r.sink.ServeHTTP(w, req)
+			return
+		}
 		r.mu.Lock()
 		r.log = append(r.log, request{req.Header.Get(HeaderID), req.Header.Get(HeaderTimestamp), time.Now()})
 		r.mu.Unlock()
@@ -96,6 +104,7 @@ func fastPolicy() Policy {
 	p.SecondaryAfter = 300 * time.Millisecond
 	p.HeartbeatEvery = 0
 	p.Poll = 50 * time.Millisecond
+	p.ReportEvery = 50 * time.Millisecond
 	p.Timeout = 2 * time.Second
 	return p
 }
@@ -136,7 +145,8 @@ func TestEndpointOutage(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	// Critical events reach the secondary once the primary has failed for
-	// 300 ms, and so does one heartbeat probing it, whatever waits.
+	// 300 ms, and so does one heartbeat, sent because the prober found the
+	// primary failing that long, whatever waits.
 	critical := func() (n, probes int) {
 		for _, ev := range secondary.received() {
 			switch {
@@ -150,7 +160,8 @@ func TestEndpointOutage(t *testing.T) {
 		}
 		return n, probes
 	}
-	waitFor(t, "the secondary URL", func() bool { n, _ := critical(); return n == 6 })
+	waitFor(t, "the secondary URL", func() bool { n, probes := critical(); return n == 6 && probes >= 1 })
+	time.Sleep(300 * time.Millisecond) // several more ticks of the prober in the same outage
 	if _, probes := critical(); probes != 1 {
 		t.Errorf("the secondary got %d heartbeat probes during one outage, want 1", probes)
 	}
@@ -319,6 +330,7 @@ func TestPartnersAndHeartbeats(t *testing.T) {
 		if _, err := d.Round(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		d.ReportHealth() // the prober records and sends the heartbeats
 	}
 	types := func(evs []Event) map[string]int {
 		m := map[string]int{}
