@@ -3,6 +3,8 @@ package dialogs
 import (
 	"fmt"
 	"time"
+
+	"github.com/checkinbot/checkinbot/errs"
 )
 
 // Catalog supplies localised text and the words people type. The locales
@@ -100,25 +102,30 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// Validate reports the first inconsistency in p, naming the field.
+// Validate reports the first inconsistency in p as an *errs.Error whose
+// Key is the field's configuration key ("remind_after"), so config can name
+// it without reading the message.
 func (p Policy) Validate() error {
+	bad := func(code errs.Code, key, format string, args ...any) error {
+		return &errs.Error{Code: code, Key: key, Reason: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case len(p.Intervals) == 0:
-		return fmt.Errorf("intervals: at least one check-in interval is needed")
+		return bad(errs.EMISSING, "intervals", "at least one check-in interval is needed")
 	case p.RemindAfter <= 0:
-		return fmt.Errorf("remind_after: must be positive")
+		return bad(errs.EINVALID, "remind_after", "must be positive")
 	case p.FinalReminderAfter <= p.RemindAfter:
-		return fmt.Errorf("final_reminder_after: must be later than remind_after")
+		return bad(errs.EINVALID, "final_reminder_after", "must be later than remind_after")
 	case p.EscalateAfter <= p.FinalReminderAfter:
-		return fmt.Errorf("escalate_after: must be later than final_reminder_after")
+		return bad(errs.EINVALID, "escalate_after", "must be later than final_reminder_after")
 	case p.ReescalateEvery <= 0:
-		return fmt.Errorf("reescalate_every: must be positive")
+		return bad(errs.EINVALID, "reescalate_every", "must be positive")
 	case p.MaxPause <= 0 || p.MaxPause > 14*24*time.Hour:
-		return fmt.Errorf("max_pause: must be between 1s and 336h (14 days)")
+		return bad(errs.EINVALID, "max_pause", "must be between 1s and 336h (14 days)")
 	}
 	for _, iv := range p.Intervals {
 		if iv < time.Minute {
-			return fmt.Errorf("intervals: %s is shorter than a minute", iv)
+			return bad(errs.EINVALID, "intervals", "%s is shorter than a minute", iv)
 		}
 	}
 	return nil
