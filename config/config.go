@@ -2,13 +2,16 @@
 // service, the check-in policy, the countries and the embassies. Secrets
 // never live here; they come from environment variables.
 //
-// Every error names the file, the key and the reason, so an operator can fix
-// a bad file without reading code.
+// Every error is an *Error (an *errs.Error): it names the file, the key and
+// the reason, so an operator can fix a bad file without reading code, and
+// carries a stable code, so a program decides with errors.As or
+// errs.ErrorCode and never by reading the message.
 package config
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"regexp"
 	"slices"
@@ -18,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/checkinbot/checkinbot"
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/errs"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -140,18 +144,16 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Error is a configuration problem at one key of one file.
-type Error struct {
-	File   string
-	Key    string
-	Reason string
-}
+// Error is a configuration problem at one key of one file: errs.Error,
+// so its Code means the same here as in the store and the API. Every error
+// config returns is one, with File and Code always set and Key set unless
+// the problem is the file as a whole. Its message is "file: key: reason".
+type Error = errs.Error
 
-func (e *Error) Error() string {
-	if e.Key == "" {
-		return fmt.Sprintf("%s: %s", e.File, e.Reason)
-	}
-	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Reason)
+// configError returns an *Error at key in the file being checked (finish
+// fills in File).
+func configError(code errs.Code, key, format string, args ...any) *Error {
+	return &Error{Code: code, Key: key, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Load reads and validates the file at path.
@@ -180,21 +182,29 @@ func Default() *Config {
 func finish(name string, c *Config, md toml.MetaData, err error) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Key: pe.LastKey, Reason: fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}
+		switch {
+		case errors.As(err, &pe):
+			return nil, &Error{Code: errs.EINVALID, File: name, Key: pe.LastKey, Err: err,
+				Reason: fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &Error{Code: errs.ENOTFOUND, File: name, Reason: err.Error(), Err: err}
 		}
-		return nil, &Error{File: name, Reason: err.Error()}
+		// A type mismatch: the TOML library names the key only in its
+		// text, which stays the reason as it is.
+		return nil, &Error{Code: errs.EINVALID, File: name, Reason: err.Error(), Err: err}
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return nil, &Error{File: name, Key: undecoded[0].String(), Reason: "unknown key (misspelt, or in the wrong table?)"}
+		return nil, &Error{Code: errs.EUNKNOWNKEY, File: name, Key: undecoded[0].String(),
+			Reason: "unknown key (misspelt, or in the wrong table?)"}
 	}
 	c.Name = name
 	if err := c.validate(); err != nil {
-		if ce, ok := err.(*Error); ok {
-			ce.File = name
-			return nil, ce
+		var ce *Error
+		if !errors.As(err, &ce) { // unreachable: validate returns only *Error
+			ce = &Error{Code: errs.EINTERNAL, Reason: err.Error(), Err: err}
 		}
-		return nil, &Error{File: name, Reason: err.Error()}
+		ce.File = name
+		return nil, ce
 	}
 	return c, nil
 }
@@ -206,73 +216,77 @@ var (
 )
 
 func (c *Config) validate() error {
-	bad := func(key, format string, args ...any) error {
-		return &Error{Key: key, Reason: fmt.Sprintf(format, args...)}
+	bad := func(code errs.Code, key, format string, args ...any) error {
+		return configError(code, key, format, args...)
 	}
 	if strings.TrimSpace(c.Operator) == "" {
-		return bad("operator", "missing: name who runs the service (it appears in the consent notice)")
+		return bad(errs.EMISSING, "operator", "missing: name who runs the service (it appears in the consent notice)")
 	}
 	for lang, name := range c.OperatorNames {
 		if strings.TrimSpace(name) == "" {
-			return bad("operator_names."+lang, "empty name")
+			return bad(errs.EMISSING, "operator_names."+lang, "empty name")
 		}
 	}
 	if c.NoticeVersion == "" {
-		return bad("notice_version", "missing: a label for the consent notice text, such as \"2026-11\"")
+		return bad(errs.EMISSING, "notice_version", "missing: a label for the consent notice text, such as \"2026-11\"")
 	}
 	if c.RetentionDays < 1 || c.RetentionDays > 3650 {
-		return bad("retention_days", "must be between 1 and 3650, got %d", c.RetentionDays)
+		return bad(errs.EINVALID, "retention_days", "must be between 1 and 3650, got %d", c.RetentionDays)
 	}
 	if err := c.Policy().Validate(); err != nil {
-		key, reason, _ := strings.Cut(err.Error(), ": ")
-		return bad("checkin."+key, "%s", reason)
+		// The policy's fields are named by their [checkin] keys.
+		var pe *errs.Error
+		if !errors.As(err, &pe) {
+			return &Error{Code: errs.EINVALID, Key: "checkin", Reason: err.Error(), Err: err}
+		}
+		return &Error{Code: errs.ErrorCode(err), Key: "checkin." + pe.Key, Reason: pe.Reason, Err: err}
 	}
 	if len(c.Countries) == 0 {
-		return bad("country", "at least one [[country]] is needed")
+		return bad(errs.EMISSING, "country", "at least one [[country]] is needed")
 	}
 	seen := map[string]bool{}
 	for i, k := range c.Countries {
 		key := fmt.Sprintf("country[%d]", i)
 		switch {
 		case !countryCode.MatchString(k.Code):
-			return bad(key+".code", "%q is not an ISO 3166 alpha-2 code like \"KH\"", k.Code)
+			return bad(errs.EINVALID, key+".code", "%q is not an ISO 3166 alpha-2 code like \"KH\"", k.Code)
 		case seen[k.Code]:
-			return bad(key+".code", "%q is listed twice", k.Code)
+			return bad(errs.ECONFLICT, key+".code", "%q is listed twice", k.Code)
 		case k.Name == "":
-			return bad(key+".name", "missing: the country's English name")
+			return bad(errs.EMISSING, key+".name", "missing: the country's English name")
 		case k.Timezone == "":
-			return bad(key+".timezone", "missing: an IANA time zone like \"Asia/Phnom_Penh\"")
+			return bad(errs.EMISSING, key+".timezone", "missing: an IANA time zone like \"Asia/Phnom_Penh\"")
 		}
 		if _, err := time.LoadLocation(k.Timezone); err != nil {
-			return bad(key+".timezone", "%q is not a known IANA time zone", k.Timezone)
+			return bad(errs.EINVALID, key+".timezone", "%q is not a known IANA time zone", k.Timezone)
 		}
 		seen[k.Code] = true
 	}
 	if len(c.Embassies) == 0 {
-		return bad("embassy", "at least one [[embassy]] is needed")
+		return bad(errs.EMISSING, "embassy", "at least one [[embassy]] is needed")
 	}
 	ids := map[string]bool{}
 	for i, e := range c.Embassies {
 		key := fmt.Sprintf("embassy[%d]", i)
 		switch {
 		case !embassyID.MatchString(e.ID):
-			return bad(key+".id", "%q must be lower-case letters, digits and dashes", e.ID)
+			return bad(errs.EINVALID, key+".id", "%q must be lower-case letters, digits and dashes", e.ID)
 		case ids[e.ID]:
-			return bad(key+".id", "%q is used by two embassies", e.ID)
+			return bad(errs.ECONFLICT, key+".id", "%q is used by two embassies", e.ID)
 		case strings.TrimSpace(e.Name) == "":
-			return bad(key+".name", "missing")
+			return bad(errs.EMISSING, key+".name", "missing")
 		case len(e.Nationalities) == 0:
-			return bad(key+".nationalities", "list at least one passport country code")
+			return bad(errs.EMISSING, key+".nationalities", "list at least one passport country code")
 		}
 		ids[e.ID] = true
 		for _, n := range e.Nationalities {
 			if !seen[n] {
-				return bad(key+".nationalities", "%q has no [[country]] entry (needed for its name)", n)
+				return bad(errs.ENOTFOUND, key+".nationalities", "%q has no [[country]] entry (needed for its name)", n)
 			}
 		}
 		for _, k := range e.Countries {
 			if !seen[k] {
-				return bad(key+".countries", "%q has no [[country]] entry", k)
+				return bad(errs.ENOTFOUND, key+".countries", "%q has no [[country]] entry", k)
 			}
 		}
 	}
@@ -285,23 +299,28 @@ func (c *Config) validate() error {
 		return err
 	}
 	if d := c.WhatsApp.PerRecipientInterval.Duration; d != 0 && d < 500*time.Millisecond {
-		return bad("whatsapp.per_recipient_interval", "%s is too fast for WhatsApp (at least 500ms; default 2s)", d)
+		return bad(errs.EINVALID, "whatsapp.per_recipient_interval", "%s is too fast for WhatsApp (at least 500ms; default 2s)", d)
 	}
 	if d := c.WhatsApp.GlobalInterval.Duration; d != 0 && d < 200*time.Millisecond {
-		return bad("whatsapp.global_interval", "%s is too fast for WhatsApp (at least 200ms; default 1s)", d)
+		return bad(errs.EINVALID, "whatsapp.global_interval", "%s is too fast for WhatsApp (at least 200ms; default 1s)", d)
 	}
-	for key, d := range map[string]Duration{"delivery.timeout": c.Delivery.Timeout,
-		"delivery.secondary_after": c.Delivery.SecondaryAfter, "delivery.give_up_after": c.Delivery.GiveUpAfter,
-		"delivery.keep_delivered": c.Delivery.KeepDelivered, "delivery.heartbeat_every": c.Delivery.HeartbeatEvery} {
-		if d.Duration < 0 {
-			return bad(key, "must not be negative")
+	// In file order, so that of several bad keys the same one is named
+	// every time.
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"delivery.timeout", c.Delivery.Timeout}, {"delivery.secondary_after", c.Delivery.SecondaryAfter},
+		{"delivery.give_up_after", c.Delivery.GiveUpAfter}, {"delivery.keep_delivered", c.Delivery.KeepDelivered},
+		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}} {
+		if d.d.Duration < 0 {
+			return bad(errs.EINVALID, d.key, "must not be negative")
 		}
 	}
 	dir := c.Directory()
 	for i, e := range c.Embassies {
 		for _, n := range e.Nationalities {
 			if len(dir.CountriesFor(n)) == 0 {
-				return bad(fmt.Sprintf("embassy[%d].countries", i), "citizens of %q are covered in no country other than their own", n)
+				return bad(errs.EINVALID, fmt.Sprintf("embassy[%d].countries", i), "citizens of %q are covered in no country other than their own", n)
 			}
 		}
 	}
@@ -362,18 +381,22 @@ var eventTypes = []string{dialogs.EventRegistrationCreated, dialogs.EventRegistr
 func validateURL(key, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return &Error{Key: key, Reason: fmt.Sprintf("%q is not an absolute http(s) URL", raw)}
+		code := errs.EINVALID
+		if raw == "" {
+			code = errs.EMISSING
+		}
+		return configError(code, key, "%q is not an absolute http(s) URL", raw)
 	}
 	return nil
 }
 
 func validateSecretEnv(key string, names []string) error {
 	if len(names) == 0 {
-		return &Error{Key: key, Reason: "name at least one environment variable holding a whsec_ secret"}
+		return configError(errs.EMISSING, key, "name at least one environment variable holding a whsec_ secret")
 	}
 	for _, n := range names {
 		if !envName.MatchString(n) {
-			return &Error{Key: key, Reason: fmt.Sprintf("%q is not an environment variable name", n)}
+			return configError(errs.EINVALID, key, "%q is not an environment variable name", n)
 		}
 	}
 	return nil
@@ -381,12 +404,12 @@ func validateSecretEnv(key string, names []string) error {
 
 func validateEndpoints(key string, e Embassy) error {
 	if e.PullOnly && (e.WebhookURL != "" || e.SecondaryURL != "" || len(e.SecretEnv) > 0 || len(e.Partners) > 0) {
-		return &Error{Key: key + ".pull_only", Reason: fmt.Sprintf("embassy %q is pull_only but also names webhook_url, "+
-			"secondary_url, secret_env or partners: remove pull_only to deliver webhooks, or the webhook keys to pull", e.ID)}
+		return configError(errs.ECONFLICT, key+".pull_only", "embassy %q is pull_only but also names webhook_url, "+
+			"secondary_url, secret_env or partners: remove pull_only to deliver webhooks, or the webhook keys to pull", e.ID)
 	}
 	if e.WebhookURL == "" {
 		if e.SecondaryURL != "" || len(e.Partners) > 0 {
-			return &Error{Key: key + ".webhook_url", Reason: "missing, but a secondary URL or partners are set"}
+			return configError(errs.EMISSING, key+".webhook_url", "missing, but a secondary URL or partners are set")
 		}
 		return nil
 	}
@@ -406,11 +429,11 @@ func validateEndpoints(key string, e Embassy) error {
 		pk := fmt.Sprintf("%s.partner[%d]", key, j)
 		switch {
 		case !embassyID.MatchString(p.ID):
-			return &Error{Key: pk + ".id", Reason: fmt.Sprintf("%q must be lower-case letters, digits and dashes", p.ID)}
+			return configError(errs.EINVALID, pk+".id", "%q must be lower-case letters, digits and dashes", p.ID)
 		case ids[p.ID]:
-			return &Error{Key: pk + ".id", Reason: fmt.Sprintf("%q is used twice", p.ID)}
+			return configError(errs.ECONFLICT, pk+".id", "%q is used twice", p.ID)
 		case len(p.Events) == 0:
-			return &Error{Key: pk + ".events", Reason: "list the event types this partner receives"}
+			return configError(errs.EMISSING, pk+".events", "list the event types this partner receives")
 		}
 		ids[p.ID] = true
 		if err := validateURL(pk+".url", p.URL); err != nil {
@@ -421,7 +444,7 @@ func validateEndpoints(key string, e Embassy) error {
 		}
 		for _, t := range p.Events {
 			if !slices.Contains(eventTypes, t) {
-				return &Error{Key: pk + ".events", Reason: fmt.Sprintf("%q is not an event type", t)}
+				return configError(errs.EINVALID, pk+".events", "%q is not an event type", t)
 			}
 		}
 	}
@@ -440,11 +463,11 @@ func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webh
 		for _, n := range names {
 			v := getenv(n)
 			if v == "" {
-				return nil, &Error{File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s is not set", n)}
+				return nil, &Error{Code: errs.EMISSING, File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s is not set", n)}
 			}
 			k, err := webhook.ParseSecrets(v)
 			if err != nil {
-				return nil, &Error{File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s: %v", n, err)}
+				return nil, &Error{Code: errs.EINVALID, File: c.Name, Key: key, Reason: fmt.Sprintf("environment variable %s: %v", n, err)}
 			}
 			keys = append(keys, k...)
 		}
@@ -455,7 +478,7 @@ func (c *Config) Endpoints(getenv func(string) string, requireURLs bool) ([]webh
 		key := fmt.Sprintf("embassy[%d]", i)
 		if e.WebhookURL == "" {
 			if requireURLs && !e.PullOnly {
-				return nil, &Error{File: c.Name, Key: key + ".webhook_url", Reason: fmt.Sprintf("missing for embassy %q: "+
+				return nil, &Error{Code: errs.EMISSING, File: c.Name, Key: key + ".webhook_url", Reason: fmt.Sprintf("missing for embassy %q: "+
 					"its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), "+
 					"or pull_only = true if this embassy will fetch its events from the event API", e.ID)}
 			}
@@ -516,19 +539,23 @@ func (t Telegram) validate() error {
 			return err
 		}
 		if !envName.MatchString(t.WebhookSecretEnv) {
-			return &Error{Key: "telegram.webhook_secret_env", Reason: "name the environment variable holding the webhook secret"}
+			code := errs.EINVALID
+			if t.WebhookSecretEnv == "" {
+				code = errs.EMISSING
+			}
+			return configError(code, "telegram.webhook_secret_env", "name the environment variable holding the webhook secret")
 		}
 		if t.Listen == "" {
-			return &Error{Key: "telegram.listen", Reason: "missing: the local address to serve the webhook on, such as \":8443\""}
+			return configError(errs.EMISSING, "telegram.listen", "missing: the local address to serve the webhook on, such as \":8443\"")
 		}
 	default:
-		return &Error{Key: "telegram.mode", Reason: fmt.Sprintf("%q: use \"polling\" or \"webhook\"", t.Mode)}
+		return configError(errs.EINVALID, "telegram.mode", "%q: use \"polling\" or \"webhook\"", t.Mode)
 	}
 	if t.GlobalRate < 0 || t.GlobalRate > 30 {
-		return &Error{Key: "telegram.global_rate", Reason: "must be between 0 (default 30) and 30 messages a second"}
+		return configError(errs.EINVALID, "telegram.global_rate", "must be between 0 (default 30) and 30 messages a second")
 	}
 	if t.PerChatInterval.Duration < 0 {
-		return &Error{Key: "telegram.per_chat_interval", Reason: "must not be negative"}
+		return configError(errs.EINVALID, "telegram.per_chat_interval", "must not be negative")
 	}
 	return nil
 }

@@ -3,8 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/checkinbot/checkinbot/errs"
 )
 
 const base = `operator = "the Ministry"
@@ -211,6 +216,7 @@ type errorCase struct {
 	name      string
 	text      string // the whole file
 	endpoints bool   // refused by Endpoints(getenv, true), not by Parse
+	code      errs.Code
 	key       string
 	msg       string // the whole message, pinned: operators and docs rely on it
 }
@@ -236,76 +242,76 @@ func errorCases(t *testing.T) []errorCase {
 	partner := g[strings.Index(g, "[[embassy.partner]]"):]
 	noPartner := strings.TrimSuffix(g, partner)
 	return []errorCase{
-		{name: "Syntax", text: e(`operator = "the Ministry"`, "operator = "), key: "operator", msg: "test.toml: operator: line 1: expected value but found '\\n' instead"},
-		{name: "BadDuration", text: add("[checkin]\nremind_after = \"1hour\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: line 33: \"1hour\" is not a duration (write it like \"90s\", \"3h\" or \"24h\")"},
+		{name: "Syntax", code: errs.EINVALID, text: e(`operator = "the Ministry"`, "operator = "), key: "operator", msg: "test.toml: operator: line 1: expected value but found '\\n' instead"},
+		{name: "BadDuration", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"1hour\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: line 33: \"1hour\" is not a duration (write it like \"90s\", \"3h\" or \"24h\")"},
 		// The TOML library names the key of a type mismatch only in its text.
-		{name: "WrongType", text: e("retention_days = 90", `retention_days = "90"`), key: "", msg: "test.toml: toml: line 3 (last key \"retention_days\"): incompatible types: TOML value has type string; destination has type integer"},
-		{name: "UnknownKey", text: "operatr = \"x\"\n" + g, key: "operatr", msg: "test.toml: operatr: unknown key (misspelt, or in the wrong table?)"},
-		{name: "UnknownKeyInTable", text: e(primaryA, primaryA+"webhook_secret = \"x\"\n"), key: "embassy.webhook_secret", msg: "test.toml: embassy.webhook_secret: unknown key (misspelt, or in the wrong table?)"},
-		{name: "MissingOperator", text: e(`operator = "the Ministry"`, ""), key: "operator", msg: "test.toml: operator: missing: name who runs the service (it appears in the consent notice)"},
-		{name: "BlankOperator", text: e(`operator = "the Ministry"`, `operator = "  "`), key: "operator", msg: "test.toml: operator: missing: name who runs the service (it appears in the consent notice)"},
-		{name: "EmptyOperatorName", text: "operator_names = { ms = \" \" }\n" + g, key: "operator_names.ms", msg: "test.toml: operator_names.ms: empty name"},
-		{name: "MissingNoticeVersion", text: e(`notice_version = "1"`, ""), key: "notice_version", msg: "test.toml: notice_version: missing: a label for the consent notice text, such as \"2026-11\""},
-		{name: "RetentionZero", text: e("retention_days = 90", "retention_days = 0"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 0"},
-		{name: "RetentionTooLong", text: e("retention_days = 90", "retention_days = 3651"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 3651"},
-		{name: "ShortInterval", text: add("[checkin]\nintervals = [\"24h\", \"30s\"]\n"), key: "checkin.intervals", msg: "test.toml: checkin.intervals: 30s is shorter than a minute"},
-		{name: "NegativeRemind", text: add("[checkin]\nremind_after = \"-1h\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: must be positive"},
-		{name: "FinalBeforeRemind", text: add("[checkin]\nremind_after = \"3h\"\nfinal_reminder_after = \"2h\"\n"), key: "checkin.final_reminder_after", msg: "test.toml: checkin.final_reminder_after: must be later than remind_after"},
-		{name: "EscalateBeforeFinal", text: add("[checkin]\nfinal_reminder_after = \"4h\"\nescalate_after = \"4h\"\n"), key: "checkin.escalate_after", msg: "test.toml: checkin.escalate_after: must be later than final_reminder_after"},
-		{name: "NegativeReescalate", text: add("[checkin]\nreescalate_every = \"-1h\"\n"), key: "checkin.reescalate_every", msg: "test.toml: checkin.reescalate_every: must be positive"},
-		{name: "LongPause", text: add("[checkin]\nmax_pause = \"400h\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
-		{name: "NegativePause", text: add("[checkin]\nmax_pause = \"-1s\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
-		{name: "NoCountry", text: e(countries, ""), key: "country", msg: "test.toml: country: at least one [[country]] is needed"},
-		{name: "CountryCodeFormat", text: e(`code = "KH"`, `code = "kh"`), key: "country[1].code", msg: "test.toml: country[1].code: \"kh\" is not an ISO 3166 alpha-2 code like \"KH\""},
-		{name: "CountryTwice", text: e(`code = "KH"`, `code = "MY"`), key: "country[1].code", msg: "test.toml: country[1].code: \"MY\" is listed twice"},
-		{name: "CountryNameMissing", text: e(`name = "Cambodia"`, ""), key: "country[1].name", msg: "test.toml: country[1].name: missing: the country's English name"},
-		{name: "TimezoneMissing", text: e(`timezone = "Asia/Phnom_Penh"`, ""), key: "country[1].timezone", msg: "test.toml: country[1].timezone: missing: an IANA time zone like \"Asia/Phnom_Penh\""},
-		{name: "TimezoneUnknown", text: e("Asia/Phnom_Penh", "Asia/Atlantis"), key: "country[1].timezone", msg: "test.toml: country[1].timezone: \"Asia/Atlantis\" is not a known IANA time zone"},
-		{name: "NoEmbassy", text: base, key: "embassy", msg: "test.toml: embassy: at least one [[embassy]] is needed"},
-		{name: "EmbassyIDFormat", text: e(`id = "kh-my"`, `id = "KH MY"`), key: "embassy[1].id", msg: "test.toml: embassy[1].id: \"KH MY\" must be lower-case letters, digits and dashes"},
-		{name: "EmbassyIDTwice", text: e(`id = "kh-my"`, `id = "my-kh"`), key: "embassy[1].id", msg: "test.toml: embassy[1].id: \"my-kh\" is used by two embassies"},
-		{name: "EmbassyNameMissing", text: e(`name = "Embassy of Cambodia"`, `name = " "`), key: "embassy[1].name", msg: "test.toml: embassy[1].name: missing"},
-		{name: "NoNationalities", text: e(`nationalities = ["KH"]`, `nationalities = []`), key: "embassy[1].nationalities", msg: "test.toml: embassy[1].nationalities: list at least one passport country code"},
-		{name: "NationalityWithoutCountry", text: e(`nationalities = ["KH"]`, `nationalities = ["VN"]`), key: "embassy[1].nationalities", msg: "test.toml: embassy[1].nationalities: \"VN\" has no [[country]] entry (needed for its name)"},
-		{name: "CountryWithoutEntry", text: e(`countries = ["MY"]`, `countries = ["VN"]`), key: "embassy[1].countries", msg: "test.toml: embassy[1].countries: \"VN\" has no [[country]] entry"},
-		{name: "OnlyOwnCountry", text: e(`countries = ["MY"]`, `countries = ["KH"]`), key: "embassy[1].countries", msg: "test.toml: embassy[1].countries: citizens of \"KH\" are covered in no country other than their own"},
-		{name: "PullOnlyWithURL", text: e(primaryA, primaryA+"pull_only = true\n"), key: "embassy[0].pull_only", msg: "test.toml: embassy[0].pull_only: embassy \"my-kh\" is pull_only but also names webhook_url, secondary_url, secret_env or partners: remove pull_only to deliver webhooks, or the webhook keys to pull"},
-		{name: "SecondaryWithoutPrimary", text: edit(t, noPartner, `webhook_url = "https://b.example/hook"`, ""), key: "embassy[1].webhook_url", msg: "test.toml: embassy[1].webhook_url: missing, but a secondary URL or partners are set"},
-		{name: "PartnersWithoutPrimary", text: e(`webhook_url = "https://b.example/hook"`+"\n"+`secondary_url = "https://b2.example/hook"`, ""), key: "embassy[1].webhook_url", msg: "test.toml: embassy[1].webhook_url: missing, but a secondary URL or partners are set"},
-		{name: "WebhookURLNotHTTP", text: e("https://a.example/hook", "ftp://a.example/hook"), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: \"ftp://a.example/hook\" is not an absolute http(s) URL"},
-		{name: "WebhookURLRelative", text: e("https://a.example/hook", "/hook"), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: \"/hook\" is not an absolute http(s) URL"},
-		{name: "SecondaryURLBad", text: e("https://b2.example/hook", "https://"), key: "embassy[1].secondary_url", msg: "test.toml: embassy[1].secondary_url: \"https://\" is not an absolute http(s) URL"},
-		{name: "NoSecretEnv", text: e(`secret_env = ["A_SECRET"]`, `secret_env = []`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: name at least one environment variable holding a whsec_ secret"},
-		{name: "SecretEnvName", text: e(`"B_SECRET_NEW"`, `"B-SECRET"`), key: "embassy[1].secret_env", msg: "test.toml: embassy[1].secret_env: \"B-SECRET\" is not an environment variable name"},
-		{name: "PartnerIDFormat", text: e(`id = "ngo"`, `id = "NGO"`), key: "embassy[1].partner[0].id", msg: "test.toml: embassy[1].partner[0].id: \"NGO\" must be lower-case letters, digits and dashes"},
-		{name: "PartnerIDTwice", text: add(partner), key: "embassy[1].partner[1].id", msg: "test.toml: embassy[1].partner[1].id: \"ngo\" is used twice"},
-		{name: "PartnerNoEvents", text: e(`events = ["sos.raised"]`, `events = []`), key: "embassy[1].partner[0].events", msg: "test.toml: embassy[1].partner[0].events: list the event types this partner receives"},
-		{name: "PartnerURLMissing", text: e(`url = "https://ngo.example/hook"`, ""), key: "embassy[1].partner[0].url", msg: "test.toml: embassy[1].partner[0].url: \"\" is not an absolute http(s) URL"},
-		{name: "PartnerURLBad", text: e("https://ngo.example/hook", "mailto:ngo@example.org"), key: "embassy[1].partner[0].url", msg: "test.toml: embassy[1].partner[0].url: \"mailto:ngo@example.org\" is not an absolute http(s) URL"},
-		{name: "PartnerNoSecretEnv", text: e(`secret_env = ["NGO_SECRET"]`, ""), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: name at least one environment variable holding a whsec_ secret"},
-		{name: "PartnerSecretEnvName", text: e(`"NGO_SECRET"`, `"1NGO"`), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: \"1NGO\" is not an environment variable name"},
-		{name: "PartnerUnknownEvent", text: e(`events = ["sos.raised"]`, `events = ["sos.raised", "sos.lowered"]`), key: "embassy[1].partner[0].events", msg: "test.toml: embassy[1].partner[0].events: \"sos.lowered\" is not an event type"},
-		{name: "TelegramAPIURL", text: add("[telegram]\napi_url = \"localhost:8081\"\n"), key: "telegram.api_url", msg: "test.toml: telegram.api_url: \"localhost:8081\" is not an absolute http(s) URL"},
-		{name: "TelegramMode", text: add("[telegram]\nmode = \"push\"\n"), key: "telegram.mode", msg: "test.toml: telegram.mode: \"push\": use \"polling\" or \"webhook\""},
-		{name: "TelegramWebhookURLMissing", text: add("[telegram]\nmode = \"webhook\"\n"), key: "telegram.webhook_url", msg: "test.toml: telegram.webhook_url: \"\" is not an absolute http(s) URL"},
-		{name: "TelegramWebhookURLBad", text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"bot.example\"\n"), key: "telegram.webhook_url", msg: "test.toml: telegram.webhook_url: \"bot.example\" is not an absolute http(s) URL"},
-		{name: "TelegramSecretEnvMissing", text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\n"), key: "telegram.webhook_secret_env", msg: "test.toml: telegram.webhook_secret_env: name the environment variable holding the webhook secret"},
-		{name: "TelegramSecretEnvName", text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\nwebhook_secret_env = \"TG SECRET\"\n"), key: "telegram.webhook_secret_env", msg: "test.toml: telegram.webhook_secret_env: name the environment variable holding the webhook secret"},
-		{name: "TelegramListenMissing", text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\nwebhook_secret_env = \"TG_SECRET\"\n"), key: "telegram.listen", msg: "test.toml: telegram.listen: missing: the local address to serve the webhook on, such as \":8443\""},
-		{name: "TelegramRateTooHigh", text: add("[telegram]\nglobal_rate = 31.0\n"), key: "telegram.global_rate", msg: "test.toml: telegram.global_rate: must be between 0 (default 30) and 30 messages a second"},
-		{name: "TelegramRateNegative", text: add("[telegram]\nglobal_rate = -1.0\n"), key: "telegram.global_rate", msg: "test.toml: telegram.global_rate: must be between 0 (default 30) and 30 messages a second"},
-		{name: "TelegramPerChatNegative", text: add("[telegram]\nper_chat_interval = \"-1s\"\n"), key: "telegram.per_chat_interval", msg: "test.toml: telegram.per_chat_interval: must not be negative"},
-		{name: "WhatsAppPerRecipientFast", text: add("[whatsapp]\nper_recipient_interval = \"100ms\"\n"), key: "whatsapp.per_recipient_interval", msg: "test.toml: whatsapp.per_recipient_interval: 100ms is too fast for WhatsApp (at least 500ms; default 2s)"},
-		{name: "WhatsAppGlobalFast", text: add("[whatsapp]\nglobal_interval = \"100ms\"\n"), key: "whatsapp.global_interval", msg: "test.toml: whatsapp.global_interval: 100ms is too fast for WhatsApp (at least 200ms; default 1s)"},
-		{name: "DeliveryTimeoutNegative", text: add("[delivery]\ntimeout = \"-1s\"\n"), key: "delivery.timeout", msg: "test.toml: delivery.timeout: must not be negative"},
-		{name: "DeliverySecondaryNegative", text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
-		{name: "DeliveryGiveUpNegative", text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
-		{name: "DeliveryKeepNegative", text: add("[delivery]\nkeep_delivered = \"-1s\"\n"), key: "delivery.keep_delivered", msg: "test.toml: delivery.keep_delivered: must not be negative"},
-		{name: "DeliveryHeartbeatNegative", text: add("[delivery]\nheartbeat_every = \"-1s\"\n"), key: "delivery.heartbeat_every", msg: "test.toml: delivery.heartbeat_every: must not be negative"},
-		{name: "ServeNoURL", endpoints: true, text: e(primaryA, ""), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: missing for embassy \"my-kh\": its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), or pull_only = true if this embassy will fetch its events from the event API"},
-		{name: "ServeSecretUnset", endpoints: true, text: e(`"A_SECRET"`, `"A_SECRET_UNSET"`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: environment variable A_SECRET_UNSET is not set"},
-		{name: "ServeSecretMalformed", endpoints: true, text: e(`"B_SECRET_NEW"`, `"B_SECRET_BAD"`), key: "embassy[1].secret_env", msg: "test.toml: embassy[1].secret_env: environment variable B_SECRET_BAD: a webhook secret starts with whsec_"},
-		{name: "ServePartnerSecretUnset", endpoints: true, text: e(`"NGO_SECRET"`, `"NGO_SECRET_UNSET"`), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: environment variable NGO_SECRET_UNSET is not set"},
+		{name: "WrongType", code: errs.EINVALID, text: e("retention_days = 90", `retention_days = "90"`), key: "", msg: "test.toml: toml: line 3 (last key \"retention_days\"): incompatible types: TOML value has type string; destination has type integer"},
+		{name: "UnknownKey", code: errs.EUNKNOWNKEY, text: "operatr = \"x\"\n" + g, key: "operatr", msg: "test.toml: operatr: unknown key (misspelt, or in the wrong table?)"},
+		{name: "UnknownKeyInTable", code: errs.EUNKNOWNKEY, text: e(primaryA, primaryA+"webhook_secret = \"x\"\n"), key: "embassy.webhook_secret", msg: "test.toml: embassy.webhook_secret: unknown key (misspelt, or in the wrong table?)"},
+		{name: "MissingOperator", code: errs.EMISSING, text: e(`operator = "the Ministry"`, ""), key: "operator", msg: "test.toml: operator: missing: name who runs the service (it appears in the consent notice)"},
+		{name: "BlankOperator", code: errs.EMISSING, text: e(`operator = "the Ministry"`, `operator = "  "`), key: "operator", msg: "test.toml: operator: missing: name who runs the service (it appears in the consent notice)"},
+		{name: "EmptyOperatorName", code: errs.EMISSING, text: "operator_names = { ms = \" \" }\n" + g, key: "operator_names.ms", msg: "test.toml: operator_names.ms: empty name"},
+		{name: "MissingNoticeVersion", code: errs.EMISSING, text: e(`notice_version = "1"`, ""), key: "notice_version", msg: "test.toml: notice_version: missing: a label for the consent notice text, such as \"2026-11\""},
+		{name: "RetentionZero", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 0"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 0"},
+		{name: "RetentionTooLong", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 3651"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 3651"},
+		{name: "ShortInterval", code: errs.EINVALID, text: add("[checkin]\nintervals = [\"24h\", \"30s\"]\n"), key: "checkin.intervals", msg: "test.toml: checkin.intervals: 30s is shorter than a minute"},
+		{name: "NegativeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"-1h\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: must be positive"},
+		{name: "FinalBeforeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"3h\"\nfinal_reminder_after = \"2h\"\n"), key: "checkin.final_reminder_after", msg: "test.toml: checkin.final_reminder_after: must be later than remind_after"},
+		{name: "EscalateBeforeFinal", code: errs.EINVALID, text: add("[checkin]\nfinal_reminder_after = \"4h\"\nescalate_after = \"4h\"\n"), key: "checkin.escalate_after", msg: "test.toml: checkin.escalate_after: must be later than final_reminder_after"},
+		{name: "NegativeReescalate", code: errs.EINVALID, text: add("[checkin]\nreescalate_every = \"-1h\"\n"), key: "checkin.reescalate_every", msg: "test.toml: checkin.reescalate_every: must be positive"},
+		{name: "LongPause", code: errs.EINVALID, text: add("[checkin]\nmax_pause = \"400h\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
+		{name: "NegativePause", code: errs.EINVALID, text: add("[checkin]\nmax_pause = \"-1s\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
+		{name: "NoCountry", code: errs.EMISSING, text: e(countries, ""), key: "country", msg: "test.toml: country: at least one [[country]] is needed"},
+		{name: "CountryCodeFormat", code: errs.EINVALID, text: e(`code = "KH"`, `code = "kh"`), key: "country[1].code", msg: "test.toml: country[1].code: \"kh\" is not an ISO 3166 alpha-2 code like \"KH\""},
+		{name: "CountryTwice", code: errs.ECONFLICT, text: e(`code = "KH"`, `code = "MY"`), key: "country[1].code", msg: "test.toml: country[1].code: \"MY\" is listed twice"},
+		{name: "CountryNameMissing", code: errs.EMISSING, text: e(`name = "Cambodia"`, ""), key: "country[1].name", msg: "test.toml: country[1].name: missing: the country's English name"},
+		{name: "TimezoneMissing", code: errs.EMISSING, text: e(`timezone = "Asia/Phnom_Penh"`, ""), key: "country[1].timezone", msg: "test.toml: country[1].timezone: missing: an IANA time zone like \"Asia/Phnom_Penh\""},
+		{name: "TimezoneUnknown", code: errs.EINVALID, text: e("Asia/Phnom_Penh", "Asia/Atlantis"), key: "country[1].timezone", msg: "test.toml: country[1].timezone: \"Asia/Atlantis\" is not a known IANA time zone"},
+		{name: "NoEmbassy", code: errs.EMISSING, text: base, key: "embassy", msg: "test.toml: embassy: at least one [[embassy]] is needed"},
+		{name: "EmbassyIDFormat", code: errs.EINVALID, text: e(`id = "kh-my"`, `id = "KH MY"`), key: "embassy[1].id", msg: "test.toml: embassy[1].id: \"KH MY\" must be lower-case letters, digits and dashes"},
+		{name: "EmbassyIDTwice", code: errs.ECONFLICT, text: e(`id = "kh-my"`, `id = "my-kh"`), key: "embassy[1].id", msg: "test.toml: embassy[1].id: \"my-kh\" is used by two embassies"},
+		{name: "EmbassyNameMissing", code: errs.EMISSING, text: e(`name = "Embassy of Cambodia"`, `name = " "`), key: "embassy[1].name", msg: "test.toml: embassy[1].name: missing"},
+		{name: "NoNationalities", code: errs.EMISSING, text: e(`nationalities = ["KH"]`, `nationalities = []`), key: "embassy[1].nationalities", msg: "test.toml: embassy[1].nationalities: list at least one passport country code"},
+		{name: "NationalityWithoutCountry", code: errs.ENOTFOUND, text: e(`nationalities = ["KH"]`, `nationalities = ["VN"]`), key: "embassy[1].nationalities", msg: "test.toml: embassy[1].nationalities: \"VN\" has no [[country]] entry (needed for its name)"},
+		{name: "CountryWithoutEntry", code: errs.ENOTFOUND, text: e(`countries = ["MY"]`, `countries = ["VN"]`), key: "embassy[1].countries", msg: "test.toml: embassy[1].countries: \"VN\" has no [[country]] entry"},
+		{name: "OnlyOwnCountry", code: errs.EINVALID, text: e(`countries = ["MY"]`, `countries = ["KH"]`), key: "embassy[1].countries", msg: "test.toml: embassy[1].countries: citizens of \"KH\" are covered in no country other than their own"},
+		{name: "PullOnlyWithURL", code: errs.ECONFLICT, text: e(primaryA, primaryA+"pull_only = true\n"), key: "embassy[0].pull_only", msg: "test.toml: embassy[0].pull_only: embassy \"my-kh\" is pull_only but also names webhook_url, secondary_url, secret_env or partners: remove pull_only to deliver webhooks, or the webhook keys to pull"},
+		{name: "SecondaryWithoutPrimary", code: errs.EMISSING, text: edit(t, noPartner, `webhook_url = "https://b.example/hook"`, ""), key: "embassy[1].webhook_url", msg: "test.toml: embassy[1].webhook_url: missing, but a secondary URL or partners are set"},
+		{name: "PartnersWithoutPrimary", code: errs.EMISSING, text: e(`webhook_url = "https://b.example/hook"`+"\n"+`secondary_url = "https://b2.example/hook"`, ""), key: "embassy[1].webhook_url", msg: "test.toml: embassy[1].webhook_url: missing, but a secondary URL or partners are set"},
+		{name: "WebhookURLNotHTTP", code: errs.EINVALID, text: e("https://a.example/hook", "ftp://a.example/hook"), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: \"ftp://a.example/hook\" is not an absolute http(s) URL"},
+		{name: "WebhookURLRelative", code: errs.EINVALID, text: e("https://a.example/hook", "/hook"), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: \"/hook\" is not an absolute http(s) URL"},
+		{name: "SecondaryURLBad", code: errs.EINVALID, text: e("https://b2.example/hook", "https://"), key: "embassy[1].secondary_url", msg: "test.toml: embassy[1].secondary_url: \"https://\" is not an absolute http(s) URL"},
+		{name: "NoSecretEnv", code: errs.EMISSING, text: e(`secret_env = ["A_SECRET"]`, `secret_env = []`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: name at least one environment variable holding a whsec_ secret"},
+		{name: "SecretEnvName", code: errs.EINVALID, text: e(`"B_SECRET_NEW"`, `"B-SECRET"`), key: "embassy[1].secret_env", msg: "test.toml: embassy[1].secret_env: \"B-SECRET\" is not an environment variable name"},
+		{name: "PartnerIDFormat", code: errs.EINVALID, text: e(`id = "ngo"`, `id = "NGO"`), key: "embassy[1].partner[0].id", msg: "test.toml: embassy[1].partner[0].id: \"NGO\" must be lower-case letters, digits and dashes"},
+		{name: "PartnerIDTwice", code: errs.ECONFLICT, text: add(partner), key: "embassy[1].partner[1].id", msg: "test.toml: embassy[1].partner[1].id: \"ngo\" is used twice"},
+		{name: "PartnerNoEvents", code: errs.EMISSING, text: e(`events = ["sos.raised"]`, `events = []`), key: "embassy[1].partner[0].events", msg: "test.toml: embassy[1].partner[0].events: list the event types this partner receives"},
+		{name: "PartnerURLMissing", code: errs.EMISSING, text: e(`url = "https://ngo.example/hook"`, ""), key: "embassy[1].partner[0].url", msg: "test.toml: embassy[1].partner[0].url: \"\" is not an absolute http(s) URL"},
+		{name: "PartnerURLBad", code: errs.EINVALID, text: e("https://ngo.example/hook", "mailto:ngo@example.org"), key: "embassy[1].partner[0].url", msg: "test.toml: embassy[1].partner[0].url: \"mailto:ngo@example.org\" is not an absolute http(s) URL"},
+		{name: "PartnerNoSecretEnv", code: errs.EMISSING, text: e(`secret_env = ["NGO_SECRET"]`, ""), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: name at least one environment variable holding a whsec_ secret"},
+		{name: "PartnerSecretEnvName", code: errs.EINVALID, text: e(`"NGO_SECRET"`, `"1NGO"`), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: \"1NGO\" is not an environment variable name"},
+		{name: "PartnerUnknownEvent", code: errs.EINVALID, text: e(`events = ["sos.raised"]`, `events = ["sos.raised", "sos.lowered"]`), key: "embassy[1].partner[0].events", msg: "test.toml: embassy[1].partner[0].events: \"sos.lowered\" is not an event type"},
+		{name: "TelegramAPIURL", code: errs.EINVALID, text: add("[telegram]\napi_url = \"localhost:8081\"\n"), key: "telegram.api_url", msg: "test.toml: telegram.api_url: \"localhost:8081\" is not an absolute http(s) URL"},
+		{name: "TelegramMode", code: errs.EINVALID, text: add("[telegram]\nmode = \"push\"\n"), key: "telegram.mode", msg: "test.toml: telegram.mode: \"push\": use \"polling\" or \"webhook\""},
+		{name: "TelegramWebhookURLMissing", code: errs.EMISSING, text: add("[telegram]\nmode = \"webhook\"\n"), key: "telegram.webhook_url", msg: "test.toml: telegram.webhook_url: \"\" is not an absolute http(s) URL"},
+		{name: "TelegramWebhookURLBad", code: errs.EINVALID, text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"bot.example\"\n"), key: "telegram.webhook_url", msg: "test.toml: telegram.webhook_url: \"bot.example\" is not an absolute http(s) URL"},
+		{name: "TelegramSecretEnvMissing", code: errs.EMISSING, text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\n"), key: "telegram.webhook_secret_env", msg: "test.toml: telegram.webhook_secret_env: name the environment variable holding the webhook secret"},
+		{name: "TelegramSecretEnvName", code: errs.EINVALID, text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\nwebhook_secret_env = \"TG SECRET\"\n"), key: "telegram.webhook_secret_env", msg: "test.toml: telegram.webhook_secret_env: name the environment variable holding the webhook secret"},
+		{name: "TelegramListenMissing", code: errs.EMISSING, text: add("[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://bot.example/tg\"\nwebhook_secret_env = \"TG_SECRET\"\n"), key: "telegram.listen", msg: "test.toml: telegram.listen: missing: the local address to serve the webhook on, such as \":8443\""},
+		{name: "TelegramRateTooHigh", code: errs.EINVALID, text: add("[telegram]\nglobal_rate = 31.0\n"), key: "telegram.global_rate", msg: "test.toml: telegram.global_rate: must be between 0 (default 30) and 30 messages a second"},
+		{name: "TelegramRateNegative", code: errs.EINVALID, text: add("[telegram]\nglobal_rate = -1.0\n"), key: "telegram.global_rate", msg: "test.toml: telegram.global_rate: must be between 0 (default 30) and 30 messages a second"},
+		{name: "TelegramPerChatNegative", code: errs.EINVALID, text: add("[telegram]\nper_chat_interval = \"-1s\"\n"), key: "telegram.per_chat_interval", msg: "test.toml: telegram.per_chat_interval: must not be negative"},
+		{name: "WhatsAppPerRecipientFast", code: errs.EINVALID, text: add("[whatsapp]\nper_recipient_interval = \"100ms\"\n"), key: "whatsapp.per_recipient_interval", msg: "test.toml: whatsapp.per_recipient_interval: 100ms is too fast for WhatsApp (at least 500ms; default 2s)"},
+		{name: "WhatsAppGlobalFast", code: errs.EINVALID, text: add("[whatsapp]\nglobal_interval = \"100ms\"\n"), key: "whatsapp.global_interval", msg: "test.toml: whatsapp.global_interval: 100ms is too fast for WhatsApp (at least 200ms; default 1s)"},
+		{name: "DeliveryTimeoutNegative", code: errs.EINVALID, text: add("[delivery]\ntimeout = \"-1s\"\n"), key: "delivery.timeout", msg: "test.toml: delivery.timeout: must not be negative"},
+		{name: "DeliverySecondaryNegative", code: errs.EINVALID, text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
+		{name: "DeliveryGiveUpNegative", code: errs.EINVALID, text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
+		{name: "DeliveryKeepNegative", code: errs.EINVALID, text: add("[delivery]\nkeep_delivered = \"-1s\"\n"), key: "delivery.keep_delivered", msg: "test.toml: delivery.keep_delivered: must not be negative"},
+		{name: "DeliveryHeartbeatNegative", code: errs.EINVALID, text: add("[delivery]\nheartbeat_every = \"-1s\"\n"), key: "delivery.heartbeat_every", msg: "test.toml: delivery.heartbeat_every: must not be negative"},
+		{name: "ServeNoURL", code: errs.EMISSING, endpoints: true, text: e(primaryA, ""), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: missing for embassy \"my-kh\": its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), or pull_only = true if this embassy will fetch its events from the event API"},
+		{name: "ServeSecretUnset", code: errs.EMISSING, endpoints: true, text: e(`"A_SECRET"`, `"A_SECRET_UNSET"`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: environment variable A_SECRET_UNSET is not set"},
+		{name: "ServeSecretMalformed", code: errs.EINVALID, endpoints: true, text: e(`"B_SECRET_NEW"`, `"B_SECRET_BAD"`), key: "embassy[1].secret_env", msg: "test.toml: embassy[1].secret_env: environment variable B_SECRET_BAD: a webhook secret starts with whsec_"},
+		{name: "ServePartnerSecretUnset", code: errs.EMISSING, endpoints: true, text: e(`"NGO_SECRET"`, `"NGO_SECRET_UNSET"`), key: "embassy[1].partner[0].secret_env", msg: "test.toml: embassy[1].partner[0].secret_env: environment variable NGO_SECRET_UNSET is not set"},
 	}
 }
 
@@ -314,8 +320,9 @@ var serveEnv = map[string]string{"A_SECRET": goodSecret, "B_SECRET": goodSecret,
 	"NGO_SECRET": goodSecret, "B_SECRET_BAD": "not-a-secret"}
 
 // TestEveryError runs every way a file can be wrong: each is refused with
-// the file and key as fields (found with errors.As, never by reading
-// text), and with exactly the message operators see today.
+// its stable code, the file and the key as fields (found with errors.As,
+// never by reading text), and with exactly the message operators saw
+// before codes existed.
 func TestEveryError(t *testing.T) {
 	for _, c := range errorCases(t) {
 		t.Run(c.name, func(t *testing.T) {
@@ -333,9 +340,35 @@ func TestEveryError(t *testing.T) {
 			if ce.File != "test.toml" || ce.Key != c.key || ce.Reason == "" {
 				t.Errorf("file %q key %q reason %q; want test.toml, %q", ce.File, ce.Key, ce.Reason, c.key)
 			}
+			if got := errs.ErrorCode(err); got != c.code || ce.Code != c.code {
+				t.Errorf("code %q (ErrorCode %q), want %q", ce.Code, got, c.code)
+			}
 			if err.Error() != c.msg {
 				t.Errorf("message changed:\n got %s\nwant %s", err, c.msg)
 			}
 		})
+	}
+}
+
+// TestLoadErrors: Load names the path it was given, for a missing file
+// (ENOTFOUND, the cause kept for errors.Is) and for a bad one.
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "absent.toml")
+	_, err := Load(missing)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Code != errs.ENOTFOUND || ce.File != missing || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %#v", err)
+	}
+	if want := missing + ": open " + missing + ": no such file or directory"; err.Error() != want {
+		t.Errorf("message changed:\n got %s\nwant %s", err, want)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("operatr = \"x\"\n"+twoEmbassies), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	if !errors.As(err, &ce) || ce.Code != errs.EUNKNOWNKEY || ce.File != bad || ce.Key != "operatr" {
+		t.Fatalf("bad file: %#v", err)
 	}
 }
