@@ -3,6 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -370,5 +373,49 @@ func TestLoadErrors(t *testing.T) {
 	_, err = Load(bad)
 	if !errors.As(err, &ce) || ce.Code != errs.EUNKNOWNKEY || ce.File != bad || ce.Key != "operatr" {
 		t.Fatalf("bad file: %#v", err)
+	}
+}
+
+// TestEveryErrorLiteralHasCode reads config.go: every *Error built there
+// sets Code (configError takes it as an argument), so a new check cannot
+// slip in as EINTERNAL, and none is built from another error's text.
+func TestEveryErrorLiteralHasCode(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	literals := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		if id, ok := lit.Type.(*ast.Ident); !ok || id.Name != "Error" {
+			return true
+		}
+		literals++
+		for _, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok && kv.Key.(*ast.Ident).Name == "Code" {
+				return true
+			}
+		}
+		t.Errorf("config.go: an Error literal without a Code: %#v", lit)
+		return true
+	})
+	if literals < 5 {
+		t.Fatalf("found %d Error literals: the scan is broken", literals)
+	}
+}
+
+// TestSeveralBadDelivery: of several bad [delivery] keys the first in
+// file order is named, every time (it used to be a random one).
+func TestSeveralBadDelivery(t *testing.T) {
+	text := twoEmbassies + "[delivery]\ntimeout = \"-1s\"\ngive_up_after = \"-1s\"\nheartbeat_every = \"-1s\"\n"
+	for range 20 {
+		_, err := Parse("test.toml", text)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != "delivery.timeout" {
+			t.Fatalf("got %v, want delivery.timeout", err)
+		}
 	}
 }
