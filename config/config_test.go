@@ -380,7 +380,8 @@ func TestLoadErrors(t *testing.T) {
 // sets Code (configError takes it as an argument), so a new check cannot
 // slip in as EINTERNAL, and none is built from another error's text.
 func TestEveryErrorLiteralHasCode(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, 0)
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "config.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +400,7 @@ func TestEveryErrorLiteralHasCode(t *testing.T) {
 				return true
 			}
 		}
-		t.Errorf("config.go: an Error literal without a Code: %#v", lit)
+		t.Errorf("%s: an Error literal without a Code", fset.Position(lit.Pos()))
 		return true
 	})
 	if literals < 5 {
