@@ -1,8 +1,8 @@
-// Check-in (DESIGN §2 flow 4): the "are you safe?" question that the due
-// prompt, the reminders and roll calls ask, and what a sign of life does.
-// Its one step lives here, beside checkin and prompt, because answering it
-// is checking in; the missed check-in ladder that sends the prompts is in
-// schedule.go.
+// Check-in (DESIGN §2 flow 2; roll calls, flow 9): the "are you safe?"
+// question that the due prompt, the reminders and roll calls ask, and what
+// a sign of life does. Its one step lives here, beside checkin and prompt,
+// because answering it is checking in; the missed check-in ladder that
+// sends the prompts is in schedule.go.
 
 package dialogs
 

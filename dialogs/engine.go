@@ -1,3 +1,9 @@
+// The engine core: Handle, which applies one input to one registrant's
+// state, the reading of a message (duress detection, then dispatch by the
+// everyday grammar), and the helpers every flow uses to reply, audit and
+// escalate. It declares no steps: each flow's questions live in that
+// flow's file, and steps.go collects them.
+
 package dialogs
 
 import (

@@ -1,3 +1,7 @@
+// Keyword change (DESIGN §2 flow 8, §3): the settings menu's secret-word
+// choice, with its three steps (keywordChangeSteps, at the end), kept apart
+// from settings.go because answering them must reveal nothing.
+
 package dialogs
 
 import (

@@ -1,4 +1,4 @@
-// My data (DESIGN §2, /mydata): everything stored about the citizen, as
+// My data (DESIGN §2 flow 8): everything stored about the citizen, as
 // the phone is allowed to see it (a covert stop, pause or delete shows what
 // was asked for). It asks no question, so it declares no steps.
 

@@ -1,4 +1,4 @@
-// Reductions (DESIGN §2 flow 8, §3): pause, stop and delete, each asked
+// Reductions (DESIGN §2 flow 7, §3): pause, stop and delete, each asked
 // for and then confirmed. Under duress — a keyword with the request, or a
 // duress case still open — each only pretends: the phone sees it done while
 // monitoring goes on and the embassy is told. The confirming steps live

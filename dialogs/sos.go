@@ -1,4 +1,4 @@
-// SOS (DESIGN §2 flow 5): the alarm is raised at once, then location,
+// SOS (DESIGN §2 flow 4): the alarm is raised at once, then location,
 // "safe to call?" and a note are asked one at a time, each answer sent to
 // the embassy as it arrives. The SOS questions live here because dispatch
 // treats them specially (sosStep): every answer there is taken as given.

@@ -1,4 +1,4 @@
-// Status update (DESIGN §2 flow 7): a registered citizen reports a new
+// Status update (DESIGN §2 flow 5): a registered citizen reports a new
 // place (country and city together), employer, phone or location. Each
 // answer is told to the embassy as registration.updated. The steps live
 // here, beside updated, which every one of them ends with.

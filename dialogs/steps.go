@@ -1,3 +1,11 @@
+// The question machinery shared by every flow: stepSpec, how a question is
+// asked and answered (ask, answer, chosen), the one place where the flows'
+// step tables are collected (steps), the optional profile field helper
+// (optionalField) and the parsers of typed answers. The tables themselves
+// live in the flows' files: registration.go, checkin.go, sos.go,
+// status_update.go, settings.go, language.go, keyword_change.go and
+// reductions.go.
+
 package dialogs
 
 import (
