@@ -1,3 +1,9 @@
+// The engine core: Handle, which applies one input to one registrant's
+// state, the reading of a message (duress detection, then dispatch by the
+// everyday grammar), and the helpers every flow uses to reply, audit and
+// escalate. It declares no steps: each flow's questions live in that
+// flow's file, and steps.go collects them.
+
 package dialogs
 
 import (
@@ -100,7 +106,7 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	default:
 		t.message()
 	}
-	if steps[st.Step].sensitive && !steps[t.st.Step].sensitive {
+	if steps()[st.Step].sensitive && !steps()[t.st.Step].sensitive {
 		// Leaving the keyword exchange, however it ended — changed,
 		// mistyped, abandoned for another question — removes its messages.
 		t.res.PurgeSensitive = true
@@ -261,7 +267,7 @@ func (t *turn) dispatch() {
 		return
 	}
 	norm := t.normalized()
-	spec, open := steps[t.st.Step]
+	spec, open := steps()[t.st.Step]
 	open = open && t.st.Step != StepNone
 	freeText := open && spec.free != nil
 	if open && sosStep(t.st.Step) && t.answer(spec, norm) {
@@ -292,12 +298,6 @@ func (t *turn) dispatch() {
 	t.hint()
 }
 
-// sosStep reports whether step is one of the questions after an SOS, where
-// every answer is taken as given: "help" there is part of the answer.
-func sosStep(step Step) bool {
-	return step == StepSOSLocation || step == StepSOSCall || step == StepSOSNote
-}
-
 // hint answers anything unrecognised with what can be said.
 func (t *turn) hint() {
 	switch {
@@ -325,23 +325,6 @@ func (t *turn) reprompt() {
 func (t *turn) askFirstContact() {
 	t.reply("Welcome", nil)
 	t.ask(StepLanguage)
-}
-
-// SuggestLanguage maps a platform hint ("ms-MY", "zh-hans", "tl") to a
-// supported language tag, defaulting to English.
-func (e *Engine) SuggestLanguage(hint string) string {
-	hint = strings.ToLower(strings.ReplaceAll(hint, "_", "-"))
-	aliases := map[string]string{"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "tl": "fil", "in": "id", "zsm": "ms"}
-	if a, ok := aliases[hint]; ok {
-		hint = a
-	}
-	base, _, _ := strings.Cut(hint, "-")
-	for _, l := range e.Catalog.Languages() {
-		if l.Tag == hint || l.Tag == base {
-			return l.Tag
-		}
-	}
-	return "en"
 }
 
 // reply appends a localised message.

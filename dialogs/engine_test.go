@@ -2,7 +2,6 @@ package dialogs_test
 
 import (
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,108 +59,6 @@ func eventTypes2(escs []dialogs.Escalation) []string {
 		out = append(out, e.Type)
 	}
 	return out
-}
-
-// TestDuressInsideReductionOnlyPretends: stop, pause and delete requests
-// that carry the keyword show the normal confirmation while monitoring
-// continues and the embassy is told.
-func TestDuressInsideReductionOnlyPretends(t *testing.T) {
-	e := newEngine(t)
-	base := registered(t, e)
-	cases := []struct {
-		name      string
-		normal    []string
-		duress    []string
-		wantShown dialogs.Status
-		realEvent string
-	}{
-		{"stop in request", []string{"/stop", "yes"}, []string{"/stop blue mango", "yes"}, dialogs.StatusStopped, dialogs.EventProtectionReduced},
-		{"stop in confirmation", []string{"/stop", "yes"}, []string{"/stop", "yes blue mango"}, dialogs.StatusStopped, dialogs.EventProtectionReduced},
-		{"pause", []string{"/pause", "3"}, []string{"pause Blue Mango", "3"}, dialogs.StatusPaused, dialogs.EventProtectionReduced},
-		{"delete", []string{"/delete", "1"}, []string{"/delete", "1 blue mango"}, dialogs.StatusDeleted, dialogs.EventRegistrationWithdrawn},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, normal := say(e, base, testNow, c.normal...)
-			st := base
-			var all []string
-			var res dialogs.Result
-			for _, text := range c.duress {
-				res = e.Handle(st, textInput(text), testNow)
-				st = res.State
-				all = append(all, eventTypes2(res.Escalations)...)
-			}
-			if !reflect.DeepEqual(normal.Replies, res.Replies) {
-				t.Errorf("replies differ\nnormal: %+v\nduress: %+v", normal.Replies, res.Replies)
-			}
-			if res.Erase {
-				t.Error("a covert delete erased the registration")
-			}
-			if c.wantShown == dialogs.StatusDeleted {
-				// The phone sees a fresh start; the registration is hidden and monitored.
-				if st.Registered() || st.Hidden == nil || st.Hidden.Timer.IsZero() || st.Hidden.Profile.Name == "" || len(st.Hidden.Keywords) == 0 {
-					t.Errorf("covert delete: %+v", st)
-				}
-			} else if st.Status != dialogs.StatusActive || st.Shown != c.wantShown || st.Timer.IsZero() {
-				t.Errorf("monitoring did not continue: status %q shown %q timer %v", st.Status, st.Shown, st.Timer)
-			}
-			if !reflect.DeepEqual(all, []string{dialogs.EventDuressTriggered, dialogs.EventCaseUpdated}) {
-				t.Errorf("events %v, want duress.triggered then case.updated (never %s)", all, c.realEvent)
-			}
-		})
-	}
-}
-
-// TestKeywordVerificationIsNotDuress: typing exactly the current keyword
-// when asked for it (to change it) verifies it instead of raising an alarm.
-func TestKeywordVerificationIsNotDuress(t *testing.T) {
-	e := newEngine(t)
-	st := registered(t, e)
-	st, res := say(e, st, testNow, "/settings", "5", "Blue Mango")
-	if len(res.Escalations) != 0 || st.Step != dialogs.StepSettingsKeywordNew {
-		t.Fatalf("verification: step %q escalations %v", st.Step, eventTypes2(res.Escalations))
-	}
-	st, _ = say(e, st, testNow, "green apple", "green apple")
-	if _, res = say(e, st, testNow, "so tired green apple"); len(res.Escalations) == 0 {
-		t.Error("the new keyword does not trigger")
-	}
-	if _, res = say(e, st, testNow, "so tired blue mango"); len(res.Escalations) == 0 {
-		t.Error("the former keyword stopped working (DESIGN §3: a change never leaves the citizen without one)")
-	}
-}
-
-func TestKeywordRefusals(t *testing.T) {
-	e := newEngine(t)
-	st, _ := say(e, dialogs.State{}, testNow, "/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah",
-		"skip", "skip", "skip", "24h", "09:00")
-	if st.Step != dialogs.StepKeyword {
-		t.Fatalf("not at the keyword step: %q", st.Step)
-	}
-	for _, c := range []struct{ word, want string }{
-		{"abc", "too short"},
-		{"a b c", "too short"},
-		{"okay", "too close"},
-		{"helpp", "too close"},
-		{"SAFE", "too close"},
-		{"soss!", "too close"},
-		{"tolong", "too close"},   // Malay help word
-		{"berhenti", "too close"}, // Malay stop word
-		{"checkinn", "too close"},
-		{"siti", "your name"},
-		{"Siti Aminah", "your name"},
-		{strings.Repeat("long ", 20), "too long"},
-	} {
-		_, res := say(e, st, testNow, c.word)
-		if got := res.Replies[0].Text; !strings.Contains(got, c.want) {
-			t.Errorf("keyword %q: got %q, want it refused as %q", c.word, got, c.want)
-		}
-		if res.State.PendingKeyword.Set() {
-			t.Errorf("keyword %q was accepted", c.word)
-		}
-	}
-	if st2, _ := say(e, st, testNow, "blue mango"); st2.Step != dialogs.StepKeywordRepeat {
-		t.Errorf("a good keyword was refused")
-	}
 }
 
 // TestBadInputGetsHintAndKeepsState: odd messages get a hint, never a panic,
@@ -241,61 +138,6 @@ func TestNormalizeASCIIFastPath(t *testing.T) {
 	}
 }
 
-// TestKeywordMatching exercises word n-grams and character windows.
-func TestKeywordMatching(t *testing.T) {
-	e := newEngine(t)
-	cases := []struct {
-		keyword string
-		text    string
-		want    bool
-	}{
-		{"blue mango", "I'm fine blue mango", true},
-		{"blue mango", "BLUE-MANGO", true},
-		{"blue mango", "blue mangoes", false},
-		{"blue mango", "blues mango", false},
-		{"blue mango", "blue", false},
-		{"blue mango", "mango blue", false},
-		{"blue mango", "blue\nmango", true},
-		{"kucing hitam", "saya baik, Kucing  Hitam.", true},
-		{"กล้วยหอม", "สบายดีกล้วยหอมนะ", true},
-		{"กล้วยหอม", "สบายดีกล้วยนะหอม", false},
-		{"กล้วยหอม", "ok กล้วย หอม", true},
-		{"香蕉苹果", "我很好香蕉苹果谢谢", true},
-		{"香蕉苹果", "我很好香蕉", false},
-	}
-	for _, c := range cases {
-		st := registered(t, e)
-		st.Keyword = dialogs.NewKeyword(transcriptPepper, st.Key, c.keyword)
-		res := e.Handle(st, textInput(c.text), testNow)
-		got := len(res.Escalations) > 0 && res.Escalations[0].Type == dialogs.EventDuressTriggered
-		if got != c.want {
-			t.Errorf("keyword %q in %q: triggered=%v, want %v", c.keyword, c.text, got, c.want)
-		}
-	}
-}
-
-func TestNextDueAndLadder(t *testing.T) {
-	e := newEngine(t)
-	st := registered(t, e) // registered 09:00 Phnom Penh (02:00Z), daily at 09:00
-	if want := time.Date(2026, 3, 3, 2, 0, 0, 0, time.UTC); !st.NextDue.Equal(want) {
-		t.Fatalf("next due %v, want %v", st.NextDue, want)
-	}
-	// An early check-in at 08:55 the next day is due again the day after.
-	st2, _ := say(e, st, time.Date(2026, 3, 3, 1, 55, 0, 0, time.UTC), "ok")
-	if want := time.Date(2026, 3, 4, 2, 0, 0, 0, time.UTC); !st2.NextDue.Equal(want) {
-		t.Errorf("early check-in: next due %v, want %v", st2.NextDue, want)
-	}
-	// Three days of downtime: the citizen was never prompted, so the late
-	// timer sends the prompt and no escalation (schedule.go).
-	res := e.Handle(st, dialogs.Input{Kind: dialogs.KindTimer, Key: st.Key}, st.NextDue.Add(72*time.Hour))
-	if len(res.Replies) != 1 || len(res.Escalations) != 0 || !res.Prompt {
-		t.Errorf("catch-up: %d replies, escalations %v, prompt %v", len(res.Replies), eventTypes2(res.Escalations), res.Prompt)
-	}
-	if !res.State.Timer.After(st.NextDue.Add(72 * time.Hour)) {
-		t.Errorf("catch-up: timer %v not in the future", res.State.Timer)
-	}
-}
-
 func TestNormalizeScripts(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"၁", "1"}, {"១២", "12"}, {"๓", "3"}, {"໔", "4"},
@@ -308,18 +150,5 @@ func TestNormalizeScripts(t *testing.T) {
 	}
 	if got := dialogs.ASCIIDigits("၉:၀၀"); got != "9:00" {
 		t.Errorf("ASCIIDigits = %q", got)
-	}
-}
-
-func TestSuggestLanguage(t *testing.T) {
-	e := newEngine(t)
-	for hint, want := range map[string]string{
-		"zh-hans": "zh", "zh-CN": "zh", "zh_Hans": "zh", "zh": "zh", "fil": "fil", "tl": "fil", "ms-MY": "ms",
-		"id": "id", "in": "id", "th": "th", "vi": "vi", "my": "my", "km": "km", "lo": "lo", "en-US": "en",
-		"de": "en", "": "en",
-	} {
-		if got := e.SuggestLanguage(hint); got != want {
-			t.Errorf("SuggestLanguage(%q) = %q, want %q", hint, got, want)
-		}
 	}
 }

@@ -17,3 +17,15 @@ func Detects(e *Engine, key, keyword, text string) bool {
 
 // MatchKeyword exposes keyword matching to the benchmarks.
 var MatchKeyword = matchKeyword
+
+// SkippableSteps lists every step that offers Skip, so tests can check
+// that they cover each one.
+func SkippableSteps() []Step {
+	var out []Step
+	for _, step := range AllSteps {
+		if steps()[step].skippable {
+			out = append(out, step)
+		}
+	}
+	return out
+}

@@ -1,3 +1,6 @@
+// Intents: what a command, a plain word or a global button asks for, and
+// which flow it opens (intent). It declares no steps of its own.
+
 package dialogs
 
 import (

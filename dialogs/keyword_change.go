@@ -1,3 +1,7 @@
+// Keyword change (DESIGN §2 flow 8, §3): the settings menu's secret-word
+// choice, with its three steps (keywordChangeSteps, at the end), kept apart
+// from settings.go because answering them must reveal nothing.
+
 package dialogs
 
 import (
@@ -37,7 +41,7 @@ const (
 // has waited longer than keywordStepTimeout (leaving it purges its
 // messages).
 func (t *turn) closeStaleKeywordChange() {
-	if t.st.Registered() && steps[t.st.Step].sensitive && t.now.Sub(t.st.KeywordChange.AskedAt) > keywordStepTimeout {
+	if t.st.Registered() && steps()[t.st.Step].sensitive && t.now.Sub(t.st.KeywordChange.AskedAt) > keywordStepTimeout {
 		t.st.Step, t.st.PendingKeyword = StepNone, Keyword{}
 	}
 }
@@ -100,4 +104,43 @@ func (t *turn) keywordChanged(old Keyword) {
 	}
 	t.st.FormerKeywords = formers
 	t.st.KeywordChange.OldMatched = false
+}
+
+// keywordChangeSteps are the secret-word change of a registered citizen:
+// the current word, the new one, the new one again. All are sensitive: their
+// prompts and answers are removed from the chat when the exchange ends.
+func keywordChangeSteps() map[Step]stepSpec {
+	return map[Step]stepSpec{
+		StepSettingsKeywordOld: {
+			prompt:    "AskKeywordOld",
+			sensitive: true,
+			// Right or wrong, the answer leads to the same next question
+			// (DESIGN §3: no oracle); keywordOldAnswer explains what follows.
+			free: func(t *turn, text string) {
+				t.res.DeleteInbound = true
+				t.keywordOldAnswer(text)
+				t.ask(StepSettingsKeywordNew)
+			},
+		},
+		StepSettingsKeywordNew: {
+			prompt:    "AskKeyword",
+			sensitive: true,
+			free:      func(t *turn, text string) { t.takeKeyword(text, StepSettingsKeywordRepeat) },
+		},
+		StepSettingsKeywordRepeat: {
+			prompt:    "AskKeywordRepeat",
+			sensitive: true,
+			free: func(t *turn, text string) {
+				old := t.st.Keyword
+				if !t.confirmKeyword(text, StepSettingsKeywordNew) {
+					return
+				}
+				t.keywordChanged(old)
+				t.st.Step = StepNone
+				t.res.PurgeSensitive = true
+				t.audit("settings.keyword")
+				t.replySensitive("KeywordChanged")
+			},
+		},
+	}
 }

@@ -239,3 +239,88 @@ func inVocabularyOrHelp(e *dialogs.Engine, lang, w string) bool {
 	}
 	return false
 }
+
+// TestKeywordVerificationIsNotDuress: typing exactly the current keyword
+// when asked for it (to change it) verifies it instead of raising an alarm.
+func TestKeywordVerificationIsNotDuress(t *testing.T) {
+	e := newEngine(t)
+	st := registered(t, e)
+	st, res := say(e, st, testNow, "/settings", "5", "Blue Mango")
+	if len(res.Escalations) != 0 || st.Step != dialogs.StepSettingsKeywordNew {
+		t.Fatalf("verification: step %q escalations %v", st.Step, eventTypes2(res.Escalations))
+	}
+	st, _ = say(e, st, testNow, "green apple", "green apple")
+	if _, res = say(e, st, testNow, "so tired green apple"); len(res.Escalations) == 0 {
+		t.Error("the new keyword does not trigger")
+	}
+	if _, res = say(e, st, testNow, "so tired blue mango"); len(res.Escalations) == 0 {
+		t.Error("the former keyword stopped working (DESIGN §3: a change never leaves the citizen without one)")
+	}
+}
+
+func TestKeywordRefusals(t *testing.T) {
+	e := newEngine(t)
+	st, _ := say(e, dialogs.State{}, testNow, "/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti Aminah",
+		"skip", "skip", "skip", "24h", "09:00")
+	if st.Step != dialogs.StepKeyword {
+		t.Fatalf("not at the keyword step: %q", st.Step)
+	}
+	for _, c := range []struct{ word, want string }{
+		{"abc", "too short"},
+		{"a b c", "too short"},
+		{"okay", "too close"},
+		{"helpp", "too close"},
+		{"SAFE", "too close"},
+		{"soss!", "too close"},
+		{"tolong", "too close"},   // Malay help word
+		{"berhenti", "too close"}, // Malay stop word
+		{"checkinn", "too close"},
+		{"siti", "your name"},
+		{"Siti Aminah", "your name"},
+		{strings.Repeat("long ", 20), "too long"},
+	} {
+		_, res := say(e, st, testNow, c.word)
+		if got := res.Replies[0].Text; !strings.Contains(got, c.want) {
+			t.Errorf("keyword %q: got %q, want it refused as %q", c.word, got, c.want)
+		}
+		if res.State.PendingKeyword.Set() {
+			t.Errorf("keyword %q was accepted", c.word)
+		}
+	}
+	if st2, _ := say(e, st, testNow, "blue mango"); st2.Step != dialogs.StepKeywordRepeat {
+		t.Errorf("a good keyword was refused")
+	}
+}
+
+// TestKeywordMatching exercises word n-grams and character windows.
+func TestKeywordMatching(t *testing.T) {
+	e := newEngine(t)
+	cases := []struct {
+		keyword string
+		text    string
+		want    bool
+	}{
+		{"blue mango", "I'm fine blue mango", true},
+		{"blue mango", "BLUE-MANGO", true},
+		{"blue mango", "blue mangoes", false},
+		{"blue mango", "blues mango", false},
+		{"blue mango", "blue", false},
+		{"blue mango", "mango blue", false},
+		{"blue mango", "blue\nmango", true},
+		{"kucing hitam", "saya baik, Kucing  Hitam.", true},
+		{"กล้วยหอม", "สบายดีกล้วยหอมนะ", true},
+		{"กล้วยหอม", "สบายดีกล้วยนะหอม", false},
+		{"กล้วยหอม", "ok กล้วย หอม", true},
+		{"香蕉苹果", "我很好香蕉苹果谢谢", true},
+		{"香蕉苹果", "我很好香蕉", false},
+	}
+	for _, c := range cases {
+		st := registered(t, e)
+		st.Keyword = dialogs.NewKeyword(transcriptPepper, st.Key, c.keyword)
+		res := e.Handle(st, textInput(c.text), testNow)
+		got := len(res.Escalations) > 0 && res.Escalations[0].Type == dialogs.EventDuressTriggered
+		if got != c.want {
+			t.Errorf("keyword %q in %q: triggered=%v, want %v", c.keyword, c.text, got, c.want)
+		}
+	}
+}

@@ -1,25 +1,16 @@
+// Registration (DESIGN §2 flow 1): language → consent → nationality →
+// country → city → name → passport, employer, trusted contact (each
+// skippable) → interval → time → duress keyword twice → summary → confirm.
+// Nothing personal is stored before consent; every answer is stored as it
+// arrives, so a registration resumes where it stopped. Its steps live here,
+// in the order they are asked, beside the summary that can go back to each.
+
 package dialogs
 
 import (
 	"crypto/hmac"
 	"time"
 )
-
-// Registration (DESIGN §2 flow 1): language → consent → nationality →
-// country → city → name → passport, employer, trusted contact (each
-// skippable) → interval → time → duress keyword twice → summary → confirm.
-// Nothing personal is stored before consent; every answer is stored as it
-// arrives, so a registration resumes where it stopped.
-
-func init() {
-	steps = map[Step]stepSpec{}
-	for k, v := range registrationSteps() {
-		steps[k] = v
-	}
-	for k, v := range flowSteps() {
-		steps[k] = v
-	}
-}
 
 // summaryFields are the answers a citizen can correct from the summary, in
 // the order shown; option n+2 changes summaryFields[n] (option 1 confirms).
@@ -34,6 +25,7 @@ var summaryFields = []struct {
 	{"FieldKeyword", StepKeyword},
 }
 
+// registrationSteps are the questions of registration, in the order asked.
 func registrationSteps() map[Step]stepSpec {
 	return map[Step]stepSpec{
 		StepLanguage: {
@@ -127,51 +119,15 @@ func registrationSteps() map[Step]stepSpec {
 				}
 			},
 		},
-		StepPassport: {
-			prompt:    "AskPassport",
-			skippable: true,
-			free: func(t *turn, text string) {
-				if text == "" {
-					t.st.Profile.Passport = ""
-					t.next(StepEmployer)
-					return
-				}
-				v, ok := parsePassport(text)
-				if !ok {
-					t.reply("HintPassport", nil)
-					t.reprompt()
-					return
-				}
-				t.st.Profile.Passport = v
-				t.next(StepEmployer)
-			},
-		},
-		StepEmployer: {
-			prompt:    "AskEmployer",
-			skippable: true,
-			free: func(t *turn, text string) {
-				if text == "" {
-					t.st.Profile.Employer = ""
-					t.next(StepContact)
-				} else if v, ok := t.freeText(text, 200); ok {
-					t.st.Profile.Employer = v
-					t.next(StepContact)
-				}
-			},
-		},
-		StepContact: {
-			prompt:    "AskContact",
-			skippable: true,
-			free: func(t *turn, text string) {
-				if text == "" {
-					t.st.Profile.TrustedContact = ""
-					t.next(StepInterval)
-				} else if v, ok := t.freeText(text, 200); ok {
-					t.st.Profile.TrustedContact = v
-					t.next(StepInterval)
-				}
-			},
-		},
+		StepPassport: optionalField("AskPassport",
+			func(p *Profile) *string { return &p.Passport }, passportAnswer,
+			func(t *turn) { t.next(StepEmployer) }),
+		StepEmployer: optionalField("AskEmployer",
+			func(p *Profile) *string { return &p.Employer }, freeTextUpTo(200),
+			func(t *turn) { t.next(StepContact) }),
+		StepContact: optionalField("AskContact",
+			func(p *Profile) *string { return &p.TrustedContact }, freeTextUpTo(200),
+			func(t *turn) { t.next(StepInterval) }),
 		StepInterval: {
 			prompt:  "AskInterval",
 			options: (*turn).intervalOptions,
@@ -224,6 +180,17 @@ func registrationSteps() map[Step]stepSpec {
 			},
 		},
 	}
+}
+
+// passportAnswer reads a passport number for the optional passport field;
+// anything else gets a hint and the question again.
+func passportAnswer(t *turn, text string) (string, bool) {
+	v, ok := parsePassport(text)
+	if !ok {
+		t.reply("HintPassport", nil)
+		t.reprompt()
+	}
+	return v, ok
 }
 
 // setTime stores the local check-in time, then asks next.

@@ -1,3 +1,8 @@
+// The check-in schedule and the missed check-in ladder (DESIGN §2 flow 6):
+// when the next check-in is due, and what each timer does until the
+// citizen answers. It declares no steps: the ladder asks the question of
+// checkin.go (StepDue) through prompt.
+
 package dialogs
 
 import (

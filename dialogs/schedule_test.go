@@ -362,3 +362,25 @@ func TestLadderOnTime(t *testing.T) {
 		}
 	}
 }
+
+func TestNextDueAndLadder(t *testing.T) {
+	e := newEngine(t)
+	st := registered(t, e) // registered 09:00 Phnom Penh (02:00Z), daily at 09:00
+	if want := time.Date(2026, 3, 3, 2, 0, 0, 0, time.UTC); !st.NextDue.Equal(want) {
+		t.Fatalf("next due %v, want %v", st.NextDue, want)
+	}
+	// An early check-in at 08:55 the next day is due again the day after.
+	st2, _ := say(e, st, time.Date(2026, 3, 3, 1, 55, 0, 0, time.UTC), "ok")
+	if want := time.Date(2026, 3, 4, 2, 0, 0, 0, time.UTC); !st2.NextDue.Equal(want) {
+		t.Errorf("early check-in: next due %v, want %v", st2.NextDue, want)
+	}
+	// Three days of downtime: the citizen was never prompted, so the late
+	// timer sends the prompt and no escalation (schedule.go).
+	res := e.Handle(st, dialogs.Input{Kind: dialogs.KindTimer, Key: st.Key}, st.NextDue.Add(72*time.Hour))
+	if len(res.Replies) != 1 || len(res.Escalations) != 0 || !res.Prompt {
+		t.Errorf("catch-up: %d replies, escalations %v, prompt %v", len(res.Replies), eventTypes2(res.Escalations), res.Prompt)
+	}
+	if !res.State.Timer.After(st.NextDue.Add(72 * time.Hour)) {
+		t.Errorf("catch-up: timer %v not in the future", res.State.Timer)
+	}
+}

@@ -1,8 +1,18 @@
+// The question machinery shared by every flow: stepSpec, how a question is
+// asked and answered (ask, answer, chosen), the one place where the flows'
+// step tables are collected (steps), the optional profile field helper
+// (optionalField) and the parsers of typed answers. The tables themselves
+// live in the flows' files: registration.go, checkin.go, sos.go,
+// status_update.go, settings.go, language.go, keyword_change.go and
+// reductions.go.
+
 package dialogs
 
 import (
+	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -34,13 +44,40 @@ type stepSpec struct {
 	sensitive bool
 }
 
-// steps is filled in init to let specs call ask, which reads steps.
-var steps map[Step]stepSpec
+// stepTables lists the question table of every flow. Each flow's file
+// declares its own (registrationSteps in registration.go, sosSteps in
+// sos.go, …); a Step belongs to exactly one table, which
+// TestStepTablesPartitionSteps checks.
+func stepTables() []map[Step]stepSpec {
+	return []map[Step]stepSpec{
+		registrationSteps(), checkinSteps(), sosSteps(), statusUpdateSteps(),
+		settingsSteps(), languageSteps(), keywordChangeSteps(), reductionSteps(),
+	}
+}
+
+var (
+	stepsOnce sync.Once
+	allSteps  map[Step]stepSpec
+)
+
+// steps is every question of every flow, by Step. The tables are merged on
+// first use: their answers call ask, which reads steps, so a package-level
+// initializer would be an initialization cycle, and merging here rather
+// than in an init function leaves nothing to depend on init order.
+func steps() map[Step]stepSpec {
+	stepsOnce.Do(func() {
+		allSteps = map[Step]stepSpec{}
+		for _, table := range stepTables() {
+			maps.Copy(allSteps, table)
+		}
+	})
+	return allSteps
+}
 
 // ask opens a question: it sets the step and sends the prompt with choices.
 func (t *turn) ask(step Step) {
 	t.st.Step = step
-	spec := steps[step]
+	spec := steps()[step]
 	if spec.sensitive && t.st.Registered() {
 		t.st.KeywordChange.AskedAt = t.now
 	}
@@ -164,51 +201,45 @@ func (t *turn) freeText(text string, max int) (string, bool) {
 	return text, true
 }
 
+// freeTextUpTo accepts free text of at most limit runes (see freeText), as
+// the parse of an optionalField.
+func freeTextUpTo(limit int) func(t *turn, text string) (string, bool) {
+	return func(t *turn, text string) (string, bool) { return t.freeText(text, limit) }
+}
+
+// optionalField is the question of a skippable profile field (passport,
+// employer, trusted contact), asked by prompt, whether while registering,
+// in a status update or in settings. Skip clears the field; an answer that
+// parse accepts is stored in it; then done moves on (to the next question,
+// or reports the update). An answer parse refuses changes nothing: parse
+// has already given the hint and asked again.
+func optionalField(prompt string, field func(*Profile) *string,
+	parse func(t *turn, text string) (string, bool), done func(t *turn)) stepSpec {
+	return stepSpec{
+		prompt:    prompt,
+		skippable: true,
+		free: func(t *turn, text string) {
+			v := "" // Skip
+			if text != "" {
+				var ok bool
+				if v, ok = parse(t, text); !ok {
+					return
+				}
+			}
+			*field(&t.st.Profile) = v
+			done(t)
+		},
+	}
+}
+
+// yesNo is the choice of a yes-or-no question, answered also by the
+// language's words for yes and no.
 func (t *turn) yesNo() []option {
 	w := t.words()
 	return []option{
 		{label: t.text("ButtonYes", nil), data: "yes", aliases: w.Yes},
 		{label: t.text("ButtonNo", nil), data: "no", aliases: w.No},
 	}
-}
-
-func (t *turn) languageOptions() []option {
-	var opts []option
-	for _, l := range t.e.Catalog.Languages() {
-		opts = append(opts, option{label: l.Name, data: l.Tag, aliases: t.e.languageAliases()[l.Tag]})
-	}
-	return opts
-}
-
-// englishLanguageNames are what people type in English for a language.
-var englishLanguageNames = map[string][]string{
-	"en": {"english"}, "ms": {"malay", "bahasa malaysia"}, "id": {"indonesian"}, "th": {"thai"},
-	"vi": {"vietnamese"}, "fil": {"tagalog"}, "my": {"burmese", "myanmar"}, "km": {"khmer", "cambodian"},
-	"lo": {"lao", "laotian"}, "zh": {"chinese", "mandarin"},
-}
-
-// languageAliases lets a language be chosen by any word of its own name
-// that no other language's name shares ("中文" for "中文（简体）", "melayu"
-// but not "bahasa"), or by its English name.
-func (e *Engine) languageAliases() map[string][]string {
-	e.aliasOnce.Do(func() {
-		count := map[string]int{}
-		for _, l := range e.Catalog.Languages() {
-			for _, w := range strings.Fields(Normalize(l.Name)) {
-				count[w]++
-			}
-		}
-		e.aliases = map[string][]string{}
-		for _, l := range e.Catalog.Languages() {
-			for _, w := range strings.Fields(Normalize(l.Name)) {
-				if count[w] == 1 {
-					e.aliases[l.Tag] = append(e.aliases[l.Tag], w)
-				}
-			}
-			e.aliases[l.Tag] = append(e.aliases[l.Tag], englishLanguageNames[l.Tag]...)
-		}
-	})
-	return e.aliases
 }
 
 func (t *turn) countryOptions(codes []string) []option {

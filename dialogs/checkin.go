@@ -1,0 +1,97 @@
+// Check-in (DESIGN §2 flow 2; roll calls, flow 9): the "are you safe?"
+// question that the due prompt, the reminders and roll calls ask, and what
+// a sign of life does. Its one step lives here, beside checkin and prompt,
+// because answering it is checking in; the missed check-in ladder that
+// sends the prompts is in schedule.go.
+
+package dialogs
+
+import (
+	"time"
+)
+
+// checkinSteps is the question every prompt opens.
+func checkinSteps() map[Step]stepSpec {
+	return map[Step]stepSpec{
+		StepDue: {
+			// The question of the due prompt, reminders and roll calls, so
+			// its buttons can be answered by number or label as well.
+			prompt: "DuePrompt",
+			// "Are you safe?" — "yes" means safe, "no" means help.
+			options: func(t *turn) []option {
+				w := t.words()
+				return []option{{label: t.text("ButtonSafe", nil), data: "checkin", aliases: w.Yes},
+					{label: t.text("ButtonHelp", nil), data: "sos", aliases: w.No}}
+			},
+			choose: func(t *turn, o option) {
+				if o.data == "sos" {
+					t.sos()
+					return
+				}
+				t.checkin()
+			},
+		},
+	}
+}
+
+// checkin records proof of life. Its visible outcome — reply, schedule,
+// clean-up — depends only on the state and the time, never on the message,
+// which is what lets a duress check-in look exactly like this one.
+func (t *turn) checkin() {
+	resumed := t.st.Overdue || t.st.Ladder >= ladderMissed
+	wasOff := t.visible() != StatusActive
+	t.st.Status, t.st.Shown, t.st.PausedUntil = StatusActive, "", time.Time{}
+	t.st.Step, t.st.Editing, t.st.CovertFlow, t.st.PendingKeyword = StepNone, false, false, Keyword{}
+	t.st.PendingCountry, t.st.ShownNextDue = "", time.Time{}
+	t.st.LastCheckin, t.st.Overdue = t.now, false
+	t.schedule()
+	if resumed {
+		t.escalate(EventCheckinResumed, SeverityInfo, CaseAppend, map[string]any{"overdue_since": t.st.LastCheckin})
+	}
+	t.audit("checkin")
+	t.res.DeleteInbound = true
+	id := "CheckinDone"
+	if wasOff {
+		id = "CheckinResumed"
+	}
+	t.reply(id, map[string]any{"When": t.when(t.st.NextDue)})
+}
+
+// start: for a stopped citizen /start turns monitoring back on.
+func (t *turn) start() {
+	if t.visible() == StatusStopped || t.visible() == StatusPaused {
+		t.checkin()
+		return
+	}
+	t.st.Step = StepNone
+	t.reply("AlreadyRegistered", map[string]any{"When": t.when(t.shownNextDue())})
+}
+
+// rollCall asks for a check-in now on the embassy's behalf.
+func (t *turn) rollCall() {
+	if t.visible() != StatusActive || !t.st.Registered() {
+		return
+	}
+	t.audit("rollcall.prompted")
+	t.prompt("RollCall", map[string]any{"Area": t.in.Area})
+}
+
+// prompt asks "are you safe?" in the words of id, with the two answers as
+// buttons. It opens StepDue unless another question is open, which keeps
+// its place (the buttons still work there: their data is global). It marks
+// the result as a prompt, so the runner reports its delivery
+// (KindPromptDelivered), from which the missed check-in ladder runs.
+func (t *turn) prompt(id string, data map[string]any) {
+	t.res.Prompt = true
+	if t.st.Step == StepNone || (t.st.Registered() && steps()[t.st.Step].sensitive) {
+		// A secret-word change left open is abandoned by the prompt: the
+		// next message is read as an answer to "are you safe?", never
+		// swallowed as a new secret word.
+		t.st.Step, t.st.PendingKeyword = StepDue, Keyword{}
+	}
+	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data), Buttons: t.dueButtons()})
+}
+
+func (t *turn) dueButtons() []Button {
+	return []Button{{Label: t.text("ButtonSafe", nil), Data: "checkin"}, {Label: t.text("ButtonHelp", nil), Data: "sos"}}
+}
