@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/checkinbot/checkinbot"
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -353,12 +354,6 @@ func (c *Config) Directory() dialogs.Directory {
 	return d
 }
 
-// eventTypes a partner may choose.
-var eventTypes = []string{dialogs.EventRegistrationCreated, dialogs.EventRegistrationUpdated,
-	dialogs.EventRegistrationWithdrawn, dialogs.EventCheckinMissed, dialogs.EventCheckinResumed,
-	dialogs.EventDuressTriggered, dialogs.EventSOSRaised, dialogs.EventCaseUpdated,
-	dialogs.EventProtectionReduced, dialogs.EventRollcallMissed, dialogs.EventRegistrationUnreachable}
-
 func validateURL(key, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -420,7 +415,7 @@ func validateEndpoints(key string, e Embassy) error {
 			return err
 		}
 		for _, t := range p.Events {
-			if !slices.Contains(eventTypes, t) {
+			if !slices.Contains(escalation.PartnerTypes, t) {
 				return &Error{Key: pk + ".events", Reason: fmt.Sprintf("%q is not an event type", t)}
 			}
 		}
