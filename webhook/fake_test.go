@@ -166,7 +166,8 @@ func TestFakeOutboxSecondary(t *testing.T) {
 	w.primary.failing.Store(true)
 	critical := w.event(escalation.TypeDuressTriggered, escalation.SeverityCritical, "case_a")
 	waiting := w.event(escalation.TypeCaseUpdated, escalation.SeverityCritical, "case_a") // never attempted: waits behind the first
-	for range 40 {                                                                        // 40 × 10 s: past SecondaryAfter (1 m) and GiveUpAfter (5 m)
+	// 40 rounds 10 s apart: well past SecondaryAfter (1 m).
+	for range 40 {
 		w.round()
 		w.clock.Advance(10 * time.Second)
 	}
