@@ -196,7 +196,7 @@ func testFailingHandler(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	panics := map[string]func(){
-		"nil map":    func() { var m map[string]int; m["x"] = 1 },
+		"nil state":  func() { var st *dialogs.State; _ = st.Key },
 		"index":      func() { _ = []int{}[len(t.Name())] },
 		"panic text": func() { panic("the citizen wrote: secret") },
 		"error":      func() { panic(errors.New("boom")) },
