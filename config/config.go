@@ -22,6 +22,7 @@ import (
 	"github.com/checkinbot/checkinbot"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/errs"
+	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -372,12 +373,6 @@ func (c *Config) Directory() dialogs.Directory {
 	return d
 }
 
-// eventTypes a partner may choose.
-var eventTypes = []string{dialogs.EventRegistrationCreated, dialogs.EventRegistrationUpdated,
-	dialogs.EventRegistrationWithdrawn, dialogs.EventCheckinMissed, dialogs.EventCheckinResumed,
-	dialogs.EventDuressTriggered, dialogs.EventSOSRaised, dialogs.EventCaseUpdated,
-	dialogs.EventProtectionReduced, dialogs.EventRollcallMissed, dialogs.EventRegistrationUnreachable}
-
 func validateURL(key, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -443,7 +438,7 @@ func validateEndpoints(key string, e Embassy) error {
 			return err
 		}
 		for _, t := range p.Events {
-			if !slices.Contains(eventTypes, t) {
+			if !slices.Contains(escalation.PartnerTypes, t) {
 				return configError(errs.EINVALID, pk+".events", "%q is not an event type", t)
 			}
 		}

@@ -12,6 +12,8 @@ package dialogs
 
 import (
 	"time"
+
+	"github.com/checkinbot/checkinbot/escalation"
 )
 
 // Status is where a registration stands.
@@ -86,13 +88,9 @@ var AllSteps = []Step{
 	StepSettingsKeywordRepeat, StepPauseLength, StepStopConfirm, StepDeleteConfirm,
 }
 
-// Location is a point a citizen shared, or typed as text.
-type Location struct {
-	Lat  float64   `json:"lat,omitempty"`
-	Lon  float64   `json:"lon,omitempty"`
-	Text string    `json:"text,omitempty"`
-	At   time.Time `json:"at"`
-}
+// Location is a point a citizen shared, or typed as text (the escalation
+// payload carries it too, so it is defined there).
+type Location = escalation.Location
 
 // Profile is what a citizen told us about themselves. Every field is
 // personal data.
@@ -325,42 +323,33 @@ type Reply struct {
 	Sensitive bool `json:"sensitive,omitempty"`
 }
 
-// Severity of an escalation.
-type Severity string
+// Severity of an escalation (defined in the escalation domain).
+type Severity = escalation.Severity
 
 // Severities, lowest first.
 const (
-	SeverityInfo     Severity = "info"
-	SeverityHigh     Severity = "high"
-	SeverityCritical Severity = "critical"
+	SeverityInfo     = escalation.SeverityInfo
+	SeverityHigh     = escalation.SeverityHigh
+	SeverityCritical = escalation.SeverityCritical
 )
 
-// Event types sent to embassies (DESIGN §4).
+// Event types sent to embassies (DESIGN §4); see the escalation package for
+// what each means.
 const (
-	EventRegistrationCreated   = "registration.created"
-	EventRegistrationUpdated   = "registration.updated"
-	EventRegistrationWithdrawn = "registration.withdrawn"
-	EventCheckinMissed         = "checkin.missed"
-	EventCheckinResumed        = "checkin.resumed"
-	EventDuressTriggered       = "duress.triggered"
-	EventSOSRaised             = "sos.raised"
-	EventCaseUpdated           = "case.updated"
-	EventProtectionReduced     = "protection.reduced"
-	EventRollcallMissed        = "rollcall.missed"
-	EventEndpointHeartbeat     = "endpoint.heartbeat"
-	// EventServiceResumed: one per embassy after downtime or a wall-clock
-	// step, stating the gap, instead of escalating citizens who were never
-	// prompted meanwhile (DESIGN §4). It has no registrant.
-	EventServiceResumed = "service.resumed"
-	// EventRegistrationUnreachable: the channel reports the citizen cannot
-	// be reached (on Telegram: they blocked the bot). Not in DESIGN §4's
-	// list; added so the embassy knows check-in prompts no longer arrive.
-	EventRegistrationUnreachable = "registration.unreachable"
-	// EventKeywordChangeFailed: someone answered "type your current secret
-	// word" wrongly several times in a day — perhaps the citizen forgot it,
-	// perhaps someone else is probing. Severity info; not in DESIGN §4's
-	// list (its "repeated misses tell the embassy").
-	EventKeywordChangeFailed = "keyword.change_failed"
+	EventRegistrationCreated     = escalation.TypeRegistrationCreated
+	EventRegistrationUpdated     = escalation.TypeRegistrationUpdated
+	EventRegistrationWithdrawn   = escalation.TypeRegistrationWithdrawn
+	EventCheckinMissed           = escalation.TypeCheckinMissed
+	EventCheckinResumed          = escalation.TypeCheckinResumed
+	EventDuressTriggered         = escalation.TypeDuressTriggered
+	EventSOSRaised               = escalation.TypeSOSRaised
+	EventCaseUpdated             = escalation.TypeCaseUpdated
+	EventProtectionReduced       = escalation.TypeProtectionReduced
+	EventRollcallMissed          = escalation.TypeRollcallMissed
+	EventEndpointHeartbeat       = escalation.TypeEndpointHeartbeat
+	EventServiceResumed          = escalation.TypeServiceResumed
+	EventRegistrationUnreachable = escalation.TypeRegistrationUnreachable
+	EventKeywordChangeFailed     = escalation.TypeKeywordChangeFailed
 )
 
 // CaseMode says how an escalation relates to the registrant's open case.
@@ -388,24 +377,9 @@ type Escalation struct {
 	Details      map[string]any `json:"details,omitempty"`
 }
 
-// RegistrantView is what an embassy needs to act on an escalation.
-type RegistrantView struct {
-	ID             string     `json:"id"` // pseudonymous; stable per channel identity
-	Channel        string     `json:"channel,omitempty"`
-	Address        string     `json:"address,omitempty"`
-	Handle         string     `json:"handle,omitempty"`
-	Name           string     `json:"name,omitempty"`
-	Passport       string     `json:"passport,omitempty"`
-	Nationality    string     `json:"nationality,omitempty"`
-	Country        string     `json:"country,omitempty"`
-	City           string     `json:"city,omitempty"`
-	Employer       string     `json:"employer,omitempty"`
-	TrustedContact string     `json:"trusted_contact,omitempty"`
-	Phone          string     `json:"phone,omitempty"`
-	Language       string     `json:"language,omitempty"`
-	LastCheckin    *time.Time `json:"last_checkin,omitempty"`
-	LastLocation   *Location  `json:"last_location,omitempty"`
-}
+// RegistrantView is what an embassy needs to act on an escalation
+// (defined in the escalation domain, whose payload carries it).
+type RegistrantView = escalation.RegistrantView
 
 // Result is what handling one Input produced.
 type Result struct {

@@ -184,9 +184,7 @@ func (c *checker) cases() map[string]Case {
 			return nil
 		}
 		where = "case " + cs.ID
-		switch cs.Status {
-		case "open", "acked", "resolved":
-		default:
+		if !cs.Status.Valid() {
 			c.add(where, "unknown status")
 		}
 		if !isUserKey([]byte(cs.UserKey)) {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -25,52 +25,24 @@ var (
 
 func init() { allBuckets = append(allBuckets, bucketPending, bucketDelivered) }
 
-// Delivery is one event owed to one endpoint.
-type Delivery struct {
-	Endpoint     string    `json:"endpoint"`
-	Seq          uint64    `json:"seq"` // outbox sequence: the order of recording
-	EventID      string    `json:"event_id"`
-	Type         string    `json:"type"`
-	CaseID       string    `json:"case_id,omitempty"`
-	Critical     bool      `json:"critical"`
-	Attempts     int       `json:"attempts"`
-	NextAt       time.Time `json:"next_at"`
-	FirstFailure time.Time `json:"first_failure,omitzero"`
-	LastError    string    `json:"last_error,omitempty"`
-	DoneAt       time.Time `json:"done_at,omitzero"`
-	GaveUp       bool      `json:"gave_up,omitempty"`
-	// SecondaryQueued: the embassy's secondary URL has its own row for this
-	// event already.
-	SecondaryQueued bool `json:"secondary_queued,omitempty"`
-}
-
-// Target is an endpoint an event must reach.
-type Target struct {
-	Endpoint string
-	Critical bool // never given up on
-}
-
-// DueDelivery is a delivery to attempt now, with the exact body to send.
-type DueDelivery struct {
-	Delivery
-	Body []byte
-}
-
-// Attempt is the outcome of one delivery attempt, decided by the delivery
-// loop: delivered, or when to try again, or given up.
-type Attempt struct {
-	Endpoint string
-	Seq      uint64
-	OK       bool
-	Err      string
-	NextAt   time.Time
-	GiveUp   bool
-	// Secondary, if set, is the endpoint to queue this event for as well.
-	Secondary string
-	// NotAttempted: nothing was sent (the endpoint is backing off); only
-	// Secondary applies.
-	NotAttempted bool
-}
+// The delivery bookkeeping types are the escalation domain's (shared with
+// the deliverer and any other storage engine); these aliases keep their
+// store names working for callers.
+type (
+	// Delivery is one event owed to one endpoint.
+	Delivery = escalation.Delivery
+	// Target is an endpoint an event must reach.
+	Target = escalation.Target
+	// DueDelivery is a delivery to attempt now, with the exact body to send.
+	DueDelivery = escalation.DueDelivery
+	// Attempt is the outcome of one delivery in one round, to record.
+	Attempt = escalation.Attempt
+	// Chain is a run of one endpoint's deliveries that may go out one after
+	// the other (see escalation.Chain).
+	Chain = escalation.Chain
+	// DueBatch is what DueChains found.
+	DueBatch = escalation.DueBatch
+)
 
 func pendingKey(endpoint string, seq uint64) []byte {
 	return append(append([]byte(endpoint), 0), u64(seq)...)
@@ -128,31 +100,6 @@ func (s *Store) DueDeliveries(now time.Time) ([]DueDelivery, time.Time, error) {
 		due = append(due, c.Items[0])
 	}
 	return due, b.Next, err
-}
-
-// Chain is a run of one endpoint's deliveries that may go out one after the
-// other, each as soon as the one before it is delivered: the due events of
-// one case in recording order from the case's head, or a single event
-// without a case. Handing out whole runs is what lets a backlog drain in
-// one pass instead of one event per case per poll.
-type Chain struct {
-	Endpoint string
-	Items    []DueDelivery
-}
-
-// DueBatch is what DueChains found.
-type DueBatch struct {
-	// Chains in recording order of their heads, grouped by endpoint.
-	Chains []Chain
-	// Next is when the earliest row found not yet due falls due (zero if
-	// none).
-	Next time.Time
-	// More: the limit was reached before the end; ask again at once.
-	More bool
-	// Endpoints lists every endpoint that has pending rows, skipped or
-	// not, in key order, so the caller can tell which wait for an endpoint
-	// it does not have.
-	Endpoints []string
 }
 
 // DueChains reads, in one read transaction, the runs of pending deliveries
@@ -282,8 +229,20 @@ func (s *Store) PendingOf(endpoint string) ([]Delivery, error) {
 	return out, err
 }
 
-// RecordAttempts stores the outcomes of attempts in one transaction.
+// RecordAttempts stores the outcomes of attempts in one transaction. An
+// attempt for a row no longer pending (recorded already) is skipped; one
+// without an outcome (escalation.AttemptNone, or a value this binary does
+// not know) fails the whole write, so a deliverer that forgot to decide
+// never turns into a silent retry or a silent archive.
 func (s *Store) RecordAttempts(now time.Time, attempts []Attempt) error {
+	for _, a := range attempts {
+		switch a.Outcome {
+		case escalation.AttemptDelivered, escalation.AttemptFailed, escalation.AttemptGaveUp,
+			escalation.AttemptHeld, escalation.AttemptAbandoned:
+		default:
+			return fmt.Errorf("store: record attempts: delivery %s/%d has no outcome (%v)", a.Endpoint, a.Seq, a.Outcome)
+		}
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		pending, delivered := tx.Bucket(bucketPending), tx.Bucket(bucketDelivered)
 		for _, a := range attempts {
@@ -296,7 +255,11 @@ func (s *Store) RecordAttempts(now time.Time, attempts []Attempt) error {
 			if err := json.Unmarshal(raw, &d); err != nil {
 				return err
 			}
-			if a.NotAttempted && !a.GiveUp {
+			if a.Outcome.Sent() {
+				d.Attempts++
+			}
+			switch {
+			case a.Outcome == escalation.AttemptHeld:
 				if a.Secondary != "" && !d.SecondaryQueued {
 					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
 						return err
@@ -305,32 +268,27 @@ func (s *Store) RecordAttempts(now time.Time, attempts []Attempt) error {
 						return err
 					}
 				}
-				continue
-			}
-			if !a.NotAttempted {
-				d.Attempts++
-			}
-			if a.OK || a.GiveUp {
-				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.GiveUp && !a.OK, a.Err
+			case a.Outcome.Done():
+				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.Outcome != escalation.AttemptDelivered, a.Err
 				if err := pending.Delete(key); err != nil {
 					return err
 				}
 				if err := putJSON(delivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
 					return err
 				}
-				continue
-			}
-			if d.FirstFailure.IsZero() {
-				d.FirstFailure = now.UTC()
-			}
-			d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
-			if a.Secondary != "" && !d.SecondaryQueued {
-				if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+			default: // AttemptFailed
+				if d.FirstFailure.IsZero() {
+					d.FirstFailure = now.UTC()
+				}
+				d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
+				if a.Secondary != "" && !d.SecondaryQueued {
+					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+						return err
+					}
+				}
+				if err := putJSON(pending, key, d); err != nil {
 					return err
 				}
-			}
-			if err := putJSON(pending, key, d); err != nil {
-				return err
 			}
 		}
 		return nil
@@ -455,8 +413,8 @@ func (s *Store) Heartbeat(endpoint, embassy string, now time.Time, every time.Du
 		if err != nil {
 			return err
 		}
-		ev := Event{ID: newEventID(), Type: dialogs.EventEndpointHeartbeat, Version: EventVersion, CreatedAt: now.UTC(),
-			EmbassyID: embassy, Severity: dialogs.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
+		ev := Event{ID: newEventID(), Type: escalation.TypeEndpointHeartbeat, Version: EventVersion, CreatedAt: now.UTC(),
+			EmbassyID: embassy, Severity: escalation.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
 		if err := putJSON(outbox, u64(seq), ev); err != nil {
 			return err
 		}

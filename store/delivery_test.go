@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,7 +54,7 @@ func TestDueChains(t *testing.T) {
 			s := setup(t)
 			var attempts []Attempt
 			for _, seq := range tc.failed {
-				attempts = append(attempts, Attempt{Endpoint: "e1", Seq: seq, Err: "HTTP 503", NextAt: later})
+				attempts = append(attempts, Attempt{Endpoint: "e1", Seq: seq, Outcome: escalation.AttemptFailed, Err: "HTTP 503", NextAt: later})
 			}
 			if err := s.RecordAttempts(t0, attempts); err != nil {
 				t.Fatal(err)

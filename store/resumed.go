@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -83,8 +83,8 @@ func (s *Store) RecordGap(g Gap, embassies []string, now time.Time) ([]Event, er
 			if err != nil {
 				return err
 			}
-			ev := Event{ID: newEventID(), Type: dialogs.EventServiceResumed, Version: EventVersion, CreatedAt: now.UTC(),
-				EmbassyID: id, Severity: dialogs.SeverityInfo, Details: map[string]any{
+			ev := Event{ID: newEventID(), Type: escalation.TypeServiceResumed, Version: EventVersion, CreatedAt: now.UTC(),
+				EmbassyID: id, Severity: escalation.SeverityInfo, Details: map[string]any{
 					"kind": g.Kind, "from": g.From.UTC(), "to": g.To.UTC(), "seconds": g.Seconds(),
 				}}
 			if err := putJSON(outbox, u64(seq), ev); err != nil {

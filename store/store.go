@@ -27,14 +27,16 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	bolt "go.etcd.io/bbolt"
 )
 
 // SchemaVersion is the layout this binary reads and writes.
 const SchemaVersion = 1
 
-// EventVersion is the version of the webhook payload written to the outbox.
-const EventVersion = 1
+// EventVersion is the version of the webhook payload written to the outbox
+// (escalation.Version; kept for callers of store).
+const EventVersion = escalation.Version
 
 var (
 	bucketMeta        = []byte("meta")
@@ -181,33 +183,13 @@ func UserKey(pepper []byte, channel, id string) string {
 }
 
 // Event is one escalation as written to the outbox and later delivered as a
-// webhook body (DESIGN §4).
-type Event struct {
-	ID           string                  `json:"id"`
-	Type         string                  `json:"type"`
-	Version      int                     `json:"version"`
-	CreatedAt    time.Time               `json:"created_at"`
-	EmbassyID    string                  `json:"embassy_id"`
-	CaseID       string                  `json:"case_id,omitempty"`
-	CaseSeq      int                     `json:"case_seq,omitempty"`
-	Severity     dialogs.Severity        `json:"severity"`
-	DoNotContact bool                    `json:"do_not_contact"`
-	Registrant   *dialogs.RegistrantView `json:"registrant,omitempty"` // none on endpoint.heartbeat
-	Details      map[string]any          `json:"details"`
-}
+// webhook body (DESIGN §4). The type is the escalation domain's; the alias
+// keeps store.Event working for callers in bot/ and cmd/.
+type Event = escalation.Event
 
-// Case is an embassy case: the escalations about one registrant from the
-// first alarm until the embassy resolves it.
-type Case struct {
-	ID        string    `json:"id"`
-	EmbassyID string    `json:"embassy_id"`
-	UserKey   string    `json:"user_key"`
-	Status    string    `json:"status"` // open, acked, resolved
-	OpenedAt  time.Time `json:"opened_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Seq       int       `json:"seq"` // case_seq of the latest event
-	Types     []string  `json:"types"`
-}
+// Case is an embassy case (escalation.Case; the alias keeps store.Case
+// working for callers).
+type Case = escalation.Case
 
 // AuditEntry is one link of the append-only audit chain. Hash covers the
 // entry with Hash empty, and Prev is the previous entry's Hash.
@@ -384,7 +366,7 @@ func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string,
 			if err := json.Unmarshal(raw, &c); err != nil {
 				return Case{}, fmt.Errorf("case %s is corrupt: %w", st.OpenCase, err)
 			}
-			if c.Status != "resolved" {
+			if c.Status != escalation.CaseStatusResolved {
 				return c, nil
 			}
 		}
@@ -393,7 +375,7 @@ func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string,
 	if err != nil {
 		return Case{}, err
 	}
-	c := Case{ID: fmt.Sprintf("case_%06d", seq), EmbassyID: embassy, UserKey: key, Status: "open",
+	c := Case{ID: fmt.Sprintf("case_%06d", seq), EmbassyID: embassy, UserKey: key, Status: escalation.CaseStatusOpen,
 		OpenedAt: now.UTC(), UpdatedAt: now.UTC()}
 	st.OpenCase = c.ID
 	return c, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -233,14 +234,14 @@ func TestDeliveryLifecycle(t *testing.T) {
 	if len(due) != 1 || due[0].Seq != 1 || len(due[0].Body) == 0 {
 		t.Fatalf("due %+v: the second event of the case must wait for the first", due)
 	}
-	if err := s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 1, OK: true}}); err != nil {
+	if err := s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 1, Outcome: escalation.AttemptDelivered}}); err != nil {
 		t.Fatal(err)
 	}
 	due, _, _ = s.DueDeliveries(t0)
 	if len(due) != 1 || due[0].Seq != 2 {
 		t.Fatalf("after the first: due %+v", due)
 	}
-	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, Err: "HTTP 503", NextAt: t0.Add(time.Minute), Secondary: "e1/secondary"}})
+	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, Outcome: escalation.AttemptFailed, Err: "HTTP 503", NextAt: t0.Add(time.Minute), Secondary: "e1/secondary"}})
 	pending, _ := s.Pending()
 	if len(pending) != 2 {
 		t.Fatalf("pending %+v, want the retry and its secondary copy", pending)
@@ -248,7 +249,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 	if n, _ := s.Backlog(); n != 2 {
 		t.Errorf("backlog %d", n)
 	}
-	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, OK: true}, {Endpoint: "e1/secondary", Seq: 2, OK: true}})
+	s.RecordAttempts(t0, []Attempt{{Endpoint: "e1", Seq: 2, Outcome: escalation.AttemptDelivered}, {Endpoint: "e1/secondary", Seq: 2, Outcome: escalation.AttemptDelivered}})
 	if n, err := s.Prune(t0.Add(time.Hour)); err != nil || n != 2 {
 		t.Errorf("pruned %d events, %v", n, err)
 	}

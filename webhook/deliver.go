@@ -12,13 +12,40 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/escalation"
 )
+
+// Outbox is what the Deliverer needs from storage: the escalation outbox
+// and its per-endpoint delivery rows (*store.Store implements it; the
+// tests also use an in-memory one). The Deliverer calls it outside any
+// transaction and never does network I/O inside a call.
+type Outbox interface {
+	// Route gives every outbox event not yet routed a pending row for each
+	// of targets(event), in one transaction; targets must be pure.
+	Route(now time.Time, targets func(escalation.Event) []escalation.Target) (int, error)
+	// DueChains returns the runs of pending deliveries that may be sent at
+	// now, each case's in recording order from its head, skipping the
+	// endpoints skip names, up to limit deliveries (0: no limit).
+	DueChains(now time.Time, skip func(endpoint string) bool, limit int) (escalation.DueBatch, error)
+	// DueOfType returns every pending delivery of one event type due at
+	// now, with its body (the prober's heartbeats).
+	DueOfType(typ escalation.Type, now time.Time) ([]escalation.DueDelivery, error)
+	// PendingOf returns every delivery still owed to endpoint, in
+	// recording order.
+	PendingOf(endpoint string) ([]escalation.Delivery, error)
+	// RecordAttempts stores the outcomes of one round in one transaction;
+	// an attempt without an outcome is an error.
+	RecordAttempts(now time.Time, attempts []escalation.Attempt) error
+	// Heartbeat records an endpoint.heartbeat for endpoint unless one was
+	// recorded within every, and reports whether it did.
+	Heartbeat(endpoint, embassy string, now time.Time, every time.Duration) (bool, error)
+	// Prune deletes archived deliveries and delivered events older than
+	// cutoff.
+	Prune(cutoff time.Time) (int, error)
+}
 
 // Endpoint is one receiver of events.
 type Endpoint struct {
@@ -105,7 +132,8 @@ func DefaultPolicy() Policy {
 // that an event (a duress check-in, a wrong guess of the secret word) was
 // recorded: only the duress session has one to deliver.
 type Deliverer struct {
-	Store     *store.Store
+	// Store is where events wait and outcomes are recorded.
+	Store     Outbox
 	Endpoints []Endpoint
 	Policy    Policy
 	Client    *http.Client
@@ -287,10 +315,10 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	if batch.More {
 		next = earliest(next, now)
 	}
-	byEndpoint := map[string][]store.Chain{}
+	byEndpoint := map[string][]escalation.Chain{}
 	var order []string
 	for _, c := range batch.Chains {
-		if c.Items[0].Type == dialogs.EventEndpointHeartbeat {
+		if c.Items[0].Type == escalation.TypeEndpointHeartbeat {
 			continue // the prober sends it, on its own cadence (a heartbeat has no case: its chain is itself)
 		}
 		if _, ok := byEndpoint[c.Endpoint]; !ok {
@@ -304,7 +332,7 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	// at the first failure so a dead endpoint is not hammered. Each wave's
 	// outcomes are recorded before the next wave is sent.
 	var wg sync.WaitGroup
-	results := make([][]store.Attempt, len(order))
+	results := make([][]escalation.Attempt, len(order))
 	errs := make([]error, len(order))
 	for i, id := range order {
 		wg.Add(1)
@@ -317,12 +345,12 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 	if err := errors.Join(errs...); err != nil {
 		return time.Time{}, err
 	}
-	var attempts []store.Attempt
+	var attempts []escalation.Attempt
 	for i := range results {
 		attempts = append(attempts, results[i]...)
 	}
 	for _, a := range attempts {
-		if !a.OK && !a.GiveUp {
+		if a.Outcome == escalation.AttemptFailed {
 			next = earliest(next, a.NextAt)
 		}
 		if a.Secondary != "" {
@@ -517,18 +545,18 @@ func (d *Deliverer) heartbeats(ctx context.Context, now time.Time, outage []*End
 	if _, err := d.Store.Route(now, d.targets); err != nil {
 		return err
 	}
-	due, err := d.Store.DueOfType(dialogs.EventEndpointHeartbeat, now)
+	due, err := d.Store.DueOfType(escalation.TypeEndpointHeartbeat, now)
 	if err != nil {
 		return err
 	}
-	byEndpoint := map[string][]store.DueDelivery{}
+	byEndpoint := map[string][]escalation.DueDelivery{}
 	for _, dd := range due {
 		if d.byID[dd.Endpoint] != nil {
 			byEndpoint[dd.Endpoint] = append(byEndpoint[dd.Endpoint], dd)
 		}
 	}
 	var mu sync.Mutex
-	var out []store.Attempt
+	var out []escalation.Attempt
 	var wg sync.WaitGroup
 	for id, rows := range byEndpoint {
 		wg.Go(func() {
@@ -563,8 +591,8 @@ func (d *Deliverer) primaryOf(id string) string {
 // sendHeartbeat posts one heartbeat and notes how the endpoint answered.
 // Its retry delay counts the heartbeat's own attempts, never the
 // endpoint's backoff from event deliveries. ok is false when ctx ended.
-func (d *Deliverer) sendHeartbeat(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (store.Attempt, bool) {
-	a := store.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
+func (d *Deliverer) sendHeartbeat(ctx context.Context, ep *Endpoint, dd escalation.DueDelivery) (escalation.Attempt, bool) {
+	a := escalation.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
 	retryAfter, class, err := d.post(ctx, ep, dd)
 	if err != nil && ctx.Err() != nil {
 		return a, false
@@ -574,7 +602,7 @@ func (d *Deliverer) sendHeartbeat(ctx context.Context, ep *Endpoint, dd store.Du
 	d.reachOf(ep.ID).heartbeat = class
 	d.mu.Unlock()
 	if err == nil {
-		a.OK = true
+		a.Outcome = escalation.AttemptDelivered
 		return a, true
 	}
 	a.Err = err.Error()
@@ -583,7 +611,12 @@ func (d *Deliverer) sendHeartbeat(ctx context.Context, ep *Endpoint, dd store.Du
 	if first.IsZero() {
 		first = now
 	}
-	a.GiveUp = d.Policy.GiveUpAfter > 0 && now.Sub(first) >= d.Policy.GiveUpAfter
+	// A heartbeat is never critical: decide can only give it up. The
+	// endpoint's backoff from events does not count (zero endpointSince).
+	a.Outcome = escalation.AttemptFailed
+	if d.Policy.decide(now, ep, dd.Delivery, first, time.Time{}) == giveUp {
+		a.Outcome = escalation.AttemptGaveUp
+	}
 	return a, true
 }
 
@@ -647,15 +680,15 @@ func earliest(a, b time.Time) time.Time {
 // the event waits (and the operator is told) until a URL is configured,
 // instead of being routed to nobody. Events of high and critical severity
 // never give up and also go to a secondary URL.
-func (d *Deliverer) targets(ev store.Event) []store.Target {
-	critical := ev.Severity != dialogs.SeverityInfo
-	if ev.Type == dialogs.EventEndpointHeartbeat {
+func (d *Deliverer) targets(ev escalation.Event) []escalation.Target {
+	critical := ev.Severity.Critical()
+	if ev.Type == escalation.TypeEndpointHeartbeat {
 		if id, _ := ev.Details["endpoint"].(string); d.byID[id] != nil {
-			return []store.Target{{Endpoint: id}}
+			return []escalation.Target{{Endpoint: id}}
 		}
 		return nil
 	}
-	var out []store.Target
+	var out []escalation.Target
 	primary := false
 	for _, ep := range d.Endpoints {
 		if ep.Embassy != ev.EmbassyID || ep.Backup {
@@ -665,14 +698,14 @@ func (d *Deliverer) targets(ev store.Event) []store.Target {
 		if ep.Events != nil && !slices.Contains(ep.Events, ev.Type) {
 			continue
 		}
-		out = append(out, store.Target{Endpoint: ep.ID, Critical: critical})
+		out = append(out, escalation.Target{Endpoint: ep.ID, Critical: critical})
 	}
 	if !primary {
 		id := ev.EmbassyID
 		if id == "" {
 			id = "unrouted" // no embassy serves this citizen: configuration error
 		}
-		out = append(out, store.Target{Endpoint: id, Critical: critical})
+		out = append(out, escalation.Target{Endpoint: id, Critical: critical})
 	}
 	return out
 }
@@ -681,7 +714,7 @@ func (d *Deliverer) targets(ev store.Event) []store.Target {
 // or waiting its turn: a critical event also goes to the secondary URL once
 // the endpoint has failed for SecondaryAfter; a non-critical one is given
 // up after GiveUpAfter. Only failing endpoints' rows are read.
-func (d *Deliverer) holdBack() ([]store.Attempt, error) {
+func (d *Deliverer) holdBack() ([]escalation.Attempt, error) {
 	d.mu.Lock()
 	failing := map[string]time.Time{}
 	for id, h := range d.health {
@@ -691,7 +724,7 @@ func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 	}
 	d.mu.Unlock()
 	now := d.Now()
-	var out []store.Attempt
+	var out []escalation.Attempt
 	for _, id := range slices.Sorted(maps.Keys(failing)) {
 		ep, since := d.byID[id], failing[id]
 		rows, err := d.Store.PendingOf(id)
@@ -699,11 +732,12 @@ func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 			return nil, err
 		}
 		for _, dd := range rows {
-			switch {
-			case dd.Critical && ep.Secondary != "" && !dd.SecondaryQueued && now.Sub(since) >= d.Policy.SecondaryAfter:
-				out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, Secondary: ep.Secondary})
-			case !dd.Critical && d.Policy.GiveUpAfter > 0 && !dd.FirstFailure.IsZero() && now.Sub(dd.FirstFailure) >= d.Policy.GiveUpAfter:
-				out = append(out, store.Attempt{Endpoint: ep.ID, Seq: dd.Seq, NotAttempted: true, GiveUp: true,
+			switch d.Policy.decide(now, ep, dd, dd.FirstFailure, since) {
+			case toSecondary:
+				out = append(out, escalation.Attempt{Endpoint: ep.ID, Seq: dd.Seq, Outcome: escalation.AttemptHeld,
+					Secondary: ep.Secondary})
+			case giveUp:
+				out = append(out, escalation.Attempt{Endpoint: ep.ID, Seq: dd.Seq, Outcome: escalation.AttemptAbandoned,
 					Err: "endpoint failing"})
 			}
 		}
@@ -711,14 +745,53 @@ func (d *Deliverer) holdBack() ([]store.Attempt, error) {
 	return out, nil
 }
 
+// decision is what the delivery policy says about an event that failed,
+// or waits behind an endpoint that fails.
+type decision int
+
+const (
+	// keepTrying: retry on the endpoint's schedule.
+	keepTrying decision = iota
+	// toSecondary: also queue the event for the embassy's secondary URL.
+	toSecondary
+	// giveUp: stop trying; the row is archived as given up.
+	giveUp
+)
+
+// decide is the one place the secondary-URL and give-up rules live (DESIGN
+// §4), for an event just attempted and for one waiting its turn alike:
+//
+//   - a critical event goes to ep's secondary URL (once) when it, or the
+//     endpoint, has been failing for Policy.SecondaryAfter: an event queued
+//     behind an outage waited as long as the outage;
+//   - a non-critical event is given up when it has been failing itself for
+//     Policy.GiveUpAfter (zero: never). Critical events never give up.
+//
+// eventSince is when the event first failed (zero: never attempted and
+// failed), endpointSince when the endpoint started failing (zero: healthy,
+// or an event refused by a healthy endpoint).
+func (p Policy) decide(now time.Time, ep *Endpoint, row escalation.Delivery, eventSince, endpointSince time.Time) decision {
+	if row.Critical {
+		failingSince := earliest(eventSince, endpointSince)
+		if ep.Secondary != "" && !row.SecondaryQueued && !failingSince.IsZero() && now.Sub(failingSince) >= p.SecondaryAfter {
+			return toSecondary
+		}
+		return keepTrying
+	}
+	if p.GiveUpAfter > 0 && !eventSince.IsZero() && now.Sub(eventSince) >= p.GiveUpAfter {
+		return giveUp
+	}
+	return keepTrying
+}
+
 // deliverChains attempts one endpoint's chains in waves: the first event
 // of every chain (critical ones first), then the second of every chain
 // whose first was delivered, and so on, recording each wave's outcomes
 // before the next. A refused event ends its own chain (its case waits); any
 // other failure ends the endpoint's turn.
-func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store.Chain) ([]store.Attempt, error) {
+func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []escalation.Chain) ([]escalation.Attempt, error) {
 	ep := d.byID[id]
-	var all []store.Attempt
+	var all []escalation.Attempt
 	if ep == nil {
 		return nil, nil // not configured: reported by ReportHealth, never attempted
 	}
@@ -726,7 +799,7 @@ func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store
 	for wave := 0; len(live) > 0; wave++ {
 		// Critical first: only one event per case is in a wave, so this
 		// keeps per-case order.
-		slices.SortStableFunc(live, func(a, b store.Chain) int {
+		slices.SortStableFunc(live, func(a, b escalation.Chain) int {
 			switch ca, cb := a.Items[wave].Critical, b.Items[wave].Critical; {
 			case ca == cb:
 				return 0
@@ -735,23 +808,23 @@ func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store
 			}
 			return 1
 		})
-		var out []store.Attempt
-		var cont []store.Chain
+		var out []escalation.Attempt
+		var cont []escalation.Chain
 		stop := false
 		for _, c := range live {
-			a := d.attempt(ctx, ep, c.Items[wave])
-			if !a.OK && ctx.Err() != nil {
+			a, err := d.attempt(ctx, ep, c.Items[wave])
+			if a.Outcome == escalation.AttemptNone {
 				stop = true // shutting down: not the endpoint's failure, record nothing
 				break
 			}
 			out = append(out, a)
-			if a.OK {
+			if a.Outcome == escalation.AttemptDelivered {
 				if wave+1 < len(c.Items) {
 					cont = append(cont, c)
 				}
 				continue
 			}
-			if strings.HasPrefix(a.Err, errRejected.Error()) {
+			if errors.Is(err, errRejected) {
 				continue // this event's problem, not the endpoint's: go on with the next case
 			}
 			stop = true
@@ -772,9 +845,11 @@ func (d *Deliverer) deliverChains(ctx context.Context, id string, chains []store
 }
 
 // attempt sends one event, signed with a fresh timestamp, and decides what
-// follows a failure. It keeps the endpoint's health; it logs nothing.
-func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDelivery) store.Attempt {
-	a := store.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
+// follows a failure. It keeps the endpoint's health; it logs nothing. It
+// returns the send error too (errRejected: the event's own problem), and
+// an attempt without an outcome when ctx ended (nothing to record).
+func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd escalation.DueDelivery) (escalation.Attempt, error) {
+	a := escalation.Attempt{Endpoint: ep.ID, Seq: dd.Seq}
 	retryAfter, _, err := d.post(ctx, ep, dd)
 	now := d.Now()
 	d.mu.Lock()
@@ -790,12 +865,12 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 		// answers, so it is healthy.
 		h.since, h.fails, h.until = time.Time{}, 0, time.Time{}
 		if err == nil {
-			a.OK = true
-			return a
+			a.Outcome = escalation.AttemptDelivered
+			return a, nil
 		}
 	}
 	if ctx.Err() != nil {
-		return a
+		return a, err
 	}
 	a.Err = err.Error()
 	// The retry delay: a refused event counts its own attempts (the
@@ -812,23 +887,18 @@ func (d *Deliverer) attempt(ctx context.Context, ep *Endpoint, dd store.DueDeliv
 	if !rejected {
 		h.until = a.NextAt
 	}
-	// Giving up counts this event's own failures; the secondary URL counts
-	// the endpoint's too (an event queued behind an outage waited as long).
 	eventSince := dd.FirstFailure
 	if eventSince.IsZero() {
-		eventSince = now
+		eventSince = now // this attempt is its first failure
 	}
-	failingSince := eventSince
-	if !h.since.IsZero() && h.since.Before(failingSince) {
-		failingSince = h.since
-	}
-	switch {
-	case dd.Critical && ep.Secondary != "" && !dd.SecondaryQueued && now.Sub(failingSince) >= d.Policy.SecondaryAfter:
+	a.Outcome = escalation.AttemptFailed
+	switch d.Policy.decide(now, ep, dd.Delivery, eventSince, h.since) {
+	case toSecondary:
 		a.Secondary = ep.Secondary
-	case !dd.Critical && d.Policy.GiveUpAfter > 0 && now.Sub(eventSince) >= d.Policy.GiveUpAfter:
-		a.GiveUp = true
+	case giveUp:
+		a.Outcome = escalation.AttemptGaveUp
 	}
-	return a
+	return a, err
 }
 
 // retryDelay is the wait after the (n+1)-th consecutive failure, with
@@ -852,7 +922,7 @@ var errRejected = errors.New("rejected")
 // and the class of a failure ("5xx", "401", "3xx", "timeout",
 // "connection"; only a heartbeat's is ever logged): never the URL, which
 // may carry a token.
-func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd store.DueDelivery) (time.Duration, string, error) {
+func (d *Deliverer) post(ctx context.Context, ep *Endpoint, dd escalation.DueDelivery) (time.Duration, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.Policy.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(dd.Body))
