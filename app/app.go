@@ -28,9 +28,16 @@ import (
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
-// ChannelFunc builds one channel on the App's inbox (the runner) and
-// engine, as every channel package's New(options, inbox) does.
-type ChannelFunc func(inbox bot.Inbox, e *dialogs.Engine) (bot.Channel, error)
+// ChannelFunc builds one channel from what the App made for it, as every
+// channel package's New(options, inbox) does.
+type ChannelFunc func(env ChannelEnv) (bot.Channel, error)
+
+// ChannelEnv is what a channel is built on.
+type ChannelEnv struct {
+	Inbox  bot.Inbox       // the runner
+	Engine *dialogs.Engine // for texts a channel answers itself (group refusals)
+	Log    *slog.Logger    // the App's operational log
+}
 
 // Options say what to build. Config and Secrets are required (the pepper
 // in Secrets must be set: the caller generates one for a demo).
@@ -128,7 +135,7 @@ func Open(opt Options) (_ *App, err error) {
 	a.Runner = r
 	routes := false
 	for _, build := range opt.Channels {
-		ch, err := build(r, a.Engine)
+		ch, err := build(ChannelEnv{Inbox: r, Engine: a.Engine, Log: a.log})
 		if err != nil {
 			return nil, err
 		}

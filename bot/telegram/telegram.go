@@ -267,7 +267,7 @@ func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Updat
 func (c *Channel) serveWebhook(ctx context.Context) error {
 	w := c.opt.Webhook
 	if _, err := c.api.SetWebhook(ctx, &tgbot.SetWebhookParams{URL: w.URL, SecretToken: w.Secret,
-		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil {
+		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("telegram: setWebhook: %s", classify(err))
 	}
 	<-ctx.Done() // updates arrive through WebhookHandler, on the App's listener

@@ -164,9 +164,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if wa != nil {
-		opt.Channels = append(opt.Channels, func(inbox bot.Inbox, _ *dialogs.Engine) (bot.Channel, error) {
+		opt.Channels = append(opt.Channels, func(env app.ChannelEnv) (bot.Channel, error) {
 			return whatsapp.New(whatsapp.Options{Session: wa, PerRecipient: c.WhatsApp.PerRecipientInterval.Duration,
-				Global: c.WhatsApp.GlobalInterval.Duration}, inbox), nil
+				Global: c.WhatsApp.GlobalInterval.Duration, Log: env.Log}, env.Inbox), nil
 		})
 	}
 	if len(opt.Channels) == 0 {
@@ -202,14 +202,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // telegramChannel builds the Telegram channel from the configuration and
 // the secrets.
 func telegramChannel(c *config.Config, s config.Secrets) app.ChannelFunc {
-	return func(inbox bot.Inbox, e *dialogs.Engine) (bot.Channel, error) {
-		t := c.Telegram
+	return func(env app.ChannelEnv) (bot.Channel, error) {
+		t, e := c.Telegram, env.Engine
 		opt := telegram.Options{Token: s.TelegramToken, APIURL: s.TelegramAPIURL, GlobalRate: t.GlobalRate, PerChat: t.PerChatInterval.Duration,
-			GroupRefusal: func(lang string) string { return e.Catalog.Text(e.SuggestLanguage(lang), "GroupRefused", nil) }}
+			GroupRefusal: func(lang string) string { return e.Catalog.Text(e.SuggestLanguage(lang), "GroupRefused", nil) }, Log: env.Log}
 		if t.Mode == "webhook" {
 			opt.Webhook = &telegram.Webhook{URL: t.WebhookURL, Secret: s.TelegramWebhookSecret}
 		}
-		return telegram.New(opt, inbox)
+		return telegram.New(opt, env.Inbox)
 	}
 }
 
@@ -303,8 +303,8 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var term *terminal.Terminal
 	opt := app.Options{Config: c, DataDir: dir, DeliverBeforeExit: 10 * time.Second,
 		Delivery: func(p webhook.Policy) webhook.Policy { p.HeartbeatEvery = 0; return p }, // a demo lives minutes, not days
-		Channels: []app.ChannelFunc{func(inbox bot.Inbox, _ *dialogs.Engine) (bot.Channel, error) {
-			term = terminal.New(terminal.Options{In: stdin, Out: stdout, User: "demo-user", LangHint: *lang, Echo: !isTerminal(stdin)}, inbox)
+		Channels: []app.ChannelFunc{func(env app.ChannelEnv) (bot.Channel, error) {
+			term = terminal.New(terminal.Options{In: stdin, Out: stdout, User: "demo-user", LangHint: *lang, Echo: !isTerminal(stdin)}, env.Inbox)
 			return term, nil
 		}}}
 	if *fast {
