@@ -9,7 +9,9 @@ import (
 // error naming the environment variable to fix, and nothing of its value.
 func TestLoadSecretsNamesTheVariable(t *testing.T) {
 	good := map[string]string{EnvPepper: strings.Repeat("p", MinPepperLen), EnvTelegramToken: "1:tok", "HOOK": "a-webhook-secret-of-22"}
-	webhook := func(c *Config) { c.Telegram.Mode, c.Telegram.WebhookURL, c.Telegram.WebhookSecretEnv = "webhook", "https://x.example/", "HOOK" }
+	webhook := func(c *Config) {
+		c.Telegram.Mode, c.Telegram.WebhookURL, c.Telegram.WebhookSecretEnv = "webhook", "https://x.example/", "HOOK"
+	}
 	for _, tc := range []struct {
 		name   string
 		env    map[string]string
