@@ -63,6 +63,9 @@ type Options struct {
 	// channels stopped for recorded escalations to be delivered (a scripted
 	// demo shows its last escalations before exiting).
 	DeliverBeforeExit time.Duration
+	// FreshDataExpected silences the warning about a new, empty data
+	// file (the demo starts in a new directory on purpose).
+	FreshDataExpected bool
 	// Log is the operational log (default slog.Default()).
 	Log *slog.Logger
 }
@@ -114,7 +117,7 @@ func Open(opt Options) (_ *App, err error) {
 	if a.Store, err = store.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
 		return nil, err
 	}
-	if a.Store.Created() {
+	if a.Store.Created() && !opt.FreshDataExpected {
 		a.log.Warn("a new, empty data file was created: if this service had registrants, the data directory is wrong or its volume is not mounted",
 			"path", a.Store.Path())
 	}
