@@ -435,3 +435,12 @@ func (r *Runner) Drain(ctx context.Context) error {
 
 // GivenUp counts updates given up because they fail deterministically.
 func (r *Runner) GivenUp() int64 { return r.givenUp.Load() }
+
+// DrainReplies is Drain bounded by DrainTimeout as well as ctx: what a
+// channel's Run calls after it stopped intake and before it stops sending
+// (Inbox).
+func (r *Runner) DrainReplies(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.DrainTimeout)
+	defer cancel()
+	return r.Drain(ctx)
+}

@@ -6,7 +6,8 @@
 // only after the commit hands them to the channel, which reports when the
 // platform accepted them (outbox.go). A store that cannot write is an
 // outage to wait out, never a reason to drop an update (health.go).
-// Sub-packages hold one channel each; channels never touch the store.
+// Sub-packages hold one channel each, built alike (channel.go); channels
+// never touch the store.
 package bot
 
 import (
@@ -24,7 +25,7 @@ import (
 
 // Inbound is one update from a channel, already mapped to engine terms.
 type Inbound struct {
-	Channel   string // channel name, as registered with the Runner
+	Channel   string // the channel's Name(), as registered with the Runner
 	Address   string // chat id or phone number: where replies go
 	MessageID string // platform id for de-duplication; empty if none
 	// DeleteID is the platform id of this message for deleting it later
@@ -116,7 +117,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	senders map[string]Sender
-	locks   keyedMutex
+	order   order
 	wake    chan struct{}
 	out     outbox
 	health  health
@@ -139,7 +140,9 @@ func NewRunner(e *dialogs.Engine, s *store.Store, pepper []byte) *Runner {
 		out: newOutbox()}
 }
 
-// Register makes a channel's sender available for replies and timers.
+// Register makes a channel's sender available for replies and timers,
+// under the channel's name. The App registers every Channel it built
+// (Register(ch.Name(), ch)); tests may register any Sender.
 func (r *Runner) Register(channel string, s Sender) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -163,7 +166,35 @@ func (r *Runner) Wake() <-chan struct{} { return r.wake }
 // Handle processes one inbound update: engine and store in one
 // transaction, then the replies. A redelivered MessageID is processed once.
 func (r *Runner) Handle(ctx context.Context, in Inbound) error {
+	return <-r.Submit(ctx, in)
+}
+
+// Submit queues one inbound update behind the earlier ones of the same
+// citizen (Inbox) and processes it in its turn.
+func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
+	done := make(chan error, 1)
+	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
 	key := store.UserKey(r.Pepper, in.Channel, in.Address)
+	t := r.order.enter(key) // the place in line is taken now, in call order
+	go func() {
+		<-t.ready
+		err := r.handleHeld(ctx, key, in, arrived)
+		t.leave()
+		if err != nil && errors.Is(err, ErrStoreUnavailable) {
+			r.tellNotSaved(ctx, key, in)
+		}
+		if err != nil && errors.Is(err, ErrUpdateFailed) {
+			n := r.givenUp.Add(1)
+			r.Log.Error("update given up: it cannot be processed, however often it comes",
+				"channel", in.Channel, "message_id", in.MessageID, "given_up_total", n)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// handleHeld processes one inbound update; the caller holds key's turn.
+func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, arrived time.Time) error {
 	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
 		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon}
 	inboundID := ""
@@ -171,16 +202,7 @@ func (r *Runner) Handle(ctx context.Context, in Inbound) error {
 		inboundID = in.Channel + ":" + in.MessageID
 	}
 	env := store.Envelope{Channel: in.Channel, Address: in.Address, DeleteID: in.DeleteID}
-	err := r.run(ctx, key, inboundID, input, env)
-	if err != nil && errors.Is(err, ErrStoreUnavailable) {
-		r.tellNotSaved(ctx, key, in)
-	}
-	if err != nil && errors.Is(err, ErrUpdateFailed) {
-		n := r.givenUp.Add(1)
-		r.Log.Error("update given up: it cannot be processed, however often it comes",
-			"channel", in.Channel, "message_id", in.MessageID, "given_up_total", n)
-	}
-	return err
+	return r.runHeld(ctx, key, inboundID, input, env, arrived)
 }
 
 // fromCitizen reports whether an input is something the citizen sent, the
@@ -241,8 +263,13 @@ func (r *Runner) FireDue(ctx context.Context) (int, error) {
 // to the channel. A redelivered inbound id sends what is still unsent.
 func (r *Runner) run(ctx context.Context, key, inboundID string, input dialogs.Input, env store.Envelope) error {
 	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
-	unlock := r.locks.lock(key)
+	unlock := r.order.lock(key)
 	defer unlock()
+	return r.runHeld(ctx, key, inboundID, input, env, arrived)
+}
+
+// runHeld is run for a caller that holds key's turn.
+func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialogs.Input, env store.Envelope, arrived time.Time) error {
 	now := r.Now()
 	if input.Kind == dialogs.KindTimer || input.Kind == dialogs.KindRollCall {
 		env.Scheduled = true
@@ -320,41 +347,5 @@ func (r *Runner) sendVolatile(ctx context.Context, env store.Envelope, res dialo
 	}
 	if s, err := r.sender(env.Channel); err == nil {
 		_ = s.Send(ctx, env.Address, Response{Priority: priorityOf(res.Urgent, env.Scheduled), Replies: res.Replies})
-	}
-}
-
-// keyedMutex serialises work per key without a lock per registrant living
-// forever: entries exist only while someone holds or waits for them.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedEntry{}
-	}
-	e, ok := k.locks[key]
-	if !ok {
-		e = &keyedEntry{}
-		k.locks[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
 	}
 }

@@ -22,6 +22,7 @@ func benchChannel(b *testing.B, opt Options) (*Channel, *fakeapi.Server, func())
 	if err != nil {
 		b.Fatal(err)
 	}
+	r.Register(c.Name(), c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()

@@ -107,6 +107,7 @@ func TestAgainstTelegramTestAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Register(ch.Name(), ch)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ch.Run(ctx); close(done) }()

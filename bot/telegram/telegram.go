@@ -1,8 +1,8 @@
 // Package telegram is the Telegram channel, on github.com/go-telegram/bot.
 //
 // Updates come in by long polling (default) or webhook, are mapped to
-// engine inputs and handed to the runner — one citizen at a time, citizens
-// in parallel — and are acknowledged to Telegram only after they were
+// engine inputs and handed to the inbox (bot.Inbox.Submit keeps each
+// citizen's updates in order, citizens in parallel) and are acknowledged to Telegram only after they were
 // committed (at least once; the store's inbound de-duplication by update_id
 // makes a redelivery a no-op). Commands are parsed by the engine, not the
 // library. Replies leave through a rate-limited, prioritised queue
@@ -60,20 +60,18 @@ type Options struct {
 }
 
 // Webhook is the webhook mode's setting: the public URL Telegram posts
-// to, the secret it must present, and the local address to listen on.
+// to and the secret it must present. The local listener is the App's.
 type Webhook struct {
 	URL    string
 	Secret string
-	Listen string
 }
 
 // Channel is a running Telegram channel.
 type Channel struct {
-	opt    Options
-	api    *tgbot.Bot
-	runner *bot.Runner
-	out    *sender
-	serial serial
+	opt   Options
+	api   *tgbot.Bot
+	inbox bot.Inbox
+	out   *sender
 
 	mu      sync.Mutex
 	refused map[int64]time.Time // group → when it was last told we do not work there
@@ -92,8 +90,9 @@ func (c *Channel) refuseGroup(chat int64) bool {
 	return true
 }
 
-// New prepares the channel and registers it with the runner.
-func New(opt Options, r *bot.Runner) (*Channel, error) {
+// New prepares the channel (bot.Channel); updates go to inbox. The caller
+// registers it with the runner.
+func New(opt Options, inbox bot.Inbox) (*Channel, error) {
 	if opt.Token == "" {
 		return nil, errors.New("telegram: no bot token (set CHECKIN_TELEGRAM_TOKEN)")
 	}
@@ -118,7 +117,7 @@ func New(opt Options, r *bot.Runner) (*Channel, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	c := &Channel{opt: opt, runner: r, refused: map[int64]time.Time{}}
+	c := &Channel{opt: opt, inbox: inbox, refused: map[int64]time.Time{}}
 	api, err := tgbot.New(opt.Token,
 		tgbot.WithServerURL(opt.APIURL),
 		tgbot.WithSkipGetMe(),
@@ -133,25 +132,37 @@ func New(opt Options, r *bot.Runner) (*Channel, error) {
 	}
 	c.api = api
 	c.out = newSender(c)
-	r.Register(Name, c)
 	return c, nil
 }
 
-// Run receives updates until ctx ends. Then, intake stopped, it keeps
-// sending until the runner's queued replies were accepted or its
-// DrainTimeout passed (a graceful shutdown: what is left stays in the send
-// queue for the next start), and returns.
+// Name is the channel's name (bot.Channel).
+func (c *Channel) Name() string { return Name }
+
+// Routes serves WebhookHandler on every path in webhook mode (bot.Router);
+// in polling mode the channel needs no route.
+func (c *Channel) Routes() map[string]http.Handler {
+	if c.opt.Webhook == nil {
+		return nil
+	}
+	return map[string]http.Handler{"/": c.WebhookHandler()}
+}
+
+// Run receives updates until ctx ends (bot.Channel). Then, intake stopped,
+// it keeps sending until the inbox's queued replies were accepted or its
+// drain bound passed (a graceful shutdown: what is left stays in the send
+// queue for the next start), and returns. In webhook mode it registers the
+// webhook with Telegram; updates arrive through WebhookHandler, which the
+// App serves on its HTTP listener.
 func (c *Channel) Run(ctx context.Context) error {
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { c.out.run(sendCtx); close(done) }()
 	defer func() {
-		drain, cancel := context.WithTimeout(context.Background(), c.runner.DrainTimeout)
-		_ = c.runner.Drain(drain)
-		cancel()
+		_ = c.inbox.DrainReplies(context.Background())
 		stopSending()
 		<-done
 	}()
+	c.opt.Log.Info("checkinbot serving Telegram", "mode", map[bool]string{true: "webhook", false: "polling"}[c.opt.Webhook != nil])
 	if c.opt.Webhook != nil {
 		return c.serveWebhook(ctx)
 	}
@@ -251,30 +262,21 @@ func (c *Channel) getUpdates(ctx context.Context, offset int64) ([]*models.Updat
 	return r.Result, nil
 }
 
-// serveWebhook registers the webhook and serves it. A request without the
-// right secret gets 401 (the library would answer 200 to anyone); a good
-// one gets 200 only after its update was committed.
+// serveWebhook registers the webhook and waits for ctx; WebhookHandler,
+// served by the App, receives the updates.
 func (c *Channel) serveWebhook(ctx context.Context) error {
 	w := c.opt.Webhook
 	if _, err := c.api.SetWebhook(ctx, &tgbot.SetWebhookParams{URL: w.URL, SecretToken: w.Secret,
-		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil {
+		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("telegram: setWebhook: %s", classify(err))
 	}
-	srv := &http.Server{Addr: w.Listen, Handler: c.WebhookHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-	c.opt.Log.Info("telegram webhook listening", "addr", w.Listen)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("telegram: webhook server: %w", err)
-	}
+	<-ctx.Done() // updates arrive through WebhookHandler, on the App's listener
 	return nil
 }
 
-// WebhookHandler is the HTTP handler of webhook mode.
+// WebhookHandler is the HTTP handler of webhook mode. A request without
+// the right secret gets 401 (the library would answer 200 to anyone); a
+// good one gets 200 only after its update was committed.
 func (c *Channel) WebhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("X-Telegram-Bot-Api-Secret-Token")
@@ -305,8 +307,8 @@ func (c *Channel) WebhookHandler() http.Handler {
 	})
 }
 
-// dispatch maps one update and hands it to the runner in its citizen's
-// queue. The returned channel yields the outcome once it was processed:
+// dispatch maps one update and submits it to the inbox, behind the
+// citizen's earlier updates. The returned channel yields the outcome once it was processed:
 // nil when committed (or nothing to do), an error when it must come again.
 func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan error {
 	done := make(chan error, 1)
@@ -318,13 +320,14 @@ func (c *Channel) dispatch(ctx context.Context, u *models.Update) <-chan error {
 	if msgID != 0 {
 		in.DeleteID = strconv.Itoa(msgID)
 	}
-	c.serial.do(in.Address, func() {
-		err := c.runner.Handle(ctx, in)
+	res := c.inbox.Submit(ctx, in) // its place in the citizen's order is taken now
+	go func() {
+		err := <-res
 		if err != nil && !errors.Is(err, bot.ErrUpdateFailed) {
 			c.opt.Log.Warn("telegram update not processed; it will come again", "update", u.ID)
 		}
 		done <- err
-	})
+	}()
 	return done
 }
 
@@ -454,39 +457,4 @@ func keyboardOf(buttons []dialogs.Button) [][]models.InlineKeyboardButton {
 		rows = append(rows, []models.InlineKeyboardButton{btn})
 	}
 	return rows
-}
-
-// serial runs functions one at a time per key, keys in parallel.
-type serial struct {
-	mu     sync.Mutex
-	queues map[string][]func()
-}
-
-func (s *serial) do(key string, f func()) {
-	s.mu.Lock()
-	if s.queues == nil {
-		s.queues = map[string][]func(){}
-	}
-	q, running := s.queues[key]
-	s.queues[key] = append(q, f)
-	s.mu.Unlock()
-	if !running {
-		go s.work(key)
-	}
-}
-
-func (s *serial) work(key string) {
-	for {
-		s.mu.Lock()
-		q := s.queues[key]
-		if len(q) == 0 {
-			delete(s.queues, key)
-			s.mu.Unlock()
-			return
-		}
-		f := q[0]
-		s.queues[key] = q[1:]
-		s.mu.Unlock()
-		f()
-	}
 }

@@ -91,6 +91,7 @@ func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path st
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Register(ch.Name(), ch)
 	w.ch = ch
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -361,7 +362,7 @@ func TestRateLimitAndBlockedUser(t *testing.T) {
 // TestWebhookMode: the wrong secret gets 401; the right one gets 200 once
 // the update was committed.
 func TestWebhookMode(t *testing.T) {
-	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token"}})
 	deadline := time.Now().Add(5 * time.Second)
 	for len(w.api.Calls("setWebhook")) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -434,7 +435,7 @@ func TestSendingKeepsTheLimits(t *testing.T) {
 // TestUncommittedUpdateIsNotAcknowledged: when the store cannot commit,
 // the webhook answers 500 so that Telegram delivers the update again.
 func TestUncommittedUpdateIsNotAcknowledged(t *testing.T) {
-	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token"}})
 	w.store.Close() // every commit now fails
 	srv := httptest.NewServer(w.ch.WebhookHandler())
 	defer srv.Close()
@@ -524,7 +525,7 @@ func TestDiskFullPolling(t *testing.T) {
 // 503 (Telegram retries) and the citizen is told once; once it recovers,
 // the retried SOS is processed.
 func TestDiskFullWebhook(t *testing.T) {
-	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token", Listen: "127.0.0.1:0"}})
+	w := newWorld(t, telegram.Options{Webhook: &telegram.Webhook{URL: "https://bot.example/tg", Secret: "s3cret-token"}})
 	u := fakeapi.User{ID: 5571, Lang: "en"}
 	n := w.register(u)
 	w.store.SetWriteFault(errDiskFull)

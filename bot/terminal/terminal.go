@@ -25,15 +25,14 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 )
 
-// Channel is the channel name used for terminal users.
-const Channel = "terminal"
+// name is the channel's name in user keys (Name).
+const name = "terminal"
 
 // maxLine caps one input line; longer lines are cut, never fatal.
 const maxLine = 64 * 1024
 
-// Terminal reads one citizen's messages from In and writes the bot's
-// replies to Out.
-type Terminal struct {
+// Options configure the terminal channel.
+type Options struct {
 	In  io.Reader
 	Out io.Writer
 	// User identifies the citizen (the terminal's "chat id").
@@ -42,9 +41,23 @@ type Terminal struct {
 	LangHint string
 	// Echo repeats each input line, so a piped demo reads as a dialogue.
 	Echo bool
+}
+
+// Terminal reads one citizen's messages from In and writes the bot's
+// replies to Out (bot.Channel).
+type Terminal struct {
+	Options
+	inbox bot.Inbox
 
 	mu sync.Mutex
 }
+
+// New builds the terminal channel; lines go to inbox. The caller
+// registers it with the runner.
+func New(opt Options, inbox bot.Inbox) *Terminal { return &Terminal{Options: opt, inbox: inbox} }
+
+// Name is the channel's name (bot.Channel).
+func (t *Terminal) Name() string { return name }
 
 // Print writes a line to the terminal without interleaving with replies.
 func (t *Terminal) Print(format string, args ...any) {
@@ -82,9 +95,16 @@ func (t *Terminal) write(r bot.Response) {
 	}
 }
 
-// Run feeds every input line to the runner until the input ends or ctx
-// is cancelled. It returns nil at the end of input.
-func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
+// Run feeds every input line to the inbox until the input ends or ctx is
+// cancelled (bot.Channel), then waits for the replies to drain. It returns
+// nil at the end of input.
+func (t *Terminal) Run(ctx context.Context) error {
+	err := t.read(ctx)
+	_ = t.inbox.DrainReplies(context.WithoutCancel(ctx))
+	return err
+}
+
+func (t *Terminal) read(ctx context.Context) error {
 	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
@@ -129,7 +149,7 @@ func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
 			}
 			// When the store cannot write, the runner itself tells the
 			// citizen (once per outage), in their language.
-			if err := r.Handle(ctx, t.inbound(line)); err != nil && !errors.Is(err, bot.ErrStoreUnavailable) {
+			if err := t.inbox.Handle(ctx, t.inbound(line)); err != nil && !errors.Is(err, bot.ErrStoreUnavailable) {
 				t.Print("(the message could not be processed)")
 			}
 		}
@@ -138,7 +158,7 @@ func (t *Terminal) Run(ctx context.Context, r *bot.Runner) error {
 
 // inbound maps one typed line to an update.
 func (t *Terminal) inbound(line string) bot.Inbound {
-	in := bot.Inbound{Channel: Channel, Address: t.User, LangHint: t.LangHint, Kind: dialogs.KindText, Text: line}
+	in := bot.Inbound{Channel: name, Address: t.User, LangHint: t.LangHint, Kind: dialogs.KindText, Text: line}
 	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
 	switch cmd {
 	case ":location":

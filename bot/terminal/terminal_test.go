@@ -11,7 +11,7 @@ import (
 )
 
 func TestInboundMapping(t *testing.T) {
-	term := &Terminal{User: "u"}
+	term := New(Options{User: "u"}, nil)
 	for _, c := range []struct {
 		line string
 		kind dialogs.InputKind
@@ -35,9 +35,9 @@ func TestHugeLineIsNotFatal(t *testing.T) {
 	r := testkit.Runner(t)
 	var out bytes.Buffer
 	in := strings.NewReader(strings.Repeat("x", 3<<20) + "\nhello\n")
-	term := &Terminal{In: in, Out: &out, User: "u"}
-	r.Register(Channel, term)
-	if err := term.Run(context.Background(), r); err != nil {
+	term := New(Options{In: in, Out: &out, User: "u"}, r)
+	r.Register(term.Name(), term)
+	if err := term.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if n := strings.Count(out.String(), "Which language"); n != 2 {

@@ -48,13 +48,15 @@ type LIDs interface {
 	GetPNForLID(ctx context.Context, lid types.JID) (types.JID, error)
 }
 
-// Handler is where mapped messages go: the runner.
-type Handler interface {
-	Handle(ctx context.Context, in bot.Inbound) error
-}
-
 // Options configure the channel.
 type Options struct {
+	// Session is the linked device to serve (OpenLinked): the channel
+	// connects it in Run and takes its events. Tests set Client instead.
+	Session *Session
+	// Client stands in for WhatsApp when Session is nil; LIDs resolves
+	// senders' LIDs for it (with a Session, the device's store does).
+	Client Client
+	LIDs   LIDs
 	// PerRecipient is the least time between two messages to one person;
 	// Global the least time between any two messages. The defaults (2 s
 	// and 1 s) keep well below what triggers WhatsApp's spam detection for
@@ -68,7 +70,7 @@ type Options struct {
 type Channel struct {
 	client  Client
 	lids    LIDs
-	handler Handler
+	inbox   bot.Inbox
 	opt     Options
 	out     *pacer
 	health  Health
@@ -80,9 +82,10 @@ type Channel struct {
 // are still sent (a graceful shutdown drains them).
 func (c *Channel) StopIntake() { c.stopped.Store(true) }
 
-// New builds the channel. Register it with the runner and give
-// HandleEvent to whatsmeow's AddEventHandler.
-func New(client Client, lids LIDs, handler Handler, opt Options) *Channel {
+// New builds the channel (bot.Channel); messages go to inbox. With a
+// Session, HandleEvent is given to its client's event handler here; the
+// caller registers the channel with the runner.
+func New(opt Options, inbox bot.Inbox) *Channel {
 	if opt.PerRecipient <= 0 {
 		opt.PerRecipient = 2 * time.Second
 	}
@@ -92,14 +95,49 @@ func New(client Client, lids LIDs, handler Handler, opt Options) *Channel {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	c := &Channel{client: client, lids: lids, handler: handler, opt: opt}
+	c := &Channel{client: opt.Client, lids: opt.LIDs, inbox: inbox, opt: opt}
+	if s := opt.Session; s != nil {
+		c.client, c.lids = s.client, s.device.LIDs
+		s.client.AddEventHandlerWithSuccessStatus(c.HandleEvent)
+	}
 	c.out = newPacer(c)
 	c.health.set(StateDisconnected, "not connected yet", opt.Log)
 	return c
 }
 
-// Run sends queued messages until ctx ends.
-func (c *Channel) Run(ctx context.Context) { c.out.run(ctx) }
+// Name is the channel's name (bot.Channel).
+func (c *Channel) Name() string { return Name }
+
+// Run connects the session, if any, and sends queued messages until ctx
+// ends (bot.Channel). Then it stops intake — further messages stay
+// unacknowledged, so WhatsApp delivers them again after the restart —
+// keeps sending until the inbox's replies drained, and disconnects.
+func (c *Channel) Run(ctx context.Context) error {
+	if c.opt.Session != nil {
+		c.opt.Session.connect(c.opt.Log)
+		c.opt.Log.Info("checkinbot serving WhatsApp")
+	}
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { c.out.run(sendCtx); close(done) }()
+	<-ctx.Done()
+	c.StopIntake()
+	_ = c.inbox.DrainReplies(context.Background())
+	stopSending()
+	<-done
+	if c.opt.Session != nil {
+		c.opt.Session.client.Disconnect()
+	}
+	return nil
+}
+
+// Close releases the session, if any (after Run returned, or instead of it).
+func (c *Channel) Close() error {
+	if c.opt.Session == nil {
+		return nil
+	}
+	return c.opt.Session.Close()
+}
 
 // HandleEvent is whatsmeow's event handler (AddEventHandlerWithSuccessStatus):
 // one exhaustive switch, every event either handled or logged at debug
@@ -142,7 +180,7 @@ func (c *Channel) message(ctx context.Context, e *events.Message) bool {
 	if !ok {
 		return true
 	}
-	if err := c.handler.Handle(ctx, in); err != nil {
+	if err := c.inbox.Handle(ctx, in); err != nil {
 		if errors.Is(err, bot.ErrUpdateFailed) {
 			return true
 		}

@@ -142,7 +142,7 @@ func TestInboundMapping(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &recorder{}
-			ch := New(&fakeClient{}, lids, rec, Options{})
+			ch := New(Options{Client: &fakeClient{}, LIDs: lids}, bot.InboxOf(rec))
 			ch.HandleEvent(c.in)
 			switch {
 			case c.want == nil && len(rec.ins) != 0:
@@ -159,7 +159,7 @@ func TestInboundMapping(t *testing.T) {
 // acceptance with the message id, and Delete revokes that message.
 func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 	client := &fakeClient{fail: 1}
-	ch := New(client, nil, &recorder{}, Options{PerRecipient: 150 * time.Millisecond, Global: 10 * time.Millisecond})
+	ch := New(Options{Client: client, PerRecipient: 150 * time.Millisecond, Global: 10 * time.Millisecond}, bot.InboxOf(&recorder{}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ch.Run(ctx); close(done) }()
@@ -211,7 +211,7 @@ func TestOutboundMenusPaceAndRevokes(t *testing.T) {
 
 func TestHealthStates(t *testing.T) {
 	var logs bytes.Buffer
-	ch := New(&fakeClient{}, nil, &recorder{}, Options{Log: slogTo(&logs)})
+	ch := New(Options{Client: &fakeClient{}, Log: slogTo(&logs)}, bot.InboxOf(&recorder{}))
 	if ok, _ := ch.Health().Ready(); ok {
 		t.Error("ready before connecting")
 	}
@@ -348,7 +348,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestDuplicateMessageHandledOnce(t *testing.T) {
 	r := testkit.Runner(t)
 	client := &fakeClient{}
-	ch := New(client, nil, r, Options{PerRecipient: time.Millisecond, Global: time.Millisecond})
+	ch := New(Options{Client: client, PerRecipient: time.Millisecond, Global: time.Millisecond}, r)
 	r.Register(Name, ch)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -374,11 +374,11 @@ func (failingHandler) Handle(context.Context, bot.Inbound) error { return errors
 // TestUncommittedMessageIsNotAcknowledged: whatsmeow acknowledges a message
 // only if the handler reports success.
 func TestUncommittedMessageIsNotAcknowledged(t *testing.T) {
-	ch := New(&fakeClient{}, nil, failingHandler{}, Options{})
+	ch := New(Options{Client: &fakeClient{}}, bot.InboxOf(failingHandler{}))
 	if ch.HandleEvent(msg(phone, phone, "F1", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
 		t.Error("a message that was not committed would be acknowledged")
 	}
-	if !New(&fakeClient{}, nil, &recorder{}, Options{}).HandleEvent(msg(phone, phone, "F2", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
+	if !New(Options{Client: &fakeClient{}}, bot.InboxOf(&recorder{})).HandleEvent(msg(phone, phone, "F2", &waE2E.Message{Conversation: proto.String("sos")}, nil)) {
 		t.Error("a committed message would not be acknowledged")
 	}
 }
@@ -390,7 +390,7 @@ func TestUncommittedMessageIsNotAcknowledged(t *testing.T) {
 func TestDiskFullIsNotAcknowledged(t *testing.T) {
 	r := testkit.Runner(t)
 	client := &fakeClient{}
-	ch := New(client, nil, r, Options{PerRecipient: time.Millisecond, Global: time.Millisecond})
+	ch := New(Options{Client: client, PerRecipient: time.Millisecond, Global: time.Millisecond}, r)
 	r.Register(Name, ch)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
