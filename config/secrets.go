@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/checkinbot/checkinbot/errs"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -65,6 +66,12 @@ func (e *SecretError) Error() string {
 	return fmt.Sprintf("environment variable %s: %s", e.Var, e.Reason)
 }
 
+// Unwrap gives the error its stable code (errs.EINVALID) for errs.ErrorCode,
+// like every other configuration error; the message stays the one above.
+func (e *SecretError) Unwrap() error {
+	return &errs.Error{Code: errs.EINVALID, Key: e.Var, Reason: e.Reason}
+}
+
 // LoadPepper reads CHECKIN_PEPPER: nil when unset and not required.
 func LoadPepper(getenv func(string) string, required bool) ([]byte, error) {
 	pepper := getenv(EnvPepper)
@@ -100,7 +107,7 @@ func LoadSecrets(c *Config, getenv func(string) string, need SecretNeeds) (Secre
 		name := c.Telegram.WebhookSecretEnv
 		v := getenv(name)
 		if len(v) < minWebhookSecretLen {
-			return s, &Error{File: c.Name, Key: "telegram.webhook_secret_env",
+			return s, &Error{Code: errs.EINVALID, File: c.Name, Key: "telegram.webhook_secret_env",
 				Reason: fmt.Sprintf("environment variable %s must hold a secret of at least %d characters (A-Z, a-z, 0-9, _ and -)",
 					name, minWebhookSecretLen)}
 		}

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/checkinbot/checkinbot/errs"
 )
 
 // TestLoadSecretsNamesTheVariable: every missing or unfit secret is an
@@ -65,5 +67,20 @@ func TestGetenvReadsTheNamedVariable(t *testing.T) {
 		if got := Getenv(name); got != "value-of-"+name {
 			t.Errorf("Getenv(%s) = %q", name, got)
 		}
+	}
+}
+
+// TestSecretErrorsHaveACode: a secret error is EINVALID to errs.ErrorCode,
+// like every configuration error, while its message names the variable.
+func TestSecretErrorsHaveACode(t *testing.T) {
+	_, err := LoadPepper(func(string) string { return "short" }, true)
+	if err == nil {
+		t.Fatal("a short pepper was accepted")
+	}
+	if code := errs.ErrorCode(err); code != errs.EINVALID {
+		t.Errorf("code %q, want %q", code, errs.EINVALID)
+	}
+	if !strings.Contains(err.Error(), EnvPepper) || strings.Contains(err.Error(), "short") {
+		t.Errorf("message %q: want the variable named and the value hidden", err.Error())
 	}
 }
