@@ -84,7 +84,7 @@ type Sender interface {
 // Runner is the single path from events to durable state to replies.
 type Runner struct {
 	Engine *dialogs.Engine
-	Store  *store.Store
+	Store  Store
 	// Pepper keys user keys (store.UserKey) and duress keyword hashes.
 	Pepper []byte
 	// Now is the clock; tests replace it.
@@ -133,7 +133,7 @@ type Runner struct {
 const DefaultReplyFloor = 50 * time.Millisecond
 
 // NewRunner builds a runner over an engine and a store.
-func NewRunner(e *dialogs.Engine, s *store.Store, pepper []byte) *Runner {
+func NewRunner(e *dialogs.Engine, s Store, pepper []byte) *Runner {
 	return &Runner{Engine: e, Store: s, Pepper: pepper, Now: time.Now, Log: slog.Default(),
 		ReplyFloor: DefaultReplyFloor, StaleAfter: DefaultStaleAfter, DrainTimeout: DefaultDrainTimeout,
 		ResendEvery: DefaultResendEvery, senders: map[string]Sender{}, wake: make(chan struct{}, 1),

@@ -97,7 +97,7 @@ func TestEventsOfOneUserAreSerialised(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	entries, err := r.Store.Audit()
+	entries, err := r.Store.(*store.Store).Audit()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestEventsOfOneUserAreSerialised(t *testing.T) {
 			t.Errorf("%s: %d check-ins recorded, want %d", subject, n, perUser)
 		}
 	}
-	if _, err := r.Store.VerifyAudit(); err != nil {
+	if _, err := r.Store.(*store.Store).VerifyAudit(); err != nil {
 		t.Error(err)
 	}
 }

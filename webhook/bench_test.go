@@ -63,7 +63,7 @@ func newRig(b *testing.B, users int, floor time.Duration) *rig {
 	policy.HeartbeatEvery = 0
 	r.runner = testkit.Runner(b)
 	r.runner.ReplyFloor = floor
-	s := r.runner.Store
+	s := r.runner.Store.(*store.Store)
 	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
 	r.runner.Register("telegram", r.sender)
 	r.runner.OnEvents = func(evs []store.Event) {

@@ -111,7 +111,7 @@ func session(t *testing.T, checkin, pullOnly string) (string, []string) {
 	// Jitter moves the retry that finds the recovery, at random: the same
 	// in both sessions only without it.
 	policy.Jitter = 0
-	d := &webhook.Deliverer{Store: r.Store, Endpoints: eps, Policy: policy, Now: now, Log: logger}
+	d := &webhook.Deliverer{Store: r.Store.(*store.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
 	say := func(text string) {
 		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/internal/testkit"
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // jsonClient re-encodes go-telegram/bot's multipart/form-data requests as
@@ -184,7 +185,7 @@ func TestAgainstTelegramTestAPI(t *testing.T) {
 	if normal.Text != duress.Text || string(normal.ReplyMarkup) != string(duress.ReplyMarkup) {
 		t.Errorf("duress reply differs: %q vs %q", normal.Text, duress.Text)
 	}
-	box, _ := s.Outbox()
+	box, _ := s.(*store.Store).Outbox()
 	var types []string
 	for _, ev := range box {
 		types = append(types, ev.Type)

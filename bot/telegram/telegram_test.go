@@ -63,7 +63,7 @@ func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path st
 		r = testkit.RunnerOn(t, testkit.StoreAt(t, path))
 	}
 	s := r.Store
-	w.store, w.runner = s, r
+	w.store, w.runner = s.(*store.Store), r
 	key := make([]byte, 32)
 	rand.Read(key)
 	sink := httptest.NewServer(&webhook.Sink{Secrets: [][]byte{key}, OnEvent: func(ev webhook.Event) {
@@ -78,7 +78,7 @@ func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path st
 	}
 	policy := webhook.DefaultPolicy()
 	policy.HeartbeatEvery = 0
-	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
+	d := &webhook.Deliverer{Store: s.(*store.Store), Endpoints: eps, Policy: policy}
 	r.OnEvents = func([]store.Event) { d.Nudge() }
 	opt.Token, opt.APIURL = token, w.api.URL
 	if opt.PerChat == 0 {
