@@ -25,6 +25,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -74,7 +75,7 @@ type Options struct {
 // tests to observe; Open sets them.
 type App struct {
 	Engine    *dialogs.Engine
-	Store     *store.Store
+	Store     *boltstore.Store
 	Runner    *bot.Runner
 	Deliverer *webhook.Deliverer
 	Channels  []bot.Channel
@@ -114,7 +115,7 @@ func Open(opt Options) (_ *App, err error) {
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if a.Store, err = store.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
+	if a.Store, err = boltstore.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
 		return nil, err
 	}
 	if a.Store.Created() && !opt.FreshDataExpected {

@@ -13,6 +13,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -108,7 +109,7 @@ const alerted = "Your embassy has been alerted"
 func crashAfterCommit(t *testing.T, address string) (string, bot.Inbound) {
 	t.Helper()
 	r1 := testkit.Runner(t)
-	path := r1.Store.(*store.Store).Path()
+	path := r1.Store.(*boltstore.Store).Path()
 	ch1 := newChannel("accept")
 	r1.Register("telegram", ch1)
 	register(t, r1, address)
@@ -129,7 +130,7 @@ func crashAfterCommit(t *testing.T, address string) (string, bot.Inbound) {
 	if got := countContaining(ch1.texts(address), alerted); got != 0 {
 		t.Fatalf("the SOS reply was sent before the crash")
 	}
-	r1.Store.(*store.Store).Close()
+	r1.Store.(*boltstore.Store).Close()
 	return path, sos
 }
 
@@ -149,7 +150,7 @@ func TestUnsentReplyGoesOutAfterRestart(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], alerted) {
 		t.Fatalf("after restart the citizen got %q, want only the SOS reply", got)
 	}
-	r2.Store.(*store.Store).Close()
+	r2.Store.(*boltstore.Store).Close()
 
 	r3 := testkit.RunnerOn(t, testkit.StoreAt(t, path))
 	ch3 := newChannel("accept")
@@ -177,7 +178,7 @@ func TestRedeliveryResendsUnsentReply(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], alerted) {
 		t.Fatalf("redeliveries gave the citizen %q, want the SOS reply once", got)
 	}
-	out, _ := r2.Store.(*store.Store).Outbox()
+	out, _ := r2.Store.(*boltstore.Store).Outbox()
 	sosEvents := 0
 	for _, ev := range out {
 		if ev.Type == dialogs.EventSOSRaised {
@@ -267,7 +268,7 @@ func TestReceipts(t *testing.T) {
 			for {
 				left, _ := r.Store.PendingSends("")
 				found := false
-				out, _ := r.Store.(*store.Store).Outbox()
+				out, _ := r.Store.(*boltstore.Store).Outbox()
 				for _, ev := range out {
 					found = found || ev.Type == dialogs.EventRegistrationUnreachable
 				}
@@ -356,7 +357,7 @@ func TestStoreFailureIsNotPoison(t *testing.T) {
 	register(t, r, "7001")
 	drain(t, r)
 	before := len(ch.texts("7001"))
-	r.Store.(*store.Store).SetWriteFault(errors.New("no space left on device"))
+	r.Store.(*boltstore.Store).SetWriteFault(errors.New("no space left on device"))
 	sos := bot.Inbound{Channel: "telegram", Address: "7001", MessageID: "u700", Kind: dialogs.KindText, Text: "sos", LangHint: "th"}
 	for range 3 { // polling retries: told once
 		if err := r.Handle(context.Background(), sos); !errors.Is(err, bot.ErrStoreUnavailable) || errors.Is(err, bot.ErrUpdateFailed) {
@@ -383,7 +384,7 @@ func TestStoreFailureIsNotPoison(t *testing.T) {
 		t.Error("an update was given up because the store could not write")
 	}
 
-	r.Store.(*store.Store).SetWriteFault(nil)
+	r.Store.(*boltstore.Store).SetWriteFault(nil)
 	if err := r.Handle(context.Background(), sos); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
@@ -394,18 +395,18 @@ func TestStoreFailureIsNotPoison(t *testing.T) {
 	if n := countContaining(ch.texts("7001"), alerted); n != 1 {
 		t.Errorf("SOS reply sent %d times after recovery", n)
 	}
-	out, _ := r.Store.(*store.Store).Outbox()
+	out, _ := r.Store.(*boltstore.Store).Outbox()
 	if len(out) == 0 || out[len(out)-1].Type != dialogs.EventSOSRaised {
 		t.Errorf("the SOS did not reach the outbox after recovery")
 	}
 
 	// A new outage is a new window: told again.
-	r.Store.(*store.Store).SetWriteFault(errors.New("no space left on device"))
+	r.Store.(*boltstore.Store).SetWriteFault(errors.New("no space left on device"))
 	r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: "7001", MessageID: "u702", Kind: dialogs.KindText, Text: "ok"})
 	if n := countContaining(ch.texts("7001"), want); n != 2 {
 		t.Errorf("told %d times over two outages, want 2", n)
 	}
-	r.Store.(*store.Store).SetWriteFault(nil)
+	r.Store.(*boltstore.Store).SetWriteFault(nil)
 }
 
 // TestDeterministicFailureIsGivenUp: an update that can never be processed
@@ -414,8 +415,8 @@ func TestStoreFailureIsNotPoison(t *testing.T) {
 // the store failed.
 func TestDeterministicFailureIsGivenUp(t *testing.T) {
 	r1 := testkit.Runner(t)
-	path := r1.Store.(*store.Store).Path()
-	r1.Store.(*store.Store).Close()
+	path := r1.Store.(*boltstore.Store).Path()
+	r1.Store.(*boltstore.Store).Close()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +510,7 @@ func TestPurgeList(t *testing.T) {
 	commit("c", "", dialogs.Result{Replies: sensitive}) // bot message 4
 	advance(bot.PurgeWindow + time.Hour)
 	deadline := time.Now().Add(5 * time.Second)
-	for rows, _ := r.Store.(*store.Store).PurgeRows(); len(rows) > 0; rows, _ = r.Store.(*store.Store).PurgeRows() {
+	for rows, _ := r.Store.(*boltstore.Store).PurgeRows(); len(rows) > 0; rows, _ = r.Store.(*boltstore.Store).PurgeRows() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d purge rows left past the deadline", len(rows))
 		}

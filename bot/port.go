@@ -9,7 +9,7 @@ import (
 )
 
 // Store is what the runner, the scheduler and the outbox need of storage —
-// defined here, where it is used (DESIGN §8). *store.Store (bbolt)
+// defined here, where it is used (DESIGN §8). *boltstore.Store (bbolt, store/boltstore)
 // implements it; a second storage engine implements it too and passes the
 // conformance suite in store/storetest, which pins every method's
 // behaviour (one transaction per event, ordered due scans, send-queue
@@ -35,5 +35,3 @@ type Store interface {
 	DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error)
 	SettlePurges(done, retry []store.PurgeRow) error
 }
-
-var _ Store = (*store.Store)(nil)

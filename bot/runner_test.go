@@ -12,6 +12,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // recorder is a channel that remembers what was sent to whom.
@@ -97,7 +98,7 @@ func TestEventsOfOneUserAreSerialised(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	entries, err := r.Store.(*store.Store).Audit()
+	entries, err := r.Store.(*boltstore.Store).Audit()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestEventsOfOneUserAreSerialised(t *testing.T) {
 			t.Errorf("%s: %d check-ins recorded, want %d", subject, n, perUser)
 		}
 	}
-	if _, err := r.Store.(*store.Store).VerifyAudit(); err != nil {
+	if _, err := r.Store.(*boltstore.Store).VerifyAudit(); err != nil {
 		t.Error(err)
 	}
 }

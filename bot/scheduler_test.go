@@ -11,6 +11,7 @@ import (
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // fakeClocks are a wall clock (the runner's Now) and a monotonic clock
@@ -45,7 +46,7 @@ func confirmAll(t *testing.T, r *bot.Runner, addresses []string) {
 	}
 }
 
-func eventsOf(t *testing.T, s *store.Store, typ string) []store.Event {
+func eventsOf(t *testing.T, s *boltstore.Store, typ string) []store.Event {
 	t.Helper()
 	box, err := s.Outbox()
 	if err != nil {
@@ -104,10 +105,10 @@ func TestClockStepForward48h(t *testing.T) {
 		before[a] = rec.count(a)
 	}
 	sched.Pass(ctx)
-	if n := len(eventsOf(t, r.Store.(*store.Store), dialogs.EventCheckinMissed)); n != 0 {
+	if n := len(eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventCheckinMissed)); n != 0 {
 		t.Fatalf("%d checkin.missed at the moment of a +48 h clock step", n)
 	}
-	resumed := eventsOf(t, r.Store.(*store.Store), dialogs.EventServiceResumed)
+	resumed := eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventServiceResumed)
 	if len(resumed) != len(r.Engine.Directory.Embassies) {
 		t.Fatalf("%d service.resumed, want one per embassy (%d)", len(resumed), len(r.Engine.Directory.Embassies))
 	}
@@ -133,12 +134,12 @@ func TestClockStepForward48h(t *testing.T) {
 		sched.Pass(ctx)
 		confirmAll(t, r, append(prompted, unprompted...))
 	}
-	if n := len(eventsOf(t, r.Store.(*store.Store), dialogs.EventCheckinMissed)); n != 0 {
+	if n := len(eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventCheckinMissed)); n != 0 {
 		t.Fatalf("%d checkin.missed within 2h55m of the step", n)
 	}
 	clk.run(10 * time.Minute)
 	sched.Pass(ctx)
-	missed := eventsOf(t, r.Store.(*store.Store), dialogs.EventCheckinMissed)
+	missed := eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventCheckinMissed)
 	if len(missed) != 40 {
 		t.Fatalf("%d checkin.missed 3h05m after the step, want 40", len(missed))
 	}
@@ -147,7 +148,7 @@ func TestClockStepForward48h(t *testing.T) {
 			t.Errorf("first checkin.missed says escalation %v", e.Details["escalation"])
 		}
 	}
-	if n := len(eventsOf(t, r.Store.(*store.Store), dialogs.EventServiceResumed)); n != len(r.Engine.Directory.Embassies) {
+	if n := len(eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventServiceResumed)); n != len(r.Engine.Directory.Embassies) {
 		t.Errorf("%d service.resumed in all, want one per embassy", n)
 	}
 }
@@ -214,7 +215,7 @@ func TestServiceResumedOncePerEmbassyPerGap(t *testing.T) {
 				script = append(script, "restart set back "+d.String())
 			}
 		}
-		resumed := eventsOf(t, r.Store.(*store.Store), dialogs.EventServiceResumed)
+		resumed := eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventServiceResumed)
 		n := len(r.Engine.Directory.Embassies)
 		if len(resumed) != n*len(want) {
 			t.Fatalf("history %d %v: %d service.resumed, want %d gaps × %d embassies", history, script, len(resumed), len(want), n)
@@ -236,7 +237,7 @@ func TestServiceResumedOncePerEmbassyPerGap(t *testing.T) {
 				t.Errorf("history %d gap %d: embassies %v, want each of %d once", history, i, seen, n)
 			}
 		}
-		if n := len(eventsOf(t, r.Store.(*store.Store), dialogs.EventCheckinMissed)); n != 0 {
+		if n := len(eventsOf(t, r.Store.(*boltstore.Store), dialogs.EventCheckinMissed)); n != 0 {
 			t.Errorf("history %d %v: %d checkin.missed, though no prompt was ever confirmed", history, script, n)
 		}
 	}

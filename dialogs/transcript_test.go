@@ -19,6 +19,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // TestTranscripts runs every *.txt under testdata/transcripts (DESIGN §11)
@@ -184,7 +185,7 @@ func runTranscript(t testingT, file string, cat *locales.Catalog) {
 	if err != nil {
 		tr.fail("config: %v", err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -63,7 +64,7 @@ func newRig(b *testing.B, users int, floor time.Duration) *rig {
 	policy.HeartbeatEvery = 0
 	r.runner = testkit.Runner(b)
 	r.runner.ReplyFloor = floor
-	s := r.runner.Store.(*store.Store)
+	s := r.runner.Store.(*boltstore.Store)
 	d := &webhook.Deliverer{Store: s, Endpoints: eps, Policy: policy}
 	r.runner.Register("telegram", r.sender)
 	r.runner.OnEvents = func(evs []store.Event) {

@@ -19,7 +19,7 @@ import (
 )
 
 // Outbox is what the Deliverer needs from storage: the escalation outbox
-// and its per-endpoint delivery rows (*store.Store implements it; the
+// and its per-endpoint delivery rows (*boltstore.Store implements it; the
 // tests also use an in-memory one). The Deliverer calls it outside any
 // transaction and never does network I/O inside a call.
 type Outbox interface {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // receiver is a real Sink behind a switch that can make it fail, recording
@@ -73,8 +74,8 @@ func (r *receiver) received() []Event {
 	return append([]Event(nil), r.events...)
 }
 
-func openStore(t *testing.T) *store.Store {
-	s, err := store.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+func openStore(t *testing.T) *boltstore.Store {
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func openStore(t *testing.T) *store.Store {
 }
 
 // record writes escalations for one registrant, as the runner would.
-func record(t *testing.T, s *store.Store, key string, escs ...dialogs.Escalation) []store.Event {
+func record(t *testing.T, s *boltstore.Store, key string, escs ...dialogs.Escalation) []store.Event {
 	out, err := s.Process(key, "", time.Now(), func(prev dialogs.State, _ bool) dialogs.Result {
 		return dialogs.Result{State: prev, Escalations: escs}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -111,7 +112,7 @@ func session(t *testing.T, checkin, pullOnly string) (string, []string) {
 	// Jitter moves the retry that finds the recovery, at random: the same
 	// in both sessions only without it.
 	policy.Jitter = 0
-	d := &webhook.Deliverer{Store: r.Store.(*store.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
+	d := &webhook.Deliverer{Store: r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
 	say := func(text string) {
 		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
 			t.Fatal(err)

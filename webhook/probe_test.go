@@ -17,6 +17,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -162,7 +163,7 @@ func runScenario(t *testing.T, sc scenario, msgs []string) (string, []string) {
 	policy.HeartbeatEvery = sc.heartbeat
 	policy.SecondaryAfter = sc.secondary
 	policy.Timeout = 2 * time.Second
-	d := &webhook.Deliverer{Store: r.Store.(*store.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
+	d := &webhook.Deliverer{Store: r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
 	say := func(text string) {
 		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -60,7 +61,7 @@ func reviewSessionEndpointDiesAfterRegistration(t *testing.T, after ...string) (
 	}
 	policy := webhook.DefaultPolicy() // daily heartbeat, as shipped
 	policy.Jitter = 0
-	d := &webhook.Deliverer{Store: r.Store.(*store.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
+	d := &webhook.Deliverer{Store: r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
 	say := func(text string) {
 		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/checkinbot/checkinbot/bot/telegram"
 	"github.com/checkinbot/checkinbot/internal/testkit"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // jsonClient re-encodes go-telegram/bot's multipart/form-data requests as
@@ -185,7 +185,7 @@ func TestAgainstTelegramTestAPI(t *testing.T) {
 	if normal.Text != duress.Text || string(normal.ReplyMarkup) != string(duress.ReplyMarkup) {
 		t.Errorf("duress reply differs: %q vs %q", normal.Text, duress.Text)
 	}
-	box, _ := s.(*store.Store).Outbox()
+	box, _ := s.(*boltstore.Store).Outbox()
 	var types []string
 	for _, ev := range box {
 		types = append(types, ev.Type)

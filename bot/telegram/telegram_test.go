@@ -22,6 +22,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -34,7 +35,7 @@ type world struct {
 	api    *fakeapi.Server
 	ch     *telegram.Channel
 	runner *bot.Runner
-	store  *store.Store
+	store  *boltstore.Store
 	mu     sync.Mutex
 	events []webhook.Event
 	hook   *httptest.Server // webhook mode: updates are posted here
@@ -63,7 +64,7 @@ func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path st
 		r = testkit.RunnerOn(t, testkit.StoreAt(t, path))
 	}
 	s := r.Store
-	w.store, w.runner = s.(*store.Store), r
+	w.store, w.runner = s.(*boltstore.Store), r
 	key := make([]byte, 32)
 	rand.Read(key)
 	sink := httptest.NewServer(&webhook.Sink{Secrets: [][]byte{key}, OnEvent: func(ev webhook.Event) {
@@ -78,7 +79,7 @@ func newWorldOn(t *testing.T, opt telegram.Options, api *fakeapi.Server, path st
 	}
 	policy := webhook.DefaultPolicy()
 	policy.HeartbeatEvery = 0
-	d := &webhook.Deliverer{Store: s.(*store.Store), Endpoints: eps, Policy: policy}
+	d := &webhook.Deliverer{Store: s.(*boltstore.Store), Endpoints: eps, Policy: policy}
 	r.OnEvents = func([]store.Event) { d.Nudge() }
 	opt.Token, opt.APIURL = token, w.api.URL
 	if opt.PerChat == 0 {

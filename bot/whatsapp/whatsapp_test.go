@@ -22,7 +22,7 @@ import (
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/internal/testkit"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // fakeClient stands in for *whatsmeow.Client and records what was sent.
@@ -419,7 +419,7 @@ func TestDiskFullIsNotAcknowledged(t *testing.T) {
 		}
 	}
 	registered := len(waitFor(15))
-	r.Store.(*store.Store).SetWriteFault(errors.New("no space left on device"))
+	r.Store.(*boltstore.Store).SetWriteFault(errors.New("no space left on device"))
 	sos := msg(phone, phone, "DF1", &waE2E.Message{Conversation: proto.String("sos")}, nil)
 	for range 2 {
 		if ch.HandleEvent(sos) {
@@ -430,14 +430,14 @@ func TestDiskFullIsNotAcknowledged(t *testing.T) {
 	if got := waitFor(registered + 1)[registered:]; len(got) != 1 || got[0] != notSaved {
 		t.Fatalf("during the outage the citizen got %q, want once %q", got, notSaved)
 	}
-	r.Store.(*store.Store).SetWriteFault(nil)
+	r.Store.(*boltstore.Store).SetWriteFault(nil)
 	if !ch.HandleEvent(sos) {
 		t.Fatal("the redelivered message was not acknowledged after recovery")
 	}
 	if got := waitFor(registered + 2)[registered:]; len(got) != 2 || !strings.Contains(got[1], "Your embassy has been alerted") {
 		t.Errorf("after recovery the citizen got %q", got)
 	}
-	out, _ := r.Store.(*store.Store).Outbox()
+	out, _ := r.Store.(*boltstore.Store).Outbox()
 	if len(out) == 0 || out[len(out)-1].Type != dialogs.EventSOSRaised {
 		t.Error("the SOS did not reach the outbox after recovery")
 	}

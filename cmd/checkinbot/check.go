@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // checkCmd is `checkinbot check FILE`: the offline consistency check of a
@@ -19,7 +19,7 @@ func checkCmd(args []string, stdout io.Writer) error {
 		return usageError{"usage: checkinbot check FILE"}
 	}
 	path := args[0]
-	rep, err := store.Check(path)
+	rep, err := boltstore.Check(path)
 	if err != nil {
 		return err
 	}

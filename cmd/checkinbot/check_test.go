@@ -15,13 +15,14 @@ import (
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // cleanFile writes a data file through the store: registrants with timers
 // and an SOS case.
 func cleanFile(t *testing.T, path string) {
 	t.Helper()
-	s, err := store.Open(path)
+	s, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("clean file: exit %d\n%s%s", code, out, errOut)
 	}
 
-	s, err := store.Open(path)
+	s, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

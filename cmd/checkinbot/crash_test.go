@@ -90,9 +90,10 @@ func TestCrashSafety(t *testing.T) {
 // TestCrashSafetyDetectsLoss proves TestCrashSafety can fail for a real
 // loss. It builds serve with -tags faultinject, where the store silently
 // leaves out the 3rd duress or SOS escalation each process writes (see
-// store/fault_on.go: no outbox row, no error, state and reply committed as
-// usual), runs the same scenario, and requires checkCrash to report the
-// loss — as missing alarms and nothing else, at most one per process.
+// store/boltstore/fault_on.go: no outbox row, no error, state and reply
+// committed as usual), runs the same scenario, and requires checkCrash to
+// report the loss — as missing alarms and nothing else, at most one per
+// process.
 func TestCrashSafetyDetectsLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it for about a minute")

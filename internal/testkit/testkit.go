@@ -12,7 +12,7 @@ import (
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
 // Pepper is the fixed pepper of tests, so keys and hashes are reproducible.
@@ -30,9 +30,9 @@ func Engine(tb testing.TB) *dialogs.Engine {
 }
 
 // Store opens a store in a new temporary directory, closed after the test.
-func Store(tb testing.TB) *store.Store {
+func Store(tb testing.TB) *boltstore.Store {
 	tb.Helper()
-	s, err := store.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
+	s, err := boltstore.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -51,9 +51,9 @@ func Runner(tb testing.TB) *bot.Runner {
 
 // StoreAt opens the store file at path (a restart of the same data file),
 // closed after the test; closing it earlier is harmless.
-func StoreAt(tb testing.TB, path string) *store.Store {
+func StoreAt(tb testing.TB, path string) *boltstore.Store {
 	tb.Helper()
-	s, err := store.Open(path)
+	s, err := boltstore.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func StoreAt(tb testing.TB, path string) *store.Store {
 
 // RunnerOn is a runner over Engine and the given store, with no reply
 // floor: what a restarted process builds on its old data file.
-func RunnerOn(tb testing.TB, s *store.Store) *bot.Runner {
+func RunnerOn(tb testing.TB, s *boltstore.Store) *bot.Runner {
 	tb.Helper()
 	r := bot.NewRunner(Engine(tb), s, Pepper)
 	r.ReplyFloor = 0

@@ -25,7 +25,8 @@ import (
 // Store is what a storage engine implements: the union of the methods the
 // runner and the scheduler call (bot), those the deliverer calls
 // (webhook.Outbox), and the reads tests and operators inspect it with.
-// *store.Store is the bbolt implementation.
+// *boltstore.Store (store/boltstore) is the bbolt implementation; its
+// tests assert that it implements Store and run this suite.
 //
 // Errors: ProcessSend and Process fail with an error wrapping
 // store.ErrBadEvent when the handler panics or the registrant's record
@@ -62,5 +63,3 @@ type Store interface {
 	Audit() ([]store.AuditEntry, error)
 	VerifyAudit() (int, error)
 }
-
-var _ Store = (*store.Store)(nil)

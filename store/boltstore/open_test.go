@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -37,7 +38,7 @@ func seedFile(tb testing.TB, path string, n int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			key := UserKey([]byte("pepper"), "telegram", fmt.Sprint(1000+i))
+			key := store.UserKey([]byte("pepper"), "telegram", fmt.Sprint(1000+i))
 			_, err := s.Process(key, fmt.Sprintf("telegram:%d", i), t0, result(func(st *dialogs.State, r *dialogs.Result) {
 				st.Key, st.Status, st.Lang = key, dialogs.StatusActive, "en"
 				st.Address, st.Handle = secretPhone, secretPhone
@@ -58,7 +59,7 @@ func seedFile(tb testing.TB, path string, n int) {
 			tb.Fatal(err)
 		}
 	}
-	if _, err := s.Route(t0, func(Event) []Target { return []Target{{Endpoint: "ep1", Critical: true}} }); err != nil {
+	if _, err := s.Route(t0, func(store.Event) []store.Target { return []store.Target{{Endpoint: "ep1", Critical: true}} }); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -200,7 +201,7 @@ var faults = []fault{
 		p := filepath.Join(dir, "checkinbot.db")
 		os.WriteFile(p, nil, 0o600)
 		return p
-	}, ErrEmpty, false},
+	}, store.ErrEmpty, false},
 	{"random bytes", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		b := make([]byte, 64<<10)
@@ -210,133 +211,133 @@ var faults = []fault{
 		}
 		os.WriteFile(p, b, 0o600)
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"text file", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		os.WriteFile(p, []byte(strings.Repeat("this is not a database ", 1000)), 0o600)
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"another program's bbolt file", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		boltFile(t, p, all(putIn("widgets", "w1", []byte("blue")), putIn("users", "u1", []byte("x"))))
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"bbolt file with a meta bucket and schema key but foreign buckets", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		boltFile(t, p, all(putIn("meta", "schema", u64(1)), putIn("widgets", "w1", []byte("blue"))))
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"bbolt file marked by another program", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		boltFile(t, p, all(putIn("meta", "schema", u64(1)), putIn("meta", "format", []byte("widgetd"))))
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"empty bbolt file", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		boltFile(t, p, func(*bolt.Tx) error { return nil })
 		return p
-	}, ErrForeign, false},
+	}, store.ErrForeign, false},
 	{"truncated to half", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		fi, _ := os.Stat(p)
 		os.Truncate(p, fi.Size()/2)
 		return p
-	}, ErrTruncated, false},
+	}, store.ErrTruncated, false},
 	{"truncated to one page", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		os.Truncate(p, int64(os.Getpagesize()))
 		return p
-	}, ErrTruncated, false},
+	}, store.ErrTruncated, false},
 	{"truncated inside the first page", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 10)
 		os.Truncate(p, 40)
 		return p
-	}, ErrTruncated, false},
+	}, store.ErrTruncated, false},
 	{"a flipped bit in a leaf page's header", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		id, ps := usedPage(t, p, "leaf")
 		flipBit(t, p, int64(id*ps)+8, 0) // page type leaf → invalid
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"a flipped bit in a leaf page's element table", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		id, ps := usedPage(t, p, "leaf")
 		flipBit(t, p, int64(id*ps)+16+8+2, 4) // element 0's key size += 1 MiB
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"a flipped bit in a branch page", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		id, ps := usedPage(t, p, "branch")
 		flipBit(t, p, int64(id*ps)+16+8+1, 6) // element 0's child page id
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"a flipped bit in the freelist", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 300)
 		id, ps := usedPage(t, p, "freelist")
 		flipBit(t, p, int64(id*ps)+16+3, 2) // first free page id
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"a flipped bit in the newest meta page", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 30)
 		flipBit(t, p, int64(metaInForce(t, p)*os.Getpagesize())+16+40, 0) // its page count
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"both meta pages damaged", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 30)
 		flipBit(t, p, 16+40, 0)
 		flipBit(t, p, int64(os.Getpagesize())+16+40, 0)
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"future schema", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 3)
 		boltFile(t, p, putIn("meta", "schema", u64(SchemaVersion+1)))
 		return p
-	}, ErrFutureSchema, false},
+	}, store.ErrFutureSchema, false},
 	{"unreadable schema", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 3)
 		boltFile(t, p, putIn("meta", "schema", []byte("one")))
 		return p
-	}, ErrCorrupt, false},
+	}, store.ErrCorrupt, false},
 	{"read-only file", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 3)
 		os.Chmod(p, 0o444)
 		return p
-	}, ErrReadOnly, true},
+	}, store.ErrReadOnly, true},
 	{"read-only directory", func(t *testing.T, dir string) string {
 		os.Chmod(dir, 0o555)
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		return filepath.Join(dir, "checkinbot.db")
-	}, ErrReadOnly, true},
+	}, store.ErrReadOnly, true},
 	{"unreadable file", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		seedFile(t, p, 3)
 		os.Chmod(p, 0o200)
 		return p
-	}, ErrNoAccess, true},
+	}, store.ErrNoAccess, true},
 	{"missing directory", func(t *testing.T, dir string) string {
 		return filepath.Join(dir, "no-such-dir", "checkinbot.db")
-	}, ErrNoDir, false},
+	}, store.ErrNoDir, false},
 	{"directory is a file", func(t *testing.T, dir string) string {
 		os.WriteFile(filepath.Join(dir, "data"), []byte("x"), 0o600)
 		return filepath.Join(dir, "data", "checkinbot.db")
-	}, ErrNoDir, false},
+	}, store.ErrNoDir, false},
 	{"path is a directory", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		os.Mkdir(p, 0o700)
 		return p
-	}, ErrIsDir, false},
+	}, store.ErrIsDir, false},
 	{"locked by another open", func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "checkinbot.db")
 		s, err := Open(p)
@@ -345,7 +346,7 @@ var faults = []fault{
 		}
 		t.Cleanup(func() { s.Close() })
 		return p
-	}, ErrLocked, false},
+	}, store.ErrLocked, false},
 }
 
 // TestOpenRefusesFaults: every fault is refused with its kind and the file
@@ -370,7 +371,7 @@ func TestOpenRefusesFaults(t *testing.T) {
 			if !errors.Is(err, f.want) {
 				t.Fatalf("got %v, want %v", err, f.want)
 			}
-			var fe *FileError
+			var fe *store.FileError
 			if !f.unprivileged && !errors.As(err, &fe) {
 				t.Errorf("%T is not a *FileError", err)
 			}
@@ -382,7 +383,7 @@ func TestOpenRefusesFaults(t *testing.T) {
 			if existed != exists || before != after {
 				t.Errorf("the file changed: existed %v → %v", existed, exists)
 			}
-			if f.want != ErrLocked {
+			if f.want != store.ErrLocked {
 				leftovers(t, filepath.Dir(path), filepath.Base(path))
 			}
 			t.Log(msg)
@@ -464,7 +465,7 @@ func openUnprivileged(t *testing.T, path string) error {
 	return errors.New(msg)
 }
 
-var kinds = []error{ErrLocked, ErrEmpty, ErrForeign, ErrTruncated, ErrCorrupt, ErrFutureSchema, ErrReadOnly, ErrNoDir, ErrIsDir, ErrNoAccess, ErrIO, ErrNotFound}
+var kinds = []error{store.ErrLocked, store.ErrEmpty, store.ErrForeign, store.ErrTruncated, store.ErrCorrupt, store.ErrFutureSchema, store.ErrReadOnly, store.ErrNoDir, store.ErrIsDir, store.ErrNoAccess, store.ErrIO, store.ErrNotFound}
 
 // TestOpenHelperProcess is the child of openUnprivileged; it does nothing
 // in a normal run.
@@ -584,7 +585,7 @@ func TestOpenCreatesOnlyWhereNothingExists(t *testing.T) {
 				os.WriteFile(new, nil, 0o600)
 				return tc.link(old, new)
 			}
-			if s, err := Open(race); !errors.Is(err, ErrEmpty) {
+			if s, err := Open(race); !errors.Is(err, store.ErrEmpty) {
 				if s != nil {
 					s.Close()
 				}
@@ -635,7 +636,7 @@ func TestOpenSurvivesAnyBitFlip(t *testing.T) {
 		}
 		kind := errKind(err)
 		refused[kind]++
-		if kind != ErrCorrupt && kind != ErrTruncated && kind != ErrForeign {
+		if kind != store.ErrCorrupt && kind != store.ErrTruncated && kind != store.ErrForeign {
 			t.Errorf("byte %d bit %d: %v", off, bit, err)
 		}
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, b) {
@@ -644,7 +645,7 @@ func TestOpenSurvivesAnyBitFlip(t *testing.T) {
 		os.Remove(p)
 	}
 	t.Logf("%d flips in %d pages in use of a %d-byte file: %d opened, %d corrupt, %d truncated, %d foreign", flips, len(pages), len(data),
-		refused[nil], refused[ErrCorrupt], refused[ErrTruncated], refused[ErrForeign])
+		refused[nil], refused[store.ErrCorrupt], refused[store.ErrTruncated], refused[store.ErrForeign])
 }
 
 func errKind(err error) error {
@@ -702,7 +703,7 @@ func BenchmarkOpen(b *testing.B) {
 		for i := 0; i < n; i += 5000 {
 			db.Update(func(tx *bolt.Tx) error {
 				for j := i; j < min(i+5000, n); j++ {
-					key := UserKey([]byte("pepper"), "telegram", fmt.Sprint(j))
+					key := store.UserKey([]byte("pepper"), "telegram", fmt.Sprint(j))
 					tx.Bucket(bucketRegistrants).Put([]byte(key), rec)
 					tx.Bucket(bucketDue).Put(dueKey(t0.Add(time.Duration(j)*time.Second), key), nil)
 					tx.Bucket(bucketAudit).Put(u64(uint64(j+1)), rec[:200])

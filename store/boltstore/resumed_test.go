@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // TestLastAliveSurvivesRestart: the mark is durable, absent on a new file.
@@ -38,10 +39,10 @@ func TestLastAliveSurvivesRestart(t *testing.T) {
 // registrant, stating the gap; the mark moves to the gap's end in the same
 // transaction; the audit chain records it and stays intact.
 func TestRecordGapOnePerEmbassy(t *testing.T) {
-	for _, g := range []Gap{
-		{Kind: GapDowntime, From: t0, To: t0.Add(26 * time.Hour)},
-		{Kind: GapClockStep, From: t0, To: t0.Add(48 * time.Hour)},
-		{Kind: GapClockStep, From: t0, To: t0.Add(-48 * time.Hour)},
+	for _, g := range []store.Gap{
+		{Kind: store.GapDowntime, From: t0, To: t0.Add(26 * time.Hour)},
+		{Kind: store.GapClockStep, From: t0, To: t0.Add(48 * time.Hour)},
+		{Kind: store.GapClockStep, From: t0, To: t0.Add(-48 * time.Hour)},
 	} {
 		s := mustOpen(t)
 		evs, err := s.RecordGap(g, []string{"my-mekong", "id-mekong", "my-mekong"}, g.To)

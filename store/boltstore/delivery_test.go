@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -27,7 +28,7 @@ func TestDueChains(t *testing.T) {
 		s.Process("k3", "", t0, result(func(_ *dialogs.State, r *dialogs.Result) {
 			r.Escalations = []dialogs.Escalation{{Type: dialogs.EventRegistrationCreated, Severity: dialogs.SeverityInfo}}
 		}))
-		if _, err := s.Route(t0, func(Event) []Target { return []Target{{Endpoint: "e1"}, {Endpoint: "e1/secondary"}} }); err != nil {
+		if _, err := s.Route(t0, func(store.Event) []store.Target { return []store.Target{{Endpoint: "e1"}, {Endpoint: "e1/secondary"}} }); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -52,9 +53,9 @@ func TestDueChains(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := setup(t)
-			var attempts []Attempt
+			var attempts []store.Attempt
 			for _, seq := range tc.failed {
-				attempts = append(attempts, Attempt{Endpoint: "e1", Seq: seq, Outcome: escalation.AttemptFailed, Err: "HTTP 503", NextAt: later})
+				attempts = append(attempts, store.Attempt{Endpoint: "e1", Seq: seq, Outcome: escalation.AttemptFailed, Err: "HTTP 503", NextAt: later})
 			}
 			if err := s.RecordAttempts(t0, attempts); err != nil {
 				t.Fatal(err)
@@ -126,7 +127,9 @@ func TestPendingOf(t *testing.T) {
 	s.Process("k1", "", t0, result(func(_ *dialogs.State, r *dialogs.Result) {
 		r.Escalations = []dialogs.Escalation{{Type: dialogs.EventSOSRaised, Severity: dialogs.SeverityCritical, Case: dialogs.CaseOpen}}
 	}))
-	s.Route(t0, func(Event) []Target { return []Target{{Endpoint: "e1"}, {Endpoint: "e1/secondary"}, {Endpoint: "e"}} })
+	s.Route(t0, func(store.Event) []store.Target {
+		return []store.Target{{Endpoint: "e1"}, {Endpoint: "e1/secondary"}, {Endpoint: "e"}}
+	})
 	for _, ep := range []string{"e", "e1", "e1/secondary"} {
 		rows, err := s.PendingOf(ep)
 		if err != nil || len(rows) != 1 || rows[0].Endpoint != ep {

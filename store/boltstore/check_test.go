@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"encoding/binary"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // TestCheckCleanFile: a file written only through the store has no
@@ -43,7 +45,7 @@ func firstKey(tx *bolt.Tx, bucket []byte) []byte {
 // firstSOSRegistrant is the key of a seeded registrant with an open case.
 func firstSOSRegistrant(tx *bolt.Tx) []byte {
 	k, _ := tx.Bucket(bucketCases).Cursor().First()
-	var c Case
+	var c store.Case
 	decode(tx.Bucket(bucketCases).Get(k), &c)
 	return []byte(c.UserKey)
 }
@@ -81,7 +83,7 @@ func TestCheckFindsEachInconsistency(t *testing.T) {
 		}, "does not exist"},
 		{"open case of another registrant", func(tx *bolt.Tx) error {
 			k := firstKey(tx, bucketCases)
-			var c Case
+			var c store.Case
 			decode(tx.Bucket(bucketCases).Get(k), &c)
 			c.UserKey = strings.Repeat("cd", 32)
 			return putJSON(tx.Bucket(bucketCases), k, c)
@@ -109,7 +111,7 @@ func TestCheckFindsEachInconsistency(t *testing.T) {
 		}, "only 4 were ever recorded"},
 		{"audit entry altered", func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketAudit)
-			var e AuditEntry
+			var e store.AuditEntry
 			decode(b.Get(u64(3)), &e)
 			e.Action = "nothing happened"
 			return putJSON(b, u64(3), e)
@@ -195,7 +197,7 @@ func TestCheckRefusesWhatOpenRefuses(t *testing.T) {
 			path := f.setup(t, t.TempDir())
 			rep, err := Check(path)
 			want := f.want
-			if want == ErrCorrupt && err == nil && len(rep.Problems) > 0 {
+			if want == store.ErrCorrupt && err == nil && len(rep.Problems) > 0 {
 				return // page damage is listed as problems; meta damage is refused
 			}
 			if !errors.Is(err, want) || !strings.Contains(err.Error(), path) {

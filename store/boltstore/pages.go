@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // The page-level check of a data file, done on the file's bytes with
@@ -98,7 +100,7 @@ func parseMeta(b []byte, page int) rawMeta {
 func readHeader(f io.ReaderAt, size int64) (header, error) {
 	h := header{size: size}
 	if size == 0 {
-		return h, &FileError{Kind: ErrEmpty, Reason: "refusing to use it, which would start over without every " +
+		return h, &store.FileError{Kind: store.ErrEmpty, Reason: "refusing to use it, which would start over without every " +
 			"registration and undelivered escalation; restore the file from a backup, or delete it if this is a new installation"}
 	}
 	first := make([]byte, pageHeaderSize+metaSize)
@@ -123,17 +125,17 @@ func readHeader(f io.ReaderAt, size int64) (header, error) {
 	}
 	if ps == 0 {
 		if m0.magic == boltMagic && m0.err == errMetaShort {
-			return h, &FileError{Kind: ErrTruncated, Reason: fmt.Sprintf("only %d bytes are left of it; restore the file from a backup", size)}
+			return h, &store.FileError{Kind: store.ErrTruncated, Reason: fmt.Sprintf("only %d bytes are left of it; restore the file from a backup", size)}
 		}
 		if m0.magic == boltMagic {
-			return h, &FileError{Kind: ErrCorrupt, Reason: "both meta pages are damaged (page 0: " + m0.err.Error() + ", page 1 not found)"}
+			return h, &store.FileError{Kind: store.ErrCorrupt, Reason: "both meta pages are damaged (page 0: " + m0.err.Error() + ", page 1 not found)"}
 		}
-		return h, &FileError{Kind: ErrForeign, Reason: fmt.Sprintf("not a bbolt database (%d bytes without a bbolt header): "+
+		return h, &store.FileError{Kind: store.ErrForeign, Reason: fmt.Sprintf("not a bbolt database (%d bytes without a bbolt header): "+
 			"another program's file, or one damaged beyond recognition (corrupt)", size)}
 	}
 	h.pageSize = ps
 	if size < int64(2*ps) {
-		return h, &FileError{Kind: ErrTruncated, Reason: fmt.Sprintf("%d bytes, shorter than its two %d-byte meta pages; "+
+		return h, &store.FileError{Kind: store.ErrTruncated, Reason: fmt.Sprintf("%d bytes, shorter than its two %d-byte meta pages; "+
 			"restore the file from a backup", size, ps)}
 	}
 	second := make([]byte, pageHeaderSize+metaSize)
@@ -147,9 +149,9 @@ func readHeader(f io.ReaderAt, size int64) (header, error) {
 	switch {
 	case m0.err != nil && m1.err != nil:
 		if m0.magic != boltMagic && m1.magic != boltMagic {
-			return h, &FileError{Kind: ErrForeign, Reason: "not a bbolt database (no valid meta page): another program's file, or corrupt"}
+			return h, &store.FileError{Kind: store.ErrForeign, Reason: "not a bbolt database (no valid meta page): another program's file, or corrupt"}
 		}
-		return h, &FileError{Kind: ErrCorrupt, Reason: fmt.Sprintf("both meta pages are damaged (page 0: %v; page 1: %v)", m0.err, m1.err)}
+		return h, &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("both meta pages are damaged (page 0: %v; page 1: %v)", m0.err, m1.err)}
 	case m0.err == nil && m1.err == nil:
 		h.meta = m0
 		if m1.txid > m0.txid {
@@ -167,7 +169,7 @@ func readHeader(f io.ReaderAt, size int64) (header, error) {
 		// escalation, perhaps — so it is refused; a meta page whose
 		// transaction number itself is damaged cannot be told apart.
 		if bad.txid+1 != good.txid {
-			return h, &FileError{Kind: ErrCorrupt, Reason: fmt.Sprintf("meta page %d is damaged (%v) and may hold the last commit: "+
+			return h, &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("meta page %d is damaged (%v) and may hold the last commit: "+
 				"using the other one would silently undo it; restore the file from a backup", bad.page, bad.err)}
 		}
 		h.meta = good
@@ -175,14 +177,14 @@ func readHeader(f io.ReaderAt, size int64) (header, error) {
 	m := h.meta
 	switch {
 	case m.hwm < 2 || m.hwm > uint64(1)<<48:
-		return h, &FileError{Kind: ErrCorrupt, Reason: fmt.Sprintf("meta page %d: impossible page count %d", m.page, m.hwm)}
+		return h, &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("meta page %d: impossible page count %d", m.page, m.hwm)}
 	case int64(m.hwm)*int64(ps) > size:
-		return h, &FileError{Kind: ErrTruncated, Reason: fmt.Sprintf("%d bytes, but its last commit uses %d pages of %d bytes (%d bytes): "+
+		return h, &store.FileError{Kind: store.ErrTruncated, Reason: fmt.Sprintf("%d bytes, but its last commit uses %d pages of %d bytes (%d bytes): "+
 			"the end of the file is missing; restore the file from a backup", size, m.hwm, ps, int64(m.hwm)*int64(ps))}
 	case m.root < 2 || m.root >= m.hwm:
-		return h, &FileError{Kind: ErrCorrupt, Reason: fmt.Sprintf("meta page %d: root page %d out of range", m.page, m.root)}
+		return h, &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("meta page %d: root page %d out of range", m.page, m.root)}
 	case m.freelist != noFreelist && (m.freelist < 2 || m.freelist >= m.hwm):
-		return h, &FileError{Kind: ErrCorrupt, Reason: fmt.Sprintf("meta page %d: freelist page %d out of range", m.page, m.freelist)}
+		return h, &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("meta page %d: freelist page %d out of range", m.page, m.freelist)}
 	}
 	return h, nil
 }

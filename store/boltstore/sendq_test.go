@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // TestSendRowsCommitWithTheStateChange: the replies of a result are in the
@@ -13,7 +14,7 @@ import (
 // neither.
 func TestSendRowsCommitWithTheStateChange(t *testing.T) {
 	s := mustOpen(t)
-	env := &Envelope{Channel: "telegram", Address: "1", DeleteID: "55", DeleteBy: t0.Add(47 * time.Hour)}
+	env := &store.Envelope{Channel: "telegram", Address: "1", DeleteID: "55", DeleteBy: t0.Add(47 * time.Hour)}
 	out, err := s.ProcessSend("k1", "telegram:u1", t0, env, result(func(st *dialogs.State, r *dialogs.Result) {
 		st.Lang = "ms"
 		r.Replies, r.Urgent, r.DeleteInbound = []dialogs.Reply{{Text: "one"}}, true, true
@@ -26,7 +27,7 @@ func TestSendRowsCommitWithTheStateChange(t *testing.T) {
 	}
 	// A failing write (here: the handler panics) leaves no row and no state.
 	_, err = s.ProcessSend("k1", "telegram:u2", t0, env, func(dialogs.State, bool) dialogs.Result { panic("boom") })
-	if !errors.Is(err, ErrBadEvent) {
+	if !errors.Is(err, store.ErrBadEvent) {
 		t.Fatalf("panic: %v, want ErrBadEvent", err)
 	}
 	items, _ := s.PendingSends("k1")
@@ -36,10 +37,10 @@ func TestSendRowsCommitWithTheStateChange(t *testing.T) {
 	}
 	// A store that cannot write is not ErrBadEvent.
 	s.SetWriteFault(errors.New("no space left on device"))
-	if _, err := s.ProcessSend("k1", "telegram:u3", t0, env, result(func(*dialogs.State, *dialogs.Result) {})); err == nil || errors.Is(err, ErrBadEvent) {
+	if _, err := s.ProcessSend("k1", "telegram:u3", t0, env, result(func(*dialogs.State, *dialogs.Result) {})); err == nil || errors.Is(err, store.ErrBadEvent) {
 		t.Errorf("write fault: %v", err)
 	}
-	if err := s.AckSends([]SendAck{{Seq: items[0].Seq, UserKey: "k1"}}); err == nil {
+	if err := s.AckSends([]store.SendAck{{Seq: items[0].Seq, UserKey: "k1"}}); err == nil {
 		t.Error("an ack was written while writes fail")
 	}
 	s.SetWriteFault(nil)
@@ -56,7 +57,7 @@ func TestSendRowsCommitWithTheStateChange(t *testing.T) {
 func TestAcksAndPurges(t *testing.T) {
 	s := mustOpen(t)
 	for i, key := range []string{"a", "b", "a"} {
-		if _, err := s.ProcessSend(key, "", t0.Add(time.Duration(i)*time.Second), &Envelope{Channel: "telegram", Address: key},
+		if _, err := s.ProcessSend(key, "", t0.Add(time.Duration(i)*time.Second), &store.Envelope{Channel: "telegram", Address: key},
 			result(func(_ *dialogs.State, r *dialogs.Result) { r.Replies = []dialogs.Reply{{Text: key, Sensitive: true}} })); err != nil {
 			t.Fatal(err)
 		}
@@ -67,9 +68,9 @@ func TestAcksAndPurges(t *testing.T) {
 		t.Fatalf("a %+v, all %d", a, len(all))
 	}
 	later := t0.Add(time.Hour)
-	var acks []SendAck
+	var acks []store.SendAck
 	for _, it := range all {
-		acks = append(acks, SendAck{Seq: it.Seq, UserKey: it.UserKey, Remember: []PurgeRow{{Channel: "telegram", Address: it.Address,
+		acks = append(acks, store.SendAck{Seq: it.Seq, UserKey: it.UserKey, Remember: []store.PurgeRow{{Channel: "telegram", Address: it.Address,
 			MsgID: it.UserKey + "-msg", Due: later, Deadline: t0.Add(47 * time.Hour)}}})
 	}
 	acks[1].Purge, acks[1].PurgeAt = true, t0 // the last of "a" (rows are in citizen order) asks for the purge
@@ -83,7 +84,7 @@ func TestAcksAndPurges(t *testing.T) {
 	if err != nil || len(due) != 2 || due[0].UserKey != "a" || due[1].UserKey != "a" || !next.Equal(later) {
 		t.Fatalf("due %+v next %s err %v", due, next, err)
 	}
-	if err := s.SettlePurges(due[:1], []PurgeRow{func() PurgeRow { r := due[1]; r.Due, r.Tries = later.Add(time.Minute), 1; return r }()}); err != nil {
+	if err := s.SettlePurges(due[:1], []store.PurgeRow{func() store.PurgeRow { r := due[1]; r.Due, r.Tries = later.Add(time.Minute), 1; return r }()}); err != nil {
 		t.Fatal(err)
 	}
 	rows, _ := s.PurgeRows()

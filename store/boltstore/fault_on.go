@@ -1,6 +1,6 @@
 //go:build faultinject
 
-package store
+package boltstore
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // Opening the data file (DESIGN §8). A damaged file must never cost data
@@ -22,71 +24,6 @@ import (
 // error naming the file and the reason, never "repaired", re-created or
 // crashed on. A new file is created only where no file exists, and appears
 // under its name only once it is complete and stamped as ours.
-
-// The kinds of FileError. Test for them with errors.Is; the message is for
-// people.
-var (
-	// ErrLocked: another process holds the data file (a running serve, or a
-	// check in progress). Open waits one second for it.
-	ErrLocked = errors.New("data file is in use by another checkinbot process")
-	// ErrEmpty: the file exists with 0 bytes. It is not treated as new:
-	// an emptied file (failed copy, full disk) would otherwise start over
-	// without every registration and undelivered escalation.
-	ErrEmpty = errors.New("data file is empty (0 bytes)")
-	// ErrForeign: the file is not a checkinbot data file: not a bbolt
-	// database, or another program's bbolt database.
-	ErrForeign = errors.New("not a checkinbot data file")
-	// ErrTruncated: the file is shorter than its own last commit says.
-	ErrTruncated = errors.New("data file is truncated")
-	// ErrCorrupt: pages or records of the file are damaged.
-	ErrCorrupt = errors.New("data file is corrupt")
-	// ErrFutureSchema: a newer checkinbot wrote the file; this one would
-	// misread it.
-	ErrFutureSchema = errors.New("data file was written by a newer checkinbot")
-	// ErrReadOnly: the file, its directory or its file system cannot be
-	// written.
-	ErrReadOnly = errors.New("data file cannot be written (read-only)")
-	// ErrNoDir: the directory of the data file does not exist.
-	ErrNoDir = errors.New("directory of the data file does not exist")
-	// ErrNotFound: there is no file to check (Check never creates one).
-	ErrNotFound = errors.New("data file does not exist")
-	// ErrIsDir: the path names a directory, not a file.
-	ErrIsDir = errors.New("path of the data file is a directory")
-	// ErrNoAccess: the file or its directory cannot be read.
-	ErrNoAccess = errors.New("data file cannot be read (permission denied)")
-	// ErrIO: any other failure of the operating system (I/O error, disk full).
-	ErrIO = errors.New("data file cannot be accessed")
-)
-
-// FileError is why a data file was refused. errors.Is(err, ErrEmpty) and
-// the other kinds tell callers what happened; Err, when set, is the
-// operating system's or bbolt's own error.
-type FileError struct {
-	Path   string
-	Kind   error  // one of the Err… kinds above
-	Reason string // the exact finding and what to do, for the operator
-	Err    error
-}
-
-// Error is one line: the file, the kind, the reason.
-func (e *FileError) Error() string {
-	msg := "store: " + e.Path + ": " + e.Kind.Error()
-	if e.Reason != "" {
-		msg += ": " + e.Reason
-	}
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-// Unwrap makes both the kind and the cause visible to errors.Is and As.
-func (e *FileError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
-	}
-	return []error{e.Kind, e.Err}
-}
 
 var (
 	// keyFormat holds formatMarker in the meta bucket of every file this
@@ -135,9 +72,9 @@ func prepare(path string) (created bool, err error) {
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && fi.IsDir():
-		return false, &FileError{Path: path, Kind: ErrIsDir, Reason: "give the path of the file inside it"}
+		return false, &store.FileError{Path: path, Kind: store.ErrIsDir, Reason: "give the path of the file inside it"}
 	case err == nil && !fi.Mode().IsRegular():
-		return false, &FileError{Path: path, Kind: ErrForeign, Reason: "not a regular file (" + fi.Mode().Type().String() + ")"}
+		return false, &store.FileError{Path: path, Kind: store.ErrForeign, Reason: "not a regular file (" + fi.Mode().Type().String() + ")"}
 	case err == nil:
 		return false, nil
 	case errors.Is(err, fs.ErrNotExist):
@@ -145,15 +82,15 @@ func prepare(path string) (created bool, err error) {
 		di, derr := os.Stat(dir)
 		switch {
 		case derr == nil && !di.IsDir():
-			return false, &FileError{Path: path, Kind: ErrNoDir, Reason: dir + " is not a directory"}
+			return false, &store.FileError{Path: path, Kind: store.ErrNoDir, Reason: dir + " is not a directory"}
 		case errors.Is(derr, fs.ErrNotExist) || errors.Is(derr, syscall.ENOTDIR):
-			return false, &FileError{Path: path, Kind: ErrNoDir, Reason: "no directory " + dir + "; create it (mode 0700) or fix the path"}
+			return false, &store.FileError{Path: path, Kind: store.ErrNoDir, Reason: "no directory " + dir + "; create it (mode 0700) or fix the path"}
 		case derr != nil:
 			return false, classify(path, derr, "look at the directory")
 		}
 		return create(path)
 	case errors.Is(err, syscall.ENOTDIR):
-		return false, &FileError{Path: path, Kind: ErrNoDir, Reason: "a part of the path is a file, not a directory"}
+		return false, &store.FileError{Path: path, Kind: store.ErrNoDir, Reason: "a part of the path is a file, not a directory"}
 	default:
 		return false, classify(path, err, "look at the file")
 	}
@@ -255,7 +192,7 @@ func inspect(path string) error {
 		if len(probs) > 1 {
 			more = fmt.Sprintf(" (and %d more page problems)", len(probs)-1)
 		}
-		return &FileError{Path: path, Kind: ErrCorrupt, Reason: probs[0] + more +
+		return &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: probs[0] + more +
 			"; `checkinbot check` lists every problem; restore the file from a backup"}
 	}
 	return nil
@@ -274,17 +211,17 @@ func examine(path string, forOpen bool) (*bolt.DB, []string, error) {
 	err := guard(func() error {
 		fi, err := os.Stat(path)
 		if err == nil && fi.Size() == 0 {
-			return &FileError{Kind: ErrEmpty}
+			return &store.FileError{Kind: store.ErrEmpty}
 		}
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true, OpenFile: openExisting})
 		return err
 	})
-	var fe *FileError
+	var fe *store.FileError
 	switch {
-	case errors.As(err, &fe) && fe.Kind != ErrEmpty:
+	case errors.As(err, &fe) && fe.Kind != store.ErrEmpty:
 		return nil, nil, fe // a FileError naming path already
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, nil, &FileError{Path: path, Kind: ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
+		return nil, nil, &store.FileError{Path: path, Kind: store.ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
 	case err != nil && isOSError(err):
 		return nil, nil, classify(path, err, "open")
 	}
@@ -306,7 +243,7 @@ func examine(path string, forOpen bool) (*bolt.DB, []string, error) {
 	}
 	h, herr := readHeader(f, fi.Size())
 	if herr != nil {
-		herr.(*FileError).Path = path
+		herr.(*store.FileError).Path = path
 		return nil, nil, herr
 	}
 	if !forOpen || fi.Size() <= maxOpenWalk {
@@ -315,7 +252,7 @@ func examine(path string, forOpen bool) (*bolt.DB, []string, error) {
 		}
 	}
 	if err != nil || db == nil {
-		return nil, nil, &FileError{Path: path, Kind: ErrCorrupt, Reason: "bbolt cannot open it", Err: err}
+		return nil, nil, &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: "bbolt cannot open it", Err: err}
 	}
 	if err := guard(func() error { return db.View(checkIdentity) }); err != nil {
 		return nil, nil, classify(path, err, "read")
@@ -333,7 +270,7 @@ func openExisting(name string, flag int, perm os.FileMode) (*os.File, error) {
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() == 0 {
 		f.Close()
-		return nil, &FileError{Path: name, Kind: ErrEmpty}
+		return nil, &store.FileError{Path: name, Kind: store.ErrEmpty}
 	}
 	return f, nil
 }
@@ -356,12 +293,12 @@ func openBolt(path string, readOnly bool) (*bolt.DB, error) {
 func checkIdentity(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		return &FileError{Kind: ErrForeign, Reason: fmt.Sprintf("a bbolt database without checkinbot's meta bucket "+
+		return &store.FileError{Kind: store.ErrForeign, Reason: fmt.Sprintf("a bbolt database without checkinbot's meta bucket "+
 			"(%s): another program's file", describeBuckets(tx))}
 	}
 	marker := meta.Get(keyFormat)
 	if marker != nil && !bytes.Equal(marker, formatMarker) {
-		return &FileError{Kind: ErrForeign, Reason: "a bbolt database marked as another program's"}
+		return &store.FileError{Kind: store.ErrForeign, Reason: "a bbolt database marked as another program's"}
 	}
 	if marker == nil {
 		// A file of the first release: ours only if it has our schema key
@@ -378,18 +315,18 @@ func checkIdentity(tx *bolt.Tx) error {
 			return nil
 		})
 		if len(strange) > 0 || meta.Get(keySchema) == nil {
-			return &FileError{Kind: ErrForeign, Reason: fmt.Sprintf("a bbolt database without checkinbot's format marker "+
+			return &store.FileError{Kind: store.ErrForeign, Reason: fmt.Sprintf("a bbolt database without checkinbot's format marker "+
 				"(%s): another program's file", describeBuckets(tx))}
 		}
 	}
 	v := meta.Get(keySchema)
 	switch {
 	case v == nil:
-		return &FileError{Kind: ErrCorrupt, Reason: "its schema version is missing"}
+		return &store.FileError{Kind: store.ErrCorrupt, Reason: "its schema version is missing"}
 	case len(v) != 8:
-		return &FileError{Kind: ErrCorrupt, Reason: "its schema version is unreadable"}
+		return &store.FileError{Kind: store.ErrCorrupt, Reason: "its schema version is unreadable"}
 	case binary.BigEndian.Uint64(v) > SchemaVersion:
-		return &FileError{Kind: ErrFutureSchema, Reason: fmt.Sprintf("schema version %d is newer than this binary supports (%d): "+
+		return &store.FileError{Kind: store.ErrFutureSchema, Reason: fmt.Sprintf("schema version %d is newer than this binary supports (%d): "+
 			"upgrade checkinbot; do not run an older version on this file", binary.BigEndian.Uint64(v), SchemaVersion)}
 	}
 	return nil
@@ -457,7 +394,7 @@ func isOSError(err error) bool {
 // classify turns an error met while opening path into a FileError naming
 // the exact reason.
 func classify(path string, err error, doing string) error {
-	var fe *FileError
+	var fe *store.FileError
 	if errors.As(err, &fe) {
 		if fe.Path == "" {
 			fe.Path = path
@@ -465,7 +402,7 @@ func classify(path string, err error, doing string) error {
 		return fe
 	}
 	if errors.Is(err, berrors.ErrTimeout) {
-		return &FileError{Path: path, Kind: ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
+		return &store.FileError{Path: path, Kind: store.ErrLocked, Reason: "stop the other process first (a running serve, or a check)"}
 	}
 	var pe *fs.PathError
 	cause := err
@@ -475,29 +412,29 @@ func classify(path string, err error, doing string) error {
 	dir := filepath.Dir(path)
 	switch {
 	case errors.Is(err, syscall.EROFS):
-		return &FileError{Path: path, Kind: ErrReadOnly, Reason: "the file system is mounted read-only", Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrReadOnly, Reason: "the file system is mounted read-only", Err: cause}
 	case errors.Is(err, fs.ErrPermission) && doing == "create":
-		return &FileError{Path: path, Kind: ErrReadOnly, Reason: "cannot create it in " + dir +
+		return &store.FileError{Path: path, Kind: store.ErrReadOnly, Reason: "cannot create it in " + dir +
 			": give the service's user write access to the directory", Err: cause}
 	case errors.Is(err, fs.ErrPermission) && doing == "open":
 		if f, rerr := os.Open(path); rerr == nil {
 			f.Close()
-			return &FileError{Path: path, Kind: ErrReadOnly, Reason: "the file is read-only for this user: " +
+			return &store.FileError{Path: path, Kind: store.ErrReadOnly, Reason: "the file is read-only for this user: " +
 				"give the service's user write access to it", Err: cause}
 		}
-		return &FileError{Path: path, Kind: ErrNoAccess, Reason: "give the service's user read and write access to it", Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrNoAccess, Reason: "give the service's user read and write access to it", Err: cause}
 	case errors.Is(err, fs.ErrPermission):
-		return &FileError{Path: path, Kind: ErrNoAccess, Reason: "give the service's user access to it and its directory", Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrNoAccess, Reason: "give the service's user access to it and its directory", Err: cause}
 	case errors.Is(err, syscall.EISDIR):
-		return &FileError{Path: path, Kind: ErrIsDir, Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrIsDir, Err: cause}
 	case errors.Is(err, syscall.ENOSPC):
-		return &FileError{Path: path, Kind: ErrIO, Reason: "the disk is full", Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrIO, Reason: "the disk is full", Err: cause}
 	case errors.Is(err, errFault):
-		return &FileError{Path: path, Kind: ErrCorrupt, Reason: "damaged pages (" + doing + ")", Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: "damaged pages (" + doing + ")", Err: cause}
 	case isOSError(err):
-		return &FileError{Path: path, Kind: ErrIO, Reason: doing, Err: cause}
+		return &store.FileError{Path: path, Kind: store.ErrIO, Reason: doing, Err: cause}
 	}
-	return &FileError{Path: path, Kind: ErrCorrupt, Reason: doing, Err: cause}
+	return &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: doing, Err: cause}
 }
 
 // migrate creates the buckets of a new file, stamps the format marker and
@@ -520,9 +457,9 @@ func (s *Store) migrate() error {
 		case v == nil:
 			return meta.Put(keySchema, u64(SchemaVersion))
 		case len(v) != 8:
-			return &FileError{Kind: ErrCorrupt, Reason: "its schema version is unreadable"}
+			return &store.FileError{Kind: store.ErrCorrupt, Reason: "its schema version is unreadable"}
 		case binary.BigEndian.Uint64(v) > SchemaVersion:
-			return &FileError{Kind: ErrFutureSchema, Reason: fmt.Sprintf("schema version %d is newer than this binary supports (%d): upgrade checkinbot",
+			return &store.FileError{Kind: store.ErrFutureSchema, Reason: fmt.Sprintf("schema version %d is newer than this binary supports (%d): upgrade checkinbot",
 				binary.BigEndian.Uint64(v), SchemaVersion)}
 		}
 		// Migrations from older versions run here, one step at a time, as

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -102,11 +103,11 @@ func BenchmarkProcessSend64(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	acks := make(chan SendAck, 4096)
+	acks := make(chan store.SendAck, 4096)
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		var batch []SendAck
+		var batch []store.SendAck
 		for a := range acks {
 			batch = append(batch, a)
 			if len(batch) == 64 {
@@ -124,7 +125,7 @@ func BenchmarkProcessSend64(b *testing.B) {
 		go func(w int) {
 			defer wg.Done()
 			key := fmt.Sprintf("user-%d", w)
-			env := &Envelope{Channel: "telegram", Address: key}
+			env := &store.Envelope{Channel: "telegram", Address: key}
 			for {
 				i := next.Add(1)
 				if i > int64(b.N) {
@@ -136,7 +137,7 @@ func BenchmarkProcessSend64(b *testing.B) {
 						Replies: []dialogs.Reply{{Text: "Check-in received. Your next check-in is at 09:00, 03/03."}}}
 				})
 				for _, it := range out.Sends {
-					acks <- SendAck{Seq: it.Seq, UserKey: it.UserKey}
+					acks <- store.SendAck{Seq: it.Seq, UserKey: it.UserKey}
 				}
 			}
 		}(w)

@@ -1,0 +1,450 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Delivery bookkeeping for the outbox (DESIGN §4). Every outbox event is
+// routed once to the endpoints that must receive it; each (endpoint, event)
+// pair is a pending row until it is delivered, then an archived row kept for
+// audit until pruned. No network I/O happens here: the delivery loop reads
+// due rows, sends outside any transaction, and records the outcomes.
+
+var (
+	bucketPending   = []byte("pending")   // endpoint ‖ 0x00 ‖ outbox seq → Delivery
+	bucketDelivered = []byte("delivered") // done time ‖ endpoint ‖ 0x00 ‖ seq → Delivery
+	keyRouted       = []byte("routed_upto")
+)
+
+func init() { allBuckets = append(allBuckets, bucketPending, bucketDelivered) }
+
+func pendingKey(endpoint string, seq uint64) []byte {
+	return append(append([]byte(endpoint), 0), u64(seq)...)
+}
+
+// Route gives every outbox event not yet routed its pending rows, in one
+// transaction. targets must be pure (it may run more than once).
+func (s *Store) Route(now time.Time, targets func(store.Event) []store.Target) (int, error) {
+	if backlog, err := s.unrouted(); err != nil || !backlog {
+		return 0, err // nothing new: no write transaction, no fsync
+	}
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		meta, outbox, pending := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox), tx.Bucket(bucketPending)
+		var from uint64
+		if v := meta.Get(keyRouted); len(v) == 8 {
+			from = binary.BigEndian.Uint64(v)
+		}
+		c := outbox.Cursor()
+		last := from
+		for k, v := c.Seek(u64(from + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			var ev store.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
+			}
+			for _, t := range targets(ev) {
+				d := store.Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
+					Critical: t.Critical, NextAt: now.UTC()}
+				if err := putJSON(pending, pendingKey(t.Endpoint, seq), d); err != nil {
+					return err
+				}
+				n++
+			}
+			last = seq
+		}
+		if last == from {
+			return nil
+		}
+		return meta.Put(keyRouted, u64(last))
+	})
+	return n, err
+}
+
+// DueDeliveries returns the deliveries to attempt at now, per endpoint in
+// recording order, holding back any event whose case has an earlier event
+// still pending for that endpoint (per-case order): the head of every due
+// chain. It also returns when the next held-back-by-time delivery falls due
+// (zero if none).
+func (s *Store) DueDeliveries(now time.Time) ([]store.DueDelivery, time.Time, error) {
+	b, err := s.DueChains(now, nil, 0)
+	var due []store.DueDelivery
+	for _, c := range b.Chains {
+		due = append(due, c.Items[0])
+	}
+	return due, b.Next, err
+}
+
+// DueChains reads, in one read transaction, the runs of pending deliveries
+// that may be attempted at now (see Chain), with their bodies, up to limit
+// deliveries in all (0: no limit). Endpoints for which skip returns true
+// (backing off, or not configured) are jumped over by key without reading
+// their rows, so an outage's backlog costs nothing per round.
+func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit int) (store.DueBatch, error) {
+	var b store.DueBatch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		outbox := tx.Bucket(bucketOutbox)
+		c := tx.Bucket(bucketPending).Cursor()
+		var endpoint string
+		var chainOf map[string]int // case → index in b.Chains, or -1: closed
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) < 9 || k[len(k)-9] != 0 {
+				return fmt.Errorf("pending delivery key %x is malformed", k)
+			}
+			if ep := string(k[:len(k)-9]); ep != endpoint || chainOf == nil {
+				endpoint, chainOf = ep, map[string]int{}
+				b.Endpoints = append(b.Endpoints, ep)
+				if skip != nil && skip(ep) {
+					// Jump to the first key of the next endpoint (the loop's
+					// Next lands on it).
+					if next, _ := c.Seek(append([]byte(ep), 1)); next == nil {
+						return nil
+					}
+					c.Prev()
+					continue
+				}
+			}
+			var d store.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
+			}
+			ci, seen := chainOf[d.CaseID]
+			if d.CaseID != "" && seen && ci < 0 {
+				continue // an earlier event of the case is not due yet
+			}
+			if d.NextAt.After(now) {
+				if b.Next.IsZero() || d.NextAt.Before(b.Next) {
+					b.Next = d.NextAt
+				}
+				if d.CaseID != "" {
+					chainOf[d.CaseID] = -1
+				}
+				continue
+			}
+			if limit > 0 && n >= limit {
+				b.More = true
+				return nil
+			}
+			body := outbox.Get(u64(d.Seq))
+			if body == nil {
+				return fmt.Errorf("outbox event %d of a pending delivery is missing", d.Seq)
+			}
+			dd := store.DueDelivery{Delivery: d, Body: bytes.Clone(body)}
+			n++
+			if d.CaseID != "" && seen {
+				b.Chains[ci].Items = append(b.Chains[ci].Items, dd)
+				continue
+			}
+			if d.CaseID != "" {
+				chainOf[d.CaseID] = len(b.Chains)
+			}
+			b.Chains = append(b.Chains, store.Chain{Endpoint: endpoint, Items: []store.DueDelivery{dd}})
+		}
+		return nil
+	})
+	return b, err
+}
+
+// DueOfType returns, with their bodies, every pending delivery of event
+// type typ that is due at now, in key order (endpoint, then recording
+// order). The delivery loop leaves endpoint.heartbeat rows to the prober,
+// which sends them on its own fixed cadence; this is how it finds them. A
+// row whose JSON does not name the type is skipped before it is decoded,
+// so the scan stays cheap behind an outage's backlog.
+func (s *Store) DueOfType(typ string, now time.Time) ([]store.DueDelivery, error) {
+	var out []store.DueDelivery
+	mark, err := json.Marshal(typ)
+	if err != nil {
+		return nil, err
+	}
+	mark = append([]byte(`"type":`), mark...)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		outbox := tx.Bucket(bucketOutbox)
+		return tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
+			if !bytes.Contains(v, mark) {
+				return nil
+			}
+			var d store.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
+			}
+			if d.Type != typ || d.NextAt.After(now) {
+				return nil
+			}
+			body := outbox.Get(u64(d.Seq))
+			if body == nil {
+				return fmt.Errorf("outbox event %d of a pending delivery is missing", d.Seq)
+			}
+			out = append(out, store.DueDelivery{Delivery: d, Body: bytes.Clone(body)})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PendingOf returns every delivery still owed to endpoint, in recording
+// order, reading only that endpoint's rows.
+func (s *Store) PendingOf(endpoint string) ([]store.Delivery, error) {
+	var out []store.Delivery
+	prefix := append([]byte(endpoint), 0)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			var d store.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RecordAttempts stores the outcomes of attempts in one transaction. An
+// attempt for a row no longer pending (recorded already) is skipped; one
+// without an outcome (escalation.AttemptNone, or a value this binary does
+// not know) fails the whole write, so a deliverer that forgot to decide
+// never turns into a silent retry or a silent archive.
+func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
+	for _, a := range attempts {
+		switch a.Outcome {
+		case escalation.AttemptDelivered, escalation.AttemptFailed, escalation.AttemptGaveUp,
+			escalation.AttemptHeld, escalation.AttemptAbandoned:
+		default:
+			return fmt.Errorf("store: record attempts: delivery %s/%d has no outcome (%v)", a.Endpoint, a.Seq, a.Outcome)
+		}
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		pending, delivered := tx.Bucket(bucketPending), tx.Bucket(bucketDelivered)
+		for _, a := range attempts {
+			key := pendingKey(a.Endpoint, a.Seq)
+			raw := pending.Get(key)
+			if raw == nil {
+				continue // recorded already (a duplicate attempt)
+			}
+			var d store.Delivery
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			if a.Outcome.Sent() {
+				d.Attempts++
+			}
+			switch {
+			case a.Outcome == escalation.AttemptHeld:
+				if a.Secondary != "" && !d.SecondaryQueued {
+					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+						return err
+					}
+					if err := putJSON(pending, key, d); err != nil {
+						return err
+					}
+				}
+			case a.Outcome.Done():
+				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.Outcome != escalation.AttemptDelivered, a.Err
+				if err := pending.Delete(key); err != nil {
+					return err
+				}
+				if err := putJSON(delivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
+					return err
+				}
+			default: // AttemptFailed
+				if d.FirstFailure.IsZero() {
+					d.FirstFailure = now.UTC()
+				}
+				d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
+				if a.Secondary != "" && !d.SecondaryQueued {
+					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+						return err
+					}
+				}
+				if err := putJSON(pending, key, d); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Pending returns every delivery not yet done.
+func (s *Store) Pending() ([]store.Delivery, error) {
+	return listDeliveries(s, bucketPending)
+}
+
+// Delivered returns every archived delivery, oldest first.
+func (s *Store) Delivered() ([]store.Delivery, error) {
+	return listDeliveries(s, bucketDelivered)
+}
+
+func listDeliveries(s *Store, bucket []byte) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+			var d store.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Prune deletes archived deliveries done before cutoff, outbox events
+// recorded before cutoff that are routed and owed to no endpoint any more,
+// and processed inbound ids older than cutoff (platforms redeliver within
+// hours, not weeks). It returns how many outbox events it removed.
+func (s *Store) Prune(cutoff time.Time) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		c := tx.Bucket(bucketDelivered).Cursor()
+		limit := u64(uint64(cutoff.UnixNano()))
+		var old [][]byte
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+			old = append(old, bytes.Clone(k))
+		}
+		for _, k := range old {
+			if err := tx.Bucket(bucketDelivered).Delete(k); err != nil {
+				return err
+			}
+		}
+		owed := map[uint64]bool{}
+		tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			owed[binary.BigEndian.Uint64(k[len(k)-8:])] = true
+			return nil
+		})
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		outbox := tx.Bucket(bucketOutbox)
+		var gone [][]byte
+		oc := outbox.Cursor()
+		for k, v := oc.First(); k != nil && binary.BigEndian.Uint64(k) <= routed; k, v = oc.Next() {
+			var ev struct {
+				CreatedAt time.Time `json:"created_at"`
+			}
+			if json.Unmarshal(v, &ev) == nil && ev.CreatedAt.Before(cutoff) && !owed[binary.BigEndian.Uint64(k)] {
+				gone = append(gone, bytes.Clone(k))
+			}
+		}
+		for _, k := range gone {
+			if err := outbox.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		inbound := tx.Bucket(bucketInbound)
+		var seen [][]byte
+		inbound.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.Unix() {
+				seen = append(seen, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range seen {
+			if err := inbound.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Heartbeat records a signed endpoint.heartbeat for endpoint if none was
+// recorded within every. It reports whether one was recorded.
+//
+// The prober asks for every endpoint on every tick: a read transaction
+// answers "not due" without the write (and fsync) of an update.
+func (s *Store) Heartbeat(endpoint, embassy string, now time.Time, every time.Duration) (bool, error) {
+	key := []byte("heartbeat:" + endpoint)
+	recent := func(meta *bolt.Bucket) bool {
+		v := meta.Get(key)
+		return len(v) == 8 && now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(v)))) < every
+	}
+	due := true
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		due = !recent(tx.Bucket(bucketMeta))
+		return nil
+	}); err != nil || !due {
+		return false, err
+	}
+	recorded := false
+	err := s.update(func(tx *bolt.Tx) error {
+		recorded = false
+		meta := tx.Bucket(bucketMeta)
+		if recent(meta) {
+			return nil
+		}
+		outbox := tx.Bucket(bucketOutbox)
+		seq, err := outbox.NextSequence()
+		if err != nil {
+			return err
+		}
+		ev := store.Event{ID: newEventID(), Type: escalation.TypeEndpointHeartbeat, Version: store.EventVersion, CreatedAt: now.UTC(),
+			EmbassyID: embassy, Severity: escalation.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
+		if err := putJSON(outbox, u64(seq), ev); err != nil {
+			return err
+		}
+		recorded = true
+		return meta.Put(key, u64(uint64(now.UnixNano())))
+	})
+	return recorded, err
+}
+
+// Backlog counts what delivery still owes: pending rows plus outbox events
+// not yet routed.
+func (s *Store) Backlog() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketPending).Stats().KeyN
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := c.Seek(u64(routed + 1)); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// queueSecondary gives the event of d a pending row for the secondary
+// endpoint as well.
+func queueSecondary(pending *bolt.Bucket, d *store.Delivery, secondary string, now time.Time) error {
+	d.SecondaryQueued = true
+	sec := store.Delivery{Endpoint: secondary, Seq: d.Seq, EventID: d.EventID, Type: d.Type,
+		CaseID: d.CaseID, Critical: d.Critical, NextAt: now.UTC()}
+	return putJSON(pending, pendingKey(secondary, d.Seq), sec)
+}
+
+// unrouted reports whether the outbox holds events not yet routed.
+func (s *Store) unrouted() (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var routed uint64
+		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
+			routed = binary.BigEndian.Uint64(v)
+		}
+		k, _ := tx.Bucket(bucketOutbox).Cursor().Seek(u64(routed + 1))
+		found = k != nil
+		return nil
+	})
+	return found, err
+}

@@ -1,0 +1,281 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The send queue and the purge list (DESIGN §3, §4): every reply a
+// transaction produces is written, in that same transaction, as a SendItem;
+// the runner sends it after the commit and removes it once the platform
+// accepted it (AckSends). What was not acknowledged — a crash, a SIGTERM, a
+// platform outage — is still here at the next start, or when the citizen's
+// message is redelivered, and goes out then.
+//
+// The purge list holds the platform ids of messages to delete later: the
+// citizen's own message when a result asks to delete it, and the bot's
+// Sensitive messages once sent. Each row has a due time and a deadline
+// (platforms refuse deletes of old messages); deletes are network I/O and
+// happen outside any transaction (DuePurges, SettlePurges).
+
+var (
+	bucketSendq = []byte("sendq") // user key ‖ 0x00 ‖ seq → SendItem
+	bucketPurge = []byte("purge") // user key ‖ 0x00 ‖ seq → PurgeRow
+)
+
+func init() { allBuckets = append(allBuckets, bucketSendq, bucketPurge) }
+
+func userPrefix(key string) []byte { return append([]byte(key), 0) }
+
+func userSeqKey(key string, seq uint64) []byte { return append(userPrefix(key), u64(seq)...) }
+
+// writeSends queues a result's replies and clean-up; it runs inside
+// Process's transaction. It returns the items written and how many purge
+// rows are due at once.
+func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result, now time.Time) ([]store.SendItem, int, error) {
+	if to == nil {
+		return nil, 0, nil
+	}
+	addr := to.Address
+	if addr == "" {
+		addr = res.State.Address
+	}
+	purges := 0
+	if res.DeleteInbound && to.DeleteID != "" {
+		pb := tx.Bucket(bucketPurge)
+		seq, err := pb.NextSequence()
+		if err != nil {
+			return nil, 0, err
+		}
+		row := store.PurgeRow{UserKey: key, Channel: to.Channel, Address: addr, MsgID: to.DeleteID, Due: now.UTC(),
+			Deadline: to.DeleteBy.UTC(), Inbound: true}
+		if err := putJSON(pb, userSeqKey(key, seq), row); err != nil {
+			return nil, 0, err
+		}
+		purges++
+	}
+	if len(res.Replies) == 0 && !res.PurgeSensitive {
+		return nil, purges, nil
+	}
+	if addr == "" {
+		// Nowhere to send (an erased registrant of a timer): nothing to queue.
+		return nil, purges, nil
+	}
+	q := tx.Bucket(bucketSendq)
+	seq, err := q.NextSequence()
+	if err != nil {
+		return nil, 0, err
+	}
+	it := store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
+		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
+	if err := putJSON(q, userSeqKey(key, seq), it); err != nil {
+		return nil, 0, err
+	}
+	return []store.SendItem{it}, purges, nil
+}
+
+// PendingSends returns the unsent items of one citizen, or of everyone when
+// userKey is empty: per citizen in the order they were written.
+func (s *Store) PendingSends(userKey string) ([]store.SendItem, error) {
+	var out []store.SendItem
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSendq).Cursor()
+		prefix := []byte(nil)
+		if userKey != "" {
+			prefix = userPrefix(userKey)
+		}
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var it store.SendItem
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("send queue row %x is unreadable: %w", k, err)
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// StillQueued reports whether an item is still in the send queue (not yet
+// acknowledged). The runner asks after claiming an item it read earlier:
+// its acknowledgement may have committed in between.
+func (s *Store) StillQueued(userKey string, seq uint64) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketSendq).Get(userSeqKey(userKey, seq)) != nil
+		return nil
+	})
+	return found, err
+}
+
+// AckSends removes settled items and records what their sending asks for
+// (ids to purge later, a purge now), all in one write that shares a group
+// commit with whatever else is being written. An ack lost in a crash only
+// means the item is sent again at the next start.
+func (s *Store) AckSends(acks []store.SendAck) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	if err := s.writeFault(); err != nil {
+		return fmt.Errorf("store: ack sends: %w", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		q, pb := tx.Bucket(bucketSendq), tx.Bucket(bucketPurge)
+		for _, a := range acks {
+			if err := q.Delete(userSeqKey(a.UserKey, a.Seq)); err != nil {
+				return err
+			}
+			for _, row := range a.Remember {
+				seq, err := pb.NextSequence()
+				if err != nil {
+					return err
+				}
+				row.UserKey = a.UserKey
+				if err := putJSON(pb, userSeqKey(a.UserKey, seq), row); err != nil {
+					return err
+				}
+			}
+			if a.Purge {
+				if err := makeDue(pb, a.UserKey, a.PurgeAt); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: ack sends: %w", err)
+	}
+	return nil
+}
+
+// makeDue brings every purge row of a citizen forward to at.
+func makeDue(pb *bolt.Bucket, userKey string, at time.Time) error {
+	prefix := userPrefix(userKey)
+	type kv struct{ k, v []byte }
+	var changed []kv
+	c := pb.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var row store.PurgeRow
+		if err := json.Unmarshal(v, &row); err != nil {
+			return fmt.Errorf("purge row %x is unreadable: %w", k, err)
+		}
+		if row.Due.After(at) {
+			row.Due = at.UTC()
+			enc, err := json.Marshal(row)
+			if err != nil {
+				return err
+			}
+			changed = append(changed, kv{append([]byte(nil), k...), enc})
+		}
+	}
+	for _, e := range changed {
+		if err := pb.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DuePurges returns the purge rows due at now, and the earliest due time
+// of the others (zero if none).
+func (s *Store) DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error) {
+	var due []store.PurgeRow
+	var next time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPurge).ForEach(func(k, v []byte) error {
+			var row store.PurgeRow
+			if err := json.Unmarshal(v, &row); err != nil {
+				return fmt.Errorf("purge row %x is unreadable: %w", k, err)
+			}
+			if row.Due.After(now) {
+				if next.IsZero() || row.Due.Before(next) {
+					next = row.Due
+				}
+				return nil
+			}
+			row.Key = append([]byte(nil), k...)
+			due = append(due, row)
+			return nil
+		})
+	})
+	return due, next, err
+}
+
+// SettlePurges removes the rows in done and rewrites those in retry (with
+// their new Due and Tries), in one write.
+func (s *Store) SettlePurges(done, retry []store.PurgeRow) error {
+	if len(done)+len(retry) == 0 {
+		return nil
+	}
+	if err := s.writeFault(); err != nil {
+		return fmt.Errorf("store: settle purges: %w", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketPurge)
+		for _, row := range done {
+			if err := pb.Delete(row.Key); err != nil {
+				return err
+			}
+		}
+		for _, row := range retry {
+			if pb.Get(row.Key) == nil {
+				continue
+			}
+			if err := putJSON(pb, row.Key, row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: settle purges: %w", err)
+	}
+	return nil
+}
+
+// PurgeRows returns every row of the purge list (for tests and checks).
+func (s *Store) PurgeRows() ([]store.PurgeRow, error) {
+	rows, _, err := s.DuePurges(time.Unix(1<<40, 0))
+	return rows, err
+}
+
+// writeFaults holds the write writeFaults injected by SetWriteFault, per store.
+var writeFaults sync.Map // *Store → error
+
+// SetWriteFault makes every event write of this store fail with err, as a
+// full or failing disk would, until it is called again with nil. Reads
+// keep working. It exists for drills and for the tests that prove an
+// update is never dropped because the store could not write.
+func (s *Store) SetWriteFault(err error) {
+	if err == nil {
+		writeFaults.Delete(s)
+		return
+	}
+	writeFaults.Store(s, err)
+}
+
+func (s *Store) writeFault() error {
+	if v, ok := writeFaults.Load(s); ok {
+		return v.(error)
+	}
+	return nil
+}
+
+// badEvent turns a panic inside an event's transaction into ErrBadEvent.
+// Only the runtime's own description is kept: a panic value could carry
+// message text.
+func badEvent(p any) error {
+	if re, ok := p.(runtime.Error); ok {
+		return fmt.Errorf("%w: panicked: %s", store.ErrBadEvent, re.Error())
+	}
+	return fmt.Errorf("%w: panicked (%T)", store.ErrBadEvent, p)
+}

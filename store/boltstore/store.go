@@ -1,0 +1,488 @@
+// Package boltstore is the bbolt storage engine: it keeps all durable
+// state in one bbolt file — registrants, the due-time index, cases, the
+// escalation outbox, processed inbound ids, the hash-chained audit trail
+// and the schema version (DESIGN §8). It implements the contract of package
+// store (bot.Store, webhook.Outbox) and passes the conformance suite in
+// store/storetest.
+//
+// It is the only package that imports bbolt. Its one write path, Process,
+// commits every effect of one event — new state, due-index entry, case
+// changes, outbox events, inbound id, audit entries — in a single
+// transaction, so an escalation is durable before the citizen sees a reply
+// and is never recorded without the state change that caused it. Writes of
+// different registrants share commits (group commit), which is what lets
+// thousands of citizens check in per second on one fsync-bound file.
+package boltstore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this binary reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketRegistrants = []byte("registrants")
+	bucketDue         = []byte("due")
+	bucketCases       = []byte("cases")
+	bucketOutbox      = []byte("outbox")
+	bucketInbound     = []byte("inbound")
+	bucketAudit       = []byte("audit")
+
+	keySchema    = []byte("schema")
+	keyAuditHead = []byte("audit_head")
+
+	allBuckets = [][]byte{bucketMeta, bucketRegistrants, bucketDue, bucketCases, bucketOutbox, bucketInbound, bucketAudit}
+)
+
+// Store is an open data file. It is safe for concurrent use.
+type Store struct {
+	db      *bolt.DB
+	path    string
+	created bool // Open made a new file (see Created)
+
+	// Writes go through one committer goroutine (group commit): see commitLoop.
+	mu       sync.RWMutex // guards closed and sending on reqs
+	closed   bool
+	reqs     chan *writeRequest
+	loopDone chan struct{}
+}
+
+// maxGroup bounds how many events share one commit.
+const maxGroup = 1000
+
+type writeRequest struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// update runs fn in a write transaction shared with whatever other writes
+// are waiting. Unlike bbolt's Batch it never waits for company: a lone
+// write commits at once, and under load each commit carries every write
+// that queued during the previous one. fn may run more than once (when
+// another write of its group fails) and must have no side effects.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	r := &writeRequest{fn: fn, done: make(chan error, 1)}
+	s.reqs <- r
+	s.mu.RUnlock()
+	return <-r.done
+}
+
+// commitLoop is the single writer: it takes all queued writes, commits them
+// together, and answers each.
+func (s *Store) commitLoop() {
+	defer close(s.loopDone)
+	var group []*writeRequest
+	for first := range s.reqs {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup commits a group; a write that fails is answered with its error
+// and the rest are committed without it.
+func (s *Store) commitGroup(group []*writeRequest) {
+	for len(group) > 0 {
+		failed, ferr := -1, error(nil)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, r := range group {
+				if err := runSafely(r.fn, tx); err != nil {
+					failed, ferr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+		group[failed].done <- ferr
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
+// runSafely turns a panic in a write into an error for that write alone, so
+// one bad event cannot stop every other write.
+func runSafely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+// Close finishes queued writes and closes the data file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.loopDone
+	return s.db.Close()
+}
+
+// Path is the data file's location.
+func (s *Store) Path() string { return s.path }
+
+// Process applies one event for the registrant under key in one
+// transaction. inboundID, when not empty, is the channel's message id: an
+// id seen before makes Process a no-op reporting Duplicate. Concurrent calls
+// for different registrants are batched into shared commits; callers must
+// serialise calls for the same registrant. Process queues no replies: it is
+// for callers that deliver nothing to a citizen (ProcessSend does).
+func (s *Store) Process(key, inboundID string, now time.Time, h store.Handler) (store.Outcome, error) {
+	return s.ProcessSend(key, inboundID, now, nil, h)
+}
+
+// ProcessSend is Process that also writes the result's replies and
+// clean-up to the send queue and purge list, in the same transaction as
+// the state change, so a reply is exactly as durable as what it confirms.
+// A handler that panics, or a registrant record that cannot be read, fails
+// with ErrBadEvent; any other error means the store cannot write now.
+func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) (store.Outcome, error) {
+	if err := s.writeFault(); err != nil {
+		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
+	var out store.Outcome
+	err := s.update(func(tx *bolt.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = badEvent(p)
+			}
+		}()
+		out = store.Outcome{}
+		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
+			out.Duplicate = true
+			return nil
+		}
+		regs := tx.Bucket(bucketRegistrants)
+		var prev dialogs.State
+		raw := regs.Get([]byte(key))
+		if raw != nil {
+			if err := json.Unmarshal(raw, &prev); err != nil {
+				return fmt.Errorf("%w: registrant record is corrupt: %w", store.ErrBadEvent, err)
+			}
+		}
+		res := h(prev, raw != nil)
+		st := &res.State
+		events, err := writeEscalations(tx, key, st, res.Escalations, now)
+		if err != nil {
+			return err
+		}
+		due := tx.Bucket(bucketDue)
+		if at := prev.DueAt(); !at.IsZero() {
+			if err := due.Delete(dueKey(at, key)); err != nil {
+				return err
+			}
+		}
+		if res.Erase {
+			if err := regs.Delete([]byte(key)); err != nil {
+				return err
+			}
+		} else {
+			if at := st.DueAt(); !at.IsZero() {
+				if err := due.Put(dueKey(at, key), nil); err != nil {
+					return err
+				}
+			}
+			enc, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := regs.Put([]byte(key), enc); err != nil {
+				return err
+			}
+		}
+		if inboundID != "" {
+			if err := tx.Bucket(bucketInbound).Put([]byte(inboundID), u64(uint64(now.Unix()))); err != nil {
+				return err
+			}
+		}
+		subject := dialogs.Pseudonym(key)
+		for _, a := range res.Audit {
+			if err := appendAudit(tx, now, subject, a); err != nil {
+				return err
+			}
+		}
+		for _, e := range events {
+			if err := appendAudit(tx, now, subject, "escalation "+e.Type+" "+e.ID); err != nil {
+				return err
+			}
+		}
+		sends, purges, err := writeSends(tx, key, to, res, now)
+		if err != nil {
+			return err
+		}
+		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
+		return nil
+	})
+	if err != nil {
+		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
+	return out, nil
+}
+
+// writeEscalations assigns cases and ids and appends the events to the
+// outbox. It updates st.OpenCase when a case is opened.
+func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]store.Event, error) {
+	var events []store.Event
+	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
+	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
+	for _, esc := range escs {
+		ev := store.Event{
+			ID: newEventID(), Type: esc.Type, Version: store.EventVersion, CreatedAt: now.UTC(),
+			EmbassyID: esc.EmbassyID, Severity: esc.Severity, DoNotContact: esc.DoNotContact || st.DoNotContact,
+			Registrant: &esc.Registrant, Details: esc.Details,
+		}
+		if ev.Details == nil {
+			ev.Details = map[string]any{}
+		}
+		if esc.Case == dialogs.CaseOpen || (esc.Case == dialogs.CaseAppend && st.OpenCase != "") {
+			c, err := openCase(cases, key, st, esc.EmbassyID, now)
+			if err != nil {
+				return nil, err
+			}
+			c.Seq++
+			c.UpdatedAt = now.UTC()
+			c.Types = append(c.Types, esc.Type)
+			if err := putJSON(cases, []byte(c.ID), c); err != nil {
+				return nil, err
+			}
+			ev.CaseID, ev.CaseSeq = c.ID, c.Seq
+		}
+		seq, err := outbox.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if err := putJSON(outbox, u64(seq), ev); err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// openCase returns the registrant's open case, creating one if needed.
+func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string, now time.Time) (store.Case, error) {
+	if st.OpenCase != "" {
+		var c store.Case
+		if raw := cases.Get([]byte(st.OpenCase)); raw != nil {
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return store.Case{}, fmt.Errorf("case %s is corrupt: %w", st.OpenCase, err)
+			}
+			if c.Status != escalation.CaseStatusResolved {
+				return c, nil
+			}
+		}
+	}
+	seq, err := cases.NextSequence()
+	if err != nil {
+		return store.Case{}, err
+	}
+	c := store.Case{ID: fmt.Sprintf("case_%06d", seq), EmbassyID: embassy, UserKey: key, Status: escalation.CaseStatusOpen,
+		OpenedAt: now.UTC(), UpdatedAt: now.UTC()}
+	st.OpenCase = c.ID
+	return c, nil
+}
+
+// appendAudit adds one hash-chained entry.
+func appendAudit(tx *bolt.Tx, now time.Time, subject, action string) error {
+	audit, meta := tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)
+	seq, err := audit.NextSequence()
+	if err != nil {
+		return err
+	}
+	e := store.AuditEntry{Seq: seq, At: now.UTC(), Subject: subject, Action: action, Prev: string(meta.Get(keyAuditHead))}
+	e.Hash = auditHash(e)
+	if err := putJSON(audit, u64(seq), e); err != nil {
+		return err
+	}
+	return meta.Put(keyAuditHead, []byte(e.Hash))
+}
+
+func auditHash(e store.AuditEntry) string {
+	e.Hash = ""
+	b, _ := json.Marshal(e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerifyAudit walks the audit chain and reports the first broken link.
+func (s *Store) VerifyAudit() (entries int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		prev := ""
+		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.Prev != prev || auditHash(e) != e.Hash {
+				return fmt.Errorf("audit chain broken at entry %d", e.Seq)
+			}
+			prev = e.Hash
+			entries++
+			return nil
+		})
+	})
+	return entries, err
+}
+
+// Audit returns every audit entry in order.
+func (s *Store) Audit() ([]store.AuditEntry, error) {
+	var out []store.AuditEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Registrant returns the stored state under key.
+func (s *Store) Registrant(key string) (dialogs.State, bool, error) {
+	var st dialogs.State
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketRegistrants).Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &st)
+	})
+	return st, found, err
+}
+
+// Due returns the keys of registrants whose timer is at or before now, in
+// timer order.
+func (s *Store) Due(now time.Time) ([]string, error) {
+	var keys []string
+	limit := u64(uint64(now.UnixNano()))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+			keys = append(keys, string(k[8:]))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// NextTimer returns the earliest armed timer, if any.
+func (s *Store) NextTimer() (time.Time, bool, error) {
+	var at time.Time
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketDue).Cursor().First()
+		if k != nil {
+			at, found = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(), true
+		}
+		return nil
+	})
+	return at, found, err
+}
+
+// Outbox returns the events in the outbox, oldest first.
+func (s *Store) Outbox() ([]store.Event, error) {
+	var out []store.Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+			var e store.Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// CaseByID returns a case.
+func (s *Store) CaseByID(id string) (store.Case, bool, error) {
+	var c store.Case
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketCases).Get([]byte(id))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &c)
+	})
+	return c, found, err
+}
+
+// dueKey is the due-index key: 8-byte big-endian Unix nanoseconds ‖ user
+// key, so a cursor from First() walks timers in order.
+func dueKey(at time.Time, key string) []byte {
+	return append(u64(uint64(at.UnixNano())), key...)
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, enc)
+}
+
+// newEventID returns "evt_" and 26 random base32 characters: unique without
+// coordination, and the same on every delivery attempt of the event.
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
