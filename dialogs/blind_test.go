@@ -113,7 +113,7 @@ func containsVocabulary(e *dialogs.Engine, s string) bool {
 	for _, l := range e.Catalog.Languages() {
 		w := e.Catalog.Words(l.Tag)
 		for _, list := range [][]string{w.Checkin, w.Help, w.Stop, w.Pause, w.Delete, w.Status, w.Settings,
-			w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip} {
+			w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip, w.Snooze} {
 			for _, p := range list {
 				if strings.Contains(" "+n+" ", " "+p+" ") || strings.Contains(joined, strings.ReplaceAll(p, " ", "")) && utf8.RuneCountInString(p) > 1 {
 					return true
