@@ -219,7 +219,7 @@ func blindStatuses(t *testing.T, e *dialogs.Engine, base dialogs.State, later ti
 		"due-capped": set(func(s *dialogs.State) {
 			s.Ladder, s.PromptedAt, s.Timer = 2, later.Add(-70*time.Minute), later.Add(50*time.Minute)
 		}),
-		"covert-flow":    set(func(s *dialogs.State) { s.CovertFlow = true }),
+		"covert-flow": set(func(s *dialogs.State) { s.CovertFlow = true }),
 	}
 }
 

@@ -59,8 +59,7 @@ func TestSnoozeNeverPostponesEscalationPastCap(t *testing.T) {
 	zone, _ := time.LoadLocation("Asia/Phnom_Penh")
 	accepted, refused, cases := map[string]int{}, 0, 0
 	for pname, pol := range snoozePolicies(e0) {
-		e := *e0
-		e.Policy = pol
+		e := dialogs.Engine{Catalog: e0.Catalog, Directory: e0.Directory, Policy: pol, Pepper: e0.Pepper}
 		for _, stage := range ladderStages {
 			if stage.stage == 0 || stage.stage >= 4 {
 				continue // nothing due yet / already escalated: covered by TestSnoozeNothingToPostpone
@@ -165,5 +164,77 @@ func TestSnoozeNeverPostponesEscalationPastCap(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Error("no snooze was refused: the cap was never reached")
+	}
+}
+
+// TestSnoozeNothingToPostpone: pressing an old snooze button (or typing a
+// snooze word) where nothing can be postponed moves no timer and says why:
+// past the cap or already escalated, "cannot be put off any longer" and
+// the question again with two answers; with nothing due, "nothing to put
+// off"; a covertly stopped or deleted phone sees exactly what a really
+// stopped or deleted one sees.
+func TestSnoozeNothingToPostpone(t *testing.T) {
+	e := newEngine(t)
+	base := registered(t, e)
+	now := testNow.Add(5 * time.Hour)
+	set := func(f func(*dialogs.State)) dialogs.State { s := base; f(&s); return s }
+	stopped, _ := say(e, base, testNow, "/stop", "1")
+	covertStopped, _ := say(e, base, testNow, "/stop blue mango", "1")
+	deleted, _ := say(e, base, testNow, "/delete", "1")
+	covertDeleted, _ := say(e, base, testNow, "/delete blue mango", "1")
+	limit := e.Catalog.Text("en", "SnoozeLimit", nil)
+	nothing := e.Catalog.Text("en", "SnoozeNothing", nil)
+	cases := []struct {
+		name string
+		st   dialogs.State
+		want []string // reply texts, in order
+		like string   // or: exactly what the phone of this case sees
+	}{
+		{name: "not-due", st: base, want: []string{nothing}},
+		{name: "paused", st: set(func(s *dialogs.State) {
+			s.Status, s.PausedUntil, s.Timer = dialogs.StatusPaused, now.Add(time.Hour), now.Add(time.Hour)
+		}), want: []string{nothing}},
+		{name: "stopped", st: stopped, want: []string{nothing}},
+		{name: "covert-stopped", st: set(func(s *dialogs.State) {
+			*s = covertStopped
+			s.Ladder, s.PromptedAt, s.Timer = 1, now.Add(-5*time.Minute), now.Add(55*time.Minute) // silently due
+		}), like: "stopped"},
+		{name: "past-cap", st: set(func(s *dialogs.State) {
+			s.Ladder, s.PromptedAt, s.Timer = 2, now.Add(-61*time.Minute), now.Add(59*time.Minute)
+		}), want: []string{limit, e.Catalog.Text("en", "DuePrompt", nil)}},
+		{name: "escalated", st: set(func(s *dialogs.State) {
+			s.Ladder, s.Overdue, s.PromptedAt, s.Timer = 4, true, now.Add(-10*time.Minute), now.Add(time.Hour)
+		}), want: []string{limit, e.Catalog.Text("en", "DuePrompt", nil)}},
+		{name: "deleted", st: deleted},
+		{name: "covert-deleted", st: covertDeleted, like: "deleted"},
+	}
+	seen := map[string]string{}
+	for _, c := range cases {
+		for _, in := range []dialogs.Input{{Kind: dialogs.KindButton, Text: "snooze"}, {Kind: dialogs.KindText, Text: "later"}} {
+			in.Key, in.Channel, in.Address = "user-1", "telegram", "1001"
+			res := e.Handle(c.st, in, now)
+			if slices.Contains(res.Audit, "checkin.snoozed") || !res.State.Timer.Equal(c.st.Timer) || !res.State.SnoozedUntil.IsZero() {
+				t.Errorf("%s/%v: snoozed (timer %v→%v)", c.name, in.Kind, c.st.Timer, res.State.Timer)
+			}
+			view := phoneView(res)
+			if in.Kind == dialogs.KindButton {
+				seen[c.name] = view
+				var texts []string
+				for _, r := range res.Replies {
+					texts = append(texts, r.Text)
+					for _, b := range r.Buttons {
+						if b.Data == "snooze" {
+							t.Errorf("%s: a snooze button where nothing can be postponed", c.name)
+						}
+					}
+				}
+				if c.want != nil && !slices.Equal(texts, c.want) {
+					t.Errorf("%s: replies %q, want %q", c.name, texts, c.want)
+				}
+			}
+			if c.like != "" && in.Kind == dialogs.KindButton && view != seen[c.like] {
+				t.Errorf("%s: the phone sees what %s does not\n%s", c.name, c.like, diff(seen[c.like], view))
+			}
+		}
 	}
 }
