@@ -102,6 +102,10 @@ type Checkin struct {
 	EscalateAfter      Duration   `toml:"escalate_after"`
 	ReescalateEvery    Duration   `toml:"reescalate_every"`
 	MaxPause           Duration   `toml:"max_pause"`
+	// Snooze is how long "Remind me in 30 minutes" postpones a due
+	// check-in (at most 1h: every snooze ends by an hour after the due
+	// prompt was delivered, DESIGN §2 flow 6).
+	Snooze Duration `toml:"snooze"`
 }
 
 // Country is one [[country]] entry.
@@ -343,6 +347,7 @@ func (c *Config) Policy() dialogs.Policy {
 	override(&p.EscalateAfter, c.Checkin.EscalateAfter)
 	override(&p.ReescalateEvery, c.Checkin.ReescalateEvery)
 	override(&p.MaxPause, c.Checkin.MaxPause)
+	override(&p.Snooze, c.Checkin.Snooze)
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
 	p.NeutralWording = c.NeutralWording
 	p.OperatorNames = c.OperatorNames

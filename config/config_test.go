@@ -264,6 +264,8 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "NegativeReescalate", code: errs.EINVALID, text: add("[checkin]\nreescalate_every = \"-1h\"\n"), key: "checkin.reescalate_every", msg: "test.toml: checkin.reescalate_every: must be positive"},
 		{name: "LongPause", code: errs.EINVALID, text: add("[checkin]\nmax_pause = \"400h\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
 		{name: "NegativePause", code: errs.EINVALID, text: add("[checkin]\nmax_pause = \"-1s\"\n"), key: "checkin.max_pause", msg: "test.toml: checkin.max_pause: must be between 1s and 336h (14 days)"},
+		{name: "LongSnooze", code: errs.EINVALID, text: add("[checkin]\nsnooze = \"90m\"\n"), key: "checkin.snooze", msg: "test.toml: checkin.snooze: must be between 1s and 1h (a snooze is capped at 1h past the original due time)"},
+		{name: "NegativeSnooze", code: errs.EINVALID, text: add("[checkin]\nsnooze = \"-5m\"\n"), key: "checkin.snooze", msg: "test.toml: checkin.snooze: must be between 1s and 1h (a snooze is capped at 1h past the original due time)"},
 		{name: "NoCountry", code: errs.EMISSING, text: e(countries, ""), key: "country", msg: "test.toml: country: at least one [[country]] is needed"},
 		{name: "CountryCodeFormat", code: errs.EINVALID, text: e(`code = "KH"`, `code = "kh"`), key: "country[1].code", msg: "test.toml: country[1].code: \"kh\" is not an ISO 3166 alpha-2 code like \"KH\""},
 		{name: "CountryTwice", code: errs.ECONFLICT, text: e(`code = "KH"`, `code = "MY"`), key: "country[1].code", msg: "test.toml: country[1].code: \"MY\" is listed twice"},

@@ -48,6 +48,7 @@ var templates = []string{
 	"/stop %[1]s", "/delete %[1]s", "/pause %[1]s", "/start %[1]s", "yes %[1]s", "1 %[1]s", "2 %[1]s",
 	"%[1]s 1", "pause %[1]s", "stop %[1]s", "%[1]s。", "\u200b%[1]s\u200d", "🇰🇭%[1]s🇰🇭", "1️⃣ %[1]s",
 	"%[2]s\n\n%[1]s", "so tired today %[1]s", "%[1]s help", "help %[1]s",
+	"snooze %[1]s", "later, %[1]s", "3 %[1]s", "%[1]s later", "Remind me in 30 minutes %[1]s",
 }
 
 // gluedTemplate puts the keyword right after a check-in word, with no
@@ -113,7 +114,7 @@ func containsVocabulary(e *dialogs.Engine, s string) bool {
 	for _, l := range e.Catalog.Languages() {
 		w := e.Catalog.Words(l.Tag)
 		for _, list := range [][]string{w.Checkin, w.Help, w.Stop, w.Pause, w.Delete, w.Status, w.Settings,
-			w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip} {
+			w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip, w.Snooze} {
 			for _, p := range list {
 				if strings.Contains(" "+n+" ", " "+p+" ") || strings.Contains(joined, strings.ReplaceAll(p, " ", "")) && utf8.RuneCountInString(p) > 1 {
 					return true
@@ -138,8 +139,8 @@ func phoneView(res dialogs.Result) string {
 }
 
 // probe is what a phone can do later to see the consequences of a
-// message: look at its data, wait through reminders and pause ends, check
-// in, ask for the menu.
+// message: look at its data, wait through reminders and pause ends, press
+// "Remind me in 30 minutes", check in, ask for the menu.
 var probe = []struct {
 	after time.Duration
 	in    dialogs.Input
@@ -148,6 +149,7 @@ var probe = []struct {
 	{90 * time.Minute, dialogs.Input{Kind: dialogs.KindTimer, Key: "user-1"}},
 	{26 * time.Hour, dialogs.Input{Kind: dialogs.KindTimer, Key: "user-1"}},
 	{27 * time.Hour, dialogs.Input{Kind: dialogs.KindPromptDelivered, Key: "user-1"}},
+	{27*time.Hour + 10*time.Minute, dialogs.Input{Kind: dialogs.KindButton, Key: "user-1", Text: "snooze"}},
 	{30 * time.Hour, dialogs.Input{Kind: dialogs.KindTimer, Key: "user-1"}},
 	{4 * 24 * time.Hour, dialogs.Input{Kind: dialogs.KindTimer, Key: "user-1"}},
 	{4*24*time.Hour + time.Minute, textInput("/mydata")},
@@ -205,7 +207,19 @@ func blindStatuses(t *testing.T, e *dialogs.Engine, base dialogs.State, later ti
 		"covert-stopped": set(func(s *dialogs.State) { s.Shown, s.ShownNextDue = dialogs.StatusStopped, s.NextDue }),
 		"covert-paused":  set(func(s *dialogs.State) { s.Shown, s.PausedUntil = dialogs.StatusPaused, later.Add(time.Hour) }),
 		"overdue":        set(func(s *dialogs.State) { s.Ladder, s.Overdue = 5, true }),
-		"covert-flow":    set(func(s *dialogs.State) { s.CovertFlow = true }),
+		// Asked "are you safe?" ten minutes ago: a snooze is possible.
+		"due": set(func(s *dialogs.State) {
+			s.Ladder, s.PromptedAt, s.Timer = 1, later.Add(-10*time.Minute), later.Add(50*time.Minute)
+		}),
+		// Snoozed, the question coming back in twenty minutes.
+		"snoozed": set(func(s *dialogs.State) {
+			s.PromptedAt, s.SnoozedUntil, s.Timer = later.Add(-40*time.Minute), later.Add(20*time.Minute), later.Add(20*time.Minute)
+		}),
+		// Reminded, past the snooze cap.
+		"due-capped": set(func(s *dialogs.State) {
+			s.Ladder, s.PromptedAt, s.Timer = 2, later.Add(-70*time.Minute), later.Add(50*time.Minute)
+		}),
+		"covert-flow": set(func(s *dialogs.State) { s.CovertFlow = true }),
 	}
 }
 
@@ -345,7 +359,8 @@ func FuzzKeywordBlind(f *testing.F) {
 		lang := langs[int(seed%uint64(len(langs)))].Tag
 		kw := blindKeywords[lang]
 		statuses := blindStatuses(t, e, base, later)
-		names := []string{"active", "paused", "stopped", "covert-stopped", "covert-paused", "overdue", "covert-flow", "covert-deleted"}
+		names := []string{"active", "paused", "stopped", "covert-stopped", "covert-paused", "overdue", "covert-flow", "covert-deleted",
+			"due", "snoozed", "due-capped"}
 		st := statuses[names[int(statusIdx)%len(names)]]
 		st.Lang, st.Step = lang, dialogs.AllSteps[int(stepIdx)%len(dialogs.AllSteps)]
 		if st.Registered() {
@@ -413,4 +428,64 @@ func TestKeywordBlindReductions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKeywordBlindSnooze: a snooze asked for with the keyword — after the
+// language's snooze words, the button's number or label, alone or before
+// a second snooze or a check-in — shows the phone exactly what the same
+// messages with other words show, in every language and situation, now
+// and later (the time it is asked again included), while the keyword is
+// detected; and where a snooze is possible it does happen.
+func TestKeywordBlindSnooze(t *testing.T) {
+	e := newEngine(t)
+	base := registered(t, e)
+	later := testNow.Add(5 * time.Hour)
+	rng := rand.New(rand.NewPCG(8, 1))
+	sequences := [][]string{
+		{"%[1]s %[2]s"}, {"%[1]s, %[2]s!"}, {"3 %[2]s"}, {"%[2]s", "%[1]s"}, {"%[1]s %[2]s", "%[1]s %[2]s"},
+		{"%[1]s %[2]s", "ok %[2]s"}, {"%[3]s %[2]s"},
+	}
+	snoozed := 0
+	for _, l := range e.Catalog.Languages() {
+		lang, kw := l.Tag, blindKeywords[l.Tag]
+		words := e.Catalog.Words(lang).Snooze
+		label := e.Catalog.Count(lang, "ButtonSnooze", 30, nil)
+		done, _, _ := strings.Cut(e.Catalog.Text(lang, "Snoozed", map[string]any{"When": "\x00"}), "\x00")
+		for name, st0 := range blindStatuses(t, e, base, later) {
+			for _, step := range []dialogs.Step{dialogs.StepDue, dialogs.StepNone, dialogs.StepSettingsMenu} {
+				st := st0
+				st.Lang, st.Step = lang, step
+				if st.Registered() {
+					st.Keyword = dialogs.NewKeyword(transcriptPepper, st.Key, kw)
+				} else {
+					st.Hidden.Keywords = []dialogs.Keyword{dialogs.NewKeyword(transcriptPepper, st.Key, kw)}
+				}
+				for _, seq := range sequences {
+					word := words[rng.IntN(len(words))]
+					other := standIn(rng, e, lang, kw)
+					fill := func(w string) []string {
+						var out []string
+						for _, s := range seq {
+							out = append(out, fmt.Sprintf(s, word, w, label))
+						}
+						return out
+					}
+					seenK, duressK := worldOf(e, st, fill(kw), later)
+					seenW, _ := worldOf(e, st, fill(other), later)
+					if got := substitute(seenW, other, kw); got != seenK {
+						t.Errorf("%s/%s/%s %q: the phone sees a difference\n%s", lang, name, step, fill(kw), diff(seenK, got))
+					}
+					if !duressK {
+						t.Errorf("%s/%s/%s %q: keyword not detected", lang, name, step, fill(kw))
+					}
+					if strings.Contains(seenK, done) {
+						snoozed++
+					} else if (name == "due" || name == "snoozed") && step == dialogs.StepDue && seq[0] != "%[2]s" {
+						t.Errorf("%s/%s/%s %q: no snooze where one is possible\n%s", lang, name, step, fill(kw), seenK)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d worlds showed a snooze", snoozed)
 }

@@ -17,18 +17,18 @@ func checkinSteps() map[Step]stepSpec {
 			// The question of the due prompt, reminders and roll calls, so
 			// its buttons can be answered by number or label as well.
 			prompt: "DuePrompt",
-			// "Are you safe?" — "yes" means safe, "no" means help.
-			options: func(t *turn) []option {
-				w := t.words()
-				return []option{{label: t.text("ButtonSafe", nil), data: "checkin", aliases: w.Yes},
-					{label: t.text("ButtonHelp", nil), data: "sos", aliases: w.No}}
-			},
+			// "Are you safe?" — "yes" means safe, "no" means help, and
+			// while the due may still be postponed, "later" snoozes it.
+			options: func(t *turn) []option { return t.dueOptions() },
 			choose: func(t *turn, o option) {
-				if o.data == "sos" {
+				switch o.data {
+				case "sos":
 					t.sos()
-					return
+				case "snooze":
+					t.snooze()
+				default:
+					t.checkin()
 				}
-				t.checkin()
 			},
 		},
 	}
@@ -76,8 +76,8 @@ func (t *turn) rollCall() {
 	t.prompt("RollCall", map[string]any{"Area": t.in.Area})
 }
 
-// prompt asks "are you safe?" in the words of id, with the two answers as
-// buttons. It opens StepDue unless another question is open, which keeps
+// prompt asks "are you safe?" in the words of id, with its answers
+// (dueOptions) as buttons. It opens StepDue unless another question is open, which keeps
 // its place (the buttons still work there: their data is global). It marks
 // the result as a prompt, so the runner reports its delivery
 // (KindPromptDelivered), from which the missed check-in ladder runs.
@@ -92,6 +92,26 @@ func (t *turn) prompt(id string, data map[string]any) {
 	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data), Buttons: t.dueButtons()})
 }
 
+// dueOptions are the answers to "are you safe?": I'm safe, I need help
+// and — only while the due can still be postponed (snoozable) — "Remind me
+// in 30 minutes". The buttons and the numbers a citizen types come from
+// this one list, so "3" is the third button whenever there is one.
+func (t *turn) dueOptions() []option {
+	w := t.words()
+	opts := []option{{label: t.text("ButtonSafe", nil), data: "checkin", aliases: w.Yes},
+		{label: t.text("ButtonHelp", nil), data: "sos", aliases: w.No}}
+	if t.snoozable() {
+		minutes := int((t.e.Policy.Snooze + time.Minute - 1) / time.Minute)
+		opts = append(opts, option{label: t.e.Catalog.Count(t.st.Lang, "ButtonSnooze", minutes, nil), data: "snooze", aliases: w.Snooze})
+	}
+	return opts
+}
+
+// dueButtons are the buttons of every prompt: the due prompt's options.
 func (t *turn) dueButtons() []Button {
-	return []Button{{Label: t.text("ButtonSafe", nil), Data: "checkin"}, {Label: t.text("ButtonHelp", nil), Data: "sos"}}
+	var out []Button
+	for _, o := range t.dueOptions() {
+		out = append(out, Button{Label: o.label, Data: o.data})
+	}
+	return out
 }

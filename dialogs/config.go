@@ -34,6 +34,8 @@ type Language struct {
 type Words struct {
 	Checkin, Help, Stop, Pause, Delete, Status, Settings, MyData,
 	Language, Menu, Start, Yes, No, Skip []string
+	// Snooze words choose "remind me later" at the check-in question.
+	Snooze []string
 }
 
 // Embassy is one mission and whom it protects.
@@ -69,6 +71,12 @@ type Policy struct {
 	FinalReminderAfter time.Duration
 	EscalateAfter      time.Duration
 	ReescalateEvery    time.Duration
+	// Snooze is how long "Remind me in 30 minutes" postpones a due
+	// check-in's question; SnoozeCap bounds every snooze of one due to that
+	// long after the due prompt was delivered, so a snooze never postpones
+	// the embassy's alert by more than SnoozeCap (DESIGN §2 flow 6: 1 h).
+	Snooze    time.Duration
+	SnoozeCap time.Duration
 	// MaxPause bounds a pause (DESIGN §2: at most 14 days).
 	MaxPause time.Duration
 	// NoticeVersion identifies the consent notice text shown; it is stored
@@ -95,6 +103,8 @@ func DefaultPolicy() Policy {
 		FinalReminderAfter: 2 * time.Hour,
 		EscalateAfter:      3 * time.Hour,
 		ReescalateEvery:    6 * time.Hour,
+		Snooze:             30 * time.Minute,
+		SnoozeCap:          time.Hour,
 		MaxPause:           14 * 24 * time.Hour,
 		NoticeVersion:      "2026-11",
 		Operator:           "the Ministry of Foreign Affairs",
@@ -120,6 +130,10 @@ func (p Policy) Validate() error {
 		return bad(errs.EINVALID, "escalate_after", "must be later than final_reminder_after")
 	case p.ReescalateEvery <= 0:
 		return bad(errs.EINVALID, "reescalate_every", "must be positive")
+	case p.SnoozeCap <= 0 || p.SnoozeCap > time.Hour:
+		return bad(errs.EINVALID, "snooze_cap", "must be between 1s and 1h (DESIGN §2: a snooze never postpones an alert by more than an hour)")
+	case p.Snooze <= 0 || p.Snooze > p.SnoozeCap:
+		return bad(errs.EINVALID, "snooze", "must be between 1s and %s (a snooze is capped at %s past the original due time)", shortDuration(p.SnoozeCap), shortDuration(p.SnoozeCap))
 	case p.MaxPause <= 0 || p.MaxPause > 14*24*time.Hour:
 		return bad(errs.EINVALID, "max_pause", "must be between 1s and 336h (14 days)")
 	}

@@ -255,6 +255,9 @@ func (t *turn) dispatch() {
 		case "sos":
 			t.intent(intentSOS)
 			return
+		case "snooze":
+			t.intent(intentSnooze)
+			return
 		}
 	}
 	text := t.in.Text

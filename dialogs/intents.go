@@ -24,6 +24,9 @@ const (
 	intentDelete
 	intentLanguage
 	intentMenu
+	// intentSnooze: the "Remind me in 30 minutes" button, pressed under any
+	// prompt, whatever question is open now (its data is global).
+	intentSnooze
 )
 
 // commands are the Telegram commands of DESIGN §2. They are parsed here, not
@@ -262,6 +265,8 @@ func (t *turn) intent(in intent) {
 	case intentMenu:
 		t.st.Step = StepNone
 		t.reply("Menu", nil)
+	case intentSnooze:
+		t.snooze()
 	}
 }
 

@@ -52,7 +52,7 @@ func buildVocabulary(cat Catalog) vocabulary {
 		}
 		v.checkin = append(v.checkin, w.Checkin...)
 		for _, list := range [][]string{w.Checkin, w.Stop, w.Pause, w.Delete, w.Status,
-			w.Settings, w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip} {
+			w.Settings, w.MyData, w.Language, w.Menu, w.Start, w.Yes, w.No, w.Skip, w.Snooze} {
 			for _, p := range list {
 				add(p, false)
 			}

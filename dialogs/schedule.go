@@ -43,6 +43,13 @@ import (
 //     so there is no delivery to wait for. Its ladder starts when its due
 //     timer fires and follows the same waits, which puts the first
 //     escalation escalate_after after the due time, as before.
+//   - A snooze ("Remind me in 30 minutes", snooze below) takes the ladder
+//     back to ladderWaiting with its timer at State.SnoozedUntil; then the
+//     question is asked again and the ladder runs afresh from that moment,
+//     without waiting for the delivery (the citizen's own answer proved
+//     the first prompt arrived). Every snooze of one due ends by
+//     PromptedAt + Policy.SnoozeCap, so the escalation comes at most
+//     SnoozeCap later than without snoozing, and never earlier.
 const (
 	ladderWaiting  = 0 // before the due time
 	ladderPrompted = 1 // "Are you safe?" sent
@@ -73,7 +80,7 @@ func (t *turn) zoneOf(country string) *time.Location {
 func (t *turn) schedule() {
 	t.st.NextDue = nextDue(t.now, t.interval(), t.st.CheckinTime, t.zone())
 	t.st.Ladder = ladderWaiting
-	t.st.PromptPending, t.st.PromptedAt = false, time.Time{}
+	t.st.PromptPending, t.st.PromptedAt, t.st.SnoozedUntil = false, time.Time{}, time.Time{}
 	t.st.Timer = t.st.NextDue
 }
 
@@ -143,10 +150,14 @@ func (p Policy) wait(stage int) time.Duration {
 	return p.ReescalateEvery
 }
 
-// ladderPrompt is the message of the rung that reaches stage, if it sends one.
-func ladderPrompt(stage int) string {
-	switch stage {
+// ladderPrompt is the message of the rung that reaches the ladder's current
+// stage, if it sends one: the question asked again after a snooze says so.
+func (t *turn) ladderPrompt() string {
+	switch t.st.Ladder {
 	case ladderPrompted:
+		if !t.st.SnoozedUntil.IsZero() {
+			return "SnoozeOver"
+		}
 		return "DuePrompt"
 	case ladderReminded:
 		return "Reminder"
@@ -193,7 +204,7 @@ func (t *turn) timer() {
 			t.promptSettled()
 			return
 		}
-		t.prompt(ladderPrompt(st.Ladder), nil)
+		t.prompt(t.ladderPrompt(), nil)
 	case st.Ladder != ladderWaiting && late:
 		// The gap (downtime, clock step) does not count: wait again.
 		t.audit("ladder.late")
@@ -205,10 +216,14 @@ func (t *turn) timer() {
 			break
 		}
 		if !quiet {
-			t.prompt(ladderPrompt(st.Ladder), nil)
+			t.prompt(t.ladderPrompt(), nil)
 		}
-		if quiet || st.Unreachable {
+		if quiet || st.Unreachable || (st.Ladder == ladderPrompted && !st.SnoozedUntil.IsZero()) {
 			// Nothing will be confirmed: silent, or proven undeliverable.
+			// Or the question asked again after a snooze, whose ladder
+			// runs from now: the citizen's snooze proved the first prompt
+			// arrived, and waiting for this one's delivery could postpone
+			// the alert past the cap.
 			t.promptSettled()
 			return
 		}
@@ -297,4 +312,76 @@ func (t *turn) hiddenTimer(h *Hidden) {
 		t.audit("ladder." + strconv.Itoa(h.Ladder))
 	}
 	h.Timer = t.now.Add(t.e.Policy.wait(h.Ladder))
+}
+
+// snoozeEnd is the latest moment a snooze of the current due may end:
+// SnoozeCap after the due prompt was delivered (PromptedAt; when its
+// delivery is not yet reported, the citizen's answer now proves it). With
+// a snooze of a minute or more it is a whole minute, rounded down, so the
+// time the citizen is told reads "09:30", never "09:30:17".
+func (t *turn) snoozeEnd() time.Time {
+	start := t.st.PromptedAt
+	if start.IsZero() {
+		start = t.now
+	}
+	end := start.Add(t.e.Policy.SnoozeCap)
+	if t.e.Policy.Snooze >= time.Minute {
+		end = end.Truncate(time.Minute)
+	}
+	return end
+}
+
+// snoozable reports whether the due the phone is being asked about can
+// still be postponed: the phone shows an active registration (what it is
+// shown, never the covert truth, so a covertly stopped phone is answered
+// like a stopped one), a prompt of this due went out or a snooze is
+// running, no escalation was sent, and the cap is not reached.
+func (t *turn) snoozable() bool {
+	st := &t.st
+	if t.visible() != StatusActive || st.Status != StatusActive {
+		return false
+	}
+	inLadder := st.Ladder >= ladderPrompted && st.Ladder < ladderMissed
+	snoozed := st.Ladder == ladderWaiting && !st.SnoozedUntil.IsZero()
+	return (inLadder || snoozed) && !st.Overdue && t.now.Before(t.snoozeEnd())
+}
+
+// snooze postpones the question of a due check-in by Policy.Snooze, at most
+// to snoozeEnd, and says when it will be asked again. It is not a check-in:
+// the ladder starts again from the end of the snooze, so a citizen who
+// never answers is still escalated, at most SnoozeCap later. Past the cap,
+// or with nothing to postpone, it says so and asks nothing new. Like every
+// answer, what it shows depends on the state and the time only.
+func (t *turn) snooze() {
+	st := &t.st
+	if !t.snoozable() {
+		if t.visible() == StatusActive && st.Status == StatusActive && st.Ladder >= ladderPrompted {
+			t.reply("SnoozeLimit", nil)
+			t.ask(StepDue)
+			return
+		}
+		t.reply("SnoozeNothing", nil)
+		t.reprompt()
+		return
+	}
+	end := t.snoozeEnd()
+	if st.PromptedAt.IsZero() {
+		st.PromptedAt = t.now
+	}
+	until := t.now.Add(t.e.Policy.Snooze)
+	if t.e.Policy.Snooze >= time.Minute && !until.Equal(until.Truncate(time.Minute)) {
+		until = until.Truncate(time.Minute).Add(time.Minute)
+	}
+	until = minTime(until, end)
+	st.Ladder, st.PromptPending, st.SnoozedUntil = ladderWaiting, false, until
+	t.arm(until)
+	t.audit("checkin.snoozed")
+	t.reply("Snoozed", map[string]any{"When": t.when(until)})
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -72,8 +72,9 @@ type ladderSim struct {
 	numbers []int
 }
 
-// handle runs one input at the current time and checks what came out.
-func (s *ladderSim) handle(in dialogs.Input) {
+// handle runs one input at the current time, checks what came out and
+// returns it.
+func (s *ladderSim) handle(in dialogs.Input) dialogs.Result {
 	s.t.Helper()
 	in.Key, in.Channel, in.Address = s.st.Key, "telegram", "1001"
 	if in.Kind == dialogs.KindTimer && s.kind != kindVisible && s.started == nil && !s.now.wall.Before(s.due) {
@@ -105,6 +106,7 @@ func (s *ladderSim) handle(in dialogs.Input) {
 			s.t.Fatalf("%s: unexpected %s from the ladder", s.name, esc.Type)
 		}
 	}
+	return res
 }
 
 // checkMissed holds one checkin.missed against the properties.

@@ -235,6 +235,12 @@ type State struct {
 	// (or proven undeliverable, or, when monitoring silently, when it was
 	// due): the moment the missed check-in ladder started. Zero before.
 	PromptedAt time.Time `json:"prompted_at,omitempty"`
+	// SnoozedUntil is when the question the citizen snoozed ("Remind me
+	// in 30 minutes") is asked again: the ladder waits until then, and
+	// every snooze of one due ends by PromptedAt + Policy.SnoozeCap, so the
+	// embassy's alert moves by at most that (schedule.go). Zero when the
+	// current due was never snoozed.
+	SnoozedUntil time.Time `json:"snoozed_until,omitzero"`
 }
 
 // Hidden is what a covert delete keeps out of the phone's sight: the phone

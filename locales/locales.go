@@ -298,7 +298,7 @@ func (c *Catalog) loadWords(lang string) dialogs.Words {
 		Pause: list("WordsPause"), Delete: list("WordsDelete"), Status: list("WordsStatus"),
 		Settings: list("WordsSettings"), MyData: list("WordsMyData"), Language: list("WordsLanguage"),
 		Menu: list("WordsMenu"), Start: list("WordsStart"), Yes: list("WordsYes"), No: list("WordsNo"),
-		Skip: list("WordsSkip"),
+		Skip: list("WordsSkip"), Snooze: list("WordsSnooze"),
 	}
 }
 

@@ -392,6 +392,7 @@ func fastPolicy(p dialogs.Policy) dialogs.Policy {
 	}
 	p.RemindAfter, p.FinalReminderAfter = scale(p.RemindAfter), scale(p.FinalReminderAfter)
 	p.EscalateAfter, p.ReescalateEvery = scale(p.EscalateAfter), scale(p.ReescalateEvery)
+	p.Snooze, p.SnoozeCap = scale(p.Snooze), scale(p.SnoozeCap)
 	return p
 }
 
