@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/checkinbot/checkinbot/api"
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -79,6 +80,9 @@ type App struct {
 	Runner    *bot.Runner
 	Deliverer *webhook.Deliverer
 	Channels  []bot.Channel
+	// API is the embassy API, served under /v1 when an embassy has
+	// api_token_env (nil otherwise).
+	API *api.API
 
 	opt Options
 	log *slog.Logger
@@ -151,6 +155,10 @@ func Open(opt Options) (_ *App, err error) {
 				routes = true
 			}
 		}
+	}
+	if len(opt.Secrets.APITokens) > 0 {
+		a.mountAPI() // the embassy API under /v1 (api.go)
+		routes = true
 	}
 	if opt.Listen == "" && routes {
 		return nil, errors.New("app: a channel receives over HTTP but no listen address is set (telegram.listen)")
