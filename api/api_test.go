@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
-	"github.com/checkinbot/checkinbot/store"
 )
 
 // firstCase returns the embassy's newest case, as the API lists it.
@@ -355,5 +354,3 @@ func registrantKey(t *testing.T, w *world, caseID string) string {
 	}
 	return c.UserKey
 }
-
-var _ = store.CaseQuery{}

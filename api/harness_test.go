@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/checkinbot/checkinbot/api"
 	"github.com/checkinbot/checkinbot/app"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/config"
@@ -55,9 +54,17 @@ type world struct {
 	budi   fakeapi.User // id-mekong
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, edit ...func(*api.Options)) *world {
 	t.Helper()
-	p := apptest.MustRunApp(t, func(o *app.Options) { o.Secrets.APITokens = allTokens })
+	p := apptest.MustRunApp(t, func(o *app.Options) {
+		o.Secrets.APITokens = allTokens
+		o.API = func(opt api.Options) api.Options {
+			for _, f := range edit {
+				f(&opt)
+			}
+			return opt
+		}
+	})
 	w := &world{Program: p, t: t, base: "http://" + p.Addr(),
 		siti: fakeapi.User{ID: 8001, Username: "siti", Lang: "en"}, budi: fakeapi.User{ID: 8002, Username: "budi", Lang: "en"}}
 	w.doc, w.router = loadSpec(t, w.base)
@@ -253,6 +260,3 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(b)
 }
-
-var _ = os.Getenv
-var _ = strings.Contains

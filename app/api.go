@@ -14,6 +14,10 @@ func (a *App) mountAPI() {
 	for _, t := range a.opt.Secrets.APITokens {
 		tokens = append(tokens, api.Token{Embassy: t.Embassy, Label: t.Label, Secret: t.Secret})
 	}
-	a.API = api.New(api.Options{Store: a.Store, Resolver: a.Runner, Tokens: tokens, Now: func() time.Time { return a.Runner.Now() }, Log: a.log})
+	opt := api.Options{Store: a.Store, Resolver: a.Runner, Tokens: tokens, Now: func() time.Time { return a.Runner.Now() }, Log: a.log}
+	if a.opt.API != nil {
+		opt = a.opt.API(opt)
+	}
+	a.API = api.New(opt)
 	a.mux.Handle(api.Prefix, a.API)
 }

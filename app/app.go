@@ -59,6 +59,9 @@ type Options struct {
 	// Delivery, if set, rewrites the webhook delivery policy read from
 	// the configuration (the demo turns heartbeats off).
 	Delivery func(webhook.Policy) webhook.Policy
+	// API, if set, rewrites the embassy API's options (tests raise the
+	// rate limit).
+	API func(api.Options) api.Options
 	// DrainTimeout and StaleAfter are the runner's; zero keeps its defaults.
 	DrainTimeout, StaleAfter time.Duration
 	// DeliverBeforeExit, if positive, is how long Run waits after the
