@@ -160,8 +160,10 @@ func Open(opt Options) (_ *App, err error) {
 		}
 	}
 	if len(opt.Secrets.APITokens) > 0 {
+		if opt.Listen == "" {
+			return nil, errors.New("app: an embassy has api_token_env but no listen address is set for the embassy API (telegram.listen)")
+		}
 		a.mountAPI() // the embassy API under /v1 (api.go)
-		routes = true
 	}
 	if opt.Listen == "" && routes {
 		return nil, errors.New("app: a channel receives over HTTP but no listen address is set (telegram.listen)")
