@@ -269,6 +269,16 @@ func TestEmbassyAPI(t *testing.T) {
 		}
 	})
 
+	t.Cleanup(func() {
+		// Nothing an officer wrote, no token and nothing about the
+		// citizen reaches the log.
+		for _, secret := range []string{tokMY, tokMYNew, tokID, "shelter", "officer", "Follow-up", "Siti", "blue mango"} {
+			if strings.Contains(w.logs.String(), secret) {
+				t.Errorf("a log line carries %q", secret)
+			}
+		}
+	})
+
 	t.Run("Reconciliation", func(t *testing.T) {
 		w.t = t
 		// Pulled events are exactly the webhook bodies my-mekong received.

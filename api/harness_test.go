@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -52,11 +53,14 @@ type world struct {
 	doc    *openapi3.T
 	siti   fakeapi.User // my-mekong
 	budi   fakeapi.User // id-mekong
+	logs   *syncWriter  // the program's log
 }
 
 func newWorld(t *testing.T, edit ...func(*api.Options)) *world {
 	t.Helper()
+	logs := &syncWriter{}
 	p := apptest.MustRunApp(t, func(o *app.Options) {
+		o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		o.Secrets.APITokens = allTokens
 		o.API = func(opt api.Options) api.Options {
 			for _, f := range edit {
@@ -65,7 +69,7 @@ func newWorld(t *testing.T, edit ...func(*api.Options)) *world {
 			return opt
 		}
 	})
-	w := &world{Program: p, t: t, base: "http://" + p.Addr(),
+	w := &world{Program: p, t: t, base: "http://" + p.Addr(), logs: logs,
 		siti: fakeapi.User{ID: 8001, Username: "siti", Lang: "en"}, budi: fakeapi.User{ID: 8002, Username: "budi", Lang: "en"}}
 	w.doc, w.router = loadSpec(t, w.base)
 	for _, c := range []struct {
@@ -252,11 +256,18 @@ type eventList struct {
 // syncWriter serialises log writes.
 type syncWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  bytes.Buffer
 }
 
 func (s *syncWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(b)
+	return s.b.Write(b)
+}
+
+// String is everything logged so far.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
