@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/checkinbot/checkinbot/api"
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -58,6 +59,9 @@ type Options struct {
 	// Delivery, if set, rewrites the webhook delivery policy read from
 	// the configuration (the demo turns heartbeats off).
 	Delivery func(webhook.Policy) webhook.Policy
+	// API, if set, rewrites the embassy API's options (tests raise the
+	// rate limit).
+	API func(api.Options) api.Options
 	// DrainTimeout and StaleAfter are the runner's; zero keeps its defaults.
 	DrainTimeout, StaleAfter time.Duration
 	// DeliverBeforeExit, if positive, is how long Run waits after the
@@ -79,6 +83,9 @@ type App struct {
 	Runner    *bot.Runner
 	Deliverer *webhook.Deliverer
 	Channels  []bot.Channel
+	// API is the embassy API, served under /v1 when an embassy has
+	// api_token_env (nil otherwise).
+	API *api.API
 
 	opt Options
 	log *slog.Logger
@@ -151,6 +158,12 @@ func Open(opt Options) (_ *App, err error) {
 				routes = true
 			}
 		}
+	}
+	if len(opt.Secrets.APITokens) > 0 {
+		if opt.Listen == "" {
+			return nil, errors.New("app: an embassy has api_token_env but no listen address is set for the embassy API (telegram.listen)")
+		}
+		a.mountAPI() // the embassy API under /v1 (api.go)
 	}
 	if opt.Listen == "" && routes {
 		return nil, errors.New("app: a channel receives over HTTP but no listen address is set (telegram.listen)")

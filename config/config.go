@@ -134,6 +134,11 @@ type Embassy struct {
 	// `serve` refuses an embassy with no webhook URL, because its
 	// escalations would wait in the outbox with nobody to receive them.
 	PullOnly bool `toml:"pull_only"`
+	// APITokenEnv names the environment variables holding this embassy's
+	// bearer tokens for the embassy API (DESIGN §5); several during a
+	// rotation. Each token's label in the audit trail is its variable's
+	// name, so the trail says which credential acted, never the secret.
+	APITokenEnv []string `toml:"api_token_env"`
 }
 
 // Duration is a Go duration written as a string: "90s", "24h".
@@ -296,6 +301,9 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, e := range c.Embassies {
+		if err := validateAPITokenEnv(fmt.Sprintf("embassy[%d].api_token_env", i), e.APITokenEnv); err != nil {
+			return err
+		}
 		if err := validateEndpoints(fmt.Sprintf("embassy[%d]", i), e); err != nil {
 			return err
 		}

@@ -46,6 +46,9 @@ type Secrets struct {
 	// Endpoints are the embassies' webhook receivers with their signing
 	// secrets (from each embassy's secret_env): LoadEndpoints fills them.
 	Endpoints []webhook.Endpoint
+	// APITokens are the embassy API's bearer tokens (from each embassy's
+	// api_token_env): LoadSecrets fills them.
+	APITokens []APIToken
 }
 
 // SecretNeeds says which secrets a command requires.
@@ -112,6 +115,9 @@ func LoadSecrets(c *Config, getenv func(string) string, need SecretNeeds) (Secre
 					name, minWebhookSecretLen)}
 		}
 		s.TelegramWebhookSecret = v
+	}
+	if s.APITokens, err = LoadAPITokens(c, getenv); err != nil {
+		return s, err
 	}
 	return s, nil
 }

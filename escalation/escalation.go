@@ -159,6 +159,18 @@ type Case struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 	Seq       int        `json:"seq"` // case_seq of the latest event
 	Types     []Type     `json:"types"`
+	// Severity is the highest severity of the case's events, so an
+	// embassy can list its critical cases first (empty in cases recorded
+	// before it was kept).
+	Severity Severity `json:"severity,omitempty"`
+	// The embassy's work on the case (see cases.go): who acknowledged and
+	// resolved it, when, with what outcome, and its notes.
+	AckedAt    time.Time  `json:"acked_at,omitzero"`
+	AckedBy    string     `json:"acked_by,omitempty"`
+	ResolvedAt time.Time  `json:"resolved_at,omitzero"`
+	ResolvedBy string     `json:"resolved_by,omitempty"`
+	Outcome    Outcome    `json:"outcome,omitempty"`
+	Notes      []CaseNote `json:"notes,omitempty"`
 }
 
 // RegistrantView is what an embassy needs to act on an escalation: the

@@ -159,6 +159,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			opt.Listen = c.Telegram.Listen
 		}
 	}
+	if len(secrets.APITokens) > 0 && opt.Listen == "" {
+		opt.Listen = c.Telegram.Listen // the one HTTP listener serves the embassy API too
+	}
 	wa, err := whatsapp.OpenLinked(ctx, *dataDir)
 	if err != nil {
 		return err

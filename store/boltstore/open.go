@@ -464,6 +464,6 @@ func (s *Store) migrate() error {
 		}
 		// Migrations from older versions run here, one step at a time, as
 		// the schema evolves. Version 1 is the first.
-		return nil
+		return backfillCaseIndex(tx) // the embassy API's case index (cases.go)
 	})
 }

@@ -286,6 +286,9 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 			c.Seq++
 			c.UpdatedAt = now.UTC()
 			c.Types = append(c.Types, esc.Type)
+			if esc.Severity.Rank() > c.Severity.Rank() {
+				c.Severity = esc.Severity
+			}
 			if err := putJSON(cases, []byte(c.ID), c); err != nil {
 				return nil, err
 			}
@@ -323,7 +326,7 @@ func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string,
 	c := store.Case{ID: fmt.Sprintf("case_%06d", seq), EmbassyID: embassy, UserKey: key, Status: escalation.CaseStatusOpen,
 		OpenedAt: now.UTC(), UpdatedAt: now.UTC()}
 	st.OpenCase = c.ID
-	return c, nil
+	return c, indexCase(cases.Tx(), c) // the embassy API's list (cases.go)
 }
 
 // appendAudit adds one hash-chained entry.

@@ -1,0 +1,105 @@
+// Package api is the embassy API (DESIGN §5) under /v1: an embassy's duty
+// officers list and work their cases (acknowledge, resolve with an
+// outcome, add notes) and pull the events their webhook endpoint may have
+// missed, with nothing but a bearer token and curl.
+//
+// Every request is authenticated first (a token names exactly one
+// embassy; tokens are compared in constant time), then rate-limited per
+// token, then routed. An embassy sees only its own cases and events:
+// another embassy's id answers 404, exactly like an id that does not
+// exist. Every error is JSON with a stable code (errs codes, plus
+// too_large, rate_limited and method_not_allowed). The contract is
+// docs/api.yaml; the tests validate every response against it.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+// Store is what the API needs of storage, defined here where it is used.
+// *boltstore.Store implements it. Case, ChangeCase and AckEvent fail with
+// errs.ENOTFOUND for an id that does not exist or is another embassy's;
+// ChangeCase fails with errs.ECONFLICT (and returns the case as it stands)
+// when the change lost a race.
+type Store interface {
+	Cases(q store.CaseQuery) (store.CasePage, error)
+	Case(embassy, id string) (escalation.Case, []escalation.Event, error)
+	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
+	Events(q store.EventQuery) (store.EventPage, error)
+	AckEvent(embassy, eventID, by string, now time.Time) error
+}
+
+// Resolver tells the conversation engine a case was resolved, so it clears
+// the registrant's open case and do_not_contact; *bot.Runner implements
+// it. It must never message the citizen.
+type Resolver interface {
+	CaseResolved(ctx context.Context, key, caseID string) error
+}
+
+// Token is one bearer token: the embassy it acts for, its label for the
+// audit trail, and the secret.
+type Token struct {
+	Embassy string
+	Label   string
+	Secret  []byte
+}
+
+// Options configure the API. Store, Resolver and Tokens are required.
+type Options struct {
+	Store    Store
+	Resolver Resolver
+	Tokens   []Token
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Rate and Burst are each token's request budget: Burst requests at
+	// once, refilled at Rate a second (defaults 10 and 40).
+	Rate  float64
+	Burst int
+	// Log is the operational log (default slog.Default()). It never gets
+	// a note, a token or anything about a registrant.
+	Log *slog.Logger
+}
+
+// MaxBody is the largest request body accepted (413 beyond).
+const MaxBody = 64 << 10
+
+// Page sizes of the list endpoints.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// MaxNote is the longest note, in characters.
+const MaxNote = 4000
+
+// API serves /v1. Build it with New.
+type API struct {
+	opt     Options
+	auth    *authenticator
+	limiter *limiter
+}
+
+// New builds the API handler (an http.Handler for Prefix).
+func New(opt Options) *API {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Rate <= 0 {
+		opt.Rate = 10
+	}
+	if opt.Burst <= 0 {
+		opt.Burst = 40
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &API{opt: opt, auth: newAuthenticator(opt.Tokens), limiter: newLimiter(opt.Rate, opt.Burst, opt.Now)}
+}
+
+// Prefix is where the API is mounted.
+const Prefix = "/v1/"

@@ -1,0 +1,301 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/errs"
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The embassy API's reads and writes (store.CaseQuery and friends). Cases
+// are listed from a per-embassy index, so a page costs what its size
+// costs, not what the number of cases costs; events are read from the
+// outbox, which keeps what the retention window keeps.
+
+var (
+	// bucketCaseIndex: embassy ‖ 0x00 ‖ 8-byte case number → case id.
+	bucketCaseIndex = []byte("case_index")
+	// bucketEventAcks: embassy ‖ 0x00 ‖ event id → 8-byte Unix nanoseconds.
+	bucketEventAcks = []byte("event_acks")
+)
+
+func init() { allBuckets = append(allBuckets, bucketCaseIndex, bucketEventAcks) }
+
+// caseNumber is the number in a case id ("case_000042" → 42).
+func caseNumber(id string) (uint64, bool) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(id, "case_"), 10, 64)
+	return n, err == nil && strings.HasPrefix(id, "case_") && n > 0
+}
+
+func caseIndexKey(embassy string, n uint64) []byte {
+	return append(append([]byte(embassy), 0), u64(n)...)
+}
+
+// indexCase enters a new case in its embassy's index (called where cases
+// are opened, in the same transaction).
+func indexCase(tx *bolt.Tx, c store.Case) error {
+	n, ok := caseNumber(c.ID)
+	if !ok {
+		return fmt.Errorf("case id %q has no number", c.ID)
+	}
+	return tx.Bucket(bucketCaseIndex).Put(caseIndexKey(c.EmbassyID, n), []byte(c.ID))
+}
+
+// backfillCaseIndex indexes the cases of a file written before the index
+// existed; on a file whose index is already kept it reads one key.
+func backfillCaseIndex(tx *bolt.Tx) error {
+	idx := tx.Bucket(bucketCaseIndex)
+	if k, _ := idx.Cursor().First(); k != nil {
+		return nil
+	}
+	return tx.Bucket(bucketCases).ForEach(func(k, v []byte) error {
+		var c store.Case
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("case %s is corrupt: %w", k, err)
+		}
+		return indexCase(tx, c)
+	})
+}
+
+// notFound is the one answer for a case or event that does not exist or
+// belongs to another embassy: the two must be indistinguishable.
+func notFound(what, id string) error {
+	return &errs.Error{Code: errs.ENOTFOUND, Key: "id", Reason: fmt.Sprintf("no %s %q", what, id)}
+}
+
+// Cases returns one page of the embassy's cases, newest first.
+func (s *Store) Cases(q store.CaseQuery) (store.CasePage, error) {
+	var page store.CasePage
+	if q.Limit < 1 {
+		q.Limit = 1
+	}
+	prefix := append([]byte(q.Embassy), 0)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		cases := tx.Bucket(bucketCases)
+		c := tx.Bucket(bucketCaseIndex).Cursor()
+		var k, v []byte
+		if q.Before > 0 {
+			k, _ = c.Seek(caseIndexKey(q.Embassy, q.Before))
+		} else {
+			k, _ = c.Seek(append([]byte(q.Embassy), 1)) // the first key past this embassy's
+		}
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Prev() {
+			raw := cases.Get(v)
+			if raw == nil {
+				return fmt.Errorf("case index names case %s, which is missing", v)
+			}
+			var cs store.Case
+			if err := json.Unmarshal(raw, &cs); err != nil {
+				return fmt.Errorf("case %s is corrupt: %w", v, err)
+			}
+			if !matches(q, cs) {
+				continue
+			}
+			if len(page.Cases) == q.Limit {
+				page.Next, _ = caseNumber(page.Cases[len(page.Cases)-1].ID)
+				return nil
+			}
+			page.Cases = append(page.Cases, cs)
+		}
+		return nil
+	})
+	return page, err
+}
+
+func matches(q store.CaseQuery, c store.Case) bool {
+	if q.Status != "" && c.Status != q.Status {
+		return false
+	}
+	if q.Severity != "" && c.Severity != q.Severity {
+		return false
+	}
+	if q.Type != "" {
+		for _, t := range c.Types {
+			if t == q.Type {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Case returns one of the embassy's cases with its events still kept in
+// the outbox, in case_seq order. Another embassy's case is not found.
+func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
+	var c store.Case
+	var events []store.Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketCases).Get([]byte(id))
+		if raw == nil {
+			return notFound("case", id)
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("case %s is corrupt: %w", id, err)
+		}
+		if c.EmbassyID != embassy {
+			return notFound("case", id)
+		}
+		mark := []byte(`"case_id":` + strconv.Quote(id))
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			if !bytes.Contains(v, mark) {
+				return nil
+			}
+			var ev store.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if ev.CaseID == id && ev.EmbassyID == embassy {
+				events = append(events, ev)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return store.Case{}, nil, err
+	}
+	return c, events, nil
+}
+
+// ChangeCase applies one officer's change to one of the embassy's cases
+// and records it in the audit trail with the token's label, in one
+// transaction. A change that lost a race (the case is no longer in a
+// status it applies to) fails with errs.ECONFLICT wrapping an
+// *escalation.TransitionError, and the case as it stands is returned.
+func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, error) {
+	var out store.Case
+	err := s.update(func(tx *bolt.Tx) error {
+		out = store.Case{}
+		cases := tx.Bucket(bucketCases)
+		raw := cases.Get([]byte(ch.CaseID))
+		if raw == nil {
+			return notFound("case", ch.CaseID)
+		}
+		var c store.Case
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
+		}
+		if c.EmbassyID != ch.Embassy {
+			return notFound("case", ch.CaseID)
+		}
+		if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
+			out = c
+			var te *escalation.TransitionError
+			if errors.As(err, &te) {
+				return &errs.Error{Code: errs.ECONFLICT, Key: "status", Reason: err.Error(), Err: err}
+			}
+			return err
+		}
+		if err := putJSON(cases, []byte(c.ID), c); err != nil {
+			return err
+		}
+		out = c
+		return appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), fmt.Sprintf("case.%s %s by %s", ch.Action, c.ID, ch.By))
+	})
+	if err != nil && errs.ErrorCode(err) == errs.EINTERNAL {
+		return out, fmt.Errorf("store: change case: %w", err)
+	}
+	return out, err
+}
+
+func ackKey(embassy, eventID string) []byte {
+	return append(append([]byte(embassy), 0), eventID...)
+}
+
+// pulled reports whether an embassy may pull ev: its own events, without
+// the per-endpoint heartbeats.
+func pulled(embassy string, ev store.Event) bool {
+	return ev.EmbassyID == embassy && ev.Type != escalation.TypeEndpointHeartbeat
+}
+
+// Events returns the embassy's events recorded after q.After, oldest
+// first, exactly as the webhooks carry them.
+func (s *Store) Events(q store.EventQuery) (store.EventPage, error) {
+	page := store.EventPage{Next: q.After}
+	if q.Limit < 1 {
+		q.Limit = 1
+	}
+	mark := []byte(`"embassy_id":` + strconv.Quote(q.Embassy))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		acks := tx.Bucket(bucketEventAcks)
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.Seek(u64(q.After + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if !bytes.Contains(v, mark) {
+				page.Next = seq
+				continue
+			}
+			var ev store.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
+			}
+			if !pulled(q.Embassy, ev) || (q.Unacked && acks.Get(ackKey(q.Embassy, ev.ID)) != nil) {
+				page.Next = seq
+				continue
+			}
+			if len(page.Events) == q.Limit {
+				page.More = true
+				return nil
+			}
+			page.Events = append(page.Events, ev)
+			page.Next = seq
+		}
+		return nil
+	})
+	return page, err
+}
+
+// AckEvent records that the embassy has the event (acknowledging twice is
+// no error) and audits it with the token's label. Another embassy's event,
+// or one no longer kept, is not found.
+func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
+	var seq uint64
+	mark := []byte(`"id":` + strconv.Quote(eventID))
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			if seq == 0 && bytes.Contains(v, mark) {
+				seq = binary.BigEndian.Uint64(k)
+			}
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	if seq == 0 {
+		return notFound("event", eventID)
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		var ev store.Event
+		raw := tx.Bucket(bucketOutbox).Get(u64(seq))
+		if raw == nil || json.Unmarshal(raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
+			return notFound("event", eventID)
+		}
+		acks := tx.Bucket(bucketEventAcks)
+		if acks.Get(ackKey(embassy, eventID)) != nil {
+			return nil
+		}
+		if err := acks.Put(ackKey(embassy, eventID), u64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+		subject := ""
+		if ev.Registrant != nil {
+			subject = ev.Registrant.ID
+		}
+		return appendAudit(tx, now, subject, fmt.Sprintf("event.ack %s by %s", eventID, by))
+	})
+}

@@ -1,0 +1,29 @@
+package boltstore_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/checkinbot/checkinbot/api"
+	"github.com/checkinbot/checkinbot/store/boltstore"
+	"github.com/checkinbot/checkinbot/store/storetest"
+)
+
+// The bbolt engine serves the embassy API.
+var (
+	_ api.Store           = (*boltstore.Store)(nil)
+	_ storetest.CaseStore = (*boltstore.Store)(nil)
+)
+
+// TestCaseConformance runs the embassy API's storage conformance tests
+// against bbolt in a temp dir.
+func TestCaseConformance(t *testing.T) {
+	storetest.RunCases(t, func(t *testing.T) storetest.CaseStore {
+		s, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

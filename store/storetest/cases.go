@@ -1,0 +1,261 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/errs"
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+// CaseStore is what an engine implements for the embassy API (package
+// api's Store port) on top of Store.
+type CaseStore interface {
+	Store
+	Cases(q store.CaseQuery) (store.CasePage, error)
+	Case(embassy, id string) (escalation.Case, []escalation.Event, error)
+	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
+	Events(q store.EventQuery) (store.EventPage, error)
+	AckEvent(embassy, eventID, by string, now time.Time) error
+	Audit() ([]store.AuditEntry, error)
+}
+
+// RunCases runs the embassy API's conformance tests against stores made
+// by open, one fresh store per subtest.
+func RunCases(t *testing.T, open func(t *testing.T) CaseStore) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, CaseStore)
+	}{
+		{"CasePagesNewestFirstPerEmbassy", testCasePages},
+		{"CaseTransitions", testCaseTransitions},
+		{"OtherEmbassyIsNotFound", testCaseIsolation},
+		{"EventsAfterCursorAndAcks", testEventPull},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// openCases gives n registrants one case each, embassies taken in turn
+// from embs, and returns each embassy's case ids, oldest first.
+func openCases(t *testing.T, s CaseStore, n int, embs ...string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for i := range n {
+		emb := embs[i%len(embs)]
+		sev := []escalation.Severity{escalation.SeverityCritical, escalation.SeverityHigh, escalation.SeverityInfo}[i%3]
+		key := fmt.Sprintf("key%04d", i)
+		o, err := s.Process(key, "", t0.Add(time.Duration(i)*time.Minute), handler(nil, func(st *dialogs.State, r *dialogs.Result) {
+			r.Escalations = []dialogs.Escalation{{Type: escalation.TypeSOSRaised, Severity: sev, EmbassyID: emb, Case: dialogs.CaseOpen,
+				Registrant: dialogs.RegistrantView{ID: dialogs.Pseudonym(key)}}}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[emb] = append(out[emb], o.Events[0].CaseID)
+	}
+	return out
+}
+
+func testCasePages(t *testing.T, s CaseStore) {
+	want := openCases(t, s, 17, "a", "b", "c")
+	for emb, ids := range want {
+		newest := slices.Clone(ids)
+		slices.Reverse(newest)
+		for _, size := range []int{1, 2, 4, 100} {
+			var got []string
+			q := store.CaseQuery{Embassy: emb, Limit: size}
+			for range 100 {
+				p, err := s.Cases(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Cases) > size {
+					t.Fatalf("page of %d for limit %d", len(p.Cases), size)
+				}
+				for _, c := range p.Cases {
+					got = append(got, c.ID)
+					if c.EmbassyID != emb {
+						t.Errorf("%s's page holds %s of %s", emb, c.ID, c.EmbassyID)
+					}
+				}
+				if p.Next == 0 {
+					break
+				}
+				q.Before = p.Next
+			}
+			if !slices.Equal(got, newest) {
+				t.Errorf("%s limit %d: %v, want %v", emb, size, got, newest)
+			}
+		}
+	}
+	p, err := s.Cases(store.CaseQuery{Embassy: "nobody", Limit: 10})
+	if err != nil || len(p.Cases) != 0 || p.Next != 0 {
+		t.Errorf("an embassy without cases: %+v, %v", p, err)
+	}
+	// Severity is the highest of the case's events; the filter holds.
+	p, _ = s.Cases(store.CaseQuery{Embassy: "a", Severity: escalation.SeverityCritical, Limit: 100})
+	for _, c := range p.Cases {
+		if c.Severity != escalation.SeverityCritical {
+			t.Errorf("severity filter let %s (%s) through", c.ID, c.Severity)
+		}
+	}
+	if len(p.Cases) == 0 {
+		t.Error("no critical case of a listed")
+	}
+}
+
+func testCaseTransitions(t *testing.T, s CaseStore) {
+	ids := openCases(t, s, 1, "a")["a"]
+	id := ids[0]
+	now := t0.Add(time.Hour)
+	// Every action from every status, in the order a case can reach them.
+	steps := []struct {
+		action escalation.CaseAction
+		ok     bool
+		status escalation.CaseStatus
+	}{
+		{escalation.ActionNote, true, escalation.CaseStatusOpen},
+		{escalation.ActionAck, true, escalation.CaseStatusAcknowledged},
+		{escalation.ActionAck, false, escalation.CaseStatusAcknowledged},
+		{escalation.ActionNote, true, escalation.CaseStatusAcknowledged},
+		{escalation.ActionResolve, true, escalation.CaseStatusResolved},
+		{escalation.ActionResolve, false, escalation.CaseStatusResolved},
+		{escalation.ActionAck, false, escalation.CaseStatusResolved},
+		{escalation.ActionNote, true, escalation.CaseStatusResolved},
+	}
+	notes := 0
+	for i, st := range steps {
+		by := fmt.Sprintf("TOKEN_%d", i)
+		c, err := s.ChangeCase(store.CaseChange{Embassy: "a", CaseID: id, Action: st.action, By: by,
+			Outcome: escalation.OutcomeSafe, Text: "n"}, now)
+		var te *escalation.TransitionError
+		switch {
+		case st.ok && err != nil:
+			t.Fatalf("step %d %s: %v", i, st.action, err)
+		case !st.ok && (errs.ErrorCode(err) != errs.ECONFLICT || !errors.As(err, &te)):
+			t.Fatalf("step %d %s: %v, want a conflict", i, st.action, err)
+		}
+		if st.ok && st.action != escalation.ActionAck {
+			notes++
+		}
+		if c.ID != id || c.Status != st.status || len(c.Notes) != notes {
+			t.Errorf("step %d %s: case %+v, want status %s with %d notes", i, st.action, c, st.status, notes)
+		}
+		stored, _, err := s.Case("a", id)
+		if err != nil || stored.Status != st.status || len(stored.Notes) != notes {
+			t.Errorf("step %d: stored %+v (%v)", i, stored, err)
+		}
+	}
+	audit, err := s.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range audit {
+		if strings.Contains(e.Action, id+" by TOKEN_") {
+			n++
+		}
+	}
+	if want := 5; n != want {
+		t.Errorf("%d audited changes, want %d (the successful ones)", n, want)
+	}
+}
+
+func testCaseIsolation(t *testing.T, s CaseStore) {
+	ids := openCases(t, s, 2, "a", "b")
+	a := ids["a"][0]
+	if _, _, err := s.Case("b", a); errs.ErrorCode(err) != errs.ENOTFOUND {
+		t.Errorf("b reads a's case: %v", err)
+	}
+	for _, act := range []escalation.CaseAction{escalation.ActionAck, escalation.ActionResolve, escalation.ActionNote} {
+		if _, err := s.ChangeCase(store.CaseChange{Embassy: "b", CaseID: a, Action: act, By: "B", Outcome: escalation.OutcomeSafe, Text: "x"}, t0); errs.ErrorCode(err) != errs.ENOTFOUND {
+			t.Errorf("b %s a's case: %v", act, err)
+		}
+	}
+	if _, err := s.ChangeCase(store.CaseChange{Embassy: "a", CaseID: "case_999999", Action: escalation.ActionAck, By: "A"}, t0); errs.ErrorCode(err) != errs.ENOTFOUND {
+		t.Errorf("a missing case: %v", err)
+	}
+	c, _, err := s.Case("a", a)
+	if err != nil || c.Status != escalation.CaseStatusOpen || len(c.Notes) != 0 {
+		t.Errorf("a's case after b's attempts: %+v (%v)", c, err)
+	}
+}
+
+func testEventPull(t *testing.T, s CaseStore) {
+	openCases(t, s, 9, "a", "b", "c")
+	if _, err := s.Heartbeat("a-primary", "a", t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	outbox, err := s.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, ev := range outbox {
+		if ev.EmbassyID == "a" && ev.Type != escalation.TypeEndpointHeartbeat {
+			want = append(want, ev.ID)
+		}
+	}
+	pull := func(q store.EventQuery) []string {
+		t.Helper()
+		var got []string
+		for range 100 {
+			p, err := s.Events(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range p.Events {
+				got = append(got, ev.ID)
+			}
+			if p.Next < q.After {
+				t.Fatalf("cursor went back from %d to %d", q.After, p.Next)
+			}
+			q.After = p.Next
+			if !p.More {
+				break
+			}
+		}
+		return got
+	}
+	for _, size := range []int{1, 2, 50} {
+		if got := pull(store.EventQuery{Embassy: "a", Limit: size}); !slices.Equal(got, want) {
+			t.Errorf("limit %d: %v, want %v (a's events without heartbeats, in order)", size, got, want)
+		}
+	}
+	if err := s.AckEvent("a", want[0], "A", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckEvent("a", want[0], "A2", t0); err != nil {
+		t.Errorf("acknowledging twice: %v", err)
+	}
+	if err := s.AckEvent("b", want[1], "B", t0); errs.ErrorCode(err) != errs.ENOTFOUND {
+		t.Errorf("b acknowledges a's event: %v", err)
+	}
+	if err := s.AckEvent("a", "evt_missing", "A", t0); errs.ErrorCode(err) != errs.ENOTFOUND {
+		t.Errorf("a missing event: %v", err)
+	}
+	if got := pull(store.EventQuery{Embassy: "a", Limit: 2, Unacked: true}); !slices.Equal(got, want[1:]) {
+		t.Errorf("unacked: %v, want %v", got, want[1:])
+	}
+	if got := pull(store.EventQuery{Embassy: "a", Limit: 2}); !slices.Equal(got, want) {
+		t.Errorf("acknowledging hid the event from the full list: %v", got)
+	}
+	audit, _ := s.Audit()
+	n := 0
+	for _, e := range audit {
+		if strings.HasPrefix(e.Action, "event.ack "+want[0]) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d audit entries for the acknowledgement, want 1", n)
+	}
+}
