@@ -113,6 +113,10 @@ func (r *Runner) schedulerPass(ctx context.Context, sc *schedulerClock) time.Dur
 	sc.wall, sc.at = now, at
 
 	sleep := maxSleep
+	if _, err := r.FireRollCalls(ctx); err != nil {
+		r.Log.Error("roll call deadline failed", "err", err)
+		sleep = 5 * time.Second
+	}
 	if _, err := r.FireDue(ctx); err != nil {
 		// A timer that cannot be processed stays due; retry calmly.
 		r.Log.Error("timer failed", "err", err)
