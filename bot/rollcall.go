@@ -249,6 +249,9 @@ func (r *Runner) FireRollCalls(ctx context.Context) (int, error) {
 		}
 		failed := false
 		for _, key := range keys {
+			if beforeMiss != nil {
+				beforeMiss(key)
+			}
 			n, err := r.missMember(ctx, rs, rc, key)
 			missed += n
 			if err != nil {
@@ -263,6 +266,10 @@ func (r *Runner) FireRollCalls(ctx context.Context) (int, error) {
 	}
 	return missed, errors.Join(errList...)
 }
+
+// beforeMiss, when set (tests), runs between reading who is unanswered
+// and taking each one's turn: where a late answer can slip in.
+var beforeMiss func(key string)
 
 // missMember escalates one member if, in their turn, they are still
 // prompted and unanswered.
