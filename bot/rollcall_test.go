@@ -304,3 +304,46 @@ func TestRollCallBadRequests(t *testing.T) {
 		t.Errorf("refused roll calls recorded: %+v, %v", due, err)
 	}
 }
+
+// TestResumeRollCallsAfterACrash: a roll call recorded but not prompted
+// (the service stopped inside StartRollCall) is prompted by
+// ResumeRollCalls (RunScheduler calls it on start), in the roll call's own words; members the engine will
+// not prompt (a stopped citizen) stay listed and are never escalated.
+func TestResumeRollCallsAfterACrash(t *testing.T) {
+	rig := newRollCallRig(t)
+	ctx := context.Background()
+	rig.say(t, "2005", dialogs.KindText, "/stop")
+	rig.say(t, "2005", dialogs.KindText, "1")
+	if st, _, _ := rig.s.Registrant(store.UserKey(testkit.Pepper, "telegram", "2005")); st.Status != dialogs.StatusStopped {
+		t.Fatalf("2005 is %q, want stopped", st.Status)
+	}
+	var keys []string
+	for _, a := range []string{"2001", "2002", "2005"} {
+		keys = append(keys, store.UserKey(testkit.Pepper, "telegram", a))
+	}
+	now := rig.clock.Now()
+	rc := store.RollCall{ID: "rc_crashed", EmbassyID: rig.embassy, Country: "KH", CreatedAt: now,
+		Deadline: now.Add(time.Hour), Texts: map[string]string{"en": "Curfew tonight: are you safe?"}, Members: keys}
+	if err := rig.s.CreateRollCall(rc); err != nil {
+		t.Fatal(err)
+	}
+	n1, n5 := rig.rec.count("2001"), rig.rec.count("2005")
+	if err := rig.r.ResumeRollCalls(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rig.rec.since("2001", n1); len(got) != 1 || got[0].Replies[0].Text != "Curfew tonight: are you safe?" {
+		t.Errorf("2001 after resuming: %+v", got)
+	}
+	if got := rig.rec.since("2005", n5); len(got) != 0 {
+		t.Errorf("a stopped citizen was prompted: %+v", got)
+	}
+	rig.clock.Add(2 * time.Hour)
+	rig.take()
+	if n, err := rig.r.FireRollCalls(ctx); err != nil || n != 2 {
+		t.Errorf("%d missed, %v; want 2001 and 2002, not the stopped 2005", n, err)
+	}
+	rep, _, err := rig.r.RollCall("rc_crashed")
+	if err != nil || len(rep.Missed) != 2 || len(rep.Unprompted) != 1 {
+		t.Errorf("report %+v, %v", rep, err)
+	}
+}

@@ -54,6 +54,9 @@ func (r *Runner) RunScheduler(ctx context.Context) error {
 // returns the time elapsed since some fixed origin.
 func (r *Runner) runScheduler(ctx context.Context, mono func() time.Duration) error {
 	sc := r.startScheduler(mono)
+	if err := r.ResumeRollCalls(ctx); err != nil {
+		r.Log.Error("roll call prompts not resumed", "err", err)
+	}
 	for {
 		sleep := r.schedulerPass(ctx, sc)
 		t := time.NewTimer(sleep)
