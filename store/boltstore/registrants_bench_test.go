@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,4 +81,43 @@ func BenchmarkRegistrantsPage(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// BenchmarkProcessIndexed64 is BenchmarkProcess64 with registrants the
+// index lists (active, a city, a last check-in): the difference between
+// the two, in the same run, is what keeping the registrant index costs an
+// event's transaction.
+func BenchmarkProcessIndexed64(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "checkinbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.IndexWith(func(string, string) string { return "emb-1" }, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			key := fmt.Sprintf("user-%d", w)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
+					prev.Timer = t0.Add(time.Duration(i) * time.Second)
+					prev.Status, prev.Overdue, prev.LastCheckin = dialogs.StatusActive, i%3 == 0, t0
+					prev.Profile.Nationality, prev.Profile.Country, prev.Profile.City = "MY", "KH", "Phnom Penh"
+					return dialogs.Result{State: prev, Audit: []string{"checkin"}}
+				})
+			}
+		}(w)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
