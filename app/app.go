@@ -125,6 +125,9 @@ func Open(opt Options) (_ *App, err error) {
 	if a.Store, err = boltstore.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
 		return nil, err
 	}
+	if err := a.Store.IndexWith(a.Engine.Directory.EmbassyFor, routingFingerprint(a.Engine.Directory)); err != nil {
+		return nil, fmt.Errorf("registrant index: %w", err)
+	}
 	if a.Store.Created() && !opt.FreshDataExpected {
 		a.log.Warn("a new, empty data file was created: if this service had registrants, the data directory is wrong or its volume is not mounted",
 			"path", a.Store.Path())

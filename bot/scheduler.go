@@ -54,6 +54,9 @@ func (r *Runner) RunScheduler(ctx context.Context) error {
 // returns the time elapsed since some fixed origin.
 func (r *Runner) runScheduler(ctx context.Context, mono func() time.Duration) error {
 	sc := r.startScheduler(mono)
+	if err := r.ResumeRollCalls(ctx); err != nil {
+		r.Log.Error("roll call prompts not resumed", "err", err)
+	}
 	for {
 		sleep := r.schedulerPass(ctx, sc)
 		t := time.NewTimer(sleep)
@@ -113,6 +116,10 @@ func (r *Runner) schedulerPass(ctx context.Context, sc *schedulerClock) time.Dur
 	sc.wall, sc.at = now, at
 
 	sleep := maxSleep
+	if _, err := r.FireRollCalls(ctx); err != nil {
+		r.Log.Error("roll call deadline failed", "err", err)
+		sleep = 5 * time.Second
+	}
 	if _, err := r.FireDue(ctx); err != nil {
 		// A timer that cannot be processed stays due; retry calmly.
 		r.Log.Error("timer failed", "err", err)

@@ -73,7 +73,30 @@ func (t *turn) rollCall() {
 		return
 	}
 	t.audit("rollcall.prompted")
+	if t.in.Text != "" {
+		// The embassy's own words, in the registrant's language.
+		t.promptText(t.in.Text)
+		return
+	}
 	t.prompt("RollCall", map[string]any{"Area": t.in.Area})
+}
+
+// rollCallMissed records that a member did not answer roll call
+// in.RollCallID by its deadline: one event per person, on their case like
+// a missed check-in (critical when a duress keyword is in force). Nothing
+// is sent to the phone. A registration covertly deleted is still
+// monitored, so it escalates too.
+func (t *turn) rollCallMissed() {
+	if !t.st.Registered() && t.st.Hidden == nil {
+		return
+	}
+	sev := SeverityHigh
+	if t.st.DoNotContact {
+		sev = SeverityCritical
+	}
+	t.escalate(EventRollcallMissed, sev, CaseOpen, map[string]any{
+		"rollcall_id": t.in.RollCallID, "deadline": t.in.Deadline.UTC()})
+	t.audit("rollcall.missed")
 }
 
 // prompt asks "are you safe?" in the words of id, with its answers
@@ -82,6 +105,11 @@ func (t *turn) rollCall() {
 // the result as a prompt, so the runner reports its delivery
 // (KindPromptDelivered), from which the missed check-in ladder runs.
 func (t *turn) prompt(id string, data map[string]any) {
+	t.promptText(t.text(id, data))
+}
+
+// promptText is prompt with the question's words given.
+func (t *turn) promptText(text string) {
 	t.res.Prompt = true
 	if t.st.Step == StepNone || (t.st.Registered() && steps()[t.st.Step].sensitive) {
 		// A secret-word change left open is abandoned by the prompt: the
@@ -89,7 +117,7 @@ func (t *turn) prompt(id string, data map[string]any) {
 		// swallowed as a new secret word.
 		t.st.Step, t.st.PendingKeyword = StepDue, Keyword{}
 	}
-	t.res.Replies = append(t.res.Replies, Reply{Text: t.text(id, data), Buttons: t.dueButtons()})
+	t.res.Replies = append(t.res.Replies, Reply{Text: text, Buttons: t.dueButtons()})
 }
 
 // dueOptions are the answers to "are you safe?": I'm safe, I need help

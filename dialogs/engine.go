@@ -89,6 +89,8 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		t.timer()
 	case KindRollCall:
 		t.rollCall()
+	case KindRollCallMissed:
+		t.rollCallMissed()
 	case KindPromptDelivered:
 		t.promptDelivered()
 	case KindUnreachable:

@@ -296,6 +296,9 @@ const (
 	// had Prompt set; the engine's now is when. The missed check-in ladder
 	// runs from this moment, not from the due time (DESIGN §2 flow 6).
 	KindPromptDelivered
+	// KindRollCallMissed: the deadline of roll call RollCallID passed and
+	// this member had not answered; the engine records rollcall.missed.
+	KindRollCallMissed
 )
 
 // Input is one event for one registrant.
@@ -311,6 +314,8 @@ type Input struct {
 	CaseID   string    // KindCaseResolved
 	Deadline time.Time // KindRollCall
 	Area     string    // KindRollCall: human-readable area for the prompt
+	// RollCallID names the roll call (KindRollCall, KindRollCallMissed).
+	RollCallID string
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.

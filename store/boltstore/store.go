@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -62,6 +63,9 @@ type Store struct {
 	closed   bool
 	reqs     chan *writeRequest
 	loopDone chan struct{}
+
+	// route files registrants under their embassy (IndexWith).
+	route atomic.Pointer[store.Router]
 }
 
 // maxGroup bounds how many events share one commit.
@@ -249,6 +253,9 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 			if err := appendAudit(tx, now, subject, "escalation "+e.Type+" "+e.ID); err != nil {
 				return err
 			}
+		}
+		if err := s.indexRegistrant(tx, key, prev, res, events, now); err != nil {
+			return err
 		}
 		sends, purges, err := writeSends(tx, key, to, res, now)
 		if err != nil {
