@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -62,6 +63,7 @@ type Store struct {
 	closed   bool
 	reqs     chan *writeRequest
 	loopDone chan struct{}
+	observe  atomic.Pointer[func(time.Duration, int)] // SetCommitObserver
 }
 
 // maxGroup bounds how many events share one commit.
@@ -116,7 +118,7 @@ func (s *Store) commitLoop() {
 // and the rest are committed without it.
 func (s *Store) commitGroup(group []*writeRequest) {
 	for len(group) > 0 {
-		failed, ferr := -1, error(nil)
+		failed, ferr, start := -1, error(nil), time.Now()
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for i, r := range group {
 				if err := runSafely(r.fn, tx); err != nil {
@@ -126,6 +128,7 @@ func (s *Store) commitGroup(group []*writeRequest) {
 			}
 			return nil
 		})
+		s.observeCommit(start, len(group))
 		if failed < 0 {
 			for _, r := range group {
 				r.done <- err
