@@ -90,9 +90,9 @@ type App struct {
 	opt Options
 	log *slog.Logger
 	ln  net.Listener
-	// adminLn is the admin listener (ops.go).
-	adminLn net.Listener
 	mux *http.ServeMux
+
+	adminLn net.Listener // the admin listener (ops.go)
 }
 
 // Open builds the program. On error everything opened is closed again.
