@@ -14,6 +14,11 @@ import (
 	"time"
 )
 
+// BackupTimeout bounds one backup: a copy of the data file over loopback
+// or a unix socket takes seconds; one still running after this is cut
+// (its client reports a short copy).
+const BackupTimeout = 10 * time.Minute
+
 // MinTokenLen is the shortest admin token accepted: a guessable token on
 // a socket other local users can reach would hand them the data file.
 const MinTokenLen = 24
@@ -31,6 +36,9 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	// The copy holds a read transaction open: a client that stops reading
+	// must not hold it (and the pages it pins) for ever.
+	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(BackupTimeout))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	n, err := s.opt.Store.WriteBackup(w, func(size int64) {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))

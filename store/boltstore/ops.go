@@ -18,6 +18,15 @@ import (
 // the online backup. None of them takes the single writer's turn except
 // Probe, so a scrape or a backup never delays a citizen's reply.
 
+// mmapSize is the address space mapped for the data file from the start
+// (virtual memory only; the file does not grow for it). bbolt must re-map
+// the file as it grows, and cannot while a read transaction is open: an
+// online backup — a read transaction that lasts as long as the copy —
+// would stall every write (every citizen's reply) at the next growth
+// until it ended (TestBackupUnderWriteLoad caught exactly that). With the
+// file mapped at this size no re-map happens below it, as etcd does.
+const mmapSize = 1 << 30
+
 // WriteBackup writes a consistent copy of the whole data file to w while
 // the store keeps serving: one read transaction (bbolt Tx.WriteTo) sees a
 // single committed state, and writers go on committing meanwhile. It
