@@ -1,15 +1,21 @@
 package ops_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/checkinbot/checkinbot/app"
+	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/internal/testkit/apptest"
 	"github.com/checkinbot/checkinbot/ops"
@@ -22,11 +28,35 @@ import (
 const adminToken = "ops-test-admin-token-0123456789"
 
 // runWithAdmin runs the whole program with an admin listener on loopback.
-func runWithAdmin(t *testing.T) *apptest.Program {
+// extra channels (a linkedChannel) run beside Telegram.
+func runWithAdmin(t *testing.T, extra ...bot.Channel) *apptest.Program {
 	t.Helper()
 	return apptest.MustRunApp(t, func(o *app.Options) {
 		o.AdminListen, o.AdminToken = "127.0.0.1:0", adminToken
+		for _, ch := range extra {
+			o.Channels = append(o.Channels, func(app.ChannelEnv) (bot.Channel, error) { return ch, nil })
+		}
 	})
+}
+
+// linkedChannel is a channel with a connection state, as WhatsApp's: it
+// receives nothing and reports the state the test sets.
+type linkedChannel struct {
+	mu    sync.Mutex
+	state string
+}
+
+func (c *linkedChannel) Name() string { return "linked" }
+func (c *linkedChannel) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+func (c *linkedChannel) Send(context.Context, string, bot.Response) error { return nil }
+func (c *linkedChannel) set(s string)                                     { c.mu.Lock(); c.state = s; c.mu.Unlock() }
+func (c *linkedChannel) ConnectionState() string                          { c.mu.Lock(); defer c.mu.Unlock(); return c.state }
+func (c *linkedChannel) Ready() (bool, string) {
+	s := c.ConnectionState()
+	return s == "connected", s
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -201,9 +231,10 @@ func TestPublicListenerServesOnlyHealthz(t *testing.T) {
 
 // TestReadyzFollowsStoreWrites: /readyz turns 503, naming the store, while
 // the store cannot write (even with no citizen writing), and 200 again
-// when it can.
+// when it can; the same for a channel that loses its connection.
 func TestReadyzFollowsStoreWrites(t *testing.T) {
-	p := runWithAdmin(t)
+	wa := &linkedChannel{state: "connected"}
+	p := runWithAdmin(t, wa)
 	readyz := func() (int, ops.Readiness) {
 		code, body := get(t, "http://"+p.AdminAddr()+"/readyz")
 		var r ops.Readiness
@@ -223,6 +254,21 @@ func TestReadyzFollowsStoreWrites(t *testing.T) {
 	p.Store.SetWriteFault(nil)
 	if code, r := readyz(); code != http.StatusOK || !r.Ready {
 		t.Errorf("store writes again: /readyz %d %+v, want 200", code, r)
+	}
+	wa.set("logged-out")
+	if code, r := readyz(); code != http.StatusServiceUnavailable || len(r.Reasons) != 1 || r.Reasons[0] != "channel linked: logged-out" {
+		t.Errorf("channel logged out: /readyz %d %+v, want 503 naming the channel", code, r)
+	}
+	fams, _ := scrape(t, p)
+	if v, ok := value(fams, "checkinbot_whatsapp_state", "state", "logged-out"); !ok || v != 1 {
+		t.Errorf("checkinbot_whatsapp_state{state=logged-out} = %v (present %v), want 1", v, ok)
+	}
+	if v, ok := value(fams, "checkinbot_channel_ready", "channel", "linked"); !ok || v != 0 {
+		t.Errorf("checkinbot_channel_ready{channel=linked} = %v (present %v), want 0", v, ok)
+	}
+	wa.set("connected")
+	if code, r := readyz(); code != http.StatusOK || !r.Ready {
+		t.Errorf("channel connected again: /readyz %d %+v, want 200", code, r)
 	}
 }
 
@@ -245,5 +291,31 @@ func TestAdminListenerRefusesPublicAddresses(t *testing.T) {
 			continue
 		}
 		ln.Close()
+	}
+}
+
+// TestOperationsDocListsEveryMetric: docs/operations.md's metric table and
+// alert rules name exactly the metrics a real scrape serves — an alert on
+// a misspelt metric would never fire.
+func TestOperationsDocListsEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := &linkedChannel{state: "connected"}
+	fams, _ := scrape(t, runWithAdmin(t, wa))
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\bcheckinbot_[a-z0-9_]+`).FindAllString(string(doc), -1) {
+		named[m] = true
+	}
+	for name := range named {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("docs/operations.md names %s, which /metrics does not serve", name)
+		}
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "checkinbot_") && !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("/metrics serves %s, which docs/operations.md's table does not list", name)
+		}
 	}
 }
