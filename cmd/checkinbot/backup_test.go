@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"os"
@@ -205,4 +206,13 @@ type gateWriter struct {
 func (g *gateWriter) Write(b []byte) (int, error) {
 	g.once.Do(g.wait)
 	return g.w.Write(b)
+}
+
+// usedBytes is how much of a data file its commits use, from the larger
+// high-water mark of its two meta pages (bbolt preallocates the file
+// beyond it, so half the file may cut nothing).
+func usedBytes(b []byte) int {
+	ps := int(binary.LittleEndian.Uint32(b[16+8:]))
+	hwm := max(binary.LittleEndian.Uint64(b[16+40:]), binary.LittleEndian.Uint64(b[ps+16+40:]))
+	return min(int(hwm)*ps, len(b))
 }
