@@ -7,6 +7,7 @@ import (
 	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -39,7 +40,7 @@ func newMeters(s *Server) *meters {
 		m.attempts.WithLabelValues(o)
 	}
 	s.reg.MustRegister(m.escalations, m.attempts, m.commits, collector{s},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
