@@ -3,11 +3,18 @@ package boltstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -97,5 +104,63 @@ func TestProbeFollowsWriteFault(t *testing.T) {
 	s.Probe()
 	if commits != 1 {
 		t.Errorf("commit observer saw %d commits of one probe", commits)
+	}
+}
+
+// BenchmarkMmapSize: writes that grow the file (a new registrant each),
+// 64 writers, with bbolt's default mapping and with mmapSize, each alone
+// and while backups run back to back to io.Discard. Same binary, same
+// run, same concurrency.
+func BenchmarkMmapSize(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		mmap   int
+		backup bool
+	}{
+		{"default", 0, false}, {"1GiB", 1 << 30, false},
+		{"default+backups", 0, true}, {"1GiB+backups", 1 << 30, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			saved := mmapSize
+			mmapSize = c.mmap
+			defer func() { mmapSize = saved }()
+			s, err := Open(filepath.Join(b.TempDir(), "checkinbot.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			stop := make(chan struct{})
+			var backups sync.WaitGroup
+			if c.backup {
+				backups.Add(1)
+				go func() {
+					defer backups.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+							s.WriteBackup(io.Discard, nil)
+						}
+					}
+				}()
+			}
+			var next atomic.Int64
+			b.SetParallelism(64 / max(runtime.GOMAXPROCS(0), 1))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					key := fmt.Sprintf("user-%d", next.Add(1))
+					s.ProcessSend(key, "", t0, &store.Envelope{Channel: "telegram", Address: key}, func(prev dialogs.State, _ bool) dialogs.Result {
+						prev.Status, prev.Timer = dialogs.StatusActive, t0.Add(time.Hour)
+						return dialogs.Result{State: prev, Audit: []string{"registered"},
+							Replies: []dialogs.Reply{{Text: "Registered. Your next check-in is at 09:00, 03/03."}}}
+					})
+				}
+			})
+			b.StopTimer()
+			close(stop)
+			backups.Wait()
+		})
 	}
 }
