@@ -65,7 +65,7 @@ func TestLayering(t *testing.T) {
 	if !slices.Contains(deps(t, module+"/store/boltstore"), "bbolt") {
 		t.Fatal("store/boltstore does not appear to depend on bbolt: this test cannot see dependencies")
 	}
-	for _, pkg := range []string{"store", "store/storetest", "bot", "bot/telegram", "bot/whatsapp", "bot/terminal", "webhook", "dialogs", "escalation"} {
+	for _, pkg := range []string{"store", "store/storetest", "bot", "bot/telegram", "bot/whatsapp", "bot/terminal", "webhook", "dialogs", "escalation", "ops"} {
 		for _, d := range deps(t, module+"/"+pkg) {
 			if d == "bbolt" || d == "store/boltstore" {
 				t.Errorf("%s depends on %s: only app, cmd and the engine's own tests may", pkg, d)

@@ -25,6 +25,7 @@ import (
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
+	"github.com/checkinbot/checkinbot/ops"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
@@ -73,6 +74,11 @@ type Options struct {
 	FreshDataExpected bool
 	// Log is the operational log (default slog.Default()).
 	Log *slog.Logger
+	// AdminListen is the admin listener (ops.go): "unix:/path" or a
+	// loopback "127.0.0.1:9464"; empty means none.
+	AdminListen string
+	// AdminToken authorises the online backup on the admin listener.
+	AdminToken string
 }
 
 // App is the running program's parts. The fields are for callers and
@@ -86,11 +92,14 @@ type App struct {
 	// API is the embassy API, served under /v1 when an embassy has
 	// api_token_env (nil otherwise).
 	API *api.API
+	Ops *ops.Server // health, readiness, metrics, backup (ops.go)
 
 	opt Options
 	log *slog.Logger
 	ln  net.Listener
 	mux *http.ServeMux
+
+	adminLn net.Listener // the admin listener (ops.go)
 }
 
 // Open builds the program. On error everything opened is closed again.
@@ -176,6 +185,9 @@ func Open(opt Options) (_ *App, err error) {
 			return nil, fmt.Errorf("listen %s: %w", opt.Listen, err)
 		}
 	}
+	if err := a.openOps(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -201,6 +213,7 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
 	defer func() { stopBackground(); bg.Wait() }()
+	defer a.serveAdmin()()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -267,6 +280,11 @@ func (a *App) deliverBacklog(limit time.Duration) {
 // it), channels holding resources (io.Closer), and the store.
 func (a *App) Close() error {
 	var errs []error
+	if a.adminLn != nil {
+		if err := a.adminLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
 	if a.ln != nil {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)

@@ -176,6 +176,9 @@ func (r *Runner) dispatch(ctx context.Context, it store.SendItem, fresh bool) {
 		err = s.Send(ctx, it.Address, Response{Priority: priorityOf(it.Urgent, it.Scheduled), Replies: it.Replies,
 			Done: func(rc Receipt) { once.Do(func() { r.settle(it, rc) }) }})
 	}
+	if err == nil {
+		r.stats.handed(priorityOf(it.Urgent, it.Scheduled))
+	}
 	if err != nil {
 		r.out.release(it.Seq)
 		r.Log.Warn("reply not handed to its channel; it stays queued and is sent again later", "channel", it.Channel)
@@ -184,6 +187,9 @@ func (r *Runner) dispatch(ctx context.Context, it store.SendItem, fresh bool) {
 
 // settle takes a channel's receipt for a row.
 func (r *Runner) settle(it store.SendItem, rc Receipt) {
+	if len(it.Replies) > 0 {
+		r.stats.settled(it.Channel, rc.Err == nil)
+	}
 	now := r.Now()
 	ack := store.SendAck{Seq: it.Seq, UserKey: it.UserKey}
 	switch {

@@ -122,6 +122,7 @@ type Runner struct {
 	out     outbox
 	health  health
 	givenUp atomic.Int64
+	stats   stats // counters for /metrics (stats.go)
 	// volatile: replies bypass the send queue (benchmarks' baseline only).
 	volatile bool
 	// afterInput, if set, sees every input the runner committed (tests).
@@ -176,10 +177,12 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
 	key := store.UserKey(r.Pepper, in.Channel, in.Address)
 	t := r.order.enter(key) // the place in line is taken now, in call order
+	id := r.stats.arrive(in.Channel, arrived)
 	go func() {
 		<-t.ready
 		err := r.handleHeld(ctx, key, in, arrived)
 		t.leave()
+		r.stats.leave(id)
 		if err != nil && errors.Is(err, ErrStoreUnavailable) {
 			r.tellNotSaved(ctx, key, in)
 		}

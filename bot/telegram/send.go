@@ -206,6 +206,7 @@ func (s *sender) deliver(ctx context.Context, it *outItem) {
 		s.chatNext[it.chat] = time.Now().Add(time.Duration(max(tooMany.RetryAfter, 1)) * time.Second)
 		s.queues[it.prio].PushFront(it)
 		s.c.opt.Log.Warn("telegram rate limit: chat paused", "retry_after_s", tooMany.RetryAfter)
+		s.c.rateLimited.Add(1)
 	case errors.Is(err, tgbot.ErrorForbidden):
 		settled = append(s.dropChat(it.chat), it)
 		receipt.Err = bot.ErrUnreachable

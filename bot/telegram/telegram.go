@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
@@ -75,6 +76,8 @@ type Channel struct {
 
 	mu      sync.Mutex
 	refused map[int64]time.Time // group → when it was last told we do not work there
+
+	rateLimited atomic.Int64 // 429 answers (ops.go)
 }
 
 // refuseGroup reports whether a group should be told (again) that the bot

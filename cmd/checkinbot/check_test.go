@@ -68,7 +68,7 @@ var damaged = []struct {
 	{"random bytes", "not a checkinbot data file", func(t *testing.T, b []byte) []byte {
 		return bytes.Repeat([]byte{0x5a, 0xc3, 0x11, 0x07}, len(b)/4)
 	}},
-	{"truncated to half", "truncated", func(t *testing.T, b []byte) []byte { return b[:len(b)/2] }},
+	{"truncated to half", "truncated", func(t *testing.T, b []byte) []byte { return b[:usedBytes(b)/2] }},
 	{"truncated to one page", "truncated", func(t *testing.T, b []byte) []byte { return b[:os.Getpagesize()] }},
 	{"both meta pages damaged", "corrupt", func(t *testing.T, b []byte) []byte {
 		ps := os.Getpagesize()

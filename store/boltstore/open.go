@@ -281,7 +281,11 @@ func openBolt(path string, readOnly bool) (*bolt.DB, error) {
 	var db *bolt.DB
 	err := guard(func() error {
 		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, OpenFile: openExisting})
+		opt := &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, OpenFile: openExisting}
+		if !readOnly {
+			opt.InitialMmapSize = mmapSize // an online backup must not stall writers (ops.go)
+		}
+		db, err = bolt.Open(path, 0o600, opt)
 		return err
 	})
 	return db, err

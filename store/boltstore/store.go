@@ -63,6 +63,7 @@ type Store struct {
 	closed   bool
 	reqs     chan *writeRequest
 	loopDone chan struct{}
+	observe  atomic.Pointer[func(time.Duration, int)] // SetCommitObserver
 
 	// route files registrants under their embassy (IndexWith).
 	route atomic.Pointer[store.Router]
@@ -120,7 +121,7 @@ func (s *Store) commitLoop() {
 // and the rest are committed without it.
 func (s *Store) commitGroup(group []*writeRequest) {
 	for len(group) > 0 {
-		failed, ferr := -1, error(nil)
+		failed, ferr, start := -1, error(nil), time.Now()
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for i, r := range group {
 				if err := runSafely(r.fn, tx); err != nil {
@@ -130,6 +131,7 @@ func (s *Store) commitGroup(group []*writeRequest) {
 			}
 			return nil
 		})
+		s.observeCommit(start, len(group))
 		if failed < 0 {
 			for _, r := range group {
 				r.done <- err
