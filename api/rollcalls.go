@@ -168,6 +168,7 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 		// error here would invite a second roll call.
 		a.opt.Log.Error("roll call started but not every prompt was recorded", "rollcall", rc.ID, "err", err)
 	}
+	a.opt.Log.Info("roll call started", "rollcall", rc.ID, "embassy", t.Embassy, "by", t.Label, "members", len(rc.Members))
 	rep, found, err := a.opt.RollCalls.RollCall(rc.ID)
 	if err == nil && !found {
 		err = fmt.Errorf("roll call %s vanished after it started", rc.ID)
