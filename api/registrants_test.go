@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -87,6 +89,7 @@ func (w *world) walk(token, status string, size int) []registrantOut {
 		if l.NextCursor == nil {
 			return rows
 		}
+		w.cursors = append(w.cursors, *l.NextCursor)
 		cursor = "&cursor=" + url.QueryEscape(*l.NextCursor)
 		if pages > 100 {
 			w.t.Fatal("pagination does not end")
@@ -157,6 +160,18 @@ func TestRegistrantList(t *testing.T) {
 				if hexKey.Match(r.Body) {
 					t.Errorf("the list shows something like a store key: %s", r.Body)
 				}
+			}
+		}
+	}
+	// Nor does a cursor, even decoded.
+	if len(w.cursors) == 0 {
+		t.Fatal("no page had a next cursor")
+	}
+	for _, c := range w.cursors {
+		dec, _ := base64.RawURLEncoding.DecodeString(c)
+		for _, s := range seed {
+			if strings.Contains(c, s.key) || bytes.Contains(dec, []byte(s.key)) || bytes.Contains(dec, []byte(s.key[:16])) {
+				t.Errorf("cursor %s reveals a store key", c)
 			}
 		}
 	}
