@@ -1,7 +1,8 @@
 // Package api is the embassy API (DESIGN §5) under /v1: an embassy's duty
 // officers list and work their cases (acknowledge, resolve with an
-// outcome, add notes) and pull the events their webhook endpoint may have
-// missed, with nothing but a bearer token and curl.
+// outcome, add notes), see who is overdue, run roll calls and pull the
+// events their webhook endpoint may have missed, with nothing but a
+// bearer token and curl.
 //
 // Every request is authenticated first (a token names exactly one
 // embassy; tokens are compared in constant time), then rate-limited per
@@ -32,6 +33,9 @@ type Store interface {
 	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
 	Events(q store.EventQuery) (store.EventPage, error)
 	AckEvent(embassy, eventID, by string, now time.Time) error
+	// Registrants lists one page of an embassy's registrants of a status
+	// from the store's index; cursor is the store's own (the API seals it).
+	Registrants(embassy string, status store.RegistrantStatus, cursor string, limit int) (store.RegistrantPage, error)
 }
 
 // Resolver tells the conversation engine a case was resolved, so it clears
@@ -54,6 +58,12 @@ type Options struct {
 	Store    Store
 	Resolver Resolver
 	Tokens   []Token
+	// RollCalls runs and reports roll calls (nil: /v1/rollcalls answers
+	// 404).
+	RollCalls RollCaller
+	// Covers reports whether embassy covers country, the only countries
+	// it may run a roll call in (nil: every country).
+	Covers func(embassy, country string) bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Rate and Burst are each token's request budget: Burst requests at
@@ -82,6 +92,7 @@ type API struct {
 	opt     Options
 	auth    *authenticator
 	limiter *limiter
+	cursors *cursorSealer
 }
 
 // New builds the API handler (an http.Handler for Prefix).
@@ -98,7 +109,8 @@ func New(opt Options) *API {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &API{opt: opt, auth: newAuthenticator(opt.Tokens), limiter: newLimiter(opt.Rate, opt.Burst, opt.Now)}
+	return &API{opt: opt, auth: newAuthenticator(opt.Tokens), limiter: newLimiter(opt.Rate, opt.Burst, opt.Now),
+		cursors: newCursorSealer()}
 }
 
 // Prefix is where the API is mounted.

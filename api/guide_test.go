@@ -16,7 +16,7 @@ var fencedBlock = regexp.MustCompile("(?ms)^```([a-z]*)[^\n]*\n(.*?)^```")
 // TestEmbassyGuideRuns runs docs/embassy-guide.md's shell blocks, in
 // order, in one bash with API and TOKEN set, against the running program:
 // the guide's walk-through must work literally, and leave the case
-// resolved and every event acknowledged.
+// resolved, a roll call running and every event acknowledged.
 func TestEmbassyGuideRuns(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -40,6 +40,7 @@ func TestEmbassyGuideRuns(t *testing.T) {
 		t.Fatalf("the guide has %d shell blocks; the walk-through is gone", n)
 	}
 	w := newWorld(t)
+	overdue := seedRegistrants(t, w, 1)[0] // my-mekong's, overdue in Siem Reap
 	cmd := exec.Command("bash", "-c", script.String())
 	cmd.Env = append(os.Environ(), "API="+w.base+"/v1", "TOKEN="+tokMY)
 	out, err := cmd.CombinedOutput()
@@ -52,6 +53,20 @@ func TestEmbassyGuideRuns(t *testing.T) {
 	}
 	if !strings.HasSuffix(strings.TrimSpace(string(out)), "\n0") {
 		t.Errorf("after acknowledging, unacked events remain:\n%s", out)
+	}
+	if !strings.Contains(string(out), overdue.id+" overdue since ") || strings.Contains(string(out), overdue.key) {
+		t.Errorf("the overdue list does not show %s (by its pseudonymous id only):\n%s", overdue.id, out)
+	}
+	// The roll call of the guide asked siti, the one citizen of
+	// my-mekong in Phnom Penh.
+	rc := regexp.MustCompile(`(?m)^rc_[a-z2-7]{16}$`).FindString(string(out))
+	if rc == "" {
+		t.Fatalf("the guide's roll call printed no id:\n%s", out)
+	}
+	var report rollCallOut
+	w.must(http.StatusOK, "GET", "/v1/rollcalls/"+rc, tokMY, nil).decode(t, &report)
+	if report.RollCall.Counts.Members != 1 || !strings.Contains(string(out), `"pending":1`) {
+		t.Errorf("the guide's roll call: %+v", report.RollCall)
 	}
 	var l caseList
 	w.must(http.StatusOK, "GET", "/v1/cases?status=resolved", tokMY, nil).decode(t, &l)

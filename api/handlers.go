@@ -35,6 +35,9 @@ var routes = []route{
 	{http.MethodPost, []string{"cases", "{id}", "note"}, nil, (*API).noteCase},
 	{http.MethodGet, []string{"events"}, []string{"after", "unacked", "limit"}, (*API).listEvents},
 	{http.MethodPost, []string{"events", "{id}", "ack"}, nil, (*API).ackEvent},
+	{http.MethodGet, []string{"registrants"}, []string{"status", "cursor", "limit"}, (*API).listRegistrants},
+	{http.MethodPost, []string{"rollcalls"}, nil, (*API).startRollCall},
+	{http.MethodGet, []string{"rollcalls", "{id}"}, nil, (*API).getRollCall},
 }
 
 // match finds the routes whose pattern fits path, and the {id} segment.

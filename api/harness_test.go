@@ -54,6 +54,8 @@ type world struct {
 	siti   fakeapi.User // my-mekong
 	budi   fakeapi.User // id-mekong
 	logs   *syncWriter  // the program's log
+	// cursors are the registrant-list cursors walk was given.
+	cursors []string
 }
 
 func newWorld(t *testing.T, edit ...func(*api.Options)) *world {
