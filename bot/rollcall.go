@@ -294,8 +294,8 @@ func (r *Runner) missMember(ctx context.Context, rs RollCallStore, rc store.Roll
 
 // ResumeRollCalls prompts, after a restart, the members of open roll calls
 // whose prompt was never committed (the service stopped half-way through
-// StartRollCall). Texts given to StartRollCall are not stored: they get
-// the template.
+// StartRollCall), in the roll call's own words (its texts are stored with
+// it). A store without roll calls has nothing to resume.
 func (r *Runner) ResumeRollCalls(ctx context.Context) error {
 	rs, err := r.rollCalls()
 	if err != nil {
