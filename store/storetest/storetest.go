@@ -14,9 +14,7 @@
 package storetest
 
 import (
-	"time"
-
-	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/webhook"
@@ -33,24 +31,10 @@ import (
 // cannot be read (the event will fail again), with any other error when
 // the engine cannot write now; either way nothing of the event is kept.
 type Store interface {
-	// The runner's port: one event, all its effects in one transaction.
-	Process(key, inboundID string, now time.Time, h store.Handler) (store.Outcome, error)
-	ProcessSend(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) (store.Outcome, error)
-	Registrant(key string) (dialogs.State, bool, error)
-
-	// The scheduler's port: the due-time index and service gaps.
-	Due(now time.Time) ([]string, error)
-	NextTimer() (time.Time, bool, error)
-	LastAlive() (time.Time, bool, error)
-	MarkAlive(now time.Time) error
-	RecordGap(g store.Gap, embassies []string, now time.Time) ([]escalation.Event, error)
-
-	// The send queue and purge list the runner drains after each commit.
-	PendingSends(userKey string) ([]store.SendItem, error)
-	StillQueued(userKey string, seq uint64) (bool, error)
-	AckSends(acks []store.SendAck) error
-	DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error)
-	SettlePurges(done, retry []store.PurgeRow) error
+	// The runner's, the scheduler's and the outbox's port (bot/port.go):
+	// one event with all its effects in one transaction, the due-time
+	// index and service gaps, the send queue and the purge list.
+	bot.Store
 
 	// The deliverer's port.
 	webhook.Outbox
