@@ -18,18 +18,26 @@ import (
 )
 
 // The embassy API's reads and writes (store.CaseQuery and friends). Cases
-// are listed from a per-embassy index, so a page costs what its size
-// costs, not what the number of cases costs; events are read from the
-// outbox, which keeps what the retention window keeps.
+// are listed from a per-embassy index, and a status filter from a
+// per-embassy × status index, so a page costs what its size costs, not
+// what the number of cases costs. The type and severity filters walk the
+// subset the status picks (or all the embassy's cases): their cost follows
+// how sparse they are inside it. Events are read from the outbox, which
+// keeps what the retention window keeps.
 
 var (
 	// bucketCaseIndex: embassy ‖ 0x00 ‖ 8-byte case number → case id.
 	bucketCaseIndex = []byte("case_index")
+	// bucketCaseStatusIndex: embassy ‖ 0x00 ‖ status ‖ 0x00 ‖ 8-byte case
+	// number → case id; each case is under its current status only.
+	bucketCaseStatusIndex = []byte("case_status_index")
 	// bucketEventAcks: embassy ‖ 0x00 ‖ event id → 8-byte Unix nanoseconds.
 	bucketEventAcks = []byte("event_acks")
 )
 
-func init() { allBuckets = append(allBuckets, bucketCaseIndex, bucketEventAcks) }
+func init() {
+	allBuckets = append(allBuckets, bucketCaseIndex, bucketCaseStatusIndex, bucketEventAcks)
+}
 
 // caseNumber is the number in a case id ("case_000042" → 42).
 func caseNumber(id string) (uint64, bool) {
@@ -41,21 +49,54 @@ func caseIndexKey(embassy string, n uint64) []byte {
 	return append(append([]byte(embassy), 0), u64(n)...)
 }
 
-// indexCase enters a new case in its embassy's index (called where cases
-// are opened, in the same transaction).
+// statusPrefix is where the embassy's cases in one status start in the
+// status index.
+func statusPrefix(embassy string, status escalation.CaseStatus) []byte {
+	return append(append(append([]byte(embassy), 0), status...), 0)
+}
+
+func caseStatusKey(embassy string, status escalation.CaseStatus, n uint64) []byte {
+	return append(statusPrefix(embassy, status), u64(n)...)
+}
+
+// indexCase enters a new case in its embassy's index and under its status
+// (called where cases are opened, in the same transaction).
 func indexCase(tx *bolt.Tx, c store.Case) error {
 	n, ok := caseNumber(c.ID)
 	if !ok {
 		return fmt.Errorf("case id %q has no number", c.ID)
 	}
-	return tx.Bucket(bucketCaseIndex).Put(caseIndexKey(c.EmbassyID, n), []byte(c.ID))
+	if err := tx.Bucket(bucketCaseIndex).Put(caseIndexKey(c.EmbassyID, n), []byte(c.ID)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketCaseStatusIndex).Put(caseStatusKey(c.EmbassyID, c.Status, n), []byte(c.ID))
 }
 
-// backfillCaseIndex indexes the cases of a file written before the index
-// existed; on a file whose index is already kept it reads one key.
+// reindexStatus moves a case from its old status to its new one in the
+// status index, in the transaction that changes it; the case's embassy
+// and id never change.
+func reindexStatus(tx *bolt.Tx, old, c store.Case) error {
+	if old.Status == c.Status {
+		return nil
+	}
+	n, ok := caseNumber(c.ID)
+	if !ok {
+		return fmt.Errorf("case id %q has no number", c.ID)
+	}
+	idx := tx.Bucket(bucketCaseStatusIndex)
+	if err := idx.Delete(caseStatusKey(old.EmbassyID, old.Status, n)); err != nil {
+		return err
+	}
+	return idx.Put(caseStatusKey(c.EmbassyID, c.Status, n), []byte(c.ID))
+}
+
+// backfillCaseIndex indexes the cases of a file written before the
+// indexes existed (the case index, then the status index, each on its
+// own); on a file whose indexes are already kept it reads two keys.
 func backfillCaseIndex(tx *bolt.Tx) error {
-	idx := tx.Bucket(bucketCaseIndex)
-	if k, _ := idx.Cursor().First(); k != nil {
+	byCase, _ := tx.Bucket(bucketCaseIndex).Cursor().First()
+	byStatus, _ := tx.Bucket(bucketCaseStatusIndex).Cursor().First()
+	if byCase != nil && byStatus != nil {
 		return nil
 	}
 	return tx.Bucket(bucketCases).ForEach(func(k, v []byte) error {
@@ -63,7 +104,19 @@ func backfillCaseIndex(tx *bolt.Tx) error {
 		if err := json.Unmarshal(v, &c); err != nil {
 			return fmt.Errorf("case %s is corrupt: %w", k, err)
 		}
-		return indexCase(tx, c)
+		n, ok := caseNumber(c.ID)
+		if !ok {
+			return fmt.Errorf("case id %q has no number", c.ID)
+		}
+		if byCase == nil {
+			if err := tx.Bucket(bucketCaseIndex).Put(caseIndexKey(c.EmbassyID, n), []byte(c.ID)); err != nil {
+				return err
+			}
+		}
+		if byStatus == nil {
+			return tx.Bucket(bucketCaseStatusIndex).Put(caseStatusKey(c.EmbassyID, c.Status, n), []byte(c.ID))
+		}
+		return nil
 	})
 }
 
@@ -73,21 +126,29 @@ func notFound(what, id string) error {
 	return &errs.Error{Code: errs.ENOTFOUND, Key: "id", Reason: fmt.Sprintf("no %s %q", what, id)}
 }
 
-// Cases returns one page of the embassy's cases, newest first.
+// Cases returns one page of the embassy's cases, newest first. With a
+// status it walks that status's index, so a page costs one seek plus the
+// page however rare the status is.
 func (s *Store) Cases(q store.CaseQuery) (store.CasePage, error) {
 	var page store.CasePage
 	if q.Limit < 1 {
 		q.Limit = 1
 	}
-	prefix := append([]byte(q.Embassy), 0)
+	bucket, prefix := bucketCaseIndex, append([]byte(q.Embassy), 0)
+	if q.Status != "" {
+		bucket, prefix = bucketCaseStatusIndex, statusPrefix(q.Embassy, q.Status)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		cases := tx.Bucket(bucketCases)
-		c := tx.Bucket(bucketCaseIndex).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		var k, v []byte
 		if q.Before > 0 {
-			k, _ = c.Seek(caseIndexKey(q.Embassy, q.Before))
+			k, _ = c.Seek(append(bytes.Clone(prefix), u64(q.Before)...))
 		} else {
-			k, _ = c.Seek(append([]byte(q.Embassy), 1)) // the first key past this embassy's
+			// The first key past the prefix: its last byte, 0, made 1.
+			past := bytes.Clone(prefix)
+			past[len(past)-1] = 1
+			k, _ = c.Seek(past)
 		}
 		if k == nil {
 			k, v = c.Last()
@@ -193,6 +254,7 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 		if c.EmbassyID != ch.Embassy {
 			return notFound("case", ch.CaseID)
 		}
+		old := c
 		if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
 			out = c
 			var te *escalation.TransitionError
@@ -202,6 +264,9 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 			return err
 		}
 		if err := putJSON(cases, []byte(c.ID), c); err != nil {
+			return err
+		}
+		if err := reindexStatus(tx, old, c); err != nil {
 			return err
 		}
 		out = c

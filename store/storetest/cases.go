@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -35,6 +36,7 @@ func RunCases(t *testing.T, open func(t *testing.T) CaseStore) {
 	}{
 		{"CasePagesNewestFirstPerEmbassy", testCasePages},
 		{"CaseTransitions", testCaseTransitions},
+		{"FilteredPagesMatchModel", testCaseFiltersModel},
 		{"OtherEmbassyIsNotFound", testCaseIsolation},
 		{"EventsAfterCursorAndAcks", testEventPull},
 	}
@@ -258,4 +260,130 @@ func testEventPull(t *testing.T, s CaseStore) {
 	if n != 1 {
 		t.Errorf("%d audit entries for the acknowledgement, want 1", n)
 	}
+}
+
+// caseModel is what the store should hold about one case, kept by the
+// test from the operations it applied.
+type caseModel struct {
+	id       string
+	embassy  string
+	status   escalation.CaseStatus
+	severity escalation.Severity
+	types    []escalation.Type
+}
+
+// testCaseFiltersModel applies random escalations (opening cases or
+// adding to open ones) and random officer actions to cases of three
+// embassies, and after each round reads every filter combination
+// (embassy × status × severity × type, at several page sizes) page by
+// page, comparing with a model: the status index must follow every
+// change, in the transaction that makes it.
+func testCaseFiltersModel(t *testing.T, s CaseStore) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 12))
+	embs := []string{"a", "b", "c"}
+	sevs := []escalation.Severity{escalation.SeverityInfo, escalation.SeverityHigh, escalation.SeverityCritical}
+	types := []escalation.Type{escalation.TypeSOSRaised, escalation.TypeCheckinMissed, escalation.TypeDuressTriggered}
+	statuses := []escalation.CaseStatus{"", escalation.CaseStatusOpen, escalation.CaseStatusAcknowledged, escalation.CaseStatusResolved}
+	var all []*caseModel               // oldest first
+	current := map[string]*caseModel{} // registrant key → its latest case
+	now := t0
+	for round := range 4 {
+		for range 30 {
+			now = now.Add(time.Minute)
+			if len(all) == 0 || rng.IntN(2) == 0 {
+				// An escalation: a new case, or one more event on the
+				// registrant's case unless that one is resolved.
+				i := rng.IntN(12)
+				key, emb := fmt.Sprintf("key%04d", i), embs[i%len(embs)]
+				sev, typ := sevs[rng.IntN(len(sevs))], types[rng.IntN(len(types))]
+				o, err := s.Process(key, "", now, handler(nil, func(st *dialogs.State, r *dialogs.Result) {
+					r.Escalations = []dialogs.Escalation{{Type: typ, Severity: sev, EmbassyID: emb, Case: dialogs.CaseOpen,
+						Registrant: dialogs.RegistrantView{ID: dialogs.Pseudonym(key)}}}
+				}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := current[key]
+				if c == nil || c.status == escalation.CaseStatusResolved {
+					c = &caseModel{id: o.Events[0].CaseID, embassy: emb, status: escalation.CaseStatusOpen, severity: sev}
+					all = append(all, c)
+					current[key] = c
+				} else if sev.Rank() > c.severity.Rank() {
+					c.severity = sev
+				}
+				c.types = append(c.types, typ)
+				if o.Events[0].CaseID != c.id {
+					t.Fatalf("escalation of %s went to case %s, want %s", key, o.Events[0].CaseID, c.id)
+				}
+				continue
+			}
+			c := all[rng.IntN(len(all))]
+			act := []escalation.CaseAction{escalation.ActionAck, escalation.ActionResolve, escalation.ActionNote}[rng.IntN(3)]
+			want := c.status
+			switch {
+			case act == escalation.ActionAck && c.status == escalation.CaseStatusOpen:
+				want = escalation.CaseStatusAcknowledged
+			case act == escalation.ActionResolve && c.status != escalation.CaseStatusResolved:
+				want = escalation.CaseStatusResolved
+			}
+			got, err := s.ChangeCase(store.CaseChange{Embassy: c.embassy, CaseID: c.id, Action: act, By: "officer",
+				Outcome: escalation.OutcomeSafe, Text: "n"}, now)
+			if (err == nil) == (act != escalation.ActionNote && want == c.status) {
+				t.Fatalf("%s %s (%s): %v", act, c.id, c.status, err)
+			}
+			if got.Status != want {
+				t.Fatalf("%s %s: status %s, want %s", act, c.id, got.Status, want)
+			}
+			c.status = want
+		}
+		for _, emb := range append(embs, "nobody") {
+			for _, status := range statuses {
+				for _, sev := range append([]escalation.Severity{""}, sevs...) {
+					for _, typ := range append([]escalation.Type{""}, types...) {
+						var want []string
+						for _, c := range slices.Backward(all) {
+							if c.embassy == emb && (status == "" || c.status == status) && (sev == "" || c.severity == sev) &&
+								(typ == "" || slices.Contains(c.types, typ)) {
+								want = append(want, c.id)
+							}
+						}
+						for _, size := range []int{1, 3, 100} {
+							q := store.CaseQuery{Embassy: emb, Status: status, Severity: sev, Type: typ, Limit: size}
+							got := readCasePages(t, s, q)
+							if !slices.Equal(got, want) {
+								t.Fatalf("round %d, %+v: %v, want %v", round, q, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// readCasePages follows q's cursor to the end and returns the case ids,
+// checking each page's size.
+func readCasePages(t *testing.T, s CaseStore, q store.CaseQuery) []string {
+	t.Helper()
+	var got []string
+	for range 1000 {
+		p, err := s.Cases(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Cases) > q.Limit || (p.Next != 0 && len(p.Cases) != q.Limit) {
+			t.Fatalf("%+v: page of %d, next %d", q, len(p.Cases), p.Next)
+		}
+		for _, c := range p.Cases {
+			got = append(got, c.ID)
+		}
+		if p.Next == 0 {
+			return got
+		}
+		q.Before = p.Next
+	}
+	t.Fatalf("%+v: more than 1000 pages", q)
+	return nil
 }
