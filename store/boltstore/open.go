@@ -467,7 +467,16 @@ func (s *Store) migrate() error {
 				binary.BigEndian.Uint64(v), SchemaVersion)}
 		}
 		// Migrations from older versions run here, one step at a time, as
-		// the schema evolves. Version 1 is the first.
-		return backfillCaseIndex(tx) // the embassy API's case index (cases.go)
+		// the schema evolves. Version 1 is the first; version 2 added the
+		// case indexes (by embassy, by embassy × status) and the registrant
+		// index, which only this version keeps in step — so an older binary
+		// must refuse a version 2 file rather than let them drift.
+		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
+			return err
+		}
+		if binary.BigEndian.Uint64(v) < SchemaVersion {
+			return meta.Put(keySchema, u64(SchemaVersion))
+		}
+		return nil
 	})
 }

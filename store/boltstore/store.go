@@ -35,7 +35,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	bucketMeta        = []byte("meta")
