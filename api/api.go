@@ -16,6 +16,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
@@ -93,6 +94,8 @@ type API struct {
 	auth    *authenticator
 	limiter *limiter
 	cursors *cursorSealer
+	// background counts the roll calls still prompting (Wait).
+	background sync.WaitGroup
 }
 
 // New builds the API handler (an http.Handler for Prefix).

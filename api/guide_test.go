@@ -65,7 +65,8 @@ func TestEmbassyGuideRuns(t *testing.T) {
 	}
 	var report rollCallOut
 	w.must(http.StatusOK, "GET", "/v1/rollcalls/"+rc, tokMY, nil).decode(t, &report)
-	if report.RollCall.Counts.Members != 1 || !strings.Contains(string(out), `"pending":1`) {
+	if report.RollCall.Counts.Members != 1 || !strings.Contains(string(out), `"pending":1`) ||
+		!regexp.MustCompile(`(?m)^`+w.pseudonymOf("my-mekong")+`$`).MatchString(string(out)) {
 		t.Errorf("the guide's roll call: %+v", report.RollCall)
 	}
 	var l caseList

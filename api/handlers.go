@@ -37,7 +37,7 @@ var routes = []route{
 	{http.MethodPost, []string{"events", "{id}", "ack"}, nil, (*API).ackEvent},
 	{http.MethodGet, []string{"registrants"}, []string{"status", "cursor", "limit"}, (*API).listRegistrants},
 	{http.MethodPost, []string{"rollcalls"}, nil, (*API).startRollCall},
-	{http.MethodGet, []string{"rollcalls", "{id}"}, nil, (*API).getRollCall},
+	{http.MethodGet, []string{"rollcalls", "{id}"}, []string{"list", "cursor", "limit"}, (*API).getRollCall},
 }
 
 // match finds the routes whose pattern fits path, and the {id} segment.

@@ -74,6 +74,7 @@ func newWorld(t *testing.T, edit ...func(*api.Options)) *world {
 	w := &world{Program: p, t: t, base: "http://" + p.Addr(), logs: logs,
 		siti: fakeapi.User{ID: 8001, Username: "siti", Lang: "en"}, budi: fakeapi.User{ID: 8002, Username: "budi", Lang: "en"}}
 	w.doc, w.router = loadSpec(t, w.base)
+	t.Cleanup(p.App.API.Wait) // roll calls still prompting, before the store closes
 	for _, c := range []struct {
 		u        fakeapi.User
 		passport string

@@ -16,19 +16,29 @@ import (
 )
 
 // RollCaller runs roll calls (DESIGN §2 item 9); *bot.Runner implements
-// it. StartRollCall returns once every member's prompt is committed to the
-// send queue; RollCall reports any embassy's roll call (the API checks the
-// embassy).
+// it. CreateRollCall records the roll call with its members listed and
+// returns at once; PromptRollCall then asks them, which at 100,000
+// members takes seconds, so the API runs it in the background. RollCall
+// reports any embassy's roll call (the API checks the embassy).
 type RollCaller interface {
-	StartRollCall(ctx context.Context, q bot.RollCallRequest) (store.RollCall, error)
+	CreateRollCall(q bot.RollCallRequest) (store.RollCall, error)
+	PromptRollCall(ctx context.Context, rc store.RollCall) error
 	RollCall(id string) (store.RollCallReport, bool, error)
 }
 
 // MaxCity bounds a roll call's city, in characters.
 const MaxCity = 100
 
+// rollCallLists are the member lists a roll call pages, by name.
+var rollCallLists = map[string]func(store.RollCallReport) []string{
+	"responded":  func(r store.RollCallReport) []string { return r.Responded },
+	"pending":    func(r store.RollCallReport) []string { return r.Pending },
+	"missed":     func(r store.RollCallReport) []string { return r.Missed },
+	"unprompted": func(r store.RollCallReport) []string { return r.Unprompted },
+}
+
 // rollCallView is a roll call as the API shows it: where its members
-// stand, by pseudonymous id, with the counts.
+// stand, as counts (the ids come a page at a time, rollCallPage).
 type rollCallView struct {
 	ID        string    `json:"id"`
 	Country   string    `json:"country"`
@@ -43,27 +53,23 @@ type rollCallView struct {
 		Missed     int `json:"missed"`
 		Unprompted int `json:"unprompted"`
 	} `json:"counts"`
-	Responded  []string `json:"responded"`
-	Pending    []string `json:"pending"`
-	Missed     []string `json:"missed"`
-	Unprompted []string `json:"unprompted"`
+}
+
+// rollCallPage is one page of one of a roll call's lists, by
+// pseudonymous id in ascending order.
+type rollCallPage struct {
+	List       string   `json:"list"`
+	IDs        []string `json:"ids"`
+	NextCursor *string  `json:"next_cursor"`
 }
 
 func rollCallViewOf(rep store.RollCallReport) *rollCallView {
 	v := &rollCallView{ID: rep.ID, Country: rep.Country, City: rep.City, CreatedAt: rep.CreatedAt,
-		Deadline: rep.Deadline, Closed: rep.Closed,
-		Responded: nonNil(rep.Responded), Pending: nonNil(rep.Pending), Missed: nonNil(rep.Missed), Unprompted: nonNil(rep.Unprompted)}
-	v.Counts.Responded, v.Counts.Pending = len(v.Responded), len(v.Pending)
-	v.Counts.Missed, v.Counts.Unprompted = len(v.Missed), len(v.Unprompted)
+		Deadline: rep.Deadline, Closed: rep.Closed}
+	v.Counts.Responded, v.Counts.Pending = len(rep.Responded), len(rep.Pending)
+	v.Counts.Missed, v.Counts.Unprompted = len(rep.Missed), len(rep.Unprompted)
 	v.Counts.Members = v.Counts.Responded + v.Counts.Pending + v.Counts.Missed + v.Counts.Unprompted
 	return v
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // rollCallBody is POST /v1/rollcalls's body.
@@ -138,10 +144,11 @@ func plainText(key, s string, max int) (string, error) {
 	return s, nil
 }
 
-// startRollCall answers POST /v1/rollcalls: it prompts every active
-// registrant of the embassy in the area and answers 201 once every prompt
-// is committed. The work does not depend on the request: a client that
-// hangs up does not stop it.
+// startRollCall answers POST /v1/rollcalls: it records a roll call of
+// every active registrant of the embassy in the area and answers 202 with
+// its id and counts at once; the prompts go out in the background, on a
+// context not tied to the request (a client that hangs up does not stop
+// them; a restart half-way is resumed by the runner at its next start).
 func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ string) {
 	if a.opt.RollCalls == nil {
 		writeCode(w, http.StatusNotFound, errs.ENOTFOUND, "no such endpoint")
@@ -157,37 +164,68 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 		a.writeErr(w, r, err)
 		return
 	}
-	rc, err := a.opt.RollCalls.StartRollCall(context.WithoutCancel(r.Context()), q)
-	if rc.ID == "" {
+	rc, err := a.opt.RollCalls.CreateRollCall(q)
+	if err != nil {
 		a.writeErr(w, r, err)
 		return
-	}
-	if err != nil {
-		// The roll call exists; those not prompted stay pending (the
-		// runner prompts them again at its next start). Answering an
-		// error here would invite a second roll call.
-		a.opt.Log.Error("roll call started but not every prompt was recorded", "rollcall", rc.ID, "err", err)
 	}
 	a.opt.Log.Info("roll call started", "rollcall", rc.ID, "embassy", t.Embassy, "by", t.Label, "members", len(rc.Members))
 	rep, found, err := a.opt.RollCalls.RollCall(rc.ID)
 	if err == nil && !found {
 		err = fmt.Errorf("roll call %s vanished after it started", rc.ID)
 	}
+	a.background.Add(1)
+	go func() {
+		defer a.background.Done()
+		if err := a.opt.RollCalls.PromptRollCall(context.WithoutCancel(r.Context()), rc); err != nil {
+			// Those not prompted stay listed (pending); the runner
+			// prompts them again at its next start.
+			a.opt.Log.Error("roll call started but not every prompt was recorded", "rollcall", rc.ID, "err", err)
+		}
+	}()
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
 	w.Header().Set("Location", Prefix+"rollcalls/"+rc.ID)
-	writeJSON(w, http.StatusCreated, struct {
+	writeJSON(w, http.StatusAccepted, struct {
 		RollCall *rollCallView `json:"rollcall"`
 	}{rollCallViewOf(rep)})
 }
 
-// getRollCall answers GET /v1/rollcalls/{id}; another embassy's roll
-// call is 404, like one that does not exist.
+// Wait returns once every roll call's background prompting has finished;
+// call it on shutdown, after the listener stopped, before the store
+// closes.
+func (a *API) Wait() { a.background.Wait() }
+
+// getRollCall answers GET /v1/rollcalls/{id}: the counts, and with
+// ?list= one page of that list's ids (?cursor=, ?limit= as for the
+// registrants). Another embassy's roll call is 404, like one that does
+// not exist.
 func (a *API) getRollCall(w http.ResponseWriter, r *http.Request, t Token, id string) {
 	if a.opt.RollCalls == nil {
 		writeCode(w, http.StatusNotFound, errs.ENOTFOUND, "no such endpoint")
+		return
+	}
+	q := r.URL.Query()
+	list := q.Get("list")
+	var err error
+	if _, ok := rollCallLists[list]; list != "" && !ok {
+		err = invalid("list", "must be responded, pending, missed or unprompted")
+	}
+	if err == nil && list == "" && (q.Has("cursor") || q.Has("limit")) {
+		err = &errs.Error{Code: errs.EMISSING, Key: "list", Reason: "say which list to page (responded, pending, missed or unprompted)"}
+	}
+	limit := 0
+	if err == nil {
+		limit, err = limitParam(q)
+	}
+	after := ""
+	if err == nil && q.Get("cursor") != "" {
+		after, err = a.cursors.open(q.Get("cursor"), t.Embassy, rollCallCursorList(id, list))
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	rep, found, err := a.opt.RollCalls.RollCall(id)
@@ -199,7 +237,30 @@ func (a *API) getRollCall(w http.ResponseWriter, r *http.Request, t Token, id st
 		writeCode(w, http.StatusNotFound, errs.ENOTFOUND, "no such roll call")
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
+	out := struct {
 		RollCall *rollCallView `json:"rollcall"`
-	}{rollCallViewOf(rep)})
+		Page     *rollCallPage `json:"page,omitempty"`
+	}{RollCall: rollCallViewOf(rep)}
+	if list != "" {
+		ids := slices.Clone(rollCallLists[list](rep))
+		slices.Sort(ids)
+		start, _ := slices.BinarySearch(ids, after)
+		if after != "" && start < len(ids) && ids[start] == after {
+			start++
+		}
+		end := min(start+limit, len(ids))
+		out.Page = &rollCallPage{List: list, IDs: append([]string{}, ids[start:end]...)}
+		if end < len(ids) {
+			c := a.cursors.seal(ids[end-1], t.Embassy, rollCallCursorList(id, list))
+			out.Page.NextCursor = &c
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// rollCallCursorList is what a roll-call page cursor is bound to (with
+// the embassy): the roll call and the list, so it cannot be carried to
+// another of either.
+func rollCallCursorList(id, list string) string {
+	return "rollcall\x00" + id + "\x00" + list
 }

@@ -102,14 +102,24 @@ func isLetters(s string) bool {
 	return true
 }
 
-// StartRollCall records a roll call of every active (or overdue)
-// registrant of the embassy in the country (and city), then prompts each
-// through the runner — one transaction per member, the KindRollCall input,
-// replies at reminder priority through the send queue. It returns when
-// every prompt is committed (and handed to its channel); the members'
-// answers, and the rollcall.missed events at the deadline
-// (FireRollCalls), follow.
+// StartRollCall is CreateRollCall then PromptRollCall: it returns when
+// every prompt is committed (and handed to its channel). The API does the
+// two apart, so it can answer before the prompts are out.
 func (r *Runner) StartRollCall(ctx context.Context, q RollCallRequest) (store.RollCall, error) {
+	rc, err := r.CreateRollCall(q)
+	if err != nil {
+		return rc, err
+	}
+	return rc, r.PromptRollCall(ctx, rc)
+}
+
+// CreateRollCall validates q and records a roll call of every active (or
+// overdue) registrant of the embassy in the country (and city), each
+// listed and not yet asked. It is quick (one read of the registrant index,
+// one transaction) so a caller can answer at once and prompt afterwards;
+// a roll call recorded but never prompted is prompted by ResumeRollCalls
+// at the next start.
+func (r *Runner) CreateRollCall(q RollCallRequest) (store.RollCall, error) {
 	rs, err := r.rollCalls()
 	if err != nil {
 		return store.RollCall{}, err
@@ -141,7 +151,19 @@ func (r *Runner) StartRollCall(ctx context.Context, q RollCallRequest) (store.Ro
 	if err := rs.CreateRollCall(rc); err != nil {
 		return store.RollCall{}, err
 	}
-	return rc, r.promptMembers(ctx, rc, q, rc.Members)
+	return rc, nil
+}
+
+// PromptRollCall prompts every member of rc (as CreateRollCall returned
+// it) through the runner — one transaction per member, the KindRollCall
+// input, replies at reminder priority through the send queue — and
+// returns when every prompt is committed. The members' answers, and the
+// rollcall.missed events at the deadline (FireRollCalls), follow. Give it
+// a context that outlives any request: a cancelled one leaves the rest
+// listed, for ResumeRollCalls.
+func (r *Runner) PromptRollCall(ctx context.Context, rc store.RollCall) error {
+	q := RollCallRequest{EmbassyID: rc.EmbassyID, Country: rc.Country, City: rc.City, Texts: rc.Texts, Area: rc.Area}
+	return r.promptMembers(ctx, rc, q, rc.Members)
 }
 
 // promptMembers prompts keys for rc, a few at a time.
