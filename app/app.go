@@ -295,6 +295,17 @@ func (a *App) Close() error {
 			errs = append(errs, c.Close())
 		}
 	}
+	if a.API != nil {
+		// Roll-call prompting runs in the background: give it a bounded
+		// time; what is left is prompted at the next start (ResumeRollCalls).
+		done := make(chan struct{})
+		go func() { a.API.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			a.log.Warn("shutdown: roll-call prompts not yet sent go out at the next start")
+		}
+	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
