@@ -54,6 +54,68 @@ const (
 	name    = "Siti Aminah"
 )
 
+// logSession is one citizen's session through the real engine, store and
+// runner, with a deliverer driven round by round on a fake clock and every
+// log line captured (time dropped): the harness of the tests that compare
+// the log of a plain session with that of a duress one.
+type logSession struct {
+	t      *testing.T
+	logs   *lockedBuffer
+	logger *slog.Logger
+	clock  time.Time
+	r      *bot.Runner
+	d      *webhook.Deliverer
+	types  []string // event types recorded, in order
+}
+
+func newLogSession(t *testing.T, eps []webhook.Endpoint, policy webhook.Policy) *logSession {
+	s := &logSession{t: t, logs: &lockedBuffer{}, clock: time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)}
+	s.logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+	now := func() time.Time { return s.clock }
+	s.r = testkit.Runner(t)
+	s.r.Now, s.r.Log = now, s.logger
+	s.r.Register("telegram", nopSender{})
+	s.r.OnEvents = func(evs []store.Event) {
+		for _, ev := range evs {
+			s.types = append(s.types, ev.Type)
+		}
+	}
+	s.d = &webhook.Deliverer{Store: s.r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: s.logger}
+	return s
+}
+
+// say sends texts from the citizen, one message each.
+func (s *logSession) say(texts ...string) {
+	for _, text := range texts {
+		if err := s.r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// register completes a registration with the keyword.
+func (s *logSession) register() {
+	s.say("/start", "en", "1", "MY", "KH", "Phnom Penh", name, "skip", "skip", "skip", "24h", "09:00", keyword, keyword, "1")
+}
+
+// rounds advances the clock 5 s and runs one delivery round and one health
+// report, n times.
+func (s *logSession) rounds(n int) {
+	for range n {
+		s.clock = s.clock.Add(5 * time.Second)
+		if _, err := s.d.Round(context.Background()); err != nil {
+			s.t.Fatal(err)
+		}
+		s.d.ReportHealth()
+	}
+}
+
 // session runs one complete session against the real engine, store and
 // runner, with every embassy's primary and secondary URL answering 503,
 // and returns every log line written (time dropped) and the event types
@@ -62,18 +124,6 @@ const (
 //
 // pullOnly names an embassy configured with no URL at all ("" for none).
 func session(t *testing.T, checkin, pullOnly string) (string, []string) {
-	var logs lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug,
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}}))
-	prev := slog.Default()
-	slog.SetDefault(logger)
-	defer slog.SetDefault(prev)
-
 	var up atomic.Bool // both URLs answer 503 until the end of the session
 	answer := func(w http.ResponseWriter, _ *http.Request) {
 		if !up.Load() {
@@ -93,18 +143,6 @@ func session(t *testing.T, checkin, pullOnly string) (string, []string) {
 			webhook.Endpoint{ID: e.ID, URL: down.URL, Secrets: [][]byte{logKey}, Embassy: e.ID, Secondary: e.ID + "/secondary"},
 			webhook.Endpoint{ID: e.ID + "/secondary", URL: secondaryDown.URL, Secrets: [][]byte{logKey}, Embassy: e.ID, Backup: true})
 	}
-
-	clock := time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)
-	now := func() time.Time { return clock }
-	r := testkit.Runner(t)
-	r.Now, r.Log = now, logger
-	r.Register("telegram", nopSender{})
-	var types []string
-	r.OnEvents = func(evs []store.Event) {
-		for _, ev := range evs {
-			types = append(types, ev.Type)
-		}
-	}
 	// No daily heartbeat: the endpoints learn of failures only from what
 	// waits for them (and the secondary from its probe), the harder case.
 	policy := webhook.DefaultPolicy()
@@ -112,31 +150,18 @@ func session(t *testing.T, checkin, pullOnly string) (string, []string) {
 	// Jitter moves the retry that finds the recovery, at random: the same
 	// in both sessions only without it.
 	policy.Jitter = 0
-	d := &webhook.Deliverer{Store: r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
-	say := func(text string) {
-		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rounds := func(n int) {
-		for range n {
-			clock = clock.Add(5 * time.Second)
-			if _, err := d.Round(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			d.ReportHealth()
-		}
-	}
-	for _, text := range []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", name, "skip", "skip",
-		"skip", "24h", "09:00", keyword, keyword, "1"} {
-		say(text)
-	}
-	rounds(30) // the endpoint is found failing on the registration
-	say(checkin)
-	rounds(60) // past the secondary threshold, several reports
+	s := newLogSession(t, eps, policy)
+	prev := slog.Default()
+	slog.SetDefault(s.logger)
+	defer slog.SetDefault(prev)
+
+	s.register()
+	s.rounds(30) // the endpoint is found failing on the registration
+	s.say(checkin)
+	s.rounds(60) // past the secondary threshold, several reports
 	up.Store(true)
-	rounds(150) // recovery of both, whatever their backoff
-	return logs.String(), types
+	s.rounds(150) // recovery of both, whatever their backoff
+	return s.logs.String(), s.types
 }
 
 // TestDeliveryLogsBlindToDuress: with the embassy's endpoint and its

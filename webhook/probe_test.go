@@ -1,9 +1,7 @@
 package webhook_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -12,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/internal/testkit"
-	"github.com/checkinbot/checkinbot/store"
-	"github.com/checkinbot/checkinbot/store/boltstore"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -128,14 +122,6 @@ func genScenario(rng *rand.Rand) scenario {
 // through sc on a fake clock, sending msgs at sc.actAt, and returns the
 // log (time dropped) and the event types recorded.
 func runScenario(t *testing.T, sc scenario, msgs []string) (string, []string) {
-	var logs lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug,
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}}))
 	urls := [3]*switchable{newSwitchable(t), newSwitchable(t), newSwitchable(t)}
 	var eps []webhook.Endpoint
 	for _, e := range config.Default().Embassies {
@@ -147,54 +133,29 @@ func runScenario(t *testing.T, sc scenario, msgs []string) (string, []string) {
 			webhook.Endpoint{ID: e.ID + "/partner/ngo", URL: urls[2].srv.URL, Secrets: [][]byte{logKey}, Embassy: e.ID,
 				Events: []string{dialogs.EventDuressTriggered, dialogs.EventSOSRaised, dialogs.EventKeywordChangeFailed}})
 	}
-	clock := time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)
-	now := func() time.Time { return clock }
-	r := testkit.Runner(t)
-	r.Now, r.Log = now, logger
-	r.Register("telegram", nopSender{})
-	var types []string
-	r.OnEvents = func(evs []store.Event) {
-		for _, ev := range evs {
-			types = append(types, ev.Type)
-		}
-	}
 	policy := webhook.DefaultPolicy()
 	policy.Jitter = 0 // random, but not with duress: the comparison needs it fixed
 	policy.HeartbeatEvery = sc.heartbeat
 	policy.SecondaryAfter = sc.secondary
 	policy.Timeout = 2 * time.Second
-	d := &webhook.Deliverer{Store: r.Store.(*boltstore.Store), Endpoints: eps, Policy: policy, Now: now, Log: logger}
-	say := func(text string) {
-		if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: address, Kind: dialogs.KindText, Text: text}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, text := range []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", name, "skip", "skip",
-		"skip", "24h", "09:00", keyword, keyword, "1"} {
-		say(text)
-	}
+	s := newLogSession(t, eps, policy)
+	s.register()
 	step := func(m [3]mode) {
 		for i, u := range urls {
 			u.m.Store(int32(m[i]))
 		}
-		clock = clock.Add(5 * time.Second)
-		if _, err := d.Round(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		d.ReportHealth()
+		s.rounds(1)
 	}
 	for i, m := range sc.steps {
 		if i == sc.actAt {
-			for _, text := range msgs {
-				say(text)
-			}
+			s.say(msgs...)
 		}
 		step(m)
 	}
 	for range 40 { // everything back: recovery lines
 		step([3]mode{})
 	}
-	return logs.String(), types
+	return s.logs.String(), s.types
 }
 
 // TestProbeLogsBlindToEvents is the generator behind the two review
