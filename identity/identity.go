@@ -53,10 +53,10 @@ type Flow struct {
 // the registration and shown to the embassy; a mismatch between the typed
 // and the verified name is kept, not refused.
 type Verified struct {
-	Provider    string    `json:"provider"`
-	Subject     string    `json:"subject"`               // the provider's stable subject identifier
-	Name        string    `json:"name,omitempty"`        // verified name, as the provider spells it
-	Nationality string    `json:"nationality,omitempty"` // ISO 3166-1 alpha-2 when the provider says
+	Provider    string `json:"provider"`
+	Subject     string `json:"subject"`               // the provider's stable subject identifier
+	Name        string `json:"name,omitempty"`        // verified name, as the provider spells it
+	Nationality string `json:"nationality,omitempty"` // ISO 3166-1 alpha-2 when the provider says
 	// NationalIDHash is HMAC-SHA256 of the national id number under a key
 	// from the environment; the number itself only when the config says the
 	// embassy needs it (NationalID).
