@@ -37,6 +37,11 @@ var (
 	ErrIsDir = errors.New("path of the data file is a directory")
 	// ErrNoAccess: the file or its directory cannot be read.
 	ErrNoAccess = errors.New("data file cannot be read (permission denied)")
+	// ErrNeedKey: the file's records are encrypted and no master key was
+	// given.
+	ErrNeedKey = errors.New("data file is encrypted and no master key was given")
+	// ErrWrongKey: the master key given did not encrypt the file.
+	ErrWrongKey = errors.New("master key does not open the data file")
 	// ErrIO: any other failure of the operating system (I/O error, disk full).
 	ErrIO = errors.New("data file cannot be accessed")
 )

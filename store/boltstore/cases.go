@@ -101,7 +101,7 @@ func backfillCaseIndex(tx *bolt.Tx) error {
 	}
 	return tx.Bucket(bucketCases).ForEach(func(k, v []byte) error {
 		var c store.Case
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := getSealed(tx, bucketCases, k, v, &c); err != nil {
 			return fmt.Errorf("case %s is corrupt: %w", k, err)
 		}
 		n, ok := caseNumber(c.ID)
@@ -161,7 +161,7 @@ func (s *Store) Cases(q store.CaseQuery) (store.CasePage, error) {
 				return fmt.Errorf("case index names case %s, which is missing", v)
 			}
 			var cs store.Case
-			if err := json.Unmarshal(raw, &cs); err != nil {
+			if err := getSealed(tx, bucketCases, v, raw, &cs); err != nil {
 				return fmt.Errorf("case %s is corrupt: %w", v, err)
 			}
 			if !matches(q, cs) {
@@ -206,7 +206,7 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 		if raw == nil {
 			return notFound("case", id)
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
+		if err := getSealed(tx, bucketCases, []byte(id), raw, &c); err != nil {
 			return fmt.Errorf("case %s is corrupt: %w", id, err)
 		}
 		if c.EmbassyID != embassy {
@@ -214,11 +214,18 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 		}
 		mark := []byte(`"case_id":` + strconv.Quote(id))
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, mark) {
+			body, _, err := eventOf(tx, k, v)
+			if errors.Is(err, errShredded) {
+				return nil // an erased registrant's event, delivered and not of an open case
+			}
+			if err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !bytes.Contains(body, mark) {
 				return nil
 			}
 			var ev store.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
+			if err := json.Unmarshal(body, &ev); err != nil {
 				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if ev.CaseID == id && ev.EmbassyID == embassy {
@@ -248,7 +255,7 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 			return notFound("case", ch.CaseID)
 		}
 		var c store.Case
-		if err := json.Unmarshal(raw, &c); err != nil {
+		if err := getSealed(tx, bucketCases, []byte(ch.CaseID), raw, &c); err != nil {
 			return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
 		}
 		if c.EmbassyID != ch.Embassy {
@@ -263,7 +270,7 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 			}
 			return err
 		}
-		if err := putJSON(cases, []byte(c.ID), c); err != nil {
+		if err := putSealed(tx, bucketCases, []byte(c.ID), c); err != nil {
 			return err
 		}
 		if err := reindexStatus(tx, old, c); err != nil {
@@ -301,12 +308,16 @@ func (s *Store) Events(q store.EventQuery) (store.EventPage, error) {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(u64(q.After + 1)); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			if !bytes.Contains(v, mark) {
+			body, _, err := eventOf(tx, k, v)
+			if errors.Is(err, errShredded) || (err == nil && !bytes.Contains(body, mark)) {
 				page.Next = seq
 				continue
 			}
+			if err != nil {
+				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
+			}
 			var ev store.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
+			if err := json.Unmarshal(body, &ev); err != nil {
 				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
 			}
 			if !pulled(q.Embassy, ev) || (q.Unacked && acks.Get(ackKey(q.Embassy, ev.ID)) != nil) {
@@ -333,7 +344,10 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 	mark := []byte(`"id":` + strconv.Quote(eventID))
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			if seq == 0 && bytes.Contains(v, mark) {
+			if seq != 0 {
+				return nil
+			}
+			if body, _, err := eventOf(tx, k, v); err == nil && bytes.Contains(body, mark) {
 				seq = binary.BigEndian.Uint64(k)
 			}
 			return nil
@@ -347,7 +361,7 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 	return s.update(func(tx *bolt.Tx) error {
 		var ev store.Event
 		raw := tx.Bucket(bucketOutbox).Get(u64(seq))
-		if raw == nil || json.Unmarshal(raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
+		if raw == nil || getEvent(tx, u64(seq), raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
 			return notFound("event", eventID)
 		}
 		acks := tx.Bucket(bucketEventAcks)

@@ -32,7 +32,13 @@ import (
 // verifies to its recorded head. A file that cannot be checked at all
 // (missing, empty, foreign, truncated, locked, newer schema) is an error of
 // the same kinds as Open's.
-func Check(path string) (*store.CheckReport, error) {
+func Check(path string) (*store.CheckReport, error) { return CheckWith(path, Options{}) }
+
+// CheckWith is Check with the master key: the records of an encrypted
+// file are opened and checked too. Without a key they are counted
+// ("sealed_unopened") and their structure checked, not their contents; a
+// key that does not open the file is an error.
+func CheckWith(path string, opt Options) (*store.CheckReport, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -65,6 +71,18 @@ func Check(path string) (*store.CheckReport, error) {
 	}
 	defer db.Close()
 	c := &checker{rep: rep}
+	var wrapped []byte
+	db.View(func(tx *bolt.Tx) error { wrapped = bytes.Clone(tx.Bucket(bucketMeta).Get(keyServiceKey)); return nil })
+	c.sealed = wrapped != nil
+	if c.sealed && opt.Keyring != nil {
+		cd, err := unsealWith(wrapped, opt.Keyring)
+		if err != nil {
+			return nil, classify(path, err, "unseal")
+		}
+		codecs.Store(db, cd)
+		defer codecs.Delete(db)
+		c.sealed = false // opened: checked like a clear file
+	}
 	if err := guard(func() error { return db.View(c.run) }); err != nil {
 		return nil, classify(path, err, "check")
 	}
@@ -77,8 +95,34 @@ func Check(path string) (*store.CheckReport, error) {
 }
 
 type checker struct {
-	rep *store.CheckReport
-	tx  *bolt.Tx
+	rep    *store.CheckReport
+	tx     *bolt.Tx
+	sealed bool // encrypted, and no key given: contents are not checked
+}
+
+// decode opens and decodes the value v of record k in bucket name; false
+// when it cannot be checked (sealed, no key: counted) or does not decode
+// (reported at where).
+func (c *checker) decode(where string, name, k, v []byte, dst any) bool {
+	if c.sealed {
+		c.rep.Counts["sealed_unopened"]++
+		return false
+	}
+	var err error
+	if bytes.Equal(name, bucketOutbox) {
+		err = getEventAs(c.tx, k, v, dst)
+	} else {
+		err = getSealed(c.tx, name, k, v, dst)
+	}
+	switch {
+	case errors.Is(err, errShredded):
+		c.rep.Counts["shredded"]++
+		return false
+	case err != nil:
+		c.add(where, "%s", undecodable(err))
+		return false
+	}
+	return true
 }
 
 func (c *checker) add(where, format string, args ...any) {
@@ -160,8 +204,7 @@ func (c *checker) cases() map[string]store.Case {
 		i++
 		where := fmt.Sprintf("case #%d", i)
 		var cs store.Case
-		if err := json.Unmarshal(v, &cs); err != nil {
-			c.add(where, "%s", undecodable(err))
+		if !c.decode(where, bucketCases, k, v, &cs) {
 			return nil
 		}
 		if cs.ID != string(k) {
@@ -198,8 +241,7 @@ func (c *checker) registrants(cases map[string]store.Case) {
 			c.add(where, "stored under a key that is not a user key")
 		}
 		var st dialogs.State
-		if err := json.Unmarshal(v, &st); err != nil {
-			c.add(where, "%s", undecodable(err))
+		if !c.decode(where, bucketRegistrants, k, v, &st) {
 			return nil
 		}
 		if st.Key != "" && st.Key != string(k) {
@@ -237,7 +279,9 @@ func (c *checker) registrants(cases map[string]store.Case) {
 		switch {
 		case regs.Get(key) == nil:
 			c.add(where, "no such registrant")
-		case !ok && regs.Get(key) != nil:
+		case !ok && c.sealed:
+			// not opened: nothing to compare with
+		case !ok:
 			c.add(where, "the registrant has no timer (or its record does not decode)")
 		case uint64(got.UnixNano()) != at:
 			c.add(where, "the registrant is due at %s", got.UTC().Format(time.RFC3339Nano))
@@ -282,8 +326,7 @@ func (c *checker) outbox(cases map[string]store.Case) uint64 {
 			c.add(where, "beyond the outbox sequence %d", b.Sequence())
 		}
 		var ev store.Event
-		if err := json.Unmarshal(v, &ev); err != nil {
-			c.add(where, "%s", undecodable(err))
+		if !c.decode(where, bucketOutbox, k, v, &ev) {
 			return nil
 		}
 		switch {
@@ -329,8 +372,7 @@ func (c *checker) deliveries(routed uint64) {
 			endpoint, seq := string(key[:len(key)-9]), binary.BigEndian.Uint64(key[len(key)-8:])
 			where = fmt.Sprintf("%s %s/%d", name, endpoint, seq)
 			var d store.Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
-				c.add(where, "%s", undecodable(err))
+			if !c.decode(where, name, k, v, &d) {
 				return nil
 			}
 			if d.Endpoint != endpoint || d.Seq != seq {
@@ -354,7 +396,7 @@ func (c *checker) deliveries(routed uint64) {
 			switch raw := outboxGet(outbox, seq); {
 			case raw == nil:
 				c.add(where, "its outbox event is missing: it can never be delivered")
-			case json.Unmarshal(raw, &ev) == nil && ev.ID != d.EventID:
+			case getEventAs(c.tx, u64(seq), raw, &ev) == nil && ev.ID != d.EventID:
 				c.add(where, "its outbox event is %s, not %s", ev.ID, d.EventID)
 			}
 			return nil

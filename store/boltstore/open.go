@@ -45,7 +45,14 @@ func (s *Store) Created() bool { return s.created }
 // file's length against its last commit, every page of the tree, and our
 // format marker and schema version. Refusals are *FileError. A file held
 // by another process fails after one second with ErrLocked.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options: with a keyring, records are sealed
+// (sealing.go) and a file of clear records is sealed at once; without one,
+// an encrypted file is refused (store.ErrNeedKey), and a key that did not
+// encrypt the file is refused naming the key id the file expects
+// (store.ErrWrongKey).
+func OpenWith(path string, opt Options) (*Store, error) {
 	created, err := prepare(path)
 	if err != nil {
 		return nil, err
@@ -61,6 +68,11 @@ func Open(path string) (*Store, error) {
 	if err := guard(s.migrate); err != nil {
 		db.Close()
 		return nil, classify(path, err, "prepare")
+	}
+	if err := s.initKeys(opt.Keyring); err != nil {
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "unseal")
 	}
 	go s.commitLoop()
 	return s, nil
@@ -470,7 +482,10 @@ func (s *Store) migrate() error {
 		// the schema evolves. Version 1 is the first; version 2 added the
 		// case indexes (by embassy, by embassy × status) and the registrant
 		// index, which only this version keeps in step — so an older binary
-		// must refuse a version 2 file rather than let them drift.
+		// must refuse a version 2 file rather than let them drift. Version
+		// 3 may hold sealed records (sealing.go), which an older binary
+		// would misread: a version 2 file is upgraded in place, and sealed
+		// by initKeys when a master key is given.
 		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
 			return err
 		}

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -82,13 +81,13 @@ func (s *Store) observeCommit(start time.Time, writes int) {
 func (s *Store) Stats() (store.Stats, error) {
 	st := store.Stats{Registrants: map[string]int{}, Endpoints: map[string]store.EndpointBacklog{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketRegistrants).ForEach(func(_, v []byte) error {
+		if err := tx.Bucket(bucketRegistrants).ForEach(func(k, v []byte) error {
 			var r struct {
 				Status      dialogs.Status `json:"status"`
 				LastCheckin time.Time      `json:"last_checkin"`
 				Overdue     bool           `json:"overdue"`
 			}
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := getSealed(tx, bucketRegistrants, k, v, &r); err != nil {
 				return fmt.Errorf("registrant record: %w", err)
 			}
 			name := string(r.Status)
@@ -111,7 +110,7 @@ func (s *Store) Stats() (store.Stats, error) {
 			var ev struct {
 				CreatedAt time.Time `json:"created_at"`
 			}
-			if raw := outbox.Get(u64(seq)); raw != nil && json.Unmarshal(raw, &ev) == nil {
+			if raw := outbox.Get(u64(seq)); raw != nil && getEventAs(tx, u64(seq), raw, &ev) == nil {
 				return ev.CreatedAt
 			}
 			return time.Time{}
@@ -129,7 +128,7 @@ func (s *Store) Stats() (store.Stats, error) {
 				return fmt.Errorf("pending row with a malformed key")
 			}
 			var d escalation.Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
+			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
 				return fmt.Errorf("pending row: %w", err)
 			}
 			ep := st.Endpoints[string(k[:i])]
@@ -151,7 +150,7 @@ func (s *Store) Stats() (store.Stats, error) {
 		oc := outbox.Cursor()
 		for k, v := oc.Seek(u64(routed + 1)); k != nil; k, v = oc.Next() {
 			var ev escalation.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
+			if err := getEvent(tx, k, v, &ev); err != nil {
 				return fmt.Errorf("outbox event: %w", err)
 			}
 			st.Unrouted++

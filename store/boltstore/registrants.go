@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -72,7 +71,7 @@ func (s *Store) IndexWith(route store.Router, fingerprint string) error {
 		}
 		if err := tx.Bucket(bucketRegistrants).ForEach(func(k, v []byte) error {
 			var st dialogs.State
-			if err := json.Unmarshal(v, &st); err != nil {
+			if err := getSealed(tx, bucketRegistrants, k, v, &st); err != nil {
 				return fmt.Errorf("registrant record %.8s… is corrupt: %w", k, err)
 			}
 			return putIndex(idx, users, route, string(k), st, since[string(k)])
@@ -139,11 +138,7 @@ func putIndex(idx, users *bolt.Bucket, route store.Router, key string, st dialog
 		k = append(k, u64(uint64(s.UnixNano()))...)
 	}
 	k = append(k, key...)
-	enc, err := json.Marshal(row)
-	if err != nil {
-		return err
-	}
-	if err := idx.Put(k, enc); err != nil {
+	if err := putSealed(idx.Tx(), bucketRegIndex, k, row); err != nil {
 		return err
 	}
 	return users.Put([]byte(key), k)
@@ -227,7 +222,7 @@ func (s *Store) Registrants(embassy string, status store.RegistrantStatus, curso
 				return nil
 			}
 			var row store.RegistrantRow
-			if err := json.Unmarshal(v, &row); err != nil {
+			if err := getSealed(tx, bucketRegIndex, k, v, &row); err != nil {
 				return fmt.Errorf("store: registrant index entry is corrupt: %w", err)
 			}
 			row.Key = string(k[len(prefix):])

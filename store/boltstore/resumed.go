@@ -67,7 +67,7 @@ func (s *Store) RecordGap(g store.Gap, embassies []string, now time.Time) ([]sto
 				EmbassyID: id, Severity: escalation.SeverityInfo, Details: map[string]any{
 					"kind": g.Kind, "from": g.From.UTC(), "to": g.To.UTC(), "seconds": g.Seconds(),
 				}}
-			if err := putJSON(outbox, u64(seq), ev); err != nil {
+			if err := putEvent(tx, seq, "", ev); err != nil {
 				return err
 			}
 			events = append(events, ev)

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -41,11 +40,11 @@ func (s *Store) CreateRollCall(rc store.RollCall) error {
 		if b[0].Get([]byte(rc.ID)) != nil {
 			return fmt.Errorf("store: roll call %s exists", rc.ID)
 		}
-		if err := putJSON(b[0], []byte(rc.ID), rc); err != nil {
+		if err := putSealed(tx, bucketRollCalls, []byte(rc.ID), rc); err != nil {
 			return err
 		}
 		for _, k := range rc.Members {
-			if err := b[1].Put(memberKey(rc.ID, k), []byte{byte(store.MemberListed)}); err != nil {
+			if err := putState(tx, bucketRCMembers, memberKey(rc.ID, k), byte(store.MemberListed)); err != nil {
 				return err
 			}
 			if err := b[2].Put(memberKey(k, rc.ID), nil); err != nil {
@@ -108,8 +107,10 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 			continue
 		}
 		cur := store.MemberState(0)
-		if v := members.Get(mk); len(v) == 1 {
-			cur = store.MemberState(v[0])
+		if b, ok, err := getState(tx, bucketRCMembers, mk, members.Get(mk)); err != nil {
+			return err
+		} else if ok {
+			cur = store.MemberState(b)
 		}
 		next := cur
 		switch {
@@ -123,7 +124,7 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 		if next == cur {
 			continue
 		}
-		if err := members.Put(mk, []byte{byte(next)}); err != nil {
+		if err := putState(tx, bucketRCMembers, mk, byte(next)); err != nil {
 			return err
 		}
 		if next == store.MemberResponded || next == store.MemberMissed {
@@ -177,7 +178,7 @@ func (s *Store) RollCall(id string) (rep store.RollCallReport, found bool, err e
 			return nil
 		}
 		found = true
-		if err := json.Unmarshal(raw, &rep.RollCall); err != nil {
+		if err := getSealed(tx, bucketRollCalls, []byte(id), raw, &rep.RollCall); err != nil {
 			return fmt.Errorf("store: roll call %s is corrupt: %w", id, err)
 		}
 		rep.Responded, rep.Pending, rep.Missed, rep.Unprompted = []string{}, []string{}, []string{}, []string{}
@@ -208,10 +209,11 @@ func forMembers(tx *bolt.Tx, id string, fn func(key string, m store.MemberState)
 	prefix := memberKey(id, "")
 	c := members.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(v) != 1 {
-			return fmt.Errorf("store: roll call %s: a member entry is corrupt", id)
+		b, _, err := getState(tx, bucketRCMembers, k, v)
+		if err != nil {
+			return fmt.Errorf("store: roll call %s: a member entry is corrupt: %w", id, err)
 		}
-		if err := fn(string(k[len(prefix):]), store.MemberState(v[0])); err != nil {
+		if err := fn(string(k[len(prefix):]), store.MemberState(b)); err != nil {
 			return err
 		}
 	}
@@ -222,9 +224,11 @@ func forMembers(tx *bolt.Tx, id string, fn func(key string, m store.MemberState)
 func (s *Store) RollCallMember(id, key string) (m store.MemberState, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketRCMembers); b != nil {
-			if v := b.Get(memberKey(id, key)); len(v) == 1 {
-				m, found = store.MemberState(v[0]), true
+			v, ok, err := getState(tx, bucketRCMembers, memberKey(id, key), b.Get(memberKey(id, key)))
+			if err != nil {
+				return err
 			}
+			m, found = store.MemberState(v), ok
 		}
 		return nil
 	})
@@ -258,7 +262,7 @@ func (s *Store) DueRollCalls(now time.Time) ([]store.RollCall, error) {
 		c := due.Cursor()
 		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
 			var rc store.RollCall
-			if err := json.Unmarshal(rcs.Get(k[8:]), &rc); err != nil {
+			if err := getSealed(tx, bucketRollCalls, k[8:], rcs.Get(k[8:]), &rc); err != nil {
 				return fmt.Errorf("store: roll call %s is corrupt: %w", k[8:], err)
 			}
 			out = append(out, rc)
@@ -283,7 +287,7 @@ func (s *Store) CloseRollCall(id string) error {
 		if raw == nil {
 			return fmt.Errorf("%w: %s", store.ErrNoRollCall, id)
 		}
-		if err := json.Unmarshal(raw, &rc); err != nil {
+		if err := getSealed(tx, bucketRollCalls, []byte(id), raw, &rc); err != nil {
 			return err
 		}
 		if rc.Closed {
@@ -306,7 +310,7 @@ func (s *Store) CloseRollCall(id string) error {
 			return err
 		}
 		for _, ch := range changes {
-			if err := b[1].Put(memberKey(id, ch.key), []byte{byte(ch.m)}); err != nil {
+			if err := putState(tx, bucketRCMembers, memberKey(id, ch.key), byte(ch.m)); err != nil {
 				return err
 			}
 			if err := b[2].Delete(memberKey(ch.key, id)); err != nil {
@@ -317,6 +321,6 @@ func (s *Store) CloseRollCall(id string) error {
 			return err
 		}
 		rc.Closed = true
-		return putJSON(b[0], []byte(id), rc)
+		return putSealed(tx, bucketRollCalls, []byte(id), rc)
 	})
 }

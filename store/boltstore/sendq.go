@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -48,6 +47,10 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 	if addr == "" {
 		addr = res.State.Address
 	}
+	owner := key // an erasing event's rows must outlive the key (erase.go)
+	if res.Erase {
+		owner = ""
+	}
 	purges := 0
 	if res.DeleteInbound && to.DeleteID != "" {
 		pb := tx.Bucket(bucketPurge)
@@ -57,7 +60,7 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 		}
 		row := store.PurgeRow{UserKey: key, Channel: to.Channel, Address: addr, MsgID: to.DeleteID, Due: now.UTC(),
 			Deadline: to.DeleteBy.UTC(), Inbound: true}
-		if err := putJSON(pb, userSeqKey(key, seq), row); err != nil {
+		if err := putSealedAs(tx, bucketPurge, userSeqKey(key, seq), row, owner); err != nil {
 			return nil, 0, err
 		}
 		purges++
@@ -76,7 +79,7 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 	}
 	it := store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
 		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
-	if err := putJSON(q, userSeqKey(key, seq), it); err != nil {
+	if err := putSealedAs(tx, bucketSendq, userSeqKey(key, seq), it, owner); err != nil {
 		return nil, 0, err
 	}
 	return []store.SendItem{it}, purges, nil
@@ -94,7 +97,7 @@ func (s *Store) PendingSends(userKey string) ([]store.SendItem, error) {
 		}
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var it store.SendItem
-			if err := json.Unmarshal(v, &it); err != nil {
+			if err := getSealed(tx, bucketSendq, k, v, &it); err != nil {
 				return fmt.Errorf("send queue row %x is unreadable: %w", k, err)
 			}
 			out = append(out, it)
@@ -139,7 +142,7 @@ func (s *Store) AckSends(acks []store.SendAck) error {
 					return err
 				}
 				row.UserKey = a.UserKey
-				if err := putJSON(pb, userSeqKey(a.UserKey, seq), row); err != nil {
+				if err := putSealed(tx, bucketPurge, userSeqKey(a.UserKey, seq), row); err != nil {
 					return err
 				}
 			}
@@ -160,29 +163,39 @@ func (s *Store) AckSends(acks []store.SendAck) error {
 // makeDue brings every purge row of a citizen forward to at.
 func makeDue(pb *bolt.Bucket, userKey string, at time.Time) error {
 	prefix := userPrefix(userKey)
-	type kv struct{ k, v []byte }
+	type kv struct {
+		k     []byte
+		row   store.PurgeRow
+		owner string
+	}
 	var changed []kv
+	tx := pb.Tx()
 	c := pb.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var row store.PurgeRow
-		if err := json.Unmarshal(v, &row); err != nil {
+		if err := getSealed(tx, bucketPurge, k, v, &row); err != nil {
 			return fmt.Errorf("purge row %x is unreadable: %w", k, err)
 		}
 		if row.Due.After(at) {
 			row.Due = at.UTC()
-			enc, err := json.Marshal(row)
-			if err != nil {
-				return err
-			}
-			changed = append(changed, kv{append([]byte(nil), k...), enc})
+			changed = append(changed, kv{append([]byte(nil), k...), row, sealedOwner(v, userKey)})
 		}
 	}
 	for _, e := range changed {
-		if err := pb.Put(e.k, e.v); err != nil {
+		if err := putSealedAs(tx, bucketPurge, e.k, e.row, e.owner); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sealedOwner is who a registrant's stored row is sealed for: the service
+// key's rows (an erased registrant's clean-up) stay under it.
+func sealedOwner(v []byte, userKey string) string {
+	if len(v) > 0 && v[0] == classService {
+		return ""
+	}
+	return userKey
 }
 
 // DuePurges returns the purge rows due at now, and the earliest due time
@@ -193,7 +206,7 @@ func (s *Store) DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPurge).ForEach(func(k, v []byte) error {
 			var row store.PurgeRow
-			if err := json.Unmarshal(v, &row); err != nil {
+			if err := getSealed(tx, bucketPurge, k, v, &row); err != nil {
 				return fmt.Errorf("purge row %x is unreadable: %w", k, err)
 			}
 			if row.Due.After(now) {
@@ -227,10 +240,11 @@ func (s *Store) SettlePurges(done, retry []store.PurgeRow) error {
 			}
 		}
 		for _, row := range retry {
-			if pb.Get(row.Key) == nil {
+			old := pb.Get(row.Key)
+			if old == nil {
 				continue
 			}
-			if err := putJSON(pb, row.Key, row); err != nil {
+			if err := putSealedAs(tx, bucketPurge, row.Key, row, sealedOwner(old, ownerOf(bucketPurge, row.Key))); err != nil {
 				return err
 			}
 		}

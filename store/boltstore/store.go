@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bucketMeta        = []byte("meta")
@@ -165,6 +166,7 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.loopDone
+	codecs.Delete(s.db)
 	return s.db.Close()
 }
 
@@ -206,13 +208,13 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		var prev dialogs.State
 		raw := regs.Get([]byte(key))
 		if raw != nil {
-			if err := json.Unmarshal(raw, &prev); err != nil {
+			if err := getSealed(tx, bucketRegistrants, []byte(key), raw, &prev); err != nil {
 				return fmt.Errorf("%w: registrant record is corrupt: %w", store.ErrBadEvent, err)
 			}
 		}
 		res := h(prev, raw != nil)
 		st := &res.State
-		events, err := writeEscalations(tx, key, st, res.Escalations, now)
+		events, err := writeEscalations(tx, key, st, res.Escalations, now, res.Erase)
 		if err != nil {
 			return err
 		}
@@ -232,11 +234,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 					return err
 				}
 			}
-			enc, err := json.Marshal(st)
-			if err != nil {
-				return err
-			}
-			if err := regs.Put([]byte(key), enc); err != nil {
+			if err := putSealed(tx, bucketRegistrants, []byte(key), st); err != nil {
 				return err
 			}
 		}
@@ -263,6 +261,11 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err != nil {
 			return err
 		}
+		if res.Erase {
+			if err := eraseKeys(tx, key, prev.OpenCase, sends); err != nil { // crypto-shredding (erase.go)
+				return err
+			}
+		}
 		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
 		return nil
 	})
@@ -273,8 +276,14 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 }
 
 // writeEscalations assigns cases and ids and appends the events to the
-// outbox. It updates st.OpenCase when a case is opened.
-func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]store.Event, error) {
+// outbox. It updates st.OpenCase when a case is opened. Events are sealed
+// under the registrant's data key, except those of an erasing event
+// (erase), which must outlive the key: under the service key.
+func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time, erase bool) ([]store.Event, error) {
+	owner := key
+	if erase {
+		owner = ""
+	}
 	var events []store.Event
 	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
 	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
@@ -298,7 +307,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 			if esc.Severity.Rank() > c.Severity.Rank() {
 				c.Severity = esc.Severity
 			}
-			if err := putJSON(cases, []byte(c.ID), c); err != nil {
+			if err := putSealed(tx, bucketCases, []byte(c.ID), c); err != nil {
 				return nil, err
 			}
 			ev.CaseID, ev.CaseSeq = c.ID, c.Seq
@@ -307,7 +316,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 		if err != nil {
 			return nil, err
 		}
-		if err := putJSON(outbox, u64(seq), ev); err != nil {
+		if err := putEvent(tx, seq, owner, ev); err != nil {
 			return nil, err
 		}
 		events = append(events, ev)
@@ -320,7 +329,7 @@ func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string,
 	if st.OpenCase != "" {
 		var c store.Case
 		if raw := cases.Get([]byte(st.OpenCase)); raw != nil {
-			if err := json.Unmarshal(raw, &c); err != nil {
+			if err := getSealed(cases.Tx(), bucketCases, []byte(st.OpenCase), raw, &c); err != nil {
 				return store.Case{}, fmt.Errorf("case %s is corrupt: %w", st.OpenCase, err)
 			}
 			if c.Status != escalation.CaseStatusResolved {
@@ -406,7 +415,7 @@ func (s *Store) Registrant(key string) (dialogs.State, bool, error) {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(raw, &st)
+		return getSealed(tx, bucketRegistrants, []byte(key), raw, &st)
 	})
 	return st, found, err
 }
@@ -444,9 +453,11 @@ func (s *Store) NextTimer() (time.Time, bool, error) {
 func (s *Store) Outbox() ([]store.Event, error) {
 	var out []store.Event
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			var e store.Event
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := getEvent(tx, k, v, &e); errors.Is(err, errShredded) {
+				return nil // an erased registrant's, delivered before
+			} else if err != nil {
 				return err
 			}
 			out = append(out, e)
@@ -466,7 +477,7 @@ func (s *Store) CaseByID(id string) (store.Case, bool, error) {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(raw, &c)
+		return getSealed(tx, bucketCases, []byte(id), raw, &c)
 	})
 	return c, found, err
 }

@@ -168,6 +168,14 @@ func WrappedBy(w []byte) (string, bool) {
 
 // Unwrap opens a wrapped data key of owner.
 func (m *MasterKey) Unwrap(w []byte, owner string) (*Key, error) {
+	raw, err := m.unwrapRaw(w, owner)
+	if err != nil {
+		return nil, err
+	}
+	return NewKey(raw)
+}
+
+func (m *MasterKey) unwrapRaw(w []byte, owner string) ([]byte, error) {
 	if len(w) != 1+IDSize+12+KeySize+16 || w[0] != format {
 		return nil, ErrOpen
 	}
@@ -178,7 +186,7 @@ func (m *MasterKey) Unwrap(w []byte, owner string) (*Key, error) {
 	if err != nil {
 		return nil, ErrOpen
 	}
-	return NewKey(raw)
+	return raw, nil
 }
 
 // wrapAD is "datakey" ‖ owner ‖ master key id, each length-prefixed.
@@ -204,6 +212,27 @@ func (r *Keyring) Unwrap(w []byte, owner string) (*Key, error) {
 		if m != nil && m.ID() == id {
 			return m.Unwrap(w, owner)
 		}
+	}
+	return nil, fmt.Errorf("data key wrapped by master key %s, which is not given", id)
+}
+
+// Rewrap opens w with whichever key of the ring wrapped it and wraps the
+// same data key under the current master key (a rotation). The data key
+// itself does not change, so nothing sealed with it needs re-sealing.
+func (r *Keyring) Rewrap(w []byte, owner string) ([]byte, error) {
+	id, ok := WrappedBy(w)
+	if !ok {
+		return nil, ErrOpen
+	}
+	for _, m := range append([]*MasterKey{r.Current}, r.Old...) {
+		if m == nil || m.ID() != id {
+			continue
+		}
+		raw, err := m.unwrapRaw(w, owner)
+		if err != nil {
+			return nil, err
+		}
+		return r.Current.Wrap(raw, owner), nil
 	}
 	return nil, fmt.Errorf("data key wrapped by master key %s, which is not given", id)
 }
