@@ -1,11 +1,13 @@
 package boltstore_test
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/store/boltstore"
+	"github.com/checkinbot/checkinbot/store/seal"
 	"github.com/checkinbot/checkinbot/store/storetest"
 	"github.com/checkinbot/checkinbot/webhook"
 )
@@ -30,4 +32,32 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestConformanceSealed runs the same suite on an encrypted store: sealing
+// changes nothing a caller sees.
+func TestConformanceSealed(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openSealed(t) })
+}
+
+// testKeyring is a fixed master key for tests (seal.GenerateMasterKey in
+// production).
+func testKeyring(t testing.TB, b byte) *seal.Keyring {
+	t.Helper()
+	m, err := seal.NewMasterKey(bytes.Repeat([]byte{b}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &seal.Keyring{Current: m}
+}
+
+// openSealed opens a new encrypted store in a temp dir, closed after the test.
+func openSealed(t testing.TB) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), boltstore.Options{Keyring: testKeyring(t, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -345,6 +345,9 @@ func (s *Store) Prune(cutoff time.Time) (int, error) {
 			}
 			n++
 		}
+		if _, err := sweepErased(tx); err != nil { // erased registrants' keys no longer needed (erase.go)
+			return err
+		}
 		inbound := tx.Bucket(bucketInbound)
 		var seen [][]byte
 		inbound.ForEach(func(k, v []byte) error {

@@ -26,3 +26,9 @@ func TestIndexConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestIndexConformanceSealed runs the index and roll-call suite on an
+// encrypted store.
+func TestIndexConformanceSealed(t *testing.T) {
+	storetest.RunIndex(t, func(t *testing.T) storetest.IndexStore { return openSealed(t) })
+}

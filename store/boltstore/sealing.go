@@ -31,7 +31,9 @@ import (
 //     and what must outlive a deleted registrant (see eraseKeys).
 //
 // A sealed value is one class byte — classService or classRegistrant,
-// which key opens it — and the sealed bytes. An event's body is sealed
+// which key opens it — and the sealed bytes; classErased values (an
+// erased registrant's rows still owed, erase.go) name their key after the
+// class byte. An event's body is sealed
 // twice: inside, under its registrant's key; outside, under the service
 // key together with the name of that registrant, so the outbox shows no
 // owner. Without a master key (Options.Keyring nil: `serve
@@ -40,6 +42,7 @@ import (
 const (
 	classService    = 'S'
 	classRegistrant = 'R'
+	classErased     = 'E'
 )
 
 var (
@@ -157,8 +160,14 @@ func pseudo(key string) string {
 // ("" the service key).
 func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byte, fixed bool) ([]byte, error) {
 	class := byte(classRegistrant)
-	if owner == "" {
+	var head []byte
+	switch {
+	case owner == "":
 		class = classService
+	case owner != ownerOf(name, k):
+		class = classErased
+		head = binary.AppendUvarint(nil, uint64(len(owner)))
+		head = append(head, owner...)
 	}
 	key, err := c.dataKey(tx, owner, true)
 	if err != nil {
@@ -170,29 +179,49 @@ func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byt
 	} else {
 		s = key.Seal(plain, valueAD(name, k, class))
 	}
-	return append([]byte{class}, s...), nil
+	return append(append([]byte{class}, head...), s...), nil
+}
+
+// storedOwner is whose key seals the stored value v of record k in bucket
+// name: "" for the service key. Rewriting a row keeps it under the same key.
+func storedOwner(name, k, v []byte) string {
+	owner, _, _ := splitValue(name, k, v)
+	return owner
+}
+
+// splitValue reads a stored sealed value: its owner ("" the service key)
+// and the sealed bytes.
+func splitValue(name, k, v []byte) (owner string, sealed []byte, ok bool) {
+	if len(v) < 1 {
+		return "", nil, false
+	}
+	switch v[0] {
+	case classService:
+		return "", v[1:], true
+	case classRegistrant:
+		owner = ownerOf(name, k)
+		return owner, v[1:], owner != ""
+	case classErased:
+		n, w := binary.Uvarint(v[1:])
+		if w <= 0 || uint64(len(v)-1-w) < n || n == 0 {
+			return "", nil, false
+		}
+		return string(v[1+w : 1+w+int(n)]), v[1+w+int(n):], true
+	}
+	return "", nil, false
 }
 
 // openValue opens the stored value v of record k in bucket name.
 func (c *codec) openValue(tx *bolt.Tx, name, k, v []byte) ([]byte, error) {
-	if len(v) < 1 || !seal.Sealed(v[1:]) {
+	owner, sealed, ok := splitValue(name, k, v)
+	if !ok || !seal.Sealed(sealed) {
 		return nil, fmt.Errorf("%s record is not sealed (written without encryption, or altered)", name)
-	}
-	owner := ""
-	switch v[0] {
-	case classService:
-	case classRegistrant:
-		if owner = ownerOf(name, k); owner == "" {
-			return nil, fmt.Errorf("%s record: %w", name, seal.ErrOpen)
-		}
-	default:
-		return nil, fmt.Errorf("%s record: %w", name, seal.ErrOpen)
 	}
 	key, err := c.dataKey(tx, owner, false)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := key.Open(v[1:], valueAD(name, k, v[0]))
+	plain, err := key.Open(sealed, valueAD(name, k, v[0]))
 	if err != nil {
 		return nil, fmt.Errorf("%s record: %w", name, err)
 	}
@@ -455,7 +484,7 @@ func (s *Store) sealAll() error {
 				for ; k != nil && n < sealBatch; k, v = c.Next() {
 					n++
 					from = bytes.Clone(k)
-					if v == nil || (len(v) > 1 && seal.Sealed(v[1:]) && (v[0] == classService || v[0] == classRegistrant)) {
+					if _, sealed, ok := splitValue(sb.name, k, v); v == nil || (ok && seal.Sealed(sealed)) {
 						continue // a nested bucket, or sealed already
 					}
 					todo = append(todo, kv{bytes.Clone(k), bytes.Clone(v)})

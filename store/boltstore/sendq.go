@@ -47,10 +47,6 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 	if addr == "" {
 		addr = res.State.Address
 	}
-	owner := key // an erasing event's rows must outlive the key (erase.go)
-	if res.Erase {
-		owner = ""
-	}
 	purges := 0
 	if res.DeleteInbound && to.DeleteID != "" {
 		pb := tx.Bucket(bucketPurge)
@@ -60,7 +56,7 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 		}
 		row := store.PurgeRow{UserKey: key, Channel: to.Channel, Address: addr, MsgID: to.DeleteID, Due: now.UTC(),
 			Deadline: to.DeleteBy.UTC(), Inbound: true}
-		if err := putSealedAs(tx, bucketPurge, userSeqKey(key, seq), row, owner); err != nil {
+		if err := putSealed(tx, bucketPurge, userSeqKey(key, seq), row); err != nil {
 			return nil, 0, err
 		}
 		purges++
@@ -79,7 +75,7 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 	}
 	it := store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
 		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
-	if err := putSealedAs(tx, bucketSendq, userSeqKey(key, seq), it, owner); err != nil {
+	if err := putSealed(tx, bucketSendq, userSeqKey(key, seq), it); err != nil {
 		return nil, 0, err
 	}
 	return []store.SendItem{it}, purges, nil
@@ -178,7 +174,7 @@ func makeDue(pb *bolt.Bucket, userKey string, at time.Time) error {
 		}
 		if row.Due.After(at) {
 			row.Due = at.UTC()
-			changed = append(changed, kv{append([]byte(nil), k...), row, sealedOwner(v, userKey)})
+			changed = append(changed, kv{append([]byte(nil), k...), row, storedOwner(bucketPurge, k, v)})
 		}
 	}
 	for _, e := range changed {
@@ -189,14 +185,6 @@ func makeDue(pb *bolt.Bucket, userKey string, at time.Time) error {
 	return nil
 }
 
-// sealedOwner is who a registrant's stored row is sealed for: the service
-// key's rows (an erased registrant's clean-up) stay under it.
-func sealedOwner(v []byte, userKey string) string {
-	if len(v) > 0 && v[0] == classService {
-		return ""
-	}
-	return userKey
-}
 
 // DuePurges returns the purge rows due at now, and the earliest due time
 // of the others (zero if none).
@@ -244,7 +232,7 @@ func (s *Store) SettlePurges(done, retry []store.PurgeRow) error {
 			if old == nil {
 				continue
 			}
-			if err := putSealedAs(tx, bucketPurge, row.Key, row, sealedOwner(old, ownerOf(bucketPurge, row.Key))); err != nil {
+			if err := putSealedAs(tx, bucketPurge, row.Key, row, storedOwner(bucketPurge, row.Key, old)); err != nil {
 				return err
 			}
 		}

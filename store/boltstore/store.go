@@ -214,7 +214,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		}
 		res := h(prev, raw != nil)
 		st := &res.State
-		events, err := writeEscalations(tx, key, st, res.Escalations, now, res.Erase)
+		events, err := writeEscalations(tx, key, st, res.Escalations, now)
 		if err != nil {
 			return err
 		}
@@ -277,13 +277,10 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 
 // writeEscalations assigns cases and ids and appends the events to the
 // outbox. It updates st.OpenCase when a case is opened. Events are sealed
-// under the registrant's data key, except those of an erasing event
-// (erase), which must outlive the key: under the service key.
-func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time, erase bool) ([]store.Event, error) {
+// under the registrant's data key (an erasure re-seals those still owed,
+// erase.go).
+func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]store.Event, error) {
 	owner := key
-	if erase {
-		owner = ""
-	}
 	var events []store.Event
 	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
 	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
