@@ -185,7 +185,6 @@ func makeDue(pb *bolt.Bucket, userKey string, at time.Time) error {
 	return nil
 }
 
-
 // DuePurges returns the purge rows due at now, and the earliest due time
 // of the others (zero if none).
 func (s *Store) DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error) {
