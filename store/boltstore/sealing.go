@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/store/seal"
 	bolt "go.etcd.io/bbolt"
@@ -158,7 +160,7 @@ func pseudo(key string) string {
 
 // sealValue seals plain for the record k of bucket name under owner's key
 // ("" the service key).
-func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byte, fixed bool) ([]byte, error) {
+func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byte, min int) ([]byte, error) {
 	class := byte(classRegistrant)
 	var head []byte
 	switch {
@@ -174,10 +176,10 @@ func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byt
 		return nil, err
 	}
 	var s []byte
-	if fixed {
+	if min < 0 {
 		s = key.SealFixed(plain, valueAD(name, k, class))
 	} else {
-		s = key.Seal(plain, valueAD(name, k, class))
+		s = key.SealAtLeast(plain, valueAD(name, k, class), min)
 	}
 	return append(append([]byte{class}, head...), s...), nil
 }
@@ -242,10 +244,66 @@ func putSealedAs(tx *bolt.Tx, name, k []byte, v any, owner string) error {
 	if err != nil {
 		return err
 	}
-	return putBytes(tx, name, k, enc, owner, false)
+	return putPadded(tx, name, k, enc, owner, reservedSize(v))
+}
+
+// duressReserve is room every registrant record and index row is stored
+// with for the fields an escalation or a duress signal adds — the
+// do_not_contact flag, the shown status and its next due time, the open
+// case — so their presence does not move a record to a larger size class
+// (about 130 bytes of JSON with all of them).
+const duressReserve = 192
+
+// eventReserve is the room every event body is stored with for its type,
+// severity, case and details (an SOS's, a duress signal's, a missed
+// check-in's): details longer than that (a long message) can still move
+// it to a larger class.
+const eventReserve = 512
+
+// reservedSize is the length v is stored as if it had: for a registrant
+// record or index row, its length without those fields plus
+// duressReserve; 0 for anything else.
+func reservedSize(v any) int {
+	var skel any
+	switch x := v.(type) {
+	case *dialogs.State:
+		y := *x
+		y.DoNotContact, y.Shown, y.ShownNextDue, y.OpenCase = false, "", time.Time{}, ""
+		skel = y
+	case dialogs.State:
+		return reservedSize(&x)
+	case store.RegistrantRow:
+		x.OpenCase = ""
+		skel = x
+	case store.Event:
+		// Every kind of event about a registrant is stored at one size:
+		// the type, its details and its case do not show.
+		x.Type, x.Details, x.Severity, x.DoNotContact, x.CaseID, x.CaseSeq = "", nil, "", false, "", 0
+		b, err := json.Marshal(x)
+		if err != nil {
+			return 0
+		}
+		return len(b) + eventReserve
+	default:
+		return 0
+	}
+	b, err := json.Marshal(skel)
+	if err != nil {
+		return 0
+	}
+	return len(b) + duressReserve
 }
 
 func putBytes(tx *bolt.Tx, name, k, plain []byte, owner string, fixed bool) error {
+	if fixed {
+		return putPadded(tx, name, k, plain, owner, -1)
+	}
+	return putPadded(tx, name, k, plain, owner, 0)
+}
+
+// putPadded seals plain under owner's key padded to the size class of at
+// least min bytes (-1: no padding at all, for fixed-length values).
+func putPadded(tx *bolt.Tx, name, k, plain []byte, owner string, min int) error {
 	b := tx.Bucket(name)
 	if b == nil {
 		return fmt.Errorf("bucket %s is missing", name)
@@ -254,7 +312,7 @@ func putBytes(tx *bolt.Tx, name, k, plain []byte, owner string, fixed bool) erro
 	if c == nil {
 		return b.Put(k, plain)
 	}
-	s, err := c.sealValue(tx, name, k, owner, plain, fixed)
+	s, err := c.sealValue(tx, name, k, owner, plain, min)
 	if err != nil {
 		return err
 	}
@@ -303,7 +361,7 @@ func putEvent(tx *bolt.Tx, seq uint64, owner string, ev store.Event) error {
 	}
 	payload := binary.AppendUvarint(nil, uint64(len(owner)))
 	payload = append(append(payload, owner...), inner...)
-	return putBytes(tx, bucketOutbox, k, payload, "", false)
+	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev))
 }
 
 // eventOf opens the stored outbox value v under k: the event's JSON and

@@ -273,6 +273,14 @@ func (k *Key) Seal(plaintext, ad []byte) []byte {
 	return k.seal(plaintext, ad, PaddedSize(4+len(plaintext)))
 }
 
+// SealAtLeast is Seal with the size class chosen as if plaintext were at
+// least min bytes long: a record whose optional fields may grow (a flag, a
+// case id) is stored at the size it has with them, whether it has them or
+// not.
+func (k *Key) SealAtLeast(plaintext, ad []byte, min int) []byte {
+	return k.seal(plaintext, ad, PaddedSize(4+max(len(plaintext), min)))
+}
+
 // SealFixed seals plaintext padded only to its own length: for values
 // whose length is the same for every record of their kind (a state byte),
 // where padding would hide nothing and cost space.

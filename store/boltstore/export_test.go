@@ -1,0 +1,165 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/checkinbot/checkinbot/store/seal"
+	bolt "go.etcd.io/bbolt"
+)
+
+// OpenedValue is one stored value that opened with one of the file's keys.
+type OpenedValue struct {
+	Bucket, Key string
+	Plain       []byte
+}
+
+// OpenEverything reads the closed data file at path the way someone
+// holding it and the master keys in ring would: it unwraps every data key
+// the file holds (the service key, every registrant's, every erased
+// registrant's one-off key) and tries every sealed value of every bucket
+// with every one of them (and, for events, the inner body too). It returns
+// what opened and how many sealed values (or bodies) opened with no key.
+func OpenEverything(path string, ring *seal.Keyring) (opened []OpenedValue, unopened int, err error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		var keys []*seal.Key
+		if w := tx.Bucket(bucketMeta).Get(keyServiceKey); w != nil {
+			k, err := ring.Unwrap(w, serviceOwner)
+			if err != nil {
+				return fmt.Errorf("service key: %w", err)
+			}
+			keys = append(keys, k)
+		}
+		if err := tx.Bucket(bucketKeys).ForEach(func(owner, w []byte) error {
+			k, err := ring.Unwrap(w, registrantOwner(string(owner)))
+			if err != nil {
+				return fmt.Errorf("data key %.8s: %w", owner, err)
+			}
+			keys = append(keys, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		try := func(sealed, ad []byte) []byte {
+			for _, k := range keys {
+				if p, err := k.Open(sealed, ad); err == nil {
+					return p
+				}
+			}
+			unopened++
+			return nil
+		}
+		for _, sb := range sealedBuckets {
+			b := tx.Bucket(sb.name)
+			if b == nil {
+				continue
+			}
+			if err := b.ForEach(func(k, v []byte) error {
+				_, sealed, ok := splitValue(sb.name, k, v)
+				if !ok && v[0] == classRegistrant {
+					sealed, ok = v[1:], true // an owner the key does not name: try anyway
+				}
+				if !ok {
+					return fmt.Errorf("%s: a value that is not sealed", sb.name)
+				}
+				p := try(sealed, valueAD(sb.name, k, v[0]))
+				if p == nil {
+					return nil
+				}
+				opened = append(opened, OpenedValue{string(sb.name), string(k), p})
+				if sb.kind == sealEvent {
+					n, w := binary.Uvarint(p)
+					if n > 0 {
+						if body := try(p[w+int(n):], seal.AD(bucketOutbox, k, []byte("body"))); body != nil {
+							opened = append(opened, OpenedValue{string(sb.name), string(k), body})
+						}
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return opened, unopened, err
+}
+
+// ClearShape describes what the data file at path shows without any key:
+// per bucket, every key with the given user keys, and any other
+// registrant-sized hex or random id, replaced by placeholders, and the
+// length of every stored value. Two files that give the same shape
+// cannot be told apart by their clear parts.
+func ClearShape(path string, buckets []string, userKeys []string) ([]string, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out []string
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
+			b := tx.Bucket([]byte(name))
+			if b == nil {
+				out = append(out, name+": none")
+				continue
+			}
+			var rows []string
+			b.ForEach(func(k, v []byte) error {
+				key := string(k)
+				for i, u := range userKeys {
+					key = strings.ReplaceAll(key, u, fmt.Sprintf("<user%d>", i))
+				}
+				if i := strings.Index(key, erasedPrefix); i >= 0 {
+					key = key[:i] + "<erased>"
+				}
+				rows = append(rows, fmt.Sprintf("%s: %q → %d bytes", name, key, len(v)))
+				return nil
+			})
+			sort.Strings(rows)
+			out = append(out, rows...)
+			out = append(out, fmt.Sprintf("%s: sequence %d", name, b.Sequence()))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RawValue returns the stored bytes of one record (nil if none).
+func (s *Store) RawValue(bucket string, key []byte) []byte {
+	var v []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			v = bytes.Clone(b.Get(key))
+		}
+		return nil
+	})
+	return v
+}
+
+// PutRaw overwrites one record's stored bytes, as someone editing the
+// file would.
+func (s *Store) PutRaw(bucket string, key, v []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put(key, v) })
+}
+
+// Keys lists the record keys of a bucket.
+func (s *Store) Keys(bucket string) [][]byte {
+	var out [][]byte
+	s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			b.ForEach(func(k, _ []byte) error { out = append(out, bytes.Clone(k)); return nil })
+		}
+		return nil
+	})
+	return out
+}
