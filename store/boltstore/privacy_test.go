@@ -66,7 +66,7 @@ func (c *fakeChat) last(address string) []dialogs.Reply {
 // file must never show.
 type citizen struct {
 	lang, address, handle, name, passport, employer, contact, phone, city, keyword string
-	lat, lon                                                                      float64
+	lat, lon                                                                       float64
 }
 
 func newCitizen(lang string, n int) citizen {
@@ -122,7 +122,10 @@ func (sc *script) send(c citizen, kind dialogs.InputKind, text string, lat, lon 
 	}
 }
 
-func (sc *script) say(c citizen, text string) { sc.t.Helper(); sc.send(c, dialogs.KindText, text, 0, 0) }
+func (sc *script) say(c citizen, text string) {
+	sc.t.Helper()
+	sc.send(c, dialogs.KindText, text, 0, 0)
+}
 
 // pressFirst presses the first button of the latest reply that has any
 // (Yes, in a confirmation).
