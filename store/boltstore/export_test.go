@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/store/seal"
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,36 +20,23 @@ type OpenedValue struct {
 }
 
 // OpenEverything reads the closed data file at path the way someone
-// holding it and the master keys in ring would: it unwraps every data key
-// the file holds (the service key, every registrant's, every erased
-// registrant's one-off key) and tries every sealed value of every bucket
-// with every one of them (and, for events, the inner body too). It returns
-// what opened and how many sealed values (or bodies) opened with no key.
-func OpenEverything(path string, ring *seal.Keyring) (opened []OpenedValue, unopened int, err error) {
+// holding it, the data file at keysPath (the same file, or a later one) and
+// the master keys in ring would: it unwraps every data key keysPath holds
+// (the service key, every registrant's, every erased registrant's one-off
+// key) and tries every sealed value of every bucket of path with every one
+// of them (and, for events, the inner body too). It returns what opened
+// and how many sealed values (or bodies) opened with no key.
+func OpenEverything(path, keysPath string, ring *seal.Keyring) (opened []OpenedValue, unopened int, err error) {
+	keys, err := fileKeys(keysPath, ring)
+	if err != nil {
+		return nil, 0, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return nil, 0, err
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
-		var keys []*seal.Key
-		if w := tx.Bucket(bucketMeta).Get(keyServiceKey); w != nil {
-			k, err := ring.Unwrap(w, serviceOwner)
-			if err != nil {
-				return fmt.Errorf("service key: %w", err)
-			}
-			keys = append(keys, k)
-		}
-		if err := tx.Bucket(bucketKeys).ForEach(func(owner, w []byte) error {
-			k, err := ring.Unwrap(w, registrantOwner(string(owner)))
-			if err != nil {
-				return fmt.Errorf("data key %.8s: %w", owner, err)
-			}
-			keys = append(keys, k)
-			return nil
-		}); err != nil {
-			return err
-		}
 		try := func(sealed, ad []byte) []byte {
 			for _, k := range keys {
 				if p, err := k.Open(sealed, ad); err == nil {
@@ -162,4 +150,88 @@ func (s *Store) Keys(bucket string) [][]byte {
 		return nil
 	})
 	return out
+}
+
+// SetSealBatch makes sealing and rotation batches n records long until
+// the returned function restores them.
+func SetSealBatch(n int) func() {
+	old := sealBatch
+	sealBatch = n
+	return func() { sealBatch = old }
+}
+
+// OpenRecord opens one stored record the way the store's readers do.
+func (s *Store) OpenRecord(bucket string, key []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucket)).Get(key)
+		if v == nil {
+			return fmt.Errorf("no record")
+		}
+		var err error
+		if bucket == string(bucketOutbox) {
+			out, _, err = eventOf(tx, key, v)
+		} else {
+			out, err = plainOf(tx, []byte(bucket), key, v)
+		}
+		out = bytes.Clone(out)
+		return err
+	})
+	return out, err
+}
+
+// SealedBuckets names the buckets whose values are sealed.
+func SealedBuckets() []string {
+	var out []string
+	for _, sb := range sealedBuckets {
+		out = append(out, string(sb.name))
+	}
+	return out
+}
+
+// RollCallStoreForTest records a small roll call over the first two
+// registrants, so its buckets have records.
+func (s *Store) RollCallStoreForTest() error {
+	var keys []string
+	s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRegistrants).Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < 2; k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	for i := range 2 {
+		if err := s.CreateRollCall(store.RollCall{ID: fmt.Sprintf("rc_%d", i), Members: keys, Deadline: time.Now().Add(time.Hour)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileKeys unwraps every data key of the data file at path.
+func fileKeys(path string, ring *seal.Keyring) ([]*seal.Key, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var keys []*seal.Key
+	err = db.View(func(tx *bolt.Tx) error {
+		if w := tx.Bucket(bucketMeta).Get(keyServiceKey); w != nil {
+			k, err := ring.Unwrap(w, serviceOwner)
+			if err != nil {
+				return fmt.Errorf("service key: %w", err)
+			}
+			keys = append(keys, k)
+		}
+		return tx.Bucket(bucketKeys).ForEach(func(owner, w []byte) error {
+			k, err := ring.Unwrap(w, registrantOwner(string(owner)))
+			if err != nil {
+				return fmt.Errorf("data key %.8s: %w", owner, err)
+			}
+			keys = append(keys, k)
+			return nil
+		})
+	})
+	return keys, err
 }

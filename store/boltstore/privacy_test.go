@@ -276,9 +276,17 @@ func TestNothingPersonalInClear(t *testing.T) {
 		sc.register(b)
 		sc.say(b, "/checkin")
 		sc.send(b, dialogs.KindLocation, "", b.lat, b.lon)
+		deleted = append(deleted, b)
+	}
+	// What was delivered before a /delete stays sealed under the
+	// citizen's key; a backup from before holds their whole record.
+	sc.settle(false)
+	deliverAll(t, s, time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC))
+	before := filepath.Join(t.TempDir(), "before.db")
+	writeBackup(t, s, before)
+	for _, b := range deleted {
 		sc.say(b, "/delete")
 		sc.pressFirst(b)
-		deleted = append(deleted, b)
 	}
 	sc.settle(false)
 	types := map[string]int{}
@@ -302,14 +310,7 @@ func TestNothingPersonalInClear(t *testing.T) {
 		}
 	}
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.WriteBackup(f, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeBackup(t, s, backup)
 
 	var all []citizen
 	all = append(append(all, kept...), deleted...)
@@ -347,13 +348,20 @@ func TestNothingPersonalInClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	scan(path)
-	opened, unopened, err := boltstore.OpenEverything(path, ring)
+	opened, unopened, err := boltstore.OpenEverything(path, path, ring)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if unopened == 0 {
 		t.Fatal("every value opened: the deleted citizens' events were not shredded")
 	}
+	// The backup from before the /delete, opened with every key the file
+	// holds now: the deleted citizens' records in it no longer open.
+	old, _, err := boltstore.OpenEverything(before, path, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened = append(opened, old...)
 	for _, ov := range opened {
 		for _, b := range deleted {
 			for _, v := range b.secrets() {
@@ -476,5 +484,17 @@ func compareShapes(t *testing.T, what string, a, b []string) {
 	}
 	if shown == 0 {
 		t.Errorf("%s: %d vs %d lines", what, len(a), len(b))
+	}
+}
+
+func writeBackup(t *testing.T, s *boltstore.Store, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := s.WriteBackup(f, nil); err != nil {
+		t.Fatal(err)
 	}
 }

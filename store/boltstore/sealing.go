@@ -515,7 +515,7 @@ const (
 
 // sealBatch bounds how many records one transaction of sealAll or
 // RotateMasterKey rewrites, so neither holds the writer for long.
-const sealBatch = 1000
+var sealBatch = 1000 // a variable only so tests can make batches small
 
 // sealAll seals every clear value of the sealed buckets, sealBatch per
 // transaction; values sealed already (a sealing interrupted by a crash)
