@@ -131,7 +131,16 @@ func Open(opt Options) (_ *App, err error) {
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if a.Store, err = boltstore.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
+	// With Secrets.Keyring the data file is encrypted (store/seal); without
+	// one it is written in clear, which serve allows only with
+	// --insecure-no-encryption, and every log line says so.
+	if opt.Secrets.Keyring == nil {
+		a.log = a.log.With("encryption", "off")
+	}
+	// TODO(lead): once the audit branch adds boltstore.Options.AuditKey,
+	// give it a key that survives master-key rotation — derived by the
+	// store from its service data key, not from the master key itself.
+	if a.Store, err = boltstore.OpenWith(filepath.Join(opt.DataDir, "checkinbot.db"), boltstore.Options{Keyring: opt.Secrets.Keyring}); err != nil {
 		return nil, err
 	}
 	if err := a.Store.IndexWith(a.Engine.Directory.EmbassyFor, routingFingerprint(a.Engine.Directory)); err != nil {

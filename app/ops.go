@@ -44,7 +44,7 @@ func (a *App) openOps() error {
 		eps = append(eps, ep.ID)
 	}
 	a.Ops = ops.New(ops.Options{Store: a.Store, Runner: a.Runner, Channels: chans, Endpoints: eps,
-		BackupToken: a.opt.AdminToken, Log: a.log})
+		BackupToken: a.opt.AdminToken, Log: a.log, Unencrypted: !a.Store.Encrypted()})
 	a.Store.SetCommitObserver(a.Ops.ObserveCommit)
 	a.Deliverer.Store = countingOutbox{Outbox: a.Deliverer.Store, count: a.Ops.CountAttempts}
 	onEvents := a.Runner.OnEvents

@@ -44,6 +44,12 @@ type Config struct {
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
 	Countries      []Country `toml:"country"`
 	Embassies      []Embassy `toml:"embassy"`
+	// MasterKeyFile names a file holding the master key that encrypts the
+	// data file, when CHECKIN_MASTER_KEY does not (LoadKeyring).
+	MasterKeyFile string `toml:"master_key_file"`
+	// OldMasterKeyFile names the previous master key during a rotation
+	// (`checkinbot keys rotate`), when CHECKIN_MASTER_KEY_OLD does not.
+	OldMasterKeyFile string `toml:"old_master_key_file"`
 
 	// Name is the file the configuration came from, for error messages.
 	Name string `toml:"-"`

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/checkinbot/checkinbot/errs"
+	"github.com/checkinbot/checkinbot/store/seal"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -21,6 +22,11 @@ const (
 	EnvTelegramToken = "CHECKIN_TELEGRAM_TOKEN"
 	// EnvTelegramAPIURL overrides telegram.api_url (a local Bot API server, tests).
 	EnvTelegramAPIURL = "CHECKIN_TELEGRAM_API_URL"
+	// EnvMasterKey is the master key encrypting the data file (32 bytes,
+	// base64 or hex); or master_key_file in the configuration.
+	EnvMasterKey = "CHECKIN_MASTER_KEY"
+	// EnvMasterKeyOld is the previous master key, during a rotation.
+	EnvMasterKeyOld = "CHECKIN_MASTER_KEY_OLD"
 )
 
 // MinPepperLen is the shortest pepper accepted: 32 characters of a random
@@ -49,6 +55,9 @@ type Secrets struct {
 	// APITokens are the embassy API's bearer tokens (from each embassy's
 	// api_token_env): LoadSecrets fills them.
 	APITokens []APIToken
+	// Keyring holds the master key encrypting the data file (and the old
+	// one during a rotation); nil when none is given (LoadKeyring).
+	Keyring *seal.Keyring
 }
 
 // SecretNeeds says which secrets a command requires.
@@ -119,7 +128,66 @@ func LoadSecrets(c *Config, getenv func(string) string, need SecretNeeds) (Secre
 	if s.APITokens, err = LoadAPITokens(c, getenv); err != nil {
 		return s, err
 	}
+	if s.Keyring, err = LoadKeyring(c, getenv); err != nil {
+		return s, err
+	}
 	return s, nil
+}
+
+// LoadKeyring reads the master key from CHECKIN_MASTER_KEY or the file
+// master_key_file names (not both), and the previous one, during a
+// rotation, from CHECKIN_MASTER_KEY_OLD or old_master_key_file. It returns
+// nil when no key is given: the caller decides whether that is allowed
+// (serve only with --insecure-no-encryption). c may be nil (commands
+// without a configuration file read the environment only).
+func LoadKeyring(c *Config, getenv func(string) string) (*seal.Keyring, error) {
+	var file, oldFile, name string
+	if c != nil {
+		file, oldFile, name = c.MasterKeyFile, c.OldMasterKeyFile, c.Name
+	}
+	load := func(env, key, path string) (*seal.MasterKey, error) {
+		v := getenv(env)
+		switch {
+		case v != "" && path != "":
+			return nil, &Error{Code: errs.EINVALID, File: name, Key: key,
+				Reason: fmt.Sprintf("the environment sets %s too: give the key one way only", env)}
+		case v != "":
+			k, err := seal.ParseMasterKey(v)
+			if err != nil {
+				return nil, &SecretError{Var: env, Reason: err.Error()}
+			}
+			return k, nil
+		case path != "":
+			k, err := seal.LoadMasterKeyFile(path)
+			if err != nil {
+				return nil, &Error{Code: errs.EINVALID, File: name, Key: key, Reason: err.Error()}
+			}
+			return k, nil
+		}
+		return nil, nil
+	}
+	cur, err := load(EnvMasterKey, "master_key_file", file)
+	if err != nil {
+		return nil, err
+	}
+	old, err := load(EnvMasterKeyOld, "old_master_key_file", oldFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cur == nil && old != nil:
+		return nil, &SecretError{Var: EnvMasterKey, Reason: "an old master key is given but no current one: " +
+			"set the new key in CHECKIN_MASTER_KEY (or master_key_file) and the old one in CHECKIN_MASTER_KEY_OLD"}
+	case cur == nil:
+		return nil, nil
+	case old != nil && old.ID() == cur.ID():
+		return nil, &SecretError{Var: EnvMasterKeyOld, Reason: "the old master key is the current one"}
+	}
+	r := &seal.Keyring{Current: cur}
+	if old != nil {
+		r.Old = []*seal.MasterKey{old}
+	}
+	return r, nil
 }
 
 // LoadEndpoints reads the embassies' webhook signing secrets (each
@@ -146,6 +214,10 @@ func Getenv(name string) string {
 		return os.Getenv("CHECKIN_TELEGRAM_TOKEN")
 	case EnvTelegramAPIURL:
 		return os.Getenv("CHECKIN_TELEGRAM_API_URL")
+	case EnvMasterKey:
+		return os.Getenv("CHECKIN_MASTER_KEY")
+	case EnvMasterKeyOld:
+		return os.Getenv("CHECKIN_MASTER_KEY_OLD")
 	}
 	return os.Getenv(name)
 }

@@ -93,6 +93,9 @@ type Options struct {
 	// BackupToken authorises GET /admin/backup (Authorization: Bearer
 	// TOKEN). Empty: backups are refused.
 	BackupToken string
+	// Unencrypted: the data file is written in clear (serve
+	// --insecure-no-encryption); /readyz says so in every answer.
+	Unencrypted bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log is the operational log (default slog.Default()).
@@ -143,6 +146,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /admin/backup", s.backup)
+	mux.HandleFunc("POST /admin/keys/rotate", s.rotateKeys) // keys.go
 	return mux
 }
 
@@ -157,7 +161,14 @@ func Healthz(w http.ResponseWriter, _ *http.Request) {
 type Readiness struct {
 	Ready   bool     `json:"ready"`
 	Reasons []string `json:"reasons,omitempty"`
+	// Warnings do not make the service unready but must be seen: the data
+	// file written in clear.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// WarningUnencrypted is /readyz's warning while the data file is written
+// in clear.
+const WarningUnencrypted = "encryption: off (--insecure-no-encryption): the data file and its backups hold personal data in clear"
 
 // Ready checks, now, everything /readyz promises: the store writes, every
 // channel that can tell is connected, no critical event has waited longer
@@ -195,7 +206,11 @@ func (s *Server) Ready() Readiness {
 				" to be processed (limit "+s.opt.IntakeAge.String()+")")
 		}
 	}
-	return Readiness{Ready: len(reasons) == 0, Reasons: reasons}
+	r := Readiness{Ready: len(reasons) == 0, Reasons: reasons}
+	if s.opt.Unencrypted {
+		r.Warnings = append(r.Warnings, WarningUnencrypted)
+	}
+	return r
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/ops"
 	"github.com/checkinbot/checkinbot/store/boltstore"
 )
@@ -67,7 +68,11 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	rep, err := boltstore.Check(tmp.Name())
+	ring, err := config.LoadKeyring(nil, config.Getenv) // opens sealed records when the key is here
+	if err != nil {
+		return err
+	}
+	rep, err := boltstore.CheckWith(tmp.Name(), boltstore.Options{Keyring: ring})
 	if err != nil {
 		return fmt.Errorf("backup: the copy cannot be checked: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
@@ -19,7 +20,13 @@ func checkCmd(args []string, stdout io.Writer) error {
 		return usageError{"usage: checkinbot check FILE"}
 	}
 	path := args[0]
-	rep, err := boltstore.Check(path)
+	// With the master key in the environment, sealed records are opened
+	// and checked too; without it, their structure only.
+	ring, err := config.LoadKeyring(nil, config.Getenv)
+	if err != nil {
+		return err
+	}
+	rep, err := boltstore.CheckWith(path, boltstore.Options{Keyring: ring})
 	if err != nil {
 		return err
 	}

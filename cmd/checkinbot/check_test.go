@@ -117,7 +117,7 @@ func TestBinaryRefusesDamagedFiles(t *testing.T) {
 			os.WriteFile(cfg, []byte(exampleConfigFor(t, "", "")), 0o600)
 			for _, args := range [][]string{{"check", path}, {"demo", "--data-dir", dir}, {"serve", "--config", cfg, "--data-dir", dir}} {
 				cmd := exec.Command(bin, args...)
-				cmd.Env = append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("p", 40), "CHECKIN_TELEGRAM_TOKEN=1:x",
+				cmd.Env = append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("p", 40), "CHECKIN_MASTER_KEY="+testMasterKey, "CHECKIN_TELEGRAM_TOKEN=1:x",
 					"CHECKIN_TELEGRAM_API_URL=http://127.0.0.1:1")
 				cmd.Stdin = strings.NewReader("")
 				var stdout, stderr bytes.Buffer
@@ -195,6 +195,7 @@ func TestServeCreatesDataDir(t *testing.T) {
 	defer api.Close()
 	dir := filepath.Join(t.TempDir(), "var", "lib", "checkinbot")
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("serve-pepper-", 4))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
 	ctx, cancel := context.WithCancel(context.Background())

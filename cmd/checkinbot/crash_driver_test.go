@@ -278,7 +278,7 @@ func runCrashScenario(t *testing.T, o crashOptions) crashRun {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	env := append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("crash-test-pepper-", 3), "CRASH_SECRET="+secret,
+	env := append(os.Environ(), "CHECKIN_PEPPER="+strings.Repeat("crash-test-pepper-", 3), "CHECKIN_MASTER_KEY="+testMasterKey, "CRASH_SECRET="+secret,
 		"CHECKIN_TELEGRAM_TOKEN="+api.Token, "CHECKIN_TELEGRAM_API_URL="+api.URL)
 	proc := &serveProc{bin: bin, cfg: cfg, data: data, env: append(env, o.Env...), log: logf}
 

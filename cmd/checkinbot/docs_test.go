@@ -489,6 +489,7 @@ func TestExampleConfigIsComplete(t *testing.T) {
 // says pull_only = true.
 func TestServeRefusesEmbassyWithoutReceiver(t *testing.T) {
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("p", 40))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	// A channel, so the embassy check is reached; a local Bot API, so that
 	// a serve that wrongly starts talks to nothing outside this machine.
 	api := fakeapi.New("42:refusal-test")
@@ -568,6 +569,7 @@ func TestServeAcceptsPullOnlyEmbassy(t *testing.T) {
 	api := fakeapi.New("42:pull-only-test")
 	defer api.Close()
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("p", 40))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
 	dir := t.TempDir()

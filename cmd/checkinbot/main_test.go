@@ -101,6 +101,7 @@ func TestServeRefusesWithoutPepper(t *testing.T) {
 
 func TestServeWithoutChannelExplains(t *testing.T) {
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("p", 40))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	code, _, errOut := runMain(t, "", "serve", "--data-dir", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, "no channel is configured") || !strings.Contains(errOut, "checkinbot demo") {
 		t.Errorf("exit %d: %s", code, errOut)

@@ -39,6 +39,7 @@ func TestServeTelegramEndToEnd(t *testing.T) {
 	cfg := filepath.Join(dir, "checkinbot.toml")
 	os.WriteFile(cfg, []byte(exampleConfigFor(t, sink.URL, "SERVE_TEST_SECRET")+"\n[telegram]\nper_chat_interval = \"20ms\"\n"), 0o600)
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("serve-pepper-", 4))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
 	t.Setenv("SERVE_TEST_SECRET", webhook.FormatSecret(key))
@@ -103,6 +104,7 @@ func TestSIGTERMDrainsReplies(t *testing.T) {
 	cfg := filepath.Join(dir, "checkinbot.toml")
 	os.WriteFile(cfg, []byte(exampleConfigFor(t, "", "")+"\n[telegram]\nper_chat_interval = \"20ms\"\n"), 0o600)
 	t.Setenv("CHECKIN_PEPPER", strings.Repeat("sigterm-pepper-", 4))
+	t.Setenv("CHECKIN_MASTER_KEY", testMasterKey)
 	t.Setenv("CHECKIN_TELEGRAM_TOKEN", api.Token)
 	t.Setenv("CHECKIN_TELEGRAM_API_URL", api.URL)
 
