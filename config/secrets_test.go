@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,5 +85,56 @@ func TestSecretErrorsHaveACode(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), EnvPepper) || strings.Contains(err.Error(), "short") {
 		t.Errorf("message %q: want the variable named and the value hidden", err.Error())
+	}
+}
+
+func TestLoadKeyring(t *testing.T) {
+	dir := t.TempDir()
+	raw := strings.Repeat("k", 32)
+	hexKey := fmt.Sprintf("%x", raw)
+	oldHex := fmt.Sprintf("%x", strings.Repeat("o", 32))
+	file := filepath.Join(dir, "master.key")
+	os.WriteFile(file, []byte(hexKey+"\n"), 0o600)
+	open := filepath.Join(dir, "open.key")
+	os.WriteFile(open, []byte(hexKey), 0o644)
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		file, old string
+		wantOld   bool
+		err       string // "" ok; else a part of the error
+		none      bool
+	}{
+		{name: "none", none: true},
+		{name: "env", env: map[string]string{EnvMasterKey: hexKey}},
+		{name: "file", file: file},
+		{name: "rotation", env: map[string]string{EnvMasterKey: hexKey, EnvMasterKeyOld: oldHex}, wantOld: true},
+		{name: "both ways", env: map[string]string{EnvMasterKey: hexKey}, file: file, err: "master_key_file"},
+		{name: "malformed", env: map[string]string{EnvMasterKey: "not-a-key"}, err: EnvMasterKey},
+		{name: "old without current", env: map[string]string{EnvMasterKeyOld: oldHex}, err: "no current one"},
+		{name: "old is current", env: map[string]string{EnvMasterKey: hexKey, EnvMasterKeyOld: hexKey}, err: "is the current one"},
+		{name: "readable file", file: open, err: "readable by others"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{Name: "x.toml", MasterKeyFile: tc.file, OldMasterKeyFile: tc.old}
+			r, err := LoadKeyring(c, func(k string) string { return tc.env[k] })
+			switch {
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error about %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), hexKey) || strings.Contains(err.Error(), "not-a-key") {
+					t.Fatalf("the error repeats the key: %v", err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case tc.none:
+				if r != nil {
+					t.Fatal("a keyring without a key")
+				}
+			case r == nil || r.Current == nil || (len(r.Old) == 1) != tc.wantOld:
+				t.Fatalf("keyring %+v", r)
+			}
+		})
 	}
 }

@@ -174,6 +174,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case secrets.Keyring == nil && !*insecure:
+		return errors.New("serve: no master key: set CHECKIN_MASTER_KEY to 32 random bytes (export CHECKIN_MASTER_KEY=$(openssl rand -base64 32)) " +
+			"or name a key file in master_key_file, and keep it with your other secrets: without it the data file cannot be read. " +
+			"(--insecure-no-encryption runs without one, writing personal data in clear)")
+	case secrets.Keyring == nil:
+		slog.SetDefault(slog.Default().With("encryption", "off"))
+		slog.Warn("--insecure-no-encryption: the data file and its backups hold personal data in clear")
+	case *insecure:
+		return usageError{"serve: --insecure-no-encryption with a master key given: drop one of the two"}
+	default:
+		slog.Info("data file encrypted", "master_key", secrets.Keyring.Current.ID(), "rotating", len(secrets.Keyring.Old) > 0)
+	}
 	opt := app.Options{Config: c, DataDir: *dataDir, DrainTimeout: *drainTimeout, StaleAfter: *staleAfter,
 		AdminListen: *adminListen, AdminToken: adminToken()}
 	if secrets.TelegramToken != "" {
@@ -188,11 +201,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	wa, err := whatsapp.OpenLinked(ctx, *dataDir)
 	if err != nil {
 		return err
-	}
-	closeWA := func() {
-		if wa != nil {
-			wa.Close()
-		}
 	}
 	if wa != nil {
 		opt.Channels = append(opt.Channels, func(env app.ChannelEnv) (bot.Channel, error) {
@@ -217,21 +225,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if emb.PullOnly {
 			slog.Info("embassy is pull_only: its events wait in the outbox for the event API", "embassy", emb.ID)
 		}
-	}
-	switch {
-	case secrets.Keyring == nil && !*insecure:
-		closeWA()
-		return errors.New("serve: no master key: set CHECKIN_MASTER_KEY to 32 random bytes (export CHECKIN_MASTER_KEY=$(openssl rand -base64 32)) " +
-			"or name a key file in master_key_file, and keep it with your other secrets: without it the data file cannot be read. " +
-			"(--insecure-no-encryption runs without one, writing personal data in clear)")
-	case secrets.Keyring == nil:
-		slog.SetDefault(slog.Default().With("encryption", "off"))
-		slog.Warn("--insecure-no-encryption: the data file and its backups hold personal data in clear")
-	case *insecure:
-		closeWA()
-		return usageError{"serve: --insecure-no-encryption with a master key given: drop one of the two"}
-	default:
-		slog.Info("data file encrypted", "master_key", secrets.Keyring.Current.ID(), "rotating", len(secrets.Keyring.Old) > 0)
 	}
 	opt.Secrets = secrets
 	a, err := app.Open(opt)

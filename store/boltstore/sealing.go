@@ -615,6 +615,7 @@ func (s *Store) RotateMasterKey() (int, error) {
 	cur := ring.Current.ID()
 	total := 0
 	err := s.update(func(tx *bolt.Tx) error {
+		total = 0
 		meta := tx.Bucket(bucketMeta)
 		w := meta.Get(keyServiceKey)
 		if id, _ := seal.WrappedBy(w); id == cur {
@@ -624,6 +625,7 @@ func (s *Store) RotateMasterKey() (int, error) {
 		if err != nil {
 			return fmt.Errorf("service key: %w", err)
 		}
+		total = 1
 		return meta.Put(keyServiceKey, nw)
 	})
 	if err != nil {
