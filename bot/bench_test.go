@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/internal/testkit"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -28,13 +29,21 @@ func (acceptor) Send(_ context.Context, _ string, r bot.Response) error {
 // the reply handed to the channel and its acceptance acknowledged — with
 // 1, 64 and 1,024 registered users chatting at once; queue=off is the same
 // without the send queue (the reply handed over and forgotten), to show
-// what durability of replies costs. Compare with BenchmarkBoltBatch at the
-// same concurrency, in the same run.
+// what durability of replies costs; queue=on/sealed is queue=on with the
+// data file encrypted (store/seal), to show what encryption at rest costs.
+// Compare with BenchmarkBoltBatch at the same concurrency, in the same run.
 func BenchmarkRunner(b *testing.B) {
 	for _, users := range []int{1, 64, 1024} {
-		for _, queue := range []bool{true, false} {
-			b.Run(fmt.Sprintf("users=%d/queue=%v", users, map[bool]string{true: "on", false: "off"}[queue]), func(b *testing.B) {
+		for _, v := range []struct {
+			name          string
+			queue, sealed bool
+		}{{"queue=on", true, false}, {"queue=off", false, false}, {"queue=on/sealed", true, true}} {
+			queue := v.queue
+			b.Run(fmt.Sprintf("users=%d/%s", users, v.name), func(b *testing.B) {
 				r, _ := newRunner(b)
+				if v.sealed {
+					r = testkit.RunnerOn(b, testkit.SealedStore(b))
+				}
 				r.Register("telegram", acceptor{})
 				bot.SetVolatile(r, !queue)
 				var wg sync.WaitGroup

@@ -13,6 +13,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/locales"
 	"github.com/checkinbot/checkinbot/store/boltstore"
+	"github.com/checkinbot/checkinbot/store/seal"
 )
 
 // Pepper is the fixed pepper of tests, so keys and hashes are reproducible.
@@ -33,6 +34,26 @@ func Engine(tb testing.TB) *dialogs.Engine {
 func Store(tb testing.TB) *boltstore.Store {
 	tb.Helper()
 	s, err := boltstore.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// MasterKey is the fixed master key of tests that encrypt the data file.
+var MasterKey = func() *seal.Keyring {
+	m, err := seal.NewMasterKey([]byte("testkit-master-key-0123456789abc"))
+	if err != nil {
+		panic(err)
+	}
+	return &seal.Keyring{Current: m}
+}()
+
+// SealedStore is Store with the data file encrypted under MasterKey.
+func SealedStore(tb testing.TB) *boltstore.Store {
+	tb.Helper()
+	s, err := boltstore.OpenWith(filepath.Join(tb.TempDir(), "checkinbot.db"), boltstore.Options{Keyring: MasterKey})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -102,8 +102,17 @@ func ClearShape(path string, buckets []string, userKeys []string) ([]string, err
 				continue
 			}
 			var rows []string
+			ordinal := map[string]int{} // per-user position of a send-queue or purge row
 			b.ForEach(func(k, v []byte) error {
 				key := string(k)
+				if (name == string(bucketSendq) || name == string(bucketPurge)) && len(k) > 9 && k[len(k)-9] == 0 {
+					// The bucket's sequence interleaves citizens in the order
+					// their acknowledgements committed (timing, not content):
+					// keep each row's place among its citizen's rows.
+					user := string(k[:len(k)-9])
+					key = fmt.Sprintf("%s\x00#%d", user, ordinal[user])
+					ordinal[user]++
+				}
 				for i, u := range userKeys {
 					key = strings.ReplaceAll(key, u, fmt.Sprintf("<user%d>", i))
 				}

@@ -78,6 +78,39 @@ type Options struct {
 type codec struct {
 	ring    *seal.Keyring
 	service *seal.Key
+
+	// unwrapped caches data keys by their wrapped bytes: an entry can
+	// never be stale (the same wrapped bytes always unwrap to the same
+	// key, whatever transaction read them), and a destroyed key is never
+	// looked up (its wrapped bytes are gone from the file). It saves an
+	// unwrap per record inside the single writer's transaction.
+	mu        sync.Mutex
+	unwrapped map[string]*seal.Key
+}
+
+// maxUnwrapped bounds the cache of unwrapped data keys; when full it
+// starts over.
+const maxUnwrapped = 1 << 14
+
+// unwrap opens the wrapped data key w of owner, from the cache if it can.
+func (c *codec) unwrap(w []byte, owner string) (*seal.Key, error) {
+	c.mu.Lock()
+	k, ok := c.unwrapped[string(w)]
+	c.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := c.ring.Unwrap(w, owner)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.unwrapped == nil || len(c.unwrapped) >= maxUnwrapped {
+		c.unwrapped = map[string]*seal.Key{}
+	}
+	c.unwrapped[string(w)] = k
+	c.mu.Unlock()
+	return k, nil
 }
 
 var codecs sync.Map // *bolt.DB → *codec
@@ -134,7 +167,7 @@ func (c *codec) dataKey(tx *bolt.Tx, owner string, create bool) (*seal.Key, erro
 	}
 	keys := tx.Bucket(bucketKeys)
 	if w := keys.Get([]byte(owner)); w != nil {
-		k, err := c.ring.Unwrap(w, registrantOwner(owner))
+		k, err := c.unwrap(w, registrantOwner(owner))
 		if err != nil {
 			return nil, fmt.Errorf("data key of %s: %w", pseudo(owner), err)
 		}
@@ -244,7 +277,7 @@ func putSealedAs(tx *bolt.Tx, name, k []byte, v any, owner string) error {
 	if err != nil {
 		return err
 	}
-	return putPadded(tx, name, k, enc, owner, reservedSize(v))
+	return putPadded(tx, name, k, enc, owner, reservedSize(v, len(enc)))
 }
 
 // duressReserve is room every registrant record and index row is stored
@@ -260,38 +293,54 @@ const duressReserve = 192
 // it to a larger class.
 const eventReserve = 512
 
-// reservedSize is the length v is stored as if it had: for a registrant
-// record or index row, its length without those fields plus
-// duressReserve; 0 for anything else.
-func reservedSize(v any) int {
+// reservedSize is the length v, whose JSON is n bytes long, is stored as
+// if it had: for a registrant record or index row, its length without
+// those fields plus duressReserve; for an event, its length without its
+// type, severity, case and details plus eventReserve; 0 for anything else.
+func reservedSize(v any, n int) int {
+	reserve := duressReserve
 	var skel any
 	switch x := v.(type) {
 	case *dialogs.State:
-		y := *x
-		y.DoNotContact, y.Shown, y.ShownNextDue, y.OpenCase = false, "", time.Time{}, ""
-		skel = y
+		// The fields' own JSON, not the record again: this runs in the
+		// single writer's transaction for every event.
+		skel = struct {
+			DoNotContact bool           `json:"do_not_contact,omitempty"`
+			Shown        dialogs.Status `json:"shown,omitempty"`
+			ShownNextDue time.Time      `json:"shown_next_due,omitzero"`
+			OpenCase     string         `json:"open_case,omitempty"`
+		}{x.DoNotContact, x.Shown, x.ShownNextDue, x.OpenCase}
 	case dialogs.State:
-		return reservedSize(&x)
+		return reservedSize(&x, n)
 	case store.RegistrantRow:
-		x.OpenCase = ""
-		skel = x
+		skel = struct {
+			OpenCase string `json:"open_case,omitempty"`
+		}{x.OpenCase}
 	case store.Event:
 		// Every kind of event about a registrant is stored at one size:
 		// the type, its details and its case do not show.
-		x.Type, x.Details, x.Severity, x.DoNotContact, x.CaseID, x.CaseSeq = "", nil, "", false, "", 0
-		b, err := json.Marshal(x)
-		if err != nil {
-			return 0
-		}
-		return len(b) + eventReserve
+		skel = struct {
+			Type         string         `json:"type"`
+			CaseID       string         `json:"case_id,omitempty"`
+			CaseSeq      int            `json:"case_seq,omitempty"`
+			Severity     string         `json:"severity"`
+			DoNotContact bool           `json:"do_not_contact"`
+			Details      map[string]any `json:"details"`
+		}{string(x.Type), x.CaseID, x.CaseSeq, string(x.Severity), x.DoNotContact, x.Details}
+		reserve = eventReserve
 	default:
 		return 0
 	}
-	b, err := json.Marshal(skel)
+	extra, err := json.Marshal(skel)
 	if err != nil {
 		return 0
 	}
-	return len(b) + duressReserve
+	// In the record each present field adds its JSON and one comma: the
+	// small object's length less its braces, plus one.
+	if len(extra) > 2 {
+		n -= len(extra) - 1
+	}
+	return n + reserve
 }
 
 func putBytes(tx *bolt.Tx, name, k, plain []byte, owner string, fixed bool) error {
@@ -361,7 +410,7 @@ func putEvent(tx *bolt.Tx, seq uint64, owner string, ev store.Event) error {
 	}
 	payload := binary.AppendUvarint(nil, uint64(len(owner)))
 	payload = append(append(payload, owner...), inner...)
-	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev))
+	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev, len(enc)))
 }
 
 // eventOf opens the stored outbox value v under k: the event's JSON and
