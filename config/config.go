@@ -40,6 +40,7 @@ type Config struct {
 	NeutralWording bool      `toml:"neutral_wording"`
 	Checkin        Checkin   `toml:"checkin"`
 	Delivery       Delivery  `toml:"delivery"`
+	Audit          Audit     `toml:"audit"`
 	Telegram       Telegram  `toml:"telegram"`
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
 	Countries      []Country `toml:"country"`
@@ -56,6 +57,25 @@ type Delivery struct {
 	GiveUpAfter    Duration `toml:"give_up_after"`
 	KeepDelivered  Duration `toml:"keep_delivered"`
 	HeartbeatEvery Duration `toml:"heartbeat_every"`
+}
+
+// Audit is the [audit] table: how long the audit trail keeps entries.
+type Audit struct {
+	// Retention: entries older than this are compacted into one
+	// checkpoint that keeps the chain verifiable (unset: DefaultAuditRetention).
+	Retention Duration `toml:"retention"`
+}
+
+// DefaultAuditRetention is audit.retention when unset: 400 days, a year
+// of audit with a margin.
+const DefaultAuditRetention = 400 * 24 * time.Hour
+
+// AuditRetention is audit.retention, or its default.
+func (c *Config) AuditRetention() time.Duration {
+	if c.Audit.Retention.Duration > 0 {
+		return c.Audit.Retention.Duration
+	}
+	return DefaultAuditRetention
 }
 
 // Telegram is the [telegram] table. The bot token itself comes from the
@@ -324,7 +344,7 @@ func (c *Config) validate() error {
 		d   Duration
 	}{{"delivery.timeout", c.Delivery.Timeout}, {"delivery.secondary_after", c.Delivery.SecondaryAfter},
 		{"delivery.give_up_after", c.Delivery.GiveUpAfter}, {"delivery.keep_delivered", c.Delivery.KeepDelivered},
-		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}} {
+		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}, {"audit.retention", c.Audit.Retention}} {
 		if d.d.Duration < 0 {
 			return bad(errs.EINVALID, d.key, "must not be negative")
 		}

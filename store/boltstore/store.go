@@ -65,6 +65,8 @@ type Store struct {
 
 	// route files registrants under their embassy (IndexWith).
 	route atomic.Pointer[store.Router]
+
+	audit *auditKeys // Options.AuditKey's keys; nil without one (audit.go)
 }
 
 // maxGroup bounds how many events share one commit.
@@ -243,14 +245,8 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 				return err
 			}
 		}
-		subject := dialogs.Pseudonym(key)
-		for _, a := range res.Audit {
-			if err := appendAudit(tx, now, subject, a); err != nil {
-				return err
-			}
-		}
-		for _, e := range events {
-			if err := appendAudit(tx, now, subject, "escalation "+e.Type+" "+e.ID); err != nil {
+		if len(res.Audit) > 0 { // never for escalations alone: a duress one would stand out (audit.go)
+			if err := s.appendAudit(tx, now, dialogs.Pseudonym(key), store.AuditRegistrantUpdated, processReason(res.Audit, events)); err != nil {
 				return err
 			}
 		}
