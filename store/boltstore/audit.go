@@ -44,8 +44,11 @@ import (
 // hash and MAC, signed itself, from which the chain still verifies.
 
 var (
-	// keyAuditHeadMAC holds the head's seq (8 bytes) and its MAC (hex),
-	// beside keyAuditHead (the last hash, as before keys existed).
+	// keyAuditHeadMAC is the signed head record, beside keyAuditHead (the
+	// last hash, as before keys existed): the last seq (8 bytes), the
+	// first seq (8 bytes: 1, or the checkpoint's after compaction) and,
+	// with a key, the MAC of both and the hash (hex). The first seq is in
+	// it so entries cut off at the start behind a forged checkpoint show.
 	keyAuditHeadMAC = []byte("audit_head_mac")
 )
 
@@ -126,19 +129,21 @@ func newAuditKeys(key []byte) (*auditKeys, error) {
 	return &auditKeys{aead: aead, mac: macKey}, nil
 }
 
-// sum is the MAC of (domain, seq, hash) in hex.
-func (k *auditKeys) sum(domain string, seq uint64, hash string) string {
+// sum is the MAC of (domain, hash, seqs) in hex.
+func (k *auditKeys) sum(domain, hash string, seqs ...uint64) string {
 	m := hmac.New(sha256.New, k.mac)
 	m.Write([]byte(domain))
 	m.Write([]byte{0})
-	m.Write(u64(seq))
 	m.Write([]byte(hash))
+	for _, n := range seqs {
+		m.Write(u64(n))
+	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// valid reports whether mac is the MAC of (domain, seq, hash).
-func (k *auditKeys) valid(mac, domain string, seq uint64, hash string) bool {
-	return hmac.Equal([]byte(mac), []byte(k.sum(domain, seq, hash)))
+// valid reports whether mac is the MAC of (domain, hash, seqs).
+func (k *auditKeys) valid(mac, domain, hash string, seqs ...uint64) bool {
+	return hmac.Equal([]byte(mac), []byte(k.sum(domain, hash, seqs...)))
 }
 
 // auditAD binds a sealed reason to its entry.
@@ -203,7 +208,7 @@ func (s *Store) appendAudit(tx *bolt.Tx, now time.Time, subject, action, reason 
 	}
 	e.Hash = auditHash(e)
 	if k != nil {
-		e.MAC = k.sum(macEntry, seq, e.Hash)
+		e.MAC = k.sum(macEntry, e.Hash, seq)
 	}
 	if err := putJSON(audit, u64(seq), e); err != nil {
 		return err
@@ -211,16 +216,20 @@ func (s *Store) appendAudit(tx *bolt.Tx, now time.Time, subject, action, reason 
 	if err := meta.Put(keyAuditHead, []byte(e.Hash)); err != nil {
 		return err
 	}
-	return s.putAuditHeadMAC(meta, seq, e.Hash)
+	return s.putAuditHeadMAC(tx, seq, e.Hash)
 }
 
-// putAuditHeadMAC records the head's seq and, with a key, its MAC.
-func (s *Store) putAuditHeadMAC(meta *bolt.Bucket, seq uint64, hash string) error {
-	v := u64(seq)
-	if s.audit != nil {
-		v = append(v, s.audit.sum(macHead, seq, hash)...)
+// putAuditHeadMAC writes the head record (keyAuditHeadMAC).
+func (s *Store) putAuditHeadMAC(tx *bolt.Tx, last uint64, hash string) error {
+	first := last
+	if k, _ := tx.Bucket(bucketAudit).Cursor().First(); len(k) == 8 {
+		first = binary.BigEndian.Uint64(k)
 	}
-	return meta.Put(keyAuditHeadMAC, v)
+	v := append(u64(last), u64(first)...)
+	if s.audit != nil {
+		v = append(v, s.audit.sum(macHead, hash, last, first)...)
+	}
+	return tx.Bucket(bucketMeta).Put(keyAuditHeadMAC, v)
 }
 
 func auditHash(e store.AuditEntry) string {
@@ -305,6 +314,7 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 	var (
 		prev     string // hash of the previous entry
 		last     uint64 // its seq
+		firstPos uint64 // the first entry's seq
 		signed   bool   // a signed entry was seen: every later one must be
 		expected string // the hash at expect.Seq, once reached
 	)
@@ -320,6 +330,9 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 		}
 		first := rep.Entries == 0
 		rep.Entries++
+		if first {
+			firstPos = pos
+		}
 		switch {
 		case e.Seq != pos:
 			return bad(pos, store.AuditReordered, "the entry stored at %d is entry %d", pos, e.Seq)
@@ -333,9 +346,11 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 			rep.Checkpoint = e.Seq
 			if k != nil {
 				switch {
+				case e.Checkpoint == "" && e.MAC == "":
+					rep.Unsigned++ // entries written and compacted while the service had no key
 				case e.Checkpoint == "":
-					rep.Unsigned++ // compacted while the service had no key
-				case !k.valid(e.Checkpoint, macCheckpoint, e.Seq, e.Hash) || (e.MAC != "" && !k.valid(e.MAC, macEntry, e.Seq, e.Hash)):
+					return bad(e.Seq, store.AuditUnsigned, "the checkpoint of signed entries carries no MAC of its own: it was not written with the key")
+				case !k.valid(e.Checkpoint, macCheckpoint, e.Hash, e.Seq) || (e.MAC != "" && !k.valid(e.MAC, macEntry, e.Hash, e.Seq)):
 					return bad(e.Seq, store.AuditEdited, "the checkpoint's MAC does not match: it was forged or moved")
 				default:
 					signed = true
@@ -368,7 +383,7 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 				return bad(e.Seq, store.AuditUnsigned, "no MAC after signed entries: MACs were stripped, or the service ran without its key")
 			case e.MAC == "":
 				rep.Unsigned++
-			case !k.valid(e.MAC, macEntry, e.Seq, e.Hash):
+			case !k.valid(e.MAC, macEntry, e.Hash, e.Seq):
 				return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key")
 			default:
 				signed = true
@@ -387,21 +402,25 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 	case rep.Entries == 0 && head != "":
 		return bad(1, store.AuditTruncated, "the trail is empty but its head is recorded: every entry was removed")
 	case head != prev:
-		if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 8 && binary.BigEndian.Uint64(hm) == last {
+		if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 16 && binary.BigEndian.Uint64(hm) == last {
 			return bad(last, store.AuditEdited, "the last entry's hash is not the recorded head: it was changed and rehashed")
 		}
 		return bad(last+1, store.AuditTruncated, "the recorded head is not entry %d's hash: entries after %d were removed, or the head was rewritten", last, last)
 	}
-	if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 8 {
-		if seq := binary.BigEndian.Uint64(hm); seq != last {
+	if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 16 && rep.Entries > 0 {
+		seq, from := binary.BigEndian.Uint64(hm), binary.BigEndian.Uint64(hm[8:])
+		switch {
+		case seq != last:
 			return bad(min(seq, last)+1, store.AuditTruncated, "the head was entry %d, the trail ends at %d", seq, last)
+		case from != firstPos:
+			return bad(min(from, firstPos), store.AuditRemoved, "the trail starts at entry %d, its head record at %d: entries were removed from the start", firstPos, from)
 		}
 		if k != nil && signed {
-			switch mac := string(hm[8:]); {
+			switch mac := string(hm[16:]); {
 			case mac == "":
 				return bad(last, store.AuditUnsigned, "the head carries no MAC after signed entries")
-			case !k.valid(mac, macHead, last, prev):
-				return bad(last+1, store.AuditTruncated, "the head's MAC does not match: entries were cut off and the head moved back")
+			case !k.valid(mac, macHead, prev, last, from):
+				return bad(last+1, store.AuditTruncated, "the head's MAC does not match: the head record was rewritten (entries cut off at the end or the start)")
 			}
 		}
 	} else if k != nil && signed {
@@ -457,53 +476,66 @@ func (s *Store) Audit() ([]store.AuditEntry, error) {
 func (s *Store) CompactAudit(before time.Time) (int, error) {
 	total := 0
 	for {
-		var n int
-		var more bool
-		err := s.update(func(tx *bolt.Tx) error {
-			n, more = 0, false
-			b := tx.Bucket(bucketAudit)
-			c := b.Cursor()
-			lastKey, _ := c.Last()
-			var drop [][]byte
-			var end store.AuditEntry
-			for k, v := c.First(); k != nil && !bytes.Equal(k, lastKey); k, v = c.Next() {
-				var e store.AuditEntry
-				if err := json.Unmarshal(v, &e); err != nil {
-					return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
-				}
-				if !e.At.Before(before) {
-					break
-				}
-				if len(drop) == compactBatch {
-					more = true
-					break
-				}
-				drop = append(drop, append([]byte(nil), k...))
-				end = e
-				if e.Action != store.AuditCheckpoint {
-					n++
-				}
-			}
-			if n == 0 {
-				return nil
-			}
-			for _, k := range drop {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			cp := store.AuditEntry{Seq: end.Seq, At: end.At, Action: store.AuditCheckpoint, Hash: end.Hash, MAC: end.MAC}
-			if s.audit != nil {
-				cp.Checkpoint = s.audit.sum(macCheckpoint, cp.Seq, cp.Hash)
-			}
-			return putJSON(b, u64(cp.Seq), cp)
-		})
+		n, more, err := s.compactOnce(before)
+		total += n
 		if err != nil {
 			return total, fmt.Errorf("store: compact the audit trail: %w", err)
 		}
-		total += n
 		if !more || n == 0 {
 			return total, nil
 		}
 	}
+}
+
+// compactOnce is one transaction of CompactAudit: it removes up to
+// compactBatch entries (a previous checkpoint among them) and writes the
+// new checkpoint and head record. more: entries before the cutoff remain.
+func (s *Store) compactOnce(before time.Time) (n int, more bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		n, more = 0, false
+		b := tx.Bucket(bucketAudit)
+		c := b.Cursor()
+		lastKey, _ := c.Last()
+		var drop [][]byte
+		var end store.AuditEntry
+		for k, v := c.First(); k != nil && !bytes.Equal(k, lastKey); k, v = c.Next() {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !e.At.Before(before) {
+				break
+			}
+			if len(drop) == compactBatch {
+				more = true
+				break
+			}
+			drop = append(drop, append([]byte(nil), k...))
+			end = e
+			if e.Action != store.AuditCheckpoint {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		cp := store.AuditEntry{Seq: end.Seq, At: end.At, Action: store.AuditCheckpoint, Hash: end.Hash, MAC: end.MAC}
+		if s.audit != nil {
+			cp.Checkpoint = s.audit.sum(macCheckpoint, cp.Hash, cp.Seq)
+		}
+		if err := putJSON(b, u64(cp.Seq), cp); err != nil {
+			return err
+		}
+		head := auditHeadOf(tx)
+		return s.putAuditHeadMAC(tx, head.Seq, head.Hash)
+	})
+	if err != nil {
+		n, more = 0, false
+	}
+	return n, more, err
 }
