@@ -384,7 +384,7 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 			case e.MAC == "":
 				rep.Unsigned++
 			case !k.valid(e.MAC, macEntry, e.Hash, e.Seq):
-				return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key")
+				return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key, or this is not the key it was written with")
 			default:
 				signed = true
 				rep.Signed++
