@@ -106,7 +106,9 @@ func TestAuditVerifyCommand(t *testing.T) {
 			args: func(p string, _ store.AuditHead) []string { return []string{"--expect-head", "six", p} }},
 		{name: "malformed master key", writeKey: testMasterKey, verifyKey: "not-a-key", code: 1, want: "CHECKIN_MASTER_KEY: not 32 bytes"},
 		{name: "no file", code: 1, want: "no-such.db",
-			args: func(p string, _ store.AuditHead) []string { return []string{filepath.Join(filepath.Dir(p), "no-such.db")} }},
+			args: func(p string, _ store.AuditHead) []string {
+				return []string{filepath.Join(filepath.Dir(p), "no-such.db")}
+			}},
 		{name: "no arguments", code: 2, want: "usage: checkinbot audit verify",
 			args: func(string, store.AuditHead) []string { return nil }},
 	} {
