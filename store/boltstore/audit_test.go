@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -498,5 +500,45 @@ func TestCompactAuditBatches(t *testing.T) {
 	// A second full run removes nothing more.
 	if n, err := s.CompactAudit(t0.Add(24 * time.Hour)); err != nil || n != 0 {
 		t.Errorf("second compaction removed %d, %v", n, err)
+	}
+}
+
+// BenchmarkProcessAudit64 is BenchmarkProcess64 without and with an audit
+// key, in one run: what sealing and MACing each entry costs the store's
+// event transaction (64 concurrent registrants, group commit).
+func BenchmarkProcessAudit64(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		key  []byte
+	}{{"no-key", nil}, {"key", testAuditKey}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := OpenWith(filepath.Join(b.TempDir(), "checkinbot.db"), Options{AuditKey: bc.key})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range 64 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					key := fmt.Sprintf("user-%d", w)
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
+							prev.Timer = t0.Add(time.Duration(i) * time.Second)
+							return dialogs.Result{State: prev, Audit: []string{"checkin"}}
+						})
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }
