@@ -169,7 +169,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	opt := app.Options{Config: c, DataDir: *dataDir, DrainTimeout: *drainTimeout, StaleAfter: *staleAfter,
 		AdminListen: *adminListen, AdminToken: adminToken()}
-	if opt.AuditKey, err = auditKey(config.Getenv); err != nil { // audit.go
+	if opt.AuditKey, err = auditKey(getenvAudit); err != nil { // audit.go
 		return err
 	}
 	if secrets.TelegramToken != "" {
