@@ -135,7 +135,7 @@ func (s *Service) post(ctx context.Context, p *provider, endpoint string, params
 				return err
 			}
 			if s.mutateDPoP != nil {
-				proof = s.mutateDPoP(proof)
+				proof = s.mutateDPoP(endpoint, proof)
 			}
 			if proof != "" {
 				req.Header.Set("DPoP", proof)

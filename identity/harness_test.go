@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -213,16 +214,60 @@ func writeKey(t *testing.T, name string) (string, *ecdsa.PrivateKey) {
 
 // tamperTransport lets a test rewrite the token endpoint's answer (a
 // provider that misbehaves, or an attacker on the path).
+// It also notes every back-channel request ("POST /request dpop") and
+// the shape of every ID token ("id_token jwe"/"id_token jws"), so tests
+// can show which protocol features a provider made us use.
 type tamperTransport struct {
 	mu     sync.Mutex
 	tamper func(body map[string]any)
+	seen   []string
+}
+
+func (tt *tamperTransport) note(s string) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.seen = append(tt.seen, s)
+}
+
+func (tt *tamperTransport) notes() []string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return append([]string(nil), tt.seen...)
 }
 
 func (tt *tamperTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost {
+		note := "POST " + req.URL.Path
+		if req.Header.Get("DPoP") != "" {
+			note += " dpop"
+		}
+		tt.note(note)
+	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil && req.Method == http.MethodPost && resp.Header.Get("DPoP-Nonce") != "" {
+		tt.note(fmt.Sprintf("status %d dpop-nonce", resp.StatusCode))
+	}
 	tt.mu.Lock()
 	tamper := tt.tamper
 	tt.mu.Unlock()
+	if err == nil && strings.HasSuffix(req.URL.Path, "/token") && resp.StatusCode == http.StatusOK {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr != nil {
+			return nil, rerr
+		}
+		var body map[string]any
+		if err := json.Unmarshal(b, &body); err != nil {
+			return nil, err
+		}
+		if s, _ := body["id_token"].(string); strings.Count(s, ".") == 4 {
+			tt.note("id_token jwe")
+		} else {
+			tt.note("id_token jws")
+		}
+		tt.note(fmt.Sprintf("token_type %v", body["token_type"]))
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	if err != nil || tamper == nil || !strings.HasSuffix(req.URL.Path, "/token") || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
@@ -232,6 +277,7 @@ func (tt *tamperTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	tamper(body)
+	tt.note("tampered")
 	b, _ := json.Marshal(body)
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
@@ -379,7 +425,7 @@ func (h *harness) get(u string) page {
 // harness's expected identity.
 func (h *harness) mustDone(p page, registrant string) Verified {
 	h.t.Helper()
-	if p.Status != http.StatusOK || !strings.Contains(p.Body, EnglishPages.Page(PageDone, "en").Body) {
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, html.EscapeString(EnglishPages.Page(PageDone, "en").Body)) {
 		h.t.Fatalf("not the done page: %s %d\n%s\nlog:\n%s", p.URL, p.Status, p.Body, h.log.String())
 	}
 	recs := h.store.recordsCopy()
@@ -404,6 +450,7 @@ func (h *harness) mustDone(p page, registrant string) Verified {
 	if v.VerifiedAt.IsZero() {
 		h.t.Error("verified_at not set")
 	}
+	h.mustKeepLogClean()
 	return v
 }
 
@@ -411,15 +458,37 @@ func (h *harness) mustDone(p page, registrant string) Verified {
 // of class.
 func (h *harness) mustRefused(p page, class string) {
 	h.t.Helper()
-	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, EnglishPages.Page(PageFailed, "en").Body) {
+	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, html.EscapeString(EnglishPages.Page(PageFailed, "en").Body)) {
 		h.t.Errorf("not the failure page: %s %d\n%s", p.URL, p.Status, p.Body)
 	}
 	if recs := h.store.recordsCopy(); len(recs) != 0 {
 		h.t.Errorf("refused, yet %d identities recorded: %+v", len(recs), recs)
 	}
+	h.mustKeepLogClean()
+	if p.URL != nil {
+		for _, v := range p.URL.Query() {
+			h.mustKeepLogClean(v...)
+		}
+		if strings.HasPrefix(p.URL.Path, "/id/start/") {
+			h.mustKeepLogClean(strings.TrimPrefix(p.URL.Path, "/id/start/"))
+		}
+	}
 	want := fmt.Sprintf("class=%s", class)
 	if !strings.Contains(h.log.String(), want) {
 		h.t.Errorf("log has no %q:\n%s", want, h.log.String())
+	}
+}
+
+// mustKeepLogClean fails when the log holds anything personal or secret
+// the test knows: the national id (as given and normalised), the subject,
+// the name, and every link token, state, nonce and code the test saw.
+func (h *harness) mustKeepLogClean(extra ...string) {
+	h.t.Helper()
+	log := h.log.String()
+	for _, secret := range append([]string{h.wantNationalID, NormalizeNationalID(h.wantNationalID), h.wantSubject, h.wantName}, extra...) {
+		if secret != "" && strings.Contains(log, secret) {
+			h.t.Errorf("the log reveals %q:\n%s", secret, log)
+		}
 	}
 }
 

@@ -127,7 +127,7 @@ func (s *Service) openIDToken(ctx context.Context, p *provider, m metadata, raw,
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.Issuer, AnyAudience: jwt.Audience{p.ClientID}, Time: s.now()}, ClockSkew); err != nil {
 		return c, nil, fmt.Errorf("%w: %v", errClaims, err)
 	}
-	if (nonce == "" || subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1) {
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1 {
 		return c, nil, errNonce
 	}
 	return c, all, nil

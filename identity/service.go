@@ -66,7 +66,7 @@ type Service struct {
 	// mutateDPoP, set only by this package's tests, rewrites each DPoP
 	// proof before it is sent (fault injection: a missing or replayed
 	// proof must be refused by the provider and leave nothing stored).
-	mutateDPoP func(proof string) string
+	mutateDPoP func(endpoint, proof string) string
 }
 
 // provider is one configured provider with its loaded keys and caches.

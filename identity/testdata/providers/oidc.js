@@ -61,7 +61,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     encryption: { enabled: true },
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: fapi2 },
-    dPoP: { enabled: true, ...(fapi2 ? { nonceSecret: crypto.randomBytes(32) } : {}) },
+    dPoP: { enabled: true, ...(fapi2 ? { nonceSecret: crypto.randomBytes(32), requireNonce: () => true } : {}) },
     fapi: fapi2 ? { enabled: true, profile: '2.0' } : { enabled: false },
   },
   enabledJWA: {
