@@ -136,7 +136,7 @@ func (s *Service) openIDToken(ctx context.Context, p *provider, m metadata, raw,
 var (
 	errDecrypt = errors.New("identity: ID token cannot be decrypted")
 	errClaims  = errors.New("identity: ID token claims refused")
-	nricFormat = regexp.MustCompile(`^[STFGM][0-9]{7}[A-Z]$`)
+	nricFormat = regexp.MustCompile(`^[A-Z][0-9]{7}[A-Z]$`) // S/T/F/G/M NRIC or FIN, Y for foreign accounts
 	alpha2     = regexp.MustCompile(`^[A-Za-z]{2}$`)
 )
 
