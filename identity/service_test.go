@@ -67,7 +67,9 @@ func TestNewKeyErrors(t *testing.T) {
 			"identity.providers[0].signing_key_env", errs.EMISSING},
 		{"ErrSigningEnvNotAKey", func(p *ProviderSettings, _ map[string]string) { p.SigningKeyFile, p.SigningKeyEnv = "", "GARBAGE" },
 			"identity.providers[0].signing_key_env", errs.EINVALID},
-		{"ErrSigningKeyP384", func(p *ProviderSettings, _ map[string]string) { p.SigningKeyFile = pemFile(t, "EC PRIVATE KEY", p384DER) },
+		{"ErrSigningKeyP384", func(p *ProviderSettings, _ map[string]string) {
+			p.SigningKeyFile = pemFile(t, "EC PRIVATE KEY", p384DER)
+		},
 			"identity.providers[0].signing_key_file", errs.EINVALID},
 		{"ErrEncryptionRSATooSmall", func(p *ProviderSettings, _ map[string]string) {
 			p.EncryptionKeyFile = pemFile(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(small))
