@@ -57,7 +57,7 @@ func (s *Service) openIDToken(ctx context.Context, p *provider, m metadata, raw,
 		if len(p.encKeys) == 0 {
 			return c, nil, fmt.Errorf("%w: encrypted ID token but no encryption key configured", errDecrypt)
 		}
-		jwe, err := jose.ParseEncrypted(raw, keyAlgs, contentEncs)
+		jwe, err := jose.ParseEncryptedCompact(raw, keyAlgs, contentEncs)
 		if err != nil {
 			return c, nil, fmt.Errorf("%w: %v", errDecrypt, err)
 		}
@@ -85,7 +85,7 @@ func (s *Service) openIDToken(ctx context.Context, p *provider, m metadata, raw,
 	default:
 		return c, nil, fmt.Errorf("%w: not a compact JWS or JWE", errBadSignature)
 	}
-	jws, err := jose.ParseSigned(signed, signatureAlgs)
+	jws, err := jose.ParseSignedCompact(signed, signatureAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return c, nil, fmt.Errorf("%w: %v", errBadSignature, err)
 	}

@@ -23,7 +23,7 @@ func (h *harness) innerJWS(body map[string]any) (jws string, wasJWE bool) {
 	if strings.Count(raw, ".") != 4 {
 		return raw, false
 	}
-	jwe, err := jose.ParseEncrypted(raw, keyAlgs, contentEncs)
+	jwe, err := jose.ParseEncryptedCompact(raw, keyAlgs, contentEncs)
 	if err != nil {
 		h.t.Fatalf("test cannot parse the provider's JWE: %v", err)
 	}
@@ -40,7 +40,7 @@ func (h *harness) innerJWS(body map[string]any) (jws string, wasJWE bool) {
 func (h *harness) resign(body map[string]any, kid string) {
 	h.t.Helper()
 	inner, wasJWE := h.innerJWS(body)
-	jws, err := jose.ParseSigned(inner, signatureAlgs)
+	jws, err := jose.ParseSignedCompact(inner, signatureAlgs)
 	if err != nil {
 		h.t.Fatal(err)
 	}
