@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/checkinbot/checkinbot/errs"
 )
@@ -312,6 +313,7 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "DeliverySecondaryNegative", code: errs.EINVALID, text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
 		{name: "DeliveryGiveUpNegative", code: errs.EINVALID, text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
 		{name: "DeliveryKeepNegative", code: errs.EINVALID, text: add("[delivery]\nkeep_delivered = \"-1s\"\n"), key: "delivery.keep_delivered", msg: "test.toml: delivery.keep_delivered: must not be negative"},
+		{name: "AuditRetentionNegative", code: errs.EINVALID, text: add("[audit]\nretention = \"-1h\"\n"), key: "audit.retention", msg: "test.toml: audit.retention: must not be negative"},
 		{name: "DeliveryHeartbeatNegative", code: errs.EINVALID, text: add("[delivery]\nheartbeat_every = \"-1s\"\n"), key: "delivery.heartbeat_every", msg: "test.toml: delivery.heartbeat_every: must not be negative"},
 		{name: "ServeNoURL", code: errs.EMISSING, endpoints: true, text: e(primaryA, ""), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: missing for embassy \"my-kh\": its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), or pull_only = true if this embassy will fetch its events from the event API"},
 		{name: "ServeSecretUnset", code: errs.EMISSING, endpoints: true, text: e(`"A_SECRET"`, `"A_SECRET_UNSET"`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: environment variable A_SECRET_UNSET is not set"},
@@ -420,5 +422,20 @@ func TestSeveralBadDelivery(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != "delivery.timeout" {
 			t.Fatalf("got %v, want delivery.timeout", err)
 		}
+	}
+}
+
+// TestAuditRetention: unset is the documented default (400 days); a set
+// value is taken as it is.
+func TestAuditRetention(t *testing.T) {
+	if got := Default().AuditRetention(); got != 9600*time.Hour {
+		t.Errorf("default audit retention %v, want 400 days (9600h, as documented)", got)
+	}
+	c, err := Parse("test.toml", twoEmbassies+"[audit]\nretention = \"720h\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AuditRetention(); got != 720*time.Hour {
+		t.Errorf("audit retention %v, want 720h", got)
 	}
 }
