@@ -70,20 +70,10 @@ func (t *turn) normalized() string {
 
 // Handle applies one input to a registrant's state at time now.
 func (e *Engine) Handle(st State, in Input, now time.Time) Result {
-	in.Text = cleanText(in.Text)
-	if st.Hidden != nil {
-		// Copy, so the caller's state (which the store still needs, to find
-		// the old due-index entry) is never changed behind its back.
-		h := *st.Hidden
-		st.Hidden = &h
+	if in.Flood != FloodNone && fromCitizen(in.Kind) {
+		return e.handleFlooded(st, in, now)
 	}
-	if st.Key == "" {
-		st.Key = in.Key
-	}
-	if st.Lang == "" {
-		st.Lang = e.SuggestLanguage(in.LangHint)
-	}
-	t := &turn{e: e, st: st, in: in, now: now}
+	t := e.newTurn(st, in, now)
 	switch in.Kind {
 	case KindTimer:
 		t.timer()
@@ -115,6 +105,30 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	}
 	t.res.State = t.st
 	return t.res
+}
+
+// newTurn starts the work of one Handle call on a copy of st.
+func (e *Engine) newTurn(st State, in Input, now time.Time) *turn {
+	in.Text = cleanText(in.Text)
+	if st.Hidden != nil {
+		// Copy, so the caller's state (which the store still needs, to find
+		// the old due-index entry) is never changed behind its back.
+		h := *st.Hidden
+		st.Hidden = &h
+	}
+	if st.Key == "" {
+		st.Key = in.Key
+	}
+	if st.Lang == "" {
+		st.Lang = e.SuggestLanguage(in.LangHint)
+	}
+	return &turn{e: e, st: st, in: in, now: now}
+}
+
+// fromCitizen reports whether an input is something the citizen sent (the
+// only kind a flood mark applies to).
+func fromCitizen(k InputKind) bool {
+	return k == KindText || k == KindButton || k == KindLocation || k == KindMedia
 }
 
 // cleanText makes any input safe to process and to echo: valid UTF-8, no
