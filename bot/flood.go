@@ -158,9 +158,10 @@ func (a *admission) reserve(limit RegistrationLimit, key string, now time.Time) 
 	for len(ts) > 0 && now.Sub(ts[0]) >= admissionDay {
 		ts = ts[1:]
 	}
-	a.chats[key] = ts
 	if len(ts) == 0 {
 		delete(a.chats, key)
+	} else {
+		a.chats[key] = ts
 	}
 	if limit.PerChatPerDay > 0 && len(ts) >= limit.PerChatPerDay {
 		return false
