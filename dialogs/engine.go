@@ -98,6 +98,11 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	default:
 		t.message()
 	}
+	return t.finish(st)
+}
+
+// finish completes the result of a turn that started from st.
+func (t *turn) finish(st State) Result {
 	if steps()[st.Step].sensitive && !steps()[t.st.Step].sensitive {
 		// Leaving the keyword exchange, however it ended — changed,
 		// mistyped, abandoned for another question — removes its messages.
@@ -156,12 +161,18 @@ func cleanText(s string) string {
 // first: if the message carries a keyword, duress.triggered is recorded and
 // any stop, pause or delete the message asks for will only pretend.
 func (t *turn) message() {
+	t.silent()
+	t.dispatch()
+}
+
+// silent is the part of reading a message that the phone never sees; a
+// flooded message gets only this (flood.go).
+func (t *turn) silent() {
 	t.st.Unreachable = false
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()
 	}
-	t.dispatch()
 }
 
 // detectDuress looks for the keyword on every text of anyone who has one.

@@ -43,12 +43,8 @@ func (e *Engine) handleFlooded(st State, in Input, now time.Time) Result {
 		res = full // the SOS flow is never silenced
 	} else {
 		t := e.newTurn(st, in, now)
-		t.st.Unreachable = false // as for any message: the citizen can be reached
-		if in.Kind == KindText {
-			t.detectDuress()
-		}
-		res = t.res
-		res.State = t.st
+		t.silent()
+		res = t.finish(st)
 		// A check-in's message is removed whether or not it was flooded:
 		// what is done to one check-in message is done to every one.
 		res.DeleteInbound = full.DeleteInbound
