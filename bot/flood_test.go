@@ -76,19 +76,6 @@ type events struct {
 
 func (e *events) add(evs []store.Event) { e.mu.Lock(); e.all = append(e.all, evs...); e.mu.Unlock() }
 
-// count is how many events of type typ concern the registrant under key.
-func (e *events) count(key, typ string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, ev := range e.all {
-		if ev.Type == typ && ev.Registrant != nil && ev.Registrant.ID == dialogs.Pseudonym(key) {
-			n++
-		}
-	}
-	return n
-}
-
 // of lists the types of the events about key.
 func (e *events) of(key string) []string {
 	e.mu.Lock()
