@@ -208,8 +208,9 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
+	go func() { defer bg.Done(); _ = a.Runner.RunRetention(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
 	defer func() { stopBackground(); bg.Wait() }()

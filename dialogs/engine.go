@@ -100,6 +100,8 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})
 			t.audit("channel.unreachable")
 		}
+	case KindRetention:
+		t.retention()
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
 			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
@@ -143,6 +145,7 @@ func cleanText(s string) string {
 // any stop, pause or delete the message asks for will only pretend.
 func (t *turn) message() {
 	t.st.Unreachable = false
+	t.st.Retention = RetentionMarks{LastSeen: t.now} // any message keeps the registration (retention.go)
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()

@@ -1,0 +1,128 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
+)
+
+// Retention (issue 13 item 5; dialogs/retention.go holds the rules). A
+// sweep reads the registrants page by page in short read transactions and,
+// for each one the rules want told or removed, runs a KindRetention input
+// in that citizen's turn like any other event: the engine decides again on
+// the state read inside the write, the notice goes through the durable send
+// queue, and a removal is the same one-transaction erase as a citizen's own
+// delete (due index, registrant index, roll-call memberships, audit), with
+// registration.withdrawn recorded for the embassy in that transaction.
+//
+// The sweep runs on its own goroutine, not in the scheduler's pass, so a
+// sweep over a million registrants never delays a due check-in. It logs
+// nothing but failures: how many were told or removed would move with the
+// registrations it must keep (an open case, a duress case), and the log
+// must not tell those apart.
+
+// RetentionStore is what the sweep needs beyond Store: the registrants in
+// pages. *boltstore.Store implements it.
+type RetentionStore interface {
+	// RegistrantsAfter returns up to limit registrants whose keys follow
+	// after ("" for the first), in key order, and the key to continue
+	// after ("" at the end).
+	RegistrantsAfter(after string, limit int) ([]dialogs.State, string, error)
+}
+
+// ErrNoRetention: the runner's store cannot list registrants in pages.
+var ErrNoRetention = errors.New("bot: this store cannot page through registrants for retention")
+
+// RetentionEvery is how often RunRetention sweeps. Retention periods are
+// days to months; an hour's lateness is nothing, and a sweep costs one
+// decode per registrant.
+const RetentionEvery = time.Hour
+
+// retentionPage is how many registrants one read transaction returns.
+const retentionPage = 1000
+
+// MaxRetentionActions bounds the notices and removals of one sweep, so that
+// turning retention on in a deployment with years of registrants spreads
+// its notices over hours (each still gets the full notice period) instead
+// of filling the channels' queues in one go.
+const MaxRetentionActions = 1000
+
+// RetentionReport is what one sweep did.
+type RetentionReport struct {
+	Read     int // registrants read
+	Notices  int // notices proposed and committed
+	Removals int // removals proposed and committed
+	// More: the sweep stopped at MaxRetentionActions; the next one goes on.
+	More bool
+}
+
+// SweepRetention runs one retention pass at the runner's clock. With the
+// engine's Policy.Retention all zero it reads nothing.
+func (r *Runner) SweepRetention(ctx context.Context) (RetentionReport, error) {
+	var rep RetentionReport
+	pol := r.Engine.Policy.Retention
+	if pol == (dialogs.Retention{}) {
+		return rep, nil
+	}
+	rs, ok := r.Store.(RetentionStore)
+	if !ok {
+		return rep, ErrNoRetention
+	}
+	var errs []error
+	after := ""
+	for {
+		page, next, err := rs.RegistrantsAfter(after, retentionPage)
+		if err != nil {
+			return rep, err
+		}
+		for _, st := range page {
+			rep.Read++
+			step := pol.Step(st, r.Now())
+			if step == dialogs.RetentionKeep {
+				continue
+			}
+			if rep.Notices+rep.Removals >= MaxRetentionActions {
+				rep.More = true
+				return rep, errors.Join(errs...)
+			}
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			err := r.run(ctx, st.Key, "", dialogs.Input{Kind: dialogs.KindRetention, Key: st.Key},
+				store.Envelope{Channel: st.Channel, Address: st.Address, Scheduled: true})
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if step == dialogs.RetentionNotify {
+				rep.Notices++
+			} else {
+				rep.Removals++
+			}
+		}
+		if next == "" {
+			return rep, errors.Join(errs...)
+		}
+		after = next
+	}
+}
+
+// RunRetention sweeps at start and every RetentionEvery until ctx ends.
+// Serve runs it beside the scheduler.
+func (r *Runner) RunRetention(ctx context.Context) error {
+	for {
+		if _, err := r.SweepRetention(ctx); err != nil && ctx.Err() == nil {
+			r.Log.Error("retention sweep failed; it runs again later", "err", err)
+		}
+		t := time.NewTimer(RetentionEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
