@@ -19,7 +19,7 @@ import (
 // not the code under test), old rows past cutoff in every bucket Prune
 // cleans, newer rows it must keep, and old outbox events still owed to an
 // endpoint, which it must keep too.
-func seedPrunable(t *testing.T, s *Store, cutoff time.Time, old, recent, owedN int) {
+func seedPrunable(t testing.TB, s *Store, cutoff time.Time, old, recent, owedN int) {
 	t.Helper()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		outbox, pending, delivered := tx.Bucket(bucketOutbox), tx.Bucket(bucketPending), tx.Bucket(bucketDelivered)
