@@ -49,9 +49,13 @@ const retentionPage = 1000
 
 // MaxRetentionActions bounds the notices and removals of one sweep, so that
 // turning retention on in a deployment with years of registrants spreads
-// its notices over hours (each still gets the full notice period) instead
-// of filling the channels' queues in one go.
-const MaxRetentionActions = 1000
+// its notices over sweeps (each still gets the full notice period) instead
+// of filling the channels' queues in one go: 5,000 notices are under three
+// minutes of Telegram's 30 messages a second, at reminder priority.
+const MaxRetentionActions = 5000
+
+// maxRetentionActions is MaxRetentionActions; tests lower it.
+var maxRetentionActions = MaxRetentionActions
 
 // RetentionReport is what one sweep did.
 type RetentionReport struct {
@@ -87,7 +91,7 @@ func (r *Runner) SweepRetention(ctx context.Context) (RetentionReport, error) {
 			if step == dialogs.RetentionKeep {
 				continue
 			}
-			if rep.Notices+rep.Removals >= MaxRetentionActions {
+			if rep.Notices+rep.Removals >= maxRetentionActions {
 				rep.More = true
 				return rep, errors.Join(errs...)
 			}

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -360,5 +361,42 @@ func TestRetentionHeld(t *testing.T) {
 				t.Error("retention removed the registration")
 			}
 		})
+	}
+}
+
+// TestRetentionSweepIsCapped: a sweep stops at the cap and says so; the
+// next one goes on; each notice announces a date its full notice period
+// after it was sent, however many sweeps it took to reach it.
+func TestRetentionSweepIsCapped(t *testing.T) {
+	g := newRetentionRig(t)
+	bot.SetMaxRetentionActions(t, 2)
+	t0 := g.now
+	const users = 5
+	for i := range users {
+		g.say(t, fmt.Sprint(7500+i), "/start", "1", "1")
+	}
+	at := t0.Add(retentionPolicy.Inactive) // late: every notice is overdue
+	var got []int
+	for sweep := 0; sweep < 4; sweep++ {
+		g.at(at.Add(time.Duration(sweep) * bot.RetentionEvery))
+		rep := g.sweep(t)
+		got = append(got, rep.Notices)
+		if rep.More != (rep.Notices == 2 && sweep < 2) {
+			t.Errorf("sweep %d: %+v", sweep, rep)
+		}
+	}
+	if fmt.Sprint(got) != "[2 2 1 0]" {
+		t.Fatalf("notices per sweep %v, want [2 2 1 0]", got)
+	}
+	// Keys are in HMAC order, not address order: compare the dates as a set.
+	var on, want []time.Time
+	for i := range users {
+		st, _, _ := g.s.Registrant(store.UserKey(testkit.Pepper, "telegram", fmt.Sprint(7500+i)))
+		on = append(on, st.Retention.RemoveOn)
+		want = append(want, at.Add(time.Duration(i/2)*bot.RetentionEvery+retentionPolicy.Notice))
+	}
+	slices.SortFunc(on, time.Time.Compare)
+	if !slices.EqualFunc(on, want, time.Time.Equal) {
+		t.Errorf("removal dates %v, want %v (each the full notice period after its sweep)", on, want)
 	}
 }
