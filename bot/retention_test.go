@@ -1,8 +1,13 @@
 package bot_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -254,6 +259,7 @@ func TestRetentionWithdrawn(t *testing.T) {
 	if e.Details["reason"] != "retention.withdrawn" || e.Registrant.Name != "" || e.Registrant.Address != "" || e.EmbassyID != embassy {
 		t.Errorf("event %+v details %v: want reason retention.withdrawn, no personal data, embassy %s", e.Registrant, e.Details, embassy)
 	}
+	validateEvent(t, e)
 	checkClean(t, g.s)
 }
 
@@ -398,5 +404,27 @@ func TestRetentionSweepIsCapped(t *testing.T) {
 	slices.SortFunc(on, time.Time.Compare)
 	if !slices.EqualFunc(on, want, time.Time.Equal) {
 		t.Errorf("removal dates %v, want %v (each the full notice period after its sweep)", on, want)
+	}
+}
+
+// validateEvent checks a recorded event against docs/webhook-event.schema.json
+// with ajv, the independent validator webhook's tests use (skipped, as
+// there, where node or ajv is not installed).
+func validateEvent(t *testing.T, e store.Event) {
+	t.Helper()
+	body, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs(filepath.Join("..", "webhook", "testdata", "interop"))
+	node, err := exec.LookPath("node")
+	if _, modErr := os.Stat(filepath.Join(dir, "node_modules", "ajv")); err != nil || modErr != nil {
+		t.Log("node or ajv missing: the event is not validated against the schema")
+		return
+	}
+	cmd := exec.Command(node, filepath.Join(dir, "validate-schema.js"), filepath.Join("..", "docs", "webhook-event.schema.json"))
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("the event does not match the schema: %v\n%s", err, out)
 	}
 }
