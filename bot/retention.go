@@ -28,9 +28,10 @@ import (
 // pages. *boltstore.Store implements it.
 type RetentionStore interface {
 	// RegistrantsAfter returns up to limit registrants whose keys follow
-	// after ("" for the first), in key order, and the key to continue
-	// after ("" at the end).
-	RegistrantsAfter(after string, limit int) ([]dialogs.State, string, error)
+	// after ("" for the first), in key order, the key to continue after
+	// ("" at the end), and how many records in the range it could not
+	// read (skipped, so one damaged record stops nobody else's retention).
+	RegistrantsAfter(after string, limit int) (page []dialogs.State, next string, unreadable int, err error)
 }
 
 // ErrNoRetention: the runner's store cannot list registrants in pages.
@@ -60,6 +61,9 @@ var maxRetentionActions = MaxRetentionActions
 // RetentionReport is what one sweep did.
 type RetentionReport struct {
 	Read     int // registrants read
+	// Unreadable: records skipped because they could not be read (logged;
+	// `checkinbot check` names them).
+	Unreadable int
 	Notices  int // notices proposed and committed
 	Removals int // removals proposed and committed
 	// More: the sweep stopped at MaxRetentionActions; the next one goes on.
@@ -81,10 +85,11 @@ func (r *Runner) SweepRetention(ctx context.Context) (RetentionReport, error) {
 	var errs []error
 	after := ""
 	for {
-		page, next, err := rs.RegistrantsAfter(after, retentionPage)
+		page, next, unreadable, err := rs.RegistrantsAfter(after, retentionPage)
 		if err != nil {
 			return rep, err
 		}
+		rep.Unreadable += unreadable
 		for _, st := range page {
 			rep.Read++
 			step := pol.Step(st, r.Now())
@@ -111,6 +116,9 @@ func (r *Runner) SweepRetention(ctx context.Context) (RetentionReport, error) {
 			}
 		}
 		if next == "" {
+			if rep.Unreadable > 0 {
+				r.Log.Error("retention skipped registrant records it cannot read; run checkinbot check", "unreadable", rep.Unreadable)
+			}
 			return rep, errors.Join(errs...)
 		}
 		after = next

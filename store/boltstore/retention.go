@@ -40,37 +40,40 @@ var pruneHook func(bucket string, deleted int)
 // RegistrantsAfter returns up to limit registrants whose keys follow after
 // (all from the first when after is ""), in key order, read in one short
 // read transaction, and the key to continue after ("" at the end). A record
-// that cannot be read is an error naming its key's prefix.
-func (s *Store) RegistrantsAfter(after string, limit int) ([]dialogs.State, string, error) {
+// that cannot be read is skipped and counted in unreadable, so one damaged
+// record never stops the sweep for everyone after it (`checkinbot check`
+// names it).
+func (s *Store) RegistrantsAfter(after string, limit int) (page []dialogs.State, next string, unreadable int, err error) {
 	if limit <= 0 {
 		limit = PruneBatch
 	}
-	var out []dialogs.State
-	next := ""
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRegistrants).Cursor()
 		k, v := c.Seek([]byte(after))
 		if after != "" && k != nil && string(k) == after {
 			k, v = c.Next()
 		}
+		var last []byte
 		for ; k != nil; k, v = c.Next() {
-			if len(out) == limit {
-				next = string(out[len(out)-1].Key)
+			if len(page)+unreadable == limit {
+				next = string(last) // the last one read: the caller goes on after it
 				return nil
 			}
+			last = k
 			var st dialogs.State
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("registrant record %.8s… is corrupt: %w", k, err)
+			if json.Unmarshal(v, &st) != nil {
+				unreadable++
+				continue
 			}
 			st.Key = string(k)
-			out = append(out, st)
+			page = append(page, st)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("store: registrants for retention: %w", err)
+		return nil, "", 0, fmt.Errorf("store: registrants for retention: %w", err)
 	}
-	return out, next, nil
+	return page, next, unreadable, nil
 }
 
 // Prune deletes archived deliveries done before cutoff, outbox events

@@ -177,7 +177,7 @@ func BenchmarkRegistrantsAfterSweep(b *testing.B) {
 	for range b.N {
 		read, due, after := 0, 0, ""
 		for {
-			page, next, err := s.RegistrantsAfter(after, 1000)
+			page, next, _, err := s.RegistrantsAfter(after, 1000)
 			if err != nil {
 				b.Fatal(err)
 			}
