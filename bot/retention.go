@@ -60,12 +60,12 @@ var maxRetentionActions = MaxRetentionActions
 
 // RetentionReport is what one sweep did.
 type RetentionReport struct {
-	Read     int // registrants read
+	Read int // registrants read
 	// Unreadable: records skipped because they could not be read (logged;
 	// `checkinbot check` names them).
 	Unreadable int
-	Notices  int // notices proposed and committed
-	Removals int // removals proposed and committed
+	Notices    int // notices proposed and committed
+	Removals   int // removals proposed and committed
 	// More: the sweep stopped at MaxRetentionActions; the next one goes on.
 	More bool
 }
