@@ -242,6 +242,7 @@ func (a *App) Run(ctx context.Context) error {
 	bg.Add(4)
 	go func() { defer bg.Done(); a.compactAudit(bgCtx) }() // audit.go
 	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
+	go func() { defer bg.Done(); _ = a.Runner.RunRetention(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
 	defer func() { stopBackground(); bg.Wait() }()

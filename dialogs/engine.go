@@ -90,6 +90,8 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})
 			t.audit("channel.unreachable")
 		}
+	case KindRetention:
+		t.retention()
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
 			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
@@ -169,6 +171,7 @@ func (t *turn) message() {
 // flooded message gets only this (flood.go).
 func (t *turn) silent() {
 	t.st.Unreachable = false
+	t.st.Retention = RetentionMarks{LastSeen: t.now} // any message keeps the registration (retention.go)
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()
