@@ -16,9 +16,8 @@ import (
 	"github.com/checkinbot/checkinbot/store/seal"
 )
 
-// testMasterKey is the master key the tests run serve with (32 bytes,
-// base64): serve refuses to start without one.
-const testMasterKey = "ZW5jLXRlc3QtbWFzdGVyLWtleS0wMTIzNDU2Nzg5YWI="
+// The tests run serve with testMasterKey (audit_test.go): serve refuses to
+// start without a master key.
 
 // serve without a master key refuses to start, saying how to make one
 // and how to run without; a malformed key is named without being echoed;

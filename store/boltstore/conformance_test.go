@@ -25,7 +25,7 @@ var (
 // temp dir.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		s, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+		s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), boltstore.Options{AuditKey: storetest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,8 @@ func testKeyring(t testing.TB, b byte) *seal.Keyring {
 // openSealed opens a new encrypted store in a temp dir, closed after the test.
 func openSealed(t testing.TB) *boltstore.Store {
 	t.Helper()
-	s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), boltstore.Options{Keyring: testKeyring(t, 1)})
+	s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"),
+		boltstore.Options{Keyring: testKeyring(t, 1), AuditKey: storetest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,10 @@ func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
 // encrypt the file is refused naming the key id the file expects
 // (store.ErrWrongKey).
 func OpenWith(path string, opt Options) (*Store, error) {
+	audit, err := newAuditKeys(opt.AuditKey) // audit.go
+	if err != nil {
+		return nil, err
+	}
 	created, err := prepare(path)
 	if err != nil {
 		return nil, err
@@ -74,6 +78,7 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "unseal")
 	}
+	s.audit = audit
 	go s.commitLoop()
 	return s, nil
 }

@@ -241,7 +241,7 @@ func duressMarks() []string {
 // 4, the `audit` helper): until its neutral, sealed entries land, its
 // entries name event types in clear, so the raw-byte scan for types skips
 // them. Set to false once audit entries are neutral.
-const auditInClear = true
+const auditInClear = false
 
 // TestNothingPersonalInClear runs the whole script in every language —
 // registration with every optional field, a check-in, a duress check-in,
@@ -254,7 +254,7 @@ const auditInClear = true
 func TestNothingPersonalInClear(t *testing.T) {
 	ring := testKeyring(t, 9)
 	path := filepath.Join(t.TempDir(), "checkinbot.db")
-	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: ring})
+	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: ring, AuditKey: ring.Current.Derive("audit")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,8 @@ func TestNothingPersonalInClear(t *testing.T) {
 func runShape(t *testing.T, buckets []string, wantType string, last func(sc *script, c citizen)) []string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "checkinbot.db")
-	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: testKeyring(t, 3)})
+	ring := testKeyring(t, 3)
+	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: ring, AuditKey: ring.Current.Derive("audit")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +431,7 @@ func runShape(t *testing.T, buckets []string, wantType string, last func(sc *scr
 
 // registrantSide are the buckets a citizen's own activity writes.
 var registrantSide = []string{"registrants", "due", "sendq", "purge", "inbound", "regindex", "regindex_user", "keys",
-	"rollcall_members", "rollcall_user"}
+	"rollcall_members", "rollcall_user", "audit"}
 
 // escalationSide are the buckets an escalation writes.
 var escalationSide = []string{"cases", "case_index", "case_status_index", "outbox", "pending", "delivered", "event_acks"}

@@ -70,6 +70,13 @@ type Options struct {
 	// Keyring holds the master key (and, during a rotation, the old ones).
 	// Nil stores values in clear and refuses an encrypted file.
 	Keyring *seal.Keyring
+	// AuditKey (AuditKeySize bytes) keys the audit trail (audit.go):
+	// reasons are sealed and entries and the head are MACed with keys
+	// derived from it (HKDF-SHA256). It comes from outside the data file
+	// (derived from the master key: seal.MasterKey.Derive("audit")). Empty:
+	// entries keep only their neutral action and the trail is only
+	// hash-chained.
+	AuditKey []byte
 }
 
 // codec is an open store's sealing state, reachable from any transaction
