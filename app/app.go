@@ -246,7 +246,7 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(4)
+	bg.Add(5)
 	go func() { defer bg.Done(); a.compactAudit(bgCtx) }() // audit.go
 	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Runner.RunRetention(bgCtx) }()
