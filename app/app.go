@@ -141,10 +141,8 @@ func Open(opt Options) (_ *App, err error) {
 	}
 	// With Secrets.Keyring the data file is encrypted (store/seal); without
 	// one it is written in clear, which serve allows only with
-	// --insecure-no-encryption, and every log line says so.
-	if opt.Secrets.Keyring == nil {
-		a.log = a.log.With("encryption", "off")
-	}
+	// --insecure-no-encryption (serve then marks every log line, and
+	// /readyz warns: ops.go).
 	if a.Store, err = boltstore.OpenWith(filepath.Join(opt.DataDir, "checkinbot.db"),
 		boltstore.Options{Keyring: opt.Secrets.Keyring, AuditKey: opt.AuditKey}); err != nil {
 		return nil, err
