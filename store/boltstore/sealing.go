@@ -287,12 +287,16 @@ func putSealedAs(tx *bolt.Tx, name, k []byte, v any, owner string) error {
 	return putPadded(tx, name, k, enc, owner, reservedSize(v, len(enc)))
 }
 
-// duressReserve is room every registrant record and index row is stored
-// with for the fields an escalation or a duress signal adds — the
-// do_not_contact flag, the shown status and its next due time, the open
-// case — so their presence does not move a record to a larger size class
-// (about 130 bytes of JSON with all of them).
-const duressReserve = 192
+// duressReserve is room every registrant record is stored with for the
+// fields an escalation or a duress signal adds — the do_not_contact flag,
+// the shown status and its next due time, the open case — so their
+// presence does not move a record to a larger size class (at most about
+// 125 bytes of JSON with all of them).
+const duressReserve = 160
+
+// rowReserve is the same room in a registrant index row, whose only such
+// field is the open case (`"open_case":"case_0000001",`).
+const rowReserve = 32
 
 // eventReserve is the room every event body is stored with for its type,
 // severity, case and details (an SOS's, a duress signal's, a missed
@@ -302,7 +306,7 @@ const eventReserve = 512
 
 // reservedSize is the length v, whose JSON is n bytes long, is stored as
 // if it had: for a registrant record or index row, its length without
-// those fields plus duressReserve; for an event, its length without its
+// those fields plus duressReserve (rowReserve); for an event, its length without its
 // type, severity, case and details plus eventReserve; 0 for anything else.
 func reservedSize(v any, n int) int {
 	reserve := duressReserve
@@ -320,6 +324,7 @@ func reservedSize(v any, n int) int {
 	case dialogs.State:
 		return reservedSize(&x, n)
 	case store.RegistrantRow:
+		reserve = rowReserve
 		skel = struct {
 			OpenCase string `json:"open_case,omitempty"`
 		}{x.OpenCase}
