@@ -155,3 +155,40 @@ func checkConfigError(t *testing.T, path string, err error) {
 		t.Errorf("a syntax error names no line: %q", err.Error())
 	}
 }
+
+// TestKeysAreCaseSensitive: a key that differs from a known one only in
+// case is refused with the key to write, every time — the TOML library
+// would decode it into the same field as the right key, and which of the
+// two won changed from run to run (found by FuzzLoad:
+// testdata/fuzz/FuzzLoad/crash-miscased-embassy-table). Map keys (the
+// languages of operator_names) stay the user's.
+func TestKeysAreCaseSensitive(t *testing.T) {
+	example := checkinbot.ExampleConfig
+	for _, c := range []struct {
+		name, text, key, want string
+	}{
+		{"SecondTableArray", example + "\n[[emBassY]]\nwebhook_url = \"0\"\n", "emBassY", `"embassy"`},
+		{"TopLevelKey", "Operator = \"x\"\n" + example, "Operator", `"operator"`},
+		{"Table", strings.Replace(example, "[checkin]", "[Checkin]", 1), "Checkin", `"checkin"`},
+		{"KeyInTable", strings.Replace(example, "remind_after =", "Remind_After =", 1), "checkin.Remind_After", `"checkin.remind_after"`},
+		{"KeyInTableArray", strings.Replace(example, "timezone = \"Asia/Jakarta\"", "TimeZone = \"Asia/Jakarta\"", 1), "country.TimeZone", `"country.timezone"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "checkinbot.toml")
+			if err := os.WriteFile(path, []byte(c.text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for range 20 { // the library's map order varies between runs
+				_, err := Load(path)
+				var ce *errs.Error
+				if !errors.As(err, &ce) || ce.Code != errs.EUNKNOWNKEY || ce.Key != c.key || !strings.Contains(ce.Reason, c.want) {
+					t.Fatalf("got %v, want %s at %s naming %s", err, errs.EUNKNOWNKEY, c.key, c.want)
+				}
+			}
+		})
+	}
+	mapKeys := strings.Replace(example, "operator_names = { ms =", "operator_names = { MS = \"x\", ms =", 1)
+	if _, err := Parse("test.toml", mapKeys); err != nil {
+		t.Errorf("operator_names keys are languages, any case: %v", err)
+	}
+}
