@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/checkinbot/checkinbot/errs"
 )
@@ -257,6 +258,10 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "MissingNoticeVersion", code: errs.EMISSING, text: e(`notice_version = "1"`, ""), key: "notice_version", msg: "test.toml: notice_version: missing: a label for the consent notice text, such as \"2026-11\""},
 		{name: "RetentionZero", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 0"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 0"},
 		{name: "RetentionTooLong", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 3651"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 3651"},
+		{name: "RetentionNegative", code: errs.EINVALID, text: add("[retention]\ninactive = \"-1h\"\n"), key: "retention.inactive", msg: "test.toml: retention.inactive: must not be negative"},
+		{name: "RetentionWithdrawnPastNotice", code: errs.EINVALID, text: add("[retention]\nwithdrawn = \"2161h\"\n"), key: "retention.withdrawn", msg: "test.toml: retention.withdrawn: 2161h0m0s is longer than retention_days (90 days), which the consent notice promises"},
+		{name: "RetentionNoticeTooLong", code: errs.EINVALID, text: add("[retention]\ninactive = \"240h\"\nnotice = \"240h\"\n"), key: "retention.notice", msg: "test.toml: retention.notice: 240h must be shorter than inactive (240h): the notice goes out before the removal"},
+		{name: "RetentionDeliveredTwice", code: errs.ECONFLICT, text: add("[delivery]\nkeep_delivered = \"240h\"\n[retention]\ndelivered = \"480h\"\n"), key: "retention.delivered", msg: "test.toml: retention.delivered: 480h0m0s, but delivery.keep_delivered (its older name) says 240h0m0s: keep one"},
 		{name: "ShortInterval", code: errs.EINVALID, text: add("[checkin]\nintervals = [\"24h\", \"30s\"]\n"), key: "checkin.intervals", msg: "test.toml: checkin.intervals: 30s is shorter than a minute"},
 		{name: "NegativeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"-1h\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: must be positive"},
 		{name: "FinalBeforeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"3h\"\nfinal_reminder_after = \"2h\"\n"), key: "checkin.final_reminder_after", msg: "test.toml: checkin.final_reminder_after: must be later than remind_after"},
@@ -308,6 +313,14 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "TelegramPerChatNegative", code: errs.EINVALID, text: add("[telegram]\nper_chat_interval = \"-1s\"\n"), key: "telegram.per_chat_interval", msg: "test.toml: telegram.per_chat_interval: must not be negative"},
 		{name: "WhatsAppPerRecipientFast", code: errs.EINVALID, text: add("[whatsapp]\nper_recipient_interval = \"100ms\"\n"), key: "whatsapp.per_recipient_interval", msg: "test.toml: whatsapp.per_recipient_interval: 100ms is too fast for WhatsApp (at least 500ms; default 2s)"},
 		{name: "WhatsAppGlobalFast", code: errs.EINVALID, text: add("[whatsapp]\nglobal_interval = \"100ms\"\n"), key: "whatsapp.global_interval", msg: "test.toml: whatsapp.global_interval: 100ms is too fast for WhatsApp (at least 200ms; default 1s)"},
+		{name: "LimitsFloodMessagesLow", code: errs.EINVALID, text: add("[limits]\nflood_messages = 4\n"), key: "limits.flood_messages", msg: "test.toml: limits.flood_messages: must be between 5 and 10000 messages (default 20), got 4"},
+		{name: "LimitsFloodMessagesHigh", code: errs.EINVALID, text: add("[limits]\nflood_messages = 10001\n"), key: "limits.flood_messages", msg: "test.toml: limits.flood_messages: must be between 5 and 10000 messages (default 20), got 10001"},
+		{name: "LimitsFloodWindowShort", code: errs.EINVALID, text: add("[limits]\nflood_window = \"500ms\"\n"), key: "limits.flood_window", msg: "test.toml: limits.flood_window: must be between 1s and 10m (default 10s), got 500ms"},
+		{name: "LimitsFloodWindowLong", code: errs.EINVALID, text: add("[limits]\nflood_window = \"11m\"\n"), key: "limits.flood_window", msg: "test.toml: limits.flood_window: must be between 1s and 10m (default 10s), got 11m0s"},
+		{name: "LimitsPerChatNegative", code: errs.EINVALID, text: add("[limits]\nregistrations_per_chat = -1\n"), key: "limits.registrations_per_chat", msg: "test.toml: limits.registrations_per_chat: must be between 1 and 1000 a day (default 5), got -1"},
+		{name: "LimitsPerChatHigh", code: errs.EINVALID, text: add("[limits]\nregistrations_per_chat = 1001\n"), key: "limits.registrations_per_chat", msg: "test.toml: limits.registrations_per_chat: must be between 1 and 1000 a day (default 5), got 1001"},
+		{name: "LimitsPerMinuteNegative", code: errs.EINVALID, text: add("[limits]\nregistrations_per_minute = -5\n"), key: "limits.registrations_per_minute", msg: "test.toml: limits.registrations_per_minute: must be between 1 and 1000000 a minute (default 120), got -5"},
+		{name: "LimitsPerMinuteHigh", code: errs.EINVALID, text: add("[limits]\nregistrations_per_minute = 1000001\n"), key: "limits.registrations_per_minute", msg: "test.toml: limits.registrations_per_minute: must be between 1 and 1000000 a minute (default 120), got 1000001"},
 		{name: "DeliveryTimeoutNegative", code: errs.EINVALID, text: add("[delivery]\ntimeout = \"-1s\"\n"), key: "delivery.timeout", msg: "test.toml: delivery.timeout: must not be negative"},
 		{name: "DeliverySecondaryNegative", code: errs.EINVALID, text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
 		{name: "DeliveryGiveUpNegative", code: errs.EINVALID, text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
@@ -420,5 +433,66 @@ func TestSeveralBadDelivery(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != "delivery.timeout" {
 			t.Fatalf("got %v, want delivery.timeout", err)
 		}
+	}
+}
+
+// TestRetentionPolicy: [retention] reaches the engine with its defaults
+// filled in — withdrawn from retention_days (the consent notice's promise),
+// a notice never as long as the period it announces — and delivered
+// reaches webhook delivery under either of its names.
+func TestRetentionPolicy(t *testing.T) {
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		name, text                        string
+		withdrawn, inactive, notice, keep time.Duration
+	}{
+		{"Defaults", twoEmbassies, 90 * day, 180 * day, 14 * day, 30 * day},
+		{"ShortRetentionDays", strings.Replace(twoEmbassies, "retention_days = 90", "retention_days = 10", 1), 10 * day, 180 * day, 5 * day, 30 * day},
+		{"Set", twoEmbassies + "[retention]\nwithdrawn = \"720h\"\ninactive = \"2160h\"\nnotice = \"168h\"\ndelivered = \"240h\"\n", 30 * day, 90 * day, 7 * day, 10 * day},
+		{"OlderName", twoEmbassies + "[delivery]\nkeep_delivered = \"48h\"\n", 90 * day, 180 * day, 14 * day, 2 * day},
+		{"BothNamesAgree", twoEmbassies + "[delivery]\nkeep_delivered = \"48h\"\n[retention]\ndelivered = \"48h\"\n", 90 * day, 180 * day, 14 * day, 2 * day},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("test.toml", c.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := cfg.Policy().Retention
+			if r.Withdrawn != c.withdrawn || r.Inactive != c.inactive || r.Notice != c.notice {
+				t.Errorf("retention %+v, want withdrawn %s inactive %s notice %s", r, c.withdrawn, c.inactive, c.notice)
+			}
+			if got := cfg.DeliveryPolicy().KeepDelivered; got != c.keep {
+				t.Errorf("keep delivered %s, want %s", got, c.keep)
+			}
+		})
+	}
+}
+
+// TestLimits: [limits] keys parse, and unset ones stay zero (the runner's
+// defaults apply, app.limits).
+func TestLimits(t *testing.T) {
+	text := edit(t, twoEmbassies, "[[country]]", "[limits]\nflood_messages = 30\nflood_window = \"1m\"\nregistrations_per_chat = 2\n\n[[country]]")
+	c, err := Parse("test.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{FloodMessages: 30, FloodWindow: Duration{time.Minute}, RegistrationsPerChat: 2}
+	if c.Limits != want {
+		t.Errorf("limits %+v, want %+v", c.Limits, want)
+	}
+}
+
+// TestAuditRetention: unset is the documented default (400 days); a set
+// value is taken as it is.
+func TestAuditRetention(t *testing.T) {
+	if got := Default().AuditRetention(); got != 9600*time.Hour {
+		t.Errorf("default audit retention %v, want 400 days (9600h, as documented)", got)
+	}
+	c, err := Parse("test.toml", twoEmbassies+"[audit]\nretention = \"720h\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AuditRetention(); got != 720*time.Hour {
+		t.Errorf("audit retention %v, want 720h", got)
 	}
 }

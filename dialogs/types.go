@@ -241,6 +241,10 @@ type State struct {
 	// embassy's alert moves by at most that (schedule.go). Zero when the
 	// current due was never snoozed.
 	SnoozedUntil time.Time `json:"snoozed_until,omitzero"`
+
+	// Retention: when the citizen last wrote, and the removal date a
+	// retention notice announced (retention.go).
+	Retention RetentionMarks `json:"retention,omitzero"`
 }
 
 // Hidden is what a covert delete keeps out of the phone's sight: the phone
@@ -299,6 +303,10 @@ const (
 	// KindRollCallMissed: the deadline of roll call RollCallID passed and
 	// this member had not answered; the engine records rollcall.missed.
 	KindRollCallMissed
+	// KindRetention: the retention sweep found this registrant due for its
+	// notice or its purge; the engine decides again on the stored state
+	// (retention.go).
+	KindRetention
 )
 
 // Input is one event for one registrant.
@@ -316,6 +324,9 @@ type Input struct {
 	Area     string    // KindRollCall: human-readable area for the prompt
 	// RollCallID names the roll call (KindRollCall, KindRollCallMissed).
 	RollCallID string
+	// Flood says whether the sender is flooding (the runner counts, per
+	// citizen, in arrival order; flood.go says what a flooded message does).
+	Flood Flood
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.
