@@ -21,7 +21,9 @@ import (
 // picks a language, a wording (plain or neutral), a registration situation
 // (unregistered, and each of blindStatuses), a step (every dialogs.AllSteps,
 // which TestStepTablesPartitionSteps ties to the flows' step tables), an
-// input kind (text, button, location, media) and its content. Properties:
+// input kind (text, button, location, media), the runner's flood mark
+// (none, first over the limit, later in the flood) and the content.
+// Properties:
 //
 //   - Handle never panics (a panic fails the fuzz run);
 //   - every reply is non-empty, valid UTF-8 localised text with no
@@ -34,7 +36,7 @@ import (
 //     the phone is shown exactly what the same message with stand-in words
 //     of the keyword's shape shows (FuzzKeywordBlind follows that further,
 //     through the later probe; here it is every input kind and both
-//     wordings, at the moment of the message).
+//     wordings, in and out of a flood, at the moment of the message).
 func FuzzEngineAnyState(f *testing.F) {
 	fx := newFuzzEngines(f)
 	f.Add(uint8(0), uint8(0), uint8(0), uint8(0), "/start", uint16(0), 0.0, 0.0, false)
@@ -42,6 +44,10 @@ func FuzzEngineAnyState(f *testing.F) {
 	f.Add(uint8(0), uint8(2), uint8(16), uint8(2), "", uint16(0), 11.55, 104.92, false)
 	f.Add(uint8(1), uint8(9), uint8(15), uint8(1), "snooze", uint16(0), 0.0, 0.0, true)
 	f.Add(uint8(9), uint8(4), uint8(5), uint8(0), "{{.Name}} <no value> %!d", uint16(0), 0.0, 0.0, false)
+	f.Add(uint8(0), uint8(0), uint8(0), uint8(4), "I am fine", uint16(10), 0.0, 0.0, false) // first flooded message
+	f.Add(uint8(7), uint8(9), uint8(15), uint8(8), "ok", uint16(3), 0.0, 0.0, false)        // later in a flood, at the due question
+	f.Add(uint8(2), uint8(0), uint8(16), uint8(10), "", uint16(0), 11.55, 104.92, false)    // a flooded location at the SOS question
+	f.Add(uint8(5), uint8(0), uint8(17), uint8(9), "sos", uint16(1), 0.0, 0.0, true)        // a flooded button in the SOS flow
 	f.Fuzz(func(t *testing.T, langIdx, statusIdx, stepIdx, kind uint8, text string, kwAt uint16, lat, lon float64, neutral bool) {
 		if len(text) > 4096 {
 			return // long messages are the benchmarks' and TestKeywordDetection's
@@ -62,7 +68,12 @@ func FuzzEngineAnyState(f *testing.F) {
 			keyed.Hidden = &h
 		}
 
+		// The runner's flood mark (bot/flood.go): within the limit, the
+		// first message over it, a later one. Flooded or not, the keyword
+		// is detected and the phone sees the same with stand-in words.
+		flood := dialogs.Flood(kind / 4 % 3)
 		in := textInput(text)
+		in.Flood = flood
 		switch kind % 4 {
 		case 1:
 			in.Kind = dialogs.KindButton
@@ -95,11 +106,13 @@ func FuzzEngineAnyState(f *testing.F) {
 			return // the text already holds one of the two worlds' words
 		}
 		withKw, withOther := head+" "+kw+" "+tail, head+" "+other+" "+tail
-		where := fmt.Sprintf("%s/%s/%s %q", lang, name, st.Step, withKw)
+		where := fmt.Sprintf("%s/%s/%s flood=%d %q", lang, name, st.Step, flood, withKw)
 		fx.missing.check(t, func() {
-			resK := e.Handle(keyed, textInput(withKw), later)
-			resO := e.Handle(keyed, textInput(withOther), later)
-			checkResult(t, where, keyed, textInput(withKw), resK, lang)
+			inK, inO := textInput(withKw), textInput(withOther)
+			inK.Flood, inO.Flood = flood, flood
+			resK := e.Handle(keyed, inK, later)
+			resO := e.Handle(keyed, inO, later)
+			checkResult(t, where, keyed, inK, resK, lang)
 			if got, want := substitute(phoneView(resO), other, kw), phoneView(resK); got != want {
 				t.Errorf("%s: the phone sees a difference when the keyword is replaced by %q\n%s", where, other, diff(want, got))
 			}
