@@ -79,6 +79,9 @@ type Options struct {
 	AdminListen string
 	// AdminToken authorises the online backup on the admin listener.
 	AdminToken string
+	// Identity, if set, offers citizens identity verification and serves
+	// its browser side on the listener (identity.go).
+	Identity *IdentityOptions
 }
 
 // App is the running program's parts. The fields are for callers and
@@ -156,6 +159,9 @@ func Open(opt Options) (_ *App, err error) {
 		r.StaleAfter = opt.StaleAfter
 	}
 	a.Runner = r
+	if err := a.openIdentity(); err != nil { // identity.go
+		return nil, err
+	}
 	routes := false
 	for _, build := range opt.Channels {
 		ch, err := build(ChannelEnv{Inbox: r, Engine: a.Engine, Log: a.log})
@@ -208,7 +214,8 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() { defer bg.Done(); a.pruneIdentity(bgCtx) }() // identity.go
 	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
