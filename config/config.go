@@ -23,6 +23,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/errs"
 	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/identity"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
 	Countries      []Country `toml:"country"`
 	Embassies      []Embassy `toml:"embassy"`
+	// Identity is the [identity] table: verified identity through
+	// national digital IDs (DESIGN §12); config/identity.go checks it.
+	Identity identity.Settings `toml:"identity"`
 
 	// Name is the file the configuration came from, for error messages.
 	Name string `toml:"-"`
@@ -337,7 +341,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	return nil
+	return c.validateIdentity()
 }
 
 // Policy converts [checkin] and the notice settings for the engine; unset
