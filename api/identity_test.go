@@ -20,9 +20,11 @@ func TestRegistrantIdentity(t *testing.T) {
 	w := newWorld(t, func(o *api.Options) { o.Burst = 100000 })
 	now := w.Runner.Now().Truncate(time.Second)
 	want := map[string]*dialogs.Identity{}
+	yes, no := true, false
 	for i, v := range []*dialogs.Identity{
-		{Provider: "mydigitalid", Subject: "s-0", Name: "SITI AMINAH", VerifiedAt: now.Add(-time.Hour), NameMatches: true},
-		{Provider: "singpass", Subject: "s-1", Name: "TAN AH KOW", VerifiedAt: now.Add(-2 * time.Hour), NameMatches: false},
+		{Provider: "mydigitalid", Subject: "s-0", Name: "SITI AMINAH", VerifiedAt: now.Add(-time.Hour), NameMatches: &yes},
+		{Provider: "singpass", Subject: "s-1", Name: "TAN AH KOW", VerifiedAt: now.Add(-2 * time.Hour), NameMatches: &no},
+		{Provider: "singpass", Subject: "s-2", VerifiedAt: now.Add(-3 * time.Hour)},
 		nil,
 	} {
 		key := store.UserKey([]byte("pepper-pepper-pepper-pepper-0000"), "idseed", strconv.Itoa(i))
@@ -55,7 +57,7 @@ func TestRegistrantIdentity(t *testing.T) {
 		}
 		at, _ := json.Marshal(v.VerifiedAt.UTC())
 		if row["identity_verified"] != true || row["identity_provider"] != v.Provider || `"`+row["identity_verified_at"].(string)+`"` != string(at) ||
-			row["identity_name_matches"] != v.NameMatches {
+			(v.NameMatches == nil) != (row["identity_name_matches"] == nil) || (v.NameMatches != nil && row["identity_name_matches"] != *v.NameMatches) {
 			t.Errorf("row %v, want %+v", row, v)
 		}
 		if row["name"] != nil || row["subject"] != nil {

@@ -79,9 +79,10 @@ type Options struct {
 	AdminListen string
 	// AdminToken authorises the online backup on the admin listener.
 	AdminToken string
-	// Identity, if set, offers citizens identity verification and serves
-	// its browser side on the listener (identity.go).
-	Identity *IdentityOptions
+	// Getenv reads the variables the configuration names for identity
+	// providers' keys and secrets (default config.Getenv: the process's
+	// environment; tests pass their own).
+	Getenv func(string) string
 }
 
 // App is the running program's parts. The fields are for callers and
@@ -103,6 +104,8 @@ type App struct {
 	mux *http.ServeMux
 
 	adminLn net.Listener // the admin listener (ops.go)
+
+	identityOn bool // identity providers are configured (identity.go)
 }
 
 // Open builds the program. On error everything opened is closed again.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,16 +27,17 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestIdentityInRealBrowser (issue 14): a citizen registers in Malay over
-// Telegram (the fake Bot API), asks for a link, and a real headless
-// Chromium opens it, goes through the provider's login page, presses "Log
-// in" and lands on the done page in Malay; the registrant is verified, the
-// embassy's receiver gets registration.updated with identity, the chat is
-// told and the link message deleted. Opening the link again in the
-// browser ends on the failure page.
+// TestIdentityInRealBrowser (issue 14): a Singaporean registers in Malay
+// over Telegram (the fake Bot API), asks for a link, and a real headless
+// Chromium opens it, goes through GovTech's mockpass (its login page: the
+// citizen's NRIC and UUID typed into its form), and lands on the done page
+// in Malay; the registrant is verified, the embassy's receiver gets
+// registration.updated with identity (the NRIC only as a keyed hash), the
+// chat is told and the link message deleted. Opening the link again in
+// the browser ends on the failure page.
 func TestIdentityInRealBrowser(t *testing.T) {
 	exe := chromium(t)
-	w := newIDWorld(t, "ms")
+	w := newIDWorld(t, "ms", "SG", mockpass)
 	link, msg := w.askLink(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
@@ -47,11 +49,13 @@ func TestIdentityInRealBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible("#login"), chromedp.Click("#login"),
-		chromedp.WaitVisible("#result")); err != nil {
+	const nric, uuid = "S8765432B", "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitReady("#nric"),
+		chromedp.SetValue("#nric", nric), chromedp.SetValue("#uuid", uuid), chromedp.Submit("#nric"),
+		chromedp.WaitReady("body > p")); err != nil {
 		t.Fatalf("browser: %v", err)
 	}
-	done, err := chromedp.Run(ctx, chromedp.Text("#result"))
+	done, err := chromedp.Run(ctx, chromedp.Text("body > p"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +66,16 @@ func TestIdentityInRealBrowser(t *testing.T) {
 	if want := w.Engine.Catalog.Text("ms", "IdentityPageDone", nil); done != want || lang.Value != "ms" {
 		t.Errorf("the browser landed on %q (lang %q), want %q", done, lang.Value, want)
 	}
-	w.checkVerified(t, msg)
+	w.checkVerified(t, msg, "sg-mekong", map[string]any{"subject": uuid, "name": nil, "name_matches": nil, "national_id": nil})
+	st, _, _ := w.Store.Registrant(w.key())
+	if h := st.Identity.NationalIDHash; len(h) != 64 || strings.Contains(h, nric) {
+		t.Errorf("NRIC kept as %q, want only a keyed hash", h)
+	}
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible("#result")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitReady("body > p")); err != nil {
 		t.Fatalf("browser, second visit: %v", err)
 	}
-	again, err := chromedp.Run(ctx, chromedp.Text("#result"))
+	again, err := chromedp.Run(ctx, chromedp.Text("body > p"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,90 +3,74 @@ package app
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/http"
 	"time"
 
+	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/identity"
 )
 
-// Verified identity (DESIGN §12, issue 14): the App tells the engine which
-// providers to offer and where links point, mounts the browser side
-// (package identity's handlers) on its listener over the store's links and
-// a recorder that runs through the engine, and prunes expired links.
+// Verified identity (DESIGN §12, issue 14). When the configuration lists
+// [[identity.providers]], the App builds package identity's service over
+// the store's links and a recorder that runs through the engine, mounts
+// its handlers (/id/start/…, /id/callback, the JWKS) on its listener,
+// tells the engine which providers to offer to which nationalities and
+// where links point, and prunes expired links every minute.
 
-// IdentityOptions turn verification on. Without them nothing is offered
-// and nothing is served under /id/.
-type IdentityOptions struct {
-	// PublicBaseURL is where citizens' browsers reach the App's listener;
-	// links are PublicBaseURL/id/start/<token>.
-	PublicBaseURL string
-	// Providers are offered to citizens of their nationalities.
-	Providers []dialogs.IdentityProvider
-	// Routes builds the browser side — package identity's service
-	// (identity.New(…).Handler(), mounted for "/id/" and its JWKS path) —
-	// on what the App made for it; each pattern is mounted on the
-	// listener.
-	Routes func(env IdentityEnv) (map[string]http.Handler, error)
-	// PruneEvery is how often expired links and flows are deleted; zero
-	// means every minute.
-	PruneEvery time.Duration
-}
+// identityPruneEvery is how often expired links and flows are deleted.
+const identityPruneEvery = time.Minute
 
-// IdentityEnv is what the browser side is built on.
-type IdentityEnv struct {
-	// Links is the store (single-use links and flows).
-	Links identity.Links
-	// Recorder records a verified identity through the engine, in the
-	// citizen's turn: state, registration.updated and the chat's
-	// confirmation in one transaction.
-	Recorder identity.Recorder
-	// Page gives the done and the failure page's title and text in the
-	// citizen's language (locales: IdentityPageTitle, IdentityPageDone,
-	// IdentityPageError); lang may be empty (English).
-	Page func(done bool, lang string) (title, body string)
-	// Log is the App's operational log.
-	Log *slog.Logger
-}
-
-// openIdentity configures the engine and mounts the browser side.
+// openIdentity builds and mounts the identity service, if configured.
 func (a *App) openIdentity() error {
-	o := a.opt.Identity
-	if o == nil {
+	c := a.opt.Config
+	s := c.Identity
+	if len(s.Providers) == 0 {
 		return nil
 	}
-	if o.PublicBaseURL == "" || len(o.Providers) == 0 || o.Routes == nil {
-		return errors.New("app: identity verification needs a public base URL, providers and their handlers")
-	}
 	if a.opt.Listen == "" {
-		return errors.New("app: identity providers are configured but no listen address is set for the browser's callbacks (telegram.listen)")
+		return errors.New("app: identity providers are configured but no listen address is set for the browsers' callbacks (telegram.listen)")
 	}
-	a.Engine.Identity = dialogs.IdentityConfig{PublicBaseURL: o.PublicBaseURL, Providers: o.Providers}
-	routes, err := o.Routes(IdentityEnv{Links: a.Store, Recorder: identityRecorder{a}, Page: a.identityPage, Log: a.log})
+	getenv := a.opt.Getenv
+	if getenv == nil {
+		getenv = config.Getenv
+	}
+	svc, err := identity.New(identity.Options{Settings: s, Links: a.Store, Recorder: identityRecorder{a},
+		Pages: identity.PagesFunc(a.identityPage), Logger: a.log, Getenv: getenv})
 	if err != nil {
-		return err
+		return c.IdentityError(err)
 	}
-	for pattern, h := range routes {
-		a.mux.Handle(pattern, h)
+	var offered []dialogs.IdentityProvider
+	for _, p := range s.Providers {
+		offered = append(offered, dialogs.IdentityProvider{ID: p.ID, Names: p.DisplayName, Nationalities: p.Nationalities})
 	}
+	a.Engine.Identity = dialogs.IdentityConfig{PublicBaseURL: s.PublicBaseURL, Providers: offered}
+	h := svc.Handler()
+	a.mux.Handle("/id/", h)
+	if s.JWKSPath != "" {
+		a.mux.Handle(s.JWKSPath, h) // never under /id/ (identity.Settings.Validate)
+	}
+	a.identityOn = true
 	return nil
 }
 
-// identityPage renders the pages' texts from the locales.
-func (a *App) identityPage(done bool, lang string) (title, body string) {
+// identityPage gives the browser's pages in the citizen's language
+// (locales IdentityPageTitle, IdentityPageDone, IdentityPageError);
+// English when the request cannot be tied to a citizen.
+func (a *App) identityPage(kind identity.PageKind, lang string) identity.PageText {
 	if lang == "" {
 		lang = "en"
 	}
-	body = a.Engine.Catalog.Text(lang, "IdentityPageError", nil)
-	if done {
-		body = a.Engine.Catalog.Text(lang, "IdentityPageDone", nil)
+	body := "IdentityPageError"
+	if kind == identity.PageDone {
+		body = "IdentityPageDone"
 	}
-	return a.Engine.Catalog.Text(lang, "IdentityPageTitle", nil), body
+	return identity.PageText{Title: a.Engine.Catalog.Text(lang, "IdentityPageTitle", nil), Body: a.Engine.Catalog.Text(lang, body, nil)}
 }
 
-// identityRecorder is identity.Recorder over the runner: the provider's
-// answer becomes the citizen's next input.
+// identityRecorder is identity.Recorder over the runner: what the provider
+// proved becomes the citizen's next input (KindIdentityVerified), in their
+// turn, so the state change, registration.updated with `identity` and the
+// chat's confirmation are one transaction.
 type identityRecorder struct{ a *App }
 
 // RecordIdentity implements identity.Recorder.
@@ -99,14 +83,10 @@ func (r identityRecorder) RecordIdentity(ctx context.Context, registrantKey stri
 // pruneIdentity deletes expired links and flows until ctx ends (the
 // periodic maintenance; taking one deletes it too).
 func (a *App) pruneIdentity(ctx context.Context) {
-	if a.opt.Identity == nil {
+	if !a.identityOn {
 		return
 	}
-	every := a.opt.Identity.PruneEvery
-	if every <= 0 {
-		every = time.Minute
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(identityPruneEvery)
 	defer t.Stop()
 	for {
 		select {

@@ -75,8 +75,9 @@ type Identity struct {
 	Assurance      string    `json:"assurance,omitempty"`
 	VerifiedAt     time.Time `json:"verified_at"`
 	// NameMatches: the verified name has the same words as the name typed
-	// at registration (NamesMatch). Set by the engine, not the provider.
-	NameMatches bool `json:"name_matches"`
+	// at registration (NamesMatch). Set by the engine, not the provider;
+	// nil when the provider proved no name (Singpass gives none).
+	NameMatches *bool `json:"name_matches,omitempty"`
 }
 
 // IdentityLink is the effect of a link request: the store writes it in the
@@ -194,7 +195,11 @@ func (t *turn) identityVerified() {
 		return
 	}
 	v := *t.in.Identity
-	v.NameMatches = NamesMatch(t.st.Profile.Name, v.Name)
+	v.NameMatches = nil
+	if v.Name != "" {
+		m := NamesMatch(t.st.Profile.Name, v.Name)
+		v.NameMatches = &m
+	}
 	v.VerifiedAt = v.VerifiedAt.UTC()
 	t.st.Identity = &v
 	t.escalate(EventRegistrationUpdated, SeverityInfo, CaseNone, map[string]any{"fields": []string{"identity"}, "identity": v})

@@ -235,7 +235,7 @@ func (s *Store) PruneIdentity(now time.Time) (int, error) {
 // identityRow adds a verified identity to the registrant list's row.
 func identityRow(row *store.RegistrantRow, st dialogs.State) {
 	if v := st.Identity; v != nil {
-		at, matches := v.VerifiedAt.UTC(), v.NameMatches
-		row.IdentityProvider, row.IdentityVerifiedAt, row.IdentityNameMatches = v.Provider, &at, &matches
+		at := v.VerifiedAt.UTC()
+		row.IdentityProvider, row.IdentityVerifiedAt, row.IdentityNameMatches = v.Provider, &at, v.NameMatches
 	}
 }

@@ -213,7 +213,7 @@ func TestRecordIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _, _ := s.Registrant(key)
-	if st.Identity == nil || st.Identity.Subject != "sub-1" || st.Identity.NameMatches || st.Profile.Name != "Siti Aminah" {
+	if st.Identity == nil || st.Identity.Subject != "sub-1" || st.Identity.NameMatches == nil || *st.Identity.NameMatches || st.Profile.Name != "Siti Aminah" {
 		t.Fatalf("stored %+v (typed name %q)", st.Identity, st.Profile.Name)
 	}
 	events, _ := s.Outbox()
