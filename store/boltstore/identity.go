@@ -40,11 +40,14 @@ func init() { allBuckets = append(allBuckets, bucketIDLinks, bucketIDLinkUser, b
 var _ identity.Links = (*Store)(nil)
 
 // writeIdentityLink keeps the registrant's link in step with one event,
-// inside its transaction: a new link replaces the old one; an erase (a
-// real /delete) removes the link and any flow it started.
-func writeIdentityLink(tx *bolt.Tx, key string, res dialogs.Result) error {
+// inside its transaction: a new link replaces the old one; a registration
+// that ends — a real /delete (an erase) or a covert one (the phone sees a
+// fresh start) — loses its link and any flow it started, so a link opened
+// after either ends on the same failure page.
+func writeIdentityLink(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Result) error {
 	l := res.IdentityLink
-	if l == nil && !res.Erase {
+	ended := res.Erase || (prev.Registered() && !res.State.Registered())
+	if l == nil && !ended {
 		return nil
 	}
 	links, users := tx.Bucket(bucketIDLinks), tx.Bucket(bucketIDLinkUser)
@@ -56,7 +59,7 @@ func writeIdentityLink(tx *bolt.Tx, key string, res dialogs.Result) error {
 			return err
 		}
 	}
-	if res.Erase {
+	if ended {
 		return deleteFlowsOf(tx.Bucket(bucketIDFlows), key)
 	}
 	if !validHash(l.TokenHash) {

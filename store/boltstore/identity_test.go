@@ -8,6 +8,7 @@ import (
 	"errors"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +252,31 @@ func TestRecordIdentity(t *testing.T) {
 	}
 	if events, _ = s.Outbox(); len(events) != n+1 { // registration.withdrawn only
 		t.Errorf("%d events after the erase, want %d", len(events), n+1)
+	}
+}
+
+// TestIdentityDeleteKillsLink: a real /delete and a covert one (the duress
+// keyword inside it) both end the link and any flow it started, so a link
+// opened afterwards ends on the same failure page whichever it was.
+func TestIdentityDeleteKillsLink(t *testing.T) {
+	for _, del := range []string{"/delete", "/delete blue mango"} {
+		r, s, p, key := identityRunner(t)
+		token := askLink(t, r, p)
+		sum := sha256.Sum256([]byte(token))
+		flow := identity.Flow{StateHash: strings.Repeat("ab", 32), RegistrantKey: key, Provider: "mydid", Expires: time.Now().Add(time.Minute)}
+		if err := s.PutFlow(context.Background(), flow); err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range []string{del, "1"} {
+			if err := r.Handle(context.Background(), bot.Inbound{Channel: "telegram", Address: "1001", Kind: dialogs.KindText, Text: text}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.TakeLink(context.Background(), hex.EncodeToString(sum[:]), time.Now()); !errors.Is(err, identity.ErrLinkInvalid) {
+			t.Errorf("%q: the link still works: %v", del, err)
+		}
+		if _, err := s.TakeFlow(context.Background(), flow.StateHash, time.Now()); !errors.Is(err, identity.ErrFlowInvalid) {
+			t.Errorf("%q: the flow still works: %v", del, err)
+		}
 	}
 }

@@ -216,7 +216,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err != nil {
 			return err
 		}
-		if err := writeIdentityLink(tx, key, res); err != nil { // identity.go
+		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
 			return err
 		}
 		due := tx.Bucket(bucketDue)
