@@ -65,6 +65,10 @@ type Options struct {
 	API func(api.Options) api.Options
 	// DrainTimeout and StaleAfter are the runner's; zero keeps its defaults.
 	DrainTimeout, StaleAfter time.Duration
+	// Unlimited turns the flood and registration limits ([limits]) off:
+	// the demo's one local user, whose scripted input comes as fast as it
+	// is read, is no flood.
+	Unlimited bool
 	// DeliverBeforeExit, if positive, is how long Run waits after the
 	// channels stopped for recorded escalations to be delivered (a scripted
 	// demo shows its last escalations before exiting).
@@ -161,6 +165,9 @@ func Open(opt Options) (_ *App, err error) {
 	if opt.StaleAfter > 0 {
 		r.StaleAfter = opt.StaleAfter
 	}
+	if !opt.Unlimited {
+		r.Flood, r.Registrations = limits(c.Limits)
+	}
 	a.Runner = r
 	if err := a.openIdentity(); err != nil { // identity.go
 		return nil, err
@@ -198,6 +205,25 @@ func Open(opt Options) (_ *App, err error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// limits is the runner's flood and registration limits: the defaults
+// with the [limits] overrides.
+func limits(l config.Limits) (bot.FloodLimit, bot.RegistrationLimit) {
+	f, g := bot.DefaultFloodLimit, bot.DefaultRegistrationLimit
+	if l.FloodMessages > 0 {
+		f.Messages = l.FloodMessages
+	}
+	if l.FloodWindow.Duration > 0 {
+		f.Window = l.FloodWindow.Duration
+	}
+	if l.RegistrationsPerChat > 0 {
+		g.PerChatPerDay = l.RegistrationsPerChat
+	}
+	if l.RegistrationsPerMinute > 0 {
+		g.PerMinute = l.RegistrationsPerMinute
+	}
+	return f, g
 }
 
 // Addr is the HTTP listener's address ("" without one): with Listen

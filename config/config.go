@@ -43,6 +43,7 @@ type Config struct {
 	Delivery       Delivery  `toml:"delivery"`
 	Telegram       Telegram  `toml:"telegram"`
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
+	Limits         Limits    `toml:"limits"`
 	Countries      []Country `toml:"country"`
 	Embassies      []Embassy `toml:"embassy"`
 	// Identity is the [identity] table: verified identity through
@@ -88,6 +89,35 @@ type Telegram struct {
 type WhatsApp struct {
 	PerRecipientInterval Duration `toml:"per_recipient_interval"`
 	GlobalInterval       Duration `toml:"global_interval"`
+}
+
+// Limits is the [limits] table: flood and abuse control (the runner's
+// bot.FloodLimit and bot.RegistrationLimit). Zero means the default.
+type Limits struct {
+	// FloodMessages within FloodWindow from one citizen start a flood: one
+	// hint, then no replies (every message still read) until a whole
+	// window passes with nothing.
+	FloodMessages int      `toml:"flood_messages"`
+	FloodWindow   Duration `toml:"flood_window"`
+	// RegistrationsPerChat is how many new records one chat may start in
+	// a day; RegistrationsPerMinute how many all unknown chats may start
+	// in a minute.
+	RegistrationsPerChat   int `toml:"registrations_per_chat"`
+	RegistrationsPerMinute int `toml:"registrations_per_minute"`
+}
+
+func (l Limits) validate() error {
+	switch {
+	case l.FloodMessages != 0 && (l.FloodMessages < 5 || l.FloodMessages > 10000):
+		return configError(errs.EINVALID, "limits.flood_messages", "must be between 5 and 10000 messages (default 20), got %d", l.FloodMessages)
+	case l.FloodWindow.Duration != 0 && (l.FloodWindow.Duration < time.Second || l.FloodWindow.Duration > 10*time.Minute):
+		return configError(errs.EINVALID, "limits.flood_window", "must be between 1s and 10m (default 10s), got %s", l.FloodWindow.Duration)
+	case l.RegistrationsPerChat != 0 && (l.RegistrationsPerChat < 1 || l.RegistrationsPerChat > 1000):
+		return configError(errs.EINVALID, "limits.registrations_per_chat", "must be between 1 and 1000 a day (default 5), got %d", l.RegistrationsPerChat)
+	case l.RegistrationsPerMinute != 0 && (l.RegistrationsPerMinute < 1 || l.RegistrationsPerMinute > 1000000):
+		return configError(errs.EINVALID, "limits.registrations_per_minute", "must be between 1 and 1000000 a minute (default 120), got %d", l.RegistrationsPerMinute)
+	}
+	return nil
 }
 
 // Partner is an [[embassy.partner]]: an NGO endpoint receiving chosen types.
@@ -313,6 +343,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.Telegram.validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
 		return err
 	}
 	if d := c.WhatsApp.PerRecipientInterval.Duration; d != 0 && d < 500*time.Millisecond {

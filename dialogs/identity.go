@@ -226,11 +226,6 @@ func (t *turn) identityLeft(before State) {
 	}
 }
 
-// fromCitizen reports whether an input is something the citizen sent.
-func fromCitizen(k InputKind) bool {
-	return k == KindText || k == KindButton || k == KindLocation || k == KindMedia
-}
-
 // identityLine is the /mydata line about a verified identity ("" when none).
 func (t *turn) identityLine() string {
 	v := t.st.Identity

@@ -333,6 +333,9 @@ type Input struct {
 	Random []byte
 	// Identity is what a provider proved (KindIdentityVerified).
 	Identity *Identity
+	// Flood says whether the sender is flooding (the runner counts, per
+	// citizen, in arrival order; flood.go says what a flooded message does).
+	Flood Flood
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.

@@ -313,7 +313,7 @@ func demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	var term *terminal.Terminal
-	opt := app.Options{Config: c, DataDir: dir, DeliverBeforeExit: 10 * time.Second, FreshDataExpected: true,
+	opt := app.Options{Config: c, DataDir: dir, DeliverBeforeExit: 10 * time.Second, FreshDataExpected: true, Unlimited: true,
 		Delivery: func(p webhook.Policy) webhook.Policy { p.HeartbeatEvery = 0; return p }, // a demo lives minutes, not days
 		Channels: []app.ChannelFunc{func(env app.ChannelEnv) (bot.Channel, error) {
 			term = terminal.New(terminal.Options{In: stdin, Out: stdout, User: "demo-user", LangHint: *lang, Echo: !isTerminal(stdin)}, env.Inbox)
