@@ -50,6 +50,7 @@ func TestIdentityInRealBrowser(t *testing.T) {
 	defer cancel()
 
 	const nric, uuid = "S8765432B", "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+	start := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitReady("#nric"),
 		chromedp.SetValue("#nric", nric), chromedp.SetValue("#uuid", uuid), chromedp.Submit("#nric"),
 		chromedp.WaitReady("body > p")); err != nil {
@@ -59,6 +60,7 @@ func TestIdentityInRealBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("link opened to done page in the browser: %v (Chromium's start included)", time.Since(start).Round(time.Millisecond))
 	lang, err := chromedp.Run(ctx, chromedp.AttributeValue("html", "lang"))
 	if err != nil {
 		t.Fatal(err)
