@@ -87,6 +87,10 @@ type Options struct {
 	// providers' keys and secrets (default config.Getenv: the process's
 	// environment; tests pass their own).
 	Getenv func(string) string
+	// AuditKey keys the audit trail (boltstore.Options.AuditKey): derived
+	// from the master key by the caller; empty: reasons are not recorded
+	// and the trail is only hash-chained.
+	AuditKey []byte
 }
 
 // App is the running program's parts. The fields are for callers and
@@ -141,9 +145,10 @@ func Open(opt Options) (_ *App, err error) {
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if a.Store, err = boltstore.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
+	if a.Store, err = boltstore.OpenWith(filepath.Join(opt.DataDir, "checkinbot.db"), boltstore.Options{AuditKey: opt.AuditKey}); err != nil {
 		return nil, err
 	}
+	a.logAuditHead() // audit.go
 	if err := a.Store.IndexWith(a.Engine.Directory.EmbassyFor, routingFingerprint(a.Engine.Directory)); err != nil {
 		return nil, fmt.Errorf("registrant index: %w", err)
 	}
@@ -243,11 +248,13 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(4)
-	go func() { defer bg.Done(); a.pruneIdentity(bgCtx) }() // identity.go
-	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
-	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
-	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
+	// bg.Go, not Add(n): the count cannot drift from the goroutines started.
+	bg.Go(func() { a.pruneIdentity(bgCtx) }) // identity.go
+	bg.Go(func() { a.compactAudit(bgCtx) })  // audit.go
+	bg.Go(func() { _ = a.Runner.RunScheduler(bgCtx) })
+	bg.Go(func() { _ = a.Runner.RunRetention(bgCtx) })
+	bg.Go(func() { _ = a.Runner.RunOutbox(bgCtx) })
+	bg.Go(func() { _ = a.Deliverer.Run(bgCtx) })
 	defer func() { stopBackground(); bg.Wait() }()
 	defer a.serveAdmin()()
 

@@ -41,6 +41,8 @@ type Config struct {
 	NeutralWording bool      `toml:"neutral_wording"`
 	Checkin        Checkin   `toml:"checkin"`
 	Delivery       Delivery  `toml:"delivery"`
+	Audit          Audit     `toml:"audit"`
+	Retention      Retention `toml:"retention"`
 	Telegram       Telegram  `toml:"telegram"`
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
 	Limits         Limits    `toml:"limits"`
@@ -62,6 +64,50 @@ type Delivery struct {
 	KeepDelivered  Duration `toml:"keep_delivered"`
 	HeartbeatEvery Duration `toml:"heartbeat_every"`
 }
+
+// Audit is the [audit] table: how long the audit trail keeps entries.
+type Audit struct {
+	// Retention: entries older than this are compacted into one
+	// checkpoint that keeps the chain verifiable (unset: DefaultAuditRetention).
+	Retention Duration `toml:"retention"`
+}
+
+// DefaultAuditRetention is audit.retention when unset: 400 days, a year
+// of audit with a margin.
+const DefaultAuditRetention = 400 * 24 * time.Hour
+
+// AuditRetention is audit.retention, or its default.
+func (c *Config) AuditRetention() time.Duration {
+	if c.Audit.Retention.Duration > 0 {
+		return c.Audit.Retention.Duration
+	}
+	return DefaultAuditRetention
+}
+
+// Retention is the [retention] table: when unused registrations and
+// delivered events are removed (dialogs.Retention, docs/operations.md).
+// Unset keys take the defaults in retentionDefaults.
+type Retention struct {
+	// Withdrawn: a stopped registration is removed this long after the
+	// citizen last wrote; default retention_days, which the consent notice
+	// states, and never longer.
+	Withdrawn Duration `toml:"withdrawn"`
+	// Inactive: any other registration is removed this long after its last
+	// message or check-in (default 180 days).
+	Inactive Duration `toml:"inactive"`
+	// Notice: the citizen is told this long before a removal (default 14
+	// days).
+	Notice Duration `toml:"notice"`
+	// Delivered: how long delivered events stay for audit (default 30
+	// days); delivery.keep_delivered is its older name.
+	Delivered Duration `toml:"delivered"`
+}
+
+// Retention defaults (issue 13 item 5).
+const (
+	DefaultRetentionInactive = 180 * 24 * time.Hour
+	DefaultRetentionNotice   = 14 * 24 * time.Hour
+)
 
 // Telegram is the [telegram] table. The bot token itself comes from the
 // environment (CHECKIN_TELEGRAM_TOKEN).
@@ -361,10 +407,13 @@ func (c *Config) validate() error {
 		d   Duration
 	}{{"delivery.timeout", c.Delivery.Timeout}, {"delivery.secondary_after", c.Delivery.SecondaryAfter},
 		{"delivery.give_up_after", c.Delivery.GiveUpAfter}, {"delivery.keep_delivered", c.Delivery.KeepDelivered},
-		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}} {
+		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}, {"audit.retention", c.Audit.Retention}} {
 		if d.d.Duration < 0 {
 			return bad(errs.EINVALID, d.key, "must not be negative")
 		}
+	}
+	if err := c.validateRetention(); err != nil {
+		return err
 	}
 	dir := c.Directory()
 	for i, e := range c.Embassies {
@@ -396,7 +445,50 @@ func (c *Config) Policy() dialogs.Policy {
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
 	p.NeutralWording = c.NeutralWording
 	p.OperatorNames = c.OperatorNames
+	p.Retention = c.RetentionPolicy()
 	return p
+}
+
+// RetentionPolicy is [retention] for the engine, defaults filled in.
+func (c *Config) RetentionPolicy() dialogs.Retention {
+	r := dialogs.Retention{Withdrawn: time.Duration(c.RetentionDays) * 24 * time.Hour,
+		Inactive: DefaultRetentionInactive, Notice: DefaultRetentionNotice}
+	override(&r.Withdrawn, c.Retention.Withdrawn)
+	override(&r.Inactive, c.Retention.Inactive)
+	if c.Retention.Notice.Duration == 0 {
+		// A short retention_days still gets a notice: half the shorter period at most.
+		r.Notice = min(r.Notice, r.Withdrawn/2, r.Inactive/2)
+	}
+	override(&r.Notice, c.Retention.Notice)
+	return r
+}
+
+// validateRetention checks [retention] against itself, retention_days and
+// delivery.keep_delivered.
+func (c *Config) validateRetention() error {
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"retention.withdrawn", c.Retention.Withdrawn}, {"retention.inactive", c.Retention.Inactive},
+		{"retention.notice", c.Retention.Notice}, {"retention.delivered", c.Retention.Delivered}} {
+		if d.d.Duration < 0 {
+			return configError(errs.EINVALID, d.key, "must not be negative")
+		}
+	}
+	if days := time.Duration(c.RetentionDays) * 24 * time.Hour; c.Retention.Withdrawn.Duration > days {
+		return configError(errs.EINVALID, "retention.withdrawn", "%s is longer than retention_days (%d days), which the consent notice promises", c.Retention.Withdrawn.Duration, c.RetentionDays)
+	}
+	if err := c.RetentionPolicy().Validate(); err != nil {
+		var pe *errs.Error
+		if errors.As(err, &pe) {
+			return configError(errs.ErrorCode(err), "retention."+pe.Key, "%s", pe.Reason)
+		}
+		return configError(errs.EINVALID, "retention", "%v", err)
+	}
+	if r, k := c.Retention.Delivered.Duration, c.Delivery.KeepDelivered.Duration; r != 0 && k != 0 && r != k {
+		return configError(errs.ECONFLICT, "retention.delivered", "%s, but delivery.keep_delivered (its older name) says %s: keep one", r, k)
+	}
+	return nil
 }
 
 // override sets *dst to d when the file set d; zero means "default".
@@ -567,6 +659,7 @@ func (c *Config) DeliveryPolicy() webhook.Policy {
 	override(&p.SecondaryAfter, c.Delivery.SecondaryAfter)
 	override(&p.GiveUpAfter, c.Delivery.GiveUpAfter)
 	override(&p.KeepDelivered, c.Delivery.KeepDelivered)
+	override(&p.KeepDelivered, c.Retention.Delivered)
 	override(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
 	return p
 }

@@ -95,6 +95,8 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 		}
 	case KindIdentityVerified:
 		t.identityVerified()
+	case KindRetention:
+		t.retention()
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
 			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
@@ -175,6 +177,7 @@ func (t *turn) message() {
 // flooded message gets only this (flood.go).
 func (t *turn) silent() {
 	t.st.Unreachable = false
+	t.st.Retention = RetentionMarks{LastSeen: t.now} // any message keeps the registration (retention.go)
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()

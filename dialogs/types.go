@@ -249,6 +249,9 @@ type State struct {
 	Identity *Identity `json:"identity,omitempty"`
 	// IdentityLinkOpen: a link message was sent and not yet cleaned up.
 	IdentityLinkOpen bool `json:"identity_link_open,omitempty"`
+	// Retention: when the citizen last wrote, and the removal date a
+	// retention notice announced (retention.go).
+	Retention RetentionMarks `json:"retention,omitzero"`
 }
 
 // Hidden is what a covert delete keeps out of the phone's sight: the phone
@@ -310,6 +313,10 @@ const (
 	// KindIdentityVerified: a provider proved who the citizen is
 	// (Input.Identity); recorded with registration.updated (identity.go).
 	KindIdentityVerified
+	// KindRetention: the retention sweep found this registrant due for its
+	// notice or its purge; the engine decides again on the stored state
+	// (retention.go).
+	KindRetention
 )
 
 // Input is one event for one registrant.

@@ -270,7 +270,8 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 			return err
 		}
 		out = c
-		return appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), fmt.Sprintf("case.%s %s by %s", ch.Action, c.ID, ch.By))
+		return s.appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), store.AuditCaseUpdated,
+			fmt.Sprintf("case.%s %s by %s: %s -> %s", ch.Action, c.ID, ch.By, old.Status, c.Status))
 	})
 	if err != nil && errs.ErrorCode(err) == errs.EINTERNAL {
 		return out, fmt.Errorf("store: change case: %w", err)
@@ -361,6 +362,6 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 		if ev.Registrant != nil {
 			subject = ev.Registrant.ID
 		}
-		return appendAudit(tx, now, subject, fmt.Sprintf("event.ack %s by %s", eventID, by))
+		return s.appendAudit(tx, now, subject, store.AuditEventAcknowledged, fmt.Sprintf("event.ack %s by %s", eventID, by))
 	})
 }
