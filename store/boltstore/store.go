@@ -216,6 +216,9 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err != nil {
 			return err
 		}
+		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
+			return err
+		}
 		due := tx.Bucket(bucketDue)
 		if at := prev.DueAt(); !at.IsZero() {
 			if err := due.Delete(dueKey(at, key)); err != nil {
