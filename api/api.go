@@ -34,6 +34,9 @@ type Store interface {
 	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
 	Events(q store.EventQuery) (store.EventPage, error)
 	AckEvent(embassy, eventID, by string, now time.Time) error
+	// CursorKey is a 32-byte key kept with the data, made on first use:
+	// it seals the event pull's cursors, which must outlive a restart.
+	CursorKey() ([]byte, error)
 	// Registrants lists one page of an embassy's registrants of a status
 	// from the store's index; cursor is the store's own (the API seals it).
 	Registrants(embassy string, status store.RegistrantStatus, cursor string, limit int) (store.RegistrantPage, error)
@@ -94,6 +97,10 @@ type API struct {
 	auth    *authenticator
 	limiter *limiter
 	cursors *cursorSealer
+	// eventCursors seals the event pull's cursors under the store's
+	// lasting key (events.go), made on the first pull.
+	eventCursorsMu sync.Mutex
+	eventCursors   *cursorSealer
 	// background counts the roll calls still prompting (Wait).
 	background sync.WaitGroup
 }

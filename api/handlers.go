@@ -380,47 +380,6 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, ch store.CaseChange
 	}{viewOf(c)})
 }
 
-func (a *API) listEvents(w http.ResponseWriter, r *http.Request, t Token, _ string) {
-	q := r.URL.Query()
-	eq := store.EventQuery{Embassy: t.Embassy}
-	var err error
-	switch q.Get("unacked") {
-	case "", "0", "false":
-	case "1", "true":
-		eq.Unacked = true
-	default:
-		err = invalid("unacked", "must be 1 or 0")
-	}
-	if err == nil {
-		eq.Limit, err = limitParam(q)
-	}
-	if err == nil {
-		eq.After, err = cursorParam(q, "after")
-	}
-	if err != nil {
-		a.writeErr(w, r, err)
-		return
-	}
-	page, err := a.opt.Store.Events(eq)
-	if err != nil {
-		a.writeErr(w, r, err)
-		return
-	}
-	if page.Events == nil {
-		page.Events = []escalation.Event{}
-	}
-	out := struct {
-		Events     []escalation.Event `json:"events"`
-		NextCursor *string            `json:"next_cursor"`
-		More       bool               `json:"more"`
-	}{Events: page.Events, More: page.More}
-	if page.Next > 0 {
-		s := strconv.FormatUint(page.Next, 10)
-		out.NextCursor = &s
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 func (a *API) ackEvent(w http.ResponseWriter, r *http.Request, t Token, id string) {
 	var body struct{}
 	if err := decode(r, &body); err != nil {

@@ -22,8 +22,8 @@ import (
 // per-embassy × status index, so a page costs what its size costs, not
 // what the number of cases costs. The type and severity filters walk the
 // subset the status picks (or all the embassy's cases): their cost follows
-// how sparse they are inside it. Events are read from the outbox, which
-// keeps what the retention window keeps.
+// how sparse they are inside it. Events are read from the event indexes
+// (events.go); the outbox keeps what the retention window keeps.
 
 var (
 	// bucketCaseIndex: embassy ‖ 0x00 ‖ 8-byte case number → case id.
@@ -212,20 +212,9 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 		if c.EmbassyID != embassy {
 			return notFound("case", id)
 		}
-		mark := []byte(`"case_id":` + strconv.Quote(id))
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, mark) {
-				return nil
-			}
-			var ev store.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if ev.CaseID == id && ev.EmbassyID == embassy {
-				events = append(events, ev)
-			}
-			return nil
-		})
+		var err error
+		events, err = caseEvents(tx, id)
+		return err
 	})
 	if err != nil {
 		return store.Case{}, nil, err
@@ -288,65 +277,17 @@ func pulled(embassy string, ev store.Event) bool {
 	return ev.EmbassyID == embassy && ev.Type != escalation.TypeEndpointHeartbeat
 }
 
-// Events returns the embassy's events recorded after q.After, oldest
-// first, exactly as the webhooks carry them.
-func (s *Store) Events(q store.EventQuery) (store.EventPage, error) {
-	page := store.EventPage{Next: q.After}
-	if q.Limit < 1 {
-		q.Limit = 1
-	}
-	mark := []byte(`"embassy_id":` + strconv.Quote(q.Embassy))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		acks := tx.Bucket(bucketEventAcks)
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.Seek(u64(q.After + 1)); k != nil; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			if !bytes.Contains(v, mark) {
-				page.Next = seq
-				continue
-			}
-			var ev store.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
-			}
-			if !pulled(q.Embassy, ev) || (q.Unacked && acks.Get(ackKey(q.Embassy, ev.ID)) != nil) {
-				page.Next = seq
-				continue
-			}
-			if len(page.Events) == q.Limit {
-				page.More = true
-				return nil
-			}
-			page.Events = append(page.Events, ev)
-			page.Next = seq
-		}
-		return nil
-	})
-	return page, err
-}
-
 // AckEvent records that the embassy has the event (acknowledging twice is
 // no error) and audits it with the token's label. Another embassy's event,
 // or one no longer kept, is not found.
 func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
-	var seq uint64
-	mark := []byte(`"id":` + strconv.Quote(eventID))
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			if seq == 0 && bytes.Contains(v, mark) {
-				seq = binary.BigEndian.Uint64(k)
-			}
-			return nil
-		})
-	}); err != nil {
-		return err
-	}
-	if seq == 0 {
-		return notFound("event", eventID)
-	}
 	return s.update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEventIDs).Get([]byte(eventID))
+		if len(v) != 16 {
+			return notFound("event", eventID)
+		}
 		var ev store.Event
-		raw := tx.Bucket(bucketOutbox).Get(u64(seq))
+		raw := tx.Bucket(bucketOutbox).Get(v[:8])
 		if raw == nil || json.Unmarshal(raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
 			return notFound("event", eventID)
 		}
@@ -355,6 +296,9 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 			return nil
 		}
 		if err := acks.Put(ackKey(embassy, eventID), u64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketEventUnacked).Delete(embassyEventKey(embassy, binary.BigEndian.Uint64(v[8:]))); err != nil {
 			return err
 		}
 		subject := ""

@@ -331,18 +331,23 @@ func (s *Store) Prune(cutoff time.Time) (int, error) {
 			routed = binary.BigEndian.Uint64(v)
 		}
 		outbox := tx.Bucket(bucketOutbox)
-		var gone [][]byte
+		type goner struct {
+			seq uint64
+			ev  store.Event
+		}
+		var gone []goner
 		oc := outbox.Cursor()
 		for k, v := oc.First(); k != nil && binary.BigEndian.Uint64(k) <= routed; k, v = oc.Next() {
-			var ev struct {
-				CreatedAt time.Time `json:"created_at"`
-			}
+			var ev store.Event
 			if json.Unmarshal(v, &ev) == nil && ev.CreatedAt.Before(cutoff) && !owed[binary.BigEndian.Uint64(k)] {
-				gone = append(gone, bytes.Clone(k))
+				gone = append(gone, goner{binary.BigEndian.Uint64(k), ev})
 			}
 		}
-		for _, k := range gone {
-			if err := outbox.Delete(k); err != nil {
+		for _, g := range gone {
+			if err := outbox.Delete(u64(g.seq)); err != nil {
+				return err
+			}
+			if err := unindexEvent(tx, g.ev, g.seq); err != nil { // events.go
 				return err
 			}
 			n++
@@ -390,14 +395,9 @@ func (s *Store) Heartbeat(endpoint, embassy string, now time.Time, every time.Du
 		if recent(meta) {
 			return nil
 		}
-		outbox := tx.Bucket(bucketOutbox)
-		seq, err := outbox.NextSequence()
-		if err != nil {
-			return err
-		}
 		ev := store.Event{ID: newEventID(), Type: escalation.TypeEndpointHeartbeat, Version: store.EventVersion, CreatedAt: now.UTC(),
 			EmbassyID: embassy, Severity: escalation.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
-		if err := putJSON(outbox, u64(seq), ev); err != nil {
+		if _, err := recordEvent(tx, ev); err != nil {
 			return err
 		}
 		recorded = true

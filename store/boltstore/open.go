@@ -474,6 +474,11 @@ func (s *Store) migrate() error {
 		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
 			return err
 		}
+		// Version 3 added the event indexes (events.go), built here once
+		// from the outbox of an older file.
+		if err := backfillEventIndex(tx); err != nil {
+			return err
+		}
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

@@ -35,7 +35,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bucketMeta        = []byte("meta")
@@ -277,7 +277,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs.Escalation, now time.Time) ([]store.Event, error) {
 	var events []store.Event
 	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
-	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
+	cases := tx.Bucket(bucketCases)
 	for _, esc := range escs {
 		ev := store.Event{
 			ID: newEventID(), Type: esc.Type, Version: store.EventVersion, CreatedAt: now.UTC(),
@@ -303,11 +303,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 			}
 			ev.CaseID, ev.CaseSeq = c.ID, c.Seq
 		}
-		seq, err := outbox.NextSequence()
-		if err != nil {
-			return nil, err
-		}
-		if err := putJSON(outbox, u64(seq), ev); err != nil {
+		if _, err := recordEvent(tx, ev); err != nil { // the outbox and its indexes (events.go)
 			return nil, err
 		}
 		events = append(events, ev)

@@ -232,6 +232,11 @@ func testEventPull(t *testing.T, s CaseStore) {
 			t.Errorf("limit %d: %v, want %v (a's events without heartbeats, in order)", size, got, want)
 		}
 	}
+	// The cursor counts the embassy's own events alone: it tells a
+	// nothing of b's and c's volume.
+	if p, err := s.Events(store.EventQuery{Embassy: "a", Limit: 100}); err != nil || p.Next != uint64(len(want)) {
+		t.Errorf("a's cursor after its %d events: %d (%v), want %d", len(want), p.Next, err, len(want))
+	}
 	if err := s.AckEvent("a", want[0], "A", t0); err != nil {
 		t.Fatal(err)
 	}
