@@ -27,7 +27,9 @@ func serveFile(tb testing.TB, path string, seed uint64) {
 		tb.Fatal(err)
 	}
 	defer s.Close()
-	route := func(nationality, _ string) string { return map[string]string{"MY": "my-mekong", "ID": "id-mekong"}[nationality] }
+	route := func(nationality, _ string) string {
+		return map[string]string{"MY": "my-mekong", "ID": "id-mekong"}[nationality]
+	}
 	if err := s.IndexWith(route, "fp-1"); err != nil {
 		tb.Fatal(err)
 	}
