@@ -63,6 +63,7 @@ func (c *checker) indexes(cases map[string]store.Case) {
 	c.caseIndexes(cases)
 	c.registrantIndex()
 	c.eventIndexes(cases)
+	c.statCounts() // stats.go
 }
 
 // caseIndexes checks the case index and the case status index.

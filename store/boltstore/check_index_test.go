@@ -183,6 +183,12 @@ func TestCheckFindsEachIndexInconsistency(t *testing.T) {
 		{"case event dangling", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketCaseEvents).Put(caseEventKey("case_000001", 99999), nil)
 		}, "index case_events: 1 dangling entries"},
+		{"registrant counter drifted", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStatCounts).Put([]byte("status:paused"), u64(1000))
+		}, "counter status:paused: says 1000, the registrants say"},
+		{"registrant counter missing", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStatCounts).Delete([]byte("status:active"))
+		}, "counter status:active: missing"},
 		{"embassy sequence behind", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketEventSeq).Put([]byte("my-mekong"), u64(1))
 		}, "sequence is behind its events"},

@@ -48,8 +48,9 @@ func pullAll(t testing.TB, s *Store, embassy string, unacked bool) []string {
 }
 
 // TestEventIndexBackfilledFromOlderFile: a version 2 file (outbox, acks,
-// no event indexes) opened by this binary gets its indexes built once,
-// acknowledgements included, and pulls exactly what it held.
+// no event indexes, no registrant counters) opened by this binary gets
+// its indexes and counters built once, acknowledgements included, pulls
+// exactly what it held, and checks clean.
 func TestEventIndexBackfilledFromOlderFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "checkinbot.db")
 	s, err := Open(path)
@@ -75,7 +76,12 @@ func TestEventIndexBackfilledFromOlderFile(t *testing.T) {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketMeta).Delete(keyEventIndexBuilt); err != nil {
+		for _, k := range [][]byte{keyEventIndexBuilt, keyStatsBuilt} {
+			if err := tx.Bucket(bucketMeta).Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bucketStatCounts); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, u64(2))
@@ -86,7 +92,6 @@ func TestEventIndexBackfilledFromOlderFile(t *testing.T) {
 	if s, err = Open(path); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	if got := pullAll(t, s, "a", false); !slices.Equal(got, all) {
 		t.Errorf("after the backfill a pulls %v, want %v", got, all)
 	}
@@ -96,6 +101,15 @@ func TestEventIndexBackfilledFromOlderFile(t *testing.T) {
 	c, _, _ := s.CaseByID("case_000001")
 	if _, evs, err := s.Case("a", c.ID); err != nil || len(evs) != 1 || evs[0].ID != all[0] {
 		t.Errorf("case %s after the backfill: %v, %v", c.ID, evs, err)
+	}
+	st, err := s.Stats()
+	if err != nil || st.Registrants["new"] != 7 {
+		t.Errorf("counters after the backfill: %+v, %v; want 7 new", st.Registrants, err)
+	}
+	s.Close()
+	rep, err := Check(path)
+	if err != nil || len(rep.Problems) > 0 {
+		t.Errorf("check after the backfill: %v %v", rep.Problems, err)
 	}
 }
 

@@ -474,9 +474,12 @@ func (s *Store) migrate() error {
 		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
 			return err
 		}
-		// Version 3 added the event indexes (events.go), built here once
-		// from the outbox of an older file.
+		// Version 3 added the event indexes (events.go) and the registrant
+		// counters (stats.go), built here once from an older file.
 		if err := backfillEventIndex(tx); err != nil {
+			return err
+		}
+		if err := backfillStatCounts(tx); err != nil { // and the registrant counters (stats.go)
 			return err
 		}
 		if binary.BigEndian.Uint64(v) < SchemaVersion {

@@ -259,6 +259,9 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err := s.indexRegistrant(tx, key, prev, res, events, now); err != nil {
 			return err
 		}
+		if err := countRegistrant(tx, prev, raw != nil, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
+			return err
+		}
 		sends, purges, err := writeSends(tx, key, to, res, now)
 		if err != nil {
 			return err
