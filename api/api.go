@@ -34,6 +34,9 @@ type Store interface {
 	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
 	Events(q store.EventQuery) (store.EventPage, error)
 	AckEvent(embassy, eventID, by string, now time.Time) error
+	// RollCallCounts reads a roll call and its counts from counters kept
+	// in the transactions that move its members (not its memberships).
+	RollCallCounts(id string) (store.RollCall, store.RollCallCounts, bool, error)
 	// CursorKey is a 32-byte key kept with the data, made on first use:
 	// it seals the event pull's cursors, which must outlive a restart.
 	CursorKey() ([]byte, error)

@@ -52,6 +52,7 @@ type rollCallView struct {
 		Pending    int `json:"pending"`
 		Missed     int `json:"missed"`
 		Unprompted int `json:"unprompted"`
+		Prompted   int `json:"prompted"`
 	} `json:"counts"`
 }
 
@@ -63,12 +64,13 @@ type rollCallPage struct {
 	NextCursor *string  `json:"next_cursor"`
 }
 
-func rollCallViewOf(rep store.RollCallReport) *rollCallView {
-	v := &rollCallView{ID: rep.ID, Country: rep.Country, City: rep.City, CreatedAt: rep.CreatedAt,
-		Deadline: rep.Deadline, Closed: rep.Closed}
-	v.Counts.Responded, v.Counts.Pending = len(rep.Responded), len(rep.Pending)
-	v.Counts.Missed, v.Counts.Unprompted = len(rep.Missed), len(rep.Unprompted)
-	v.Counts.Members = v.Counts.Responded + v.Counts.Pending + v.Counts.Missed + v.Counts.Unprompted
+// rollCallViewOf is the view of a roll call with its counts, which the
+// store keeps as counters: reading them does not read the memberships.
+func rollCallViewOf(rc store.RollCall, n store.RollCallCounts) *rollCallView {
+	v := &rollCallView{ID: rc.ID, Country: rc.Country, City: rc.City, CreatedAt: rc.CreatedAt,
+		Deadline: rc.Deadline, Closed: rc.Closed}
+	v.Counts.Members, v.Counts.Responded, v.Counts.Pending = n.Members, n.Responded, n.Pending
+	v.Counts.Missed, v.Counts.Unprompted, v.Counts.Prompted = n.Missed, n.Unprompted, n.Prompted
 	return v
 }
 
@@ -170,7 +172,7 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 		return
 	}
 	a.opt.Log.Info("roll call started", "rollcall", rc.ID, "embassy", t.Embassy, "by", t.Label, "members", len(rc.Members))
-	rep, found, err := a.opt.RollCalls.RollCall(rc.ID)
+	rcNow, counts, found, err := a.opt.Store.RollCallCounts(rc.ID)
 	if err == nil && !found {
 		err = fmt.Errorf("roll call %s vanished after it started", rc.ID)
 	}
@@ -190,7 +192,7 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 	w.Header().Set("Location", Prefix+"rollcalls/"+rc.ID)
 	writeJSON(w, http.StatusAccepted, struct {
 		RollCall *rollCallView `json:"rollcall"`
-	}{rollCallViewOf(rep)})
+	}{rollCallViewOf(rcNow, counts)})
 }
 
 // Wait returns once every roll call's background prompting has finished;
@@ -228,20 +230,26 @@ func (a *API) getRollCall(w http.ResponseWriter, r *http.Request, t Token, id st
 		a.writeErr(w, r, err)
 		return
 	}
-	rep, found, err := a.opt.RollCalls.RollCall(id)
+	rc, counts, found, err := a.opt.Store.RollCallCounts(id)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
-	if !found || rep.EmbassyID != t.Embassy {
+	if !found || rc.EmbassyID != t.Embassy {
 		writeCode(w, http.StatusNotFound, errs.ENOTFOUND, "no such roll call")
 		return
 	}
 	out := struct {
 		RollCall *rollCallView `json:"rollcall"`
 		Page     *rollCallPage `json:"page,omitempty"`
-	}{RollCall: rollCallViewOf(rep)}
+	}{RollCall: rollCallViewOf(rc, counts)}
 	if list != "" {
+		// A page of a list still reads the roll call's memberships.
+		rep, _, err := a.opt.RollCalls.RollCall(id)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
 		ids := slices.Clone(rollCallLists[list](rep))
 		slices.Sort(ids)
 		start, _ := slices.BinarySearch(ids, after)

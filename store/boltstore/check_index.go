@@ -63,7 +63,8 @@ func (c *checker) indexes(cases map[string]store.Case) {
 	c.caseIndexes(cases)
 	c.registrantIndex()
 	c.eventIndexes(cases)
-	c.statCounts() // stats.go
+	c.statCounts()     // stats.go
+	c.rollCallCounts() // rollcall_counts.go
 }
 
 // caseIndexes checks the case index and the case status index.

@@ -42,12 +42,35 @@ func serveFile(tb testing.TB, path string, seed uint64) {
 		key := fmt.Sprintf("%064x", rng.IntN(15))
 		nat := []string{"MY", "ID"}[rng.IntN(2)]
 		erase := i > 100 && rng.IntN(10) == 0
-		o, err := s.Process(key, "", now, func(prev dialogs.State, _ bool) dialogs.Result {
+		if i == 30 || i == 70 {
+			var members []string
+			for m := range 15 {
+				members = append(members, fmt.Sprintf("%064x", m))
+			}
+			if err := s.CreateRollCall(store.RollCall{ID: fmt.Sprintf("rc_%d", i), EmbassyID: "my-mekong", Country: "KH",
+				CreatedAt: now, Deadline: now.Add(30 * time.Minute), Members: members}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if i == 60 {
+			if err := s.CloseRollCall("rc_30"); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		prompt := i > 30 && rng.IntN(3) == 0
+		o, err := s.ProcessSend(key, "", now, &store.Envelope{Channel: "telegram"}, func(prev dialogs.State, _ bool) dialogs.Result {
 			st := prev
 			st.Key, st.Lang, st.Status = key, "en", statuses[rng.IntN(len(statuses))]
 			st.Profile.Nationality, st.Profile.Country = nat, "KH"
 			st.Overdue = st.Status == dialogs.StatusActive && rng.IntN(3) == 0
+			st.Address = "chat"
 			r := dialogs.Result{State: st, Erase: erase}
+			if prompt {
+				r.Audit, r.Replies, r.Prompt = []string{store.AuditRollCallPrompted}, []dialogs.Reply{{Text: "check in now"}}, true
+			} else if rng.IntN(2) == 0 {
+				st.LastCheckin = now
+				r.State = st
+			}
 			if !erase && rng.IntN(2) == 0 {
 				r.Escalations = []dialogs.Escalation{{Type: types[rng.IntN(len(types))], Severity: escalation.SeverityHigh,
 					EmbassyID: route(nat, ""), Case: dialogs.CaseOpen}}
@@ -56,6 +79,13 @@ func serveFile(tb testing.TB, path string, seed uint64) {
 		})
 		if err != nil {
 			tb.Fatal(err)
+		}
+		for _, it := range o.Sends {
+			if rng.IntN(4) > 0 {
+				if err := s.AckSends([]store.SendAck{{Seq: it.Seq, UserKey: key, Accepted: rng.IntN(3) > 0}}); err != nil {
+					tb.Fatal(err)
+				}
+			}
 		}
 		for _, ev := range o.Events {
 			if rng.IntN(3) == 0 {
@@ -101,6 +131,9 @@ func TestCheckIndexesOfAServedFile(t *testing.T) {
 		}
 		for _, pr := range rep.Problems {
 			t.Errorf("seed %d: %s", seed, pr)
+		}
+		if rep.Counts["rollcall_accepted"] == 0 {
+			t.Errorf("seed %d: no roll-call prompt was accepted: the traffic does not exercise the counters", seed)
 		}
 		for _, idx := range []string{"case_index", "case_status_index", "regindex", "event_index", "event_unacked", "event_ids", "case_events"} {
 			if rep.Counts[idx] == 0 {
@@ -189,6 +222,12 @@ func TestCheckFindsEachIndexInconsistency(t *testing.T) {
 		{"registrant counter missing", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketStatCounts).Delete([]byte("status:active"))
 		}, "counter status:active: missing"},
+		{"roll-call counter drifted", func(tx *bolt.Tx) error {
+			return addCount(tx.Bucket(bucketRCCounts), rcCountKey("rc_70", byte(store.MemberResponded)), 1)
+		}, "counts"},
+		{"roll-call accepted count drifted", func(tx *bolt.Tx) error {
+			return addCount(tx.Bucket(bucketRCCounts), rcCountKey("rc_70", rcAccepted), 1)
+		}, "prompted (accepted), its members say"},
 		{"embassy sequence behind", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketEventSeq).Put([]byte("my-mekong"), u64(1))
 		}, "sequence is behind its events"},

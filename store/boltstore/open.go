@@ -482,6 +482,9 @@ func (s *Store) migrate() error {
 		if err := backfillStatCounts(tx); err != nil { // and the registrant counters (stats.go)
 			return err
 		}
+		if err := backfillRollCallCounts(tx); err != nil { // and the roll-call counters (rollcall_counts.go)
+			return err
+		}
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

@@ -266,6 +266,9 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err != nil {
 			return err
 		}
+		if err := rememberRollCallPrompt(tx, key, res, sends); err != nil { // rollcall_counts.go
+			return err
+		}
 		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
 		return nil
 	})
