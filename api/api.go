@@ -80,6 +80,10 @@ type Options struct {
 	// Log is the operational log (default slog.Default()). It never gets
 	// a note, a token or anything about a registrant.
 	Log *slog.Logger
+	// Observe, if set, hears of every request once answered: its route
+	// label (see Routes), status code and duration — for the operator's
+	// metrics (metrics.go says what it leaves out, and why).
+	Observe func(route string, code int, took time.Duration)
 }
 
 // MaxBody is the largest request body accepted (413 beyond).

@@ -74,8 +74,13 @@ func routeOf(r *http.Request) string {
 	return r.Method + " " + Prefix + strings.Join(segs, "/")
 }
 
-// ServeHTTP authenticates, rate-limits, routes and answers one request.
+// ServeHTTP authenticates, rate-limits, routes and answers one request,
+// and reports it to Options.Observe (metrics.go).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.observed(w, r, a.serve)
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	t, ok := a.auth.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="checkinbot"`)

@@ -125,7 +125,7 @@ var registration = []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti
 
 // allowedLabels are the only label names checkinbot's own metrics may
 // carry: each has a small, fixed set of values, none naming a person.
-var allowedLabels = []string{"channel", "result", "priority", "type", "outcome", "endpoint", "status", "state", "le"}
+var allowedLabels = []string{"channel", "result", "priority", "type", "outcome", "endpoint", "status", "state", "le", "route", "code"}
 
 // TestMetricsEndToEnd drives a registration and a duress check-in through
 // the whole program, scrapes /metrics from the admin listener, parses it
