@@ -45,11 +45,13 @@ type Store interface {
 	Registrants(embassy string, status store.RegistrantStatus, cursor string, limit int) (store.RegistrantPage, error)
 }
 
-// Resolver tells the conversation engine a case was resolved, so it clears
-// the registrant's open case and do_not_contact; *bot.Runner implements
-// it. It must never message the citizen.
+// Resolver records a resolution (a CaseChange with ActionResolve) and, in
+// the same transaction, the conversation engine's step that clears the
+// registrant's open case and do_not_contact; *bot.Runner implements it.
+// It must never message the citizen. Like Store.ChangeCase it fails with
+// errs.ECONFLICT, returning the case as it stands, when it lost a race.
 type Resolver interface {
-	CaseResolved(ctx context.Context, key, caseID string) error
+	ResolveCase(ctx context.Context, ch store.CaseChange) (escalation.Case, error)
 }
 
 // Token is one bearer token: the embassy it acts for, its label for the

@@ -359,18 +359,16 @@ func (a *API) noteCase(w http.ResponseWriter, r *http.Request, t Token, id strin
 	a.change(w, r, store.CaseChange{Embassy: t.Embassy, CaseID: id, Action: escalation.ActionNote, By: t.Label, Text: body.Text})
 }
 
-// change applies one change. A resolved case — resolved now, or found
-// resolved by a retry — is handed to the engine, which clears the
-// registrant's do_not_contact and open case without messaging them; a
-// retry thus repairs a crash between the two steps.
+// change applies one change. A resolution goes through the Resolver: the
+// case and the registrant's do_not_contact and open case change in one
+// transaction, without messaging them.
 func (a *API) change(w http.ResponseWriter, r *http.Request, ch store.CaseChange) {
-	c, err := a.opt.Store.ChangeCase(ch, a.opt.Now())
-	if ch.Action == escalation.ActionResolve && c.Status == escalation.CaseStatusResolved && c.UserKey != "" {
-		if rerr := a.opt.Resolver.CaseResolved(r.Context(), c.UserKey, c.ID); rerr != nil {
-			// The case stays resolved; do_not_contact stays set (the safe
-			// side) until a retry of resolve repairs it.
-			a.opt.Log.Error("resolved case not yet handed to the engine; retry the resolve", "case", c.ID, "err", rerr)
-		}
+	var c escalation.Case
+	var err error
+	if ch.Action == escalation.ActionResolve {
+		c, err = a.opt.Resolver.ResolveCase(r.Context(), ch)
+	} else {
+		c, err = a.opt.Store.ChangeCase(ch, a.opt.Now())
 	}
 	if errs.ErrorCode(err) == errs.ECONFLICT {
 		writeJSON(w, http.StatusConflict, errorBody{Error: errorDetail{Code: errs.ECONFLICT, Message: errs.Public(err)}, Case: viewOf(c)})

@@ -254,42 +254,46 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 // *escalation.TransitionError, and the case as it stands is returned.
 func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, error) {
 	var out store.Case
-	err := s.update(func(tx *bolt.Tx) error {
-		out = store.Case{}
-		cases := tx.Bucket(bucketCases)
-		raw := cases.Get([]byte(ch.CaseID))
-		if raw == nil {
-			return notFound("case", ch.CaseID)
-		}
-		var c store.Case
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
-		}
-		if c.EmbassyID != ch.Embassy {
-			return notFound("case", ch.CaseID)
-		}
-		old := c
-		if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
-			out = c
-			var te *escalation.TransitionError
-			if errors.As(err, &te) {
-				return &errs.Error{Code: errs.ECONFLICT, Key: "status", Reason: err.Error(), Err: err}
-			}
-			return err
-		}
-		if err := putJSON(cases, []byte(c.ID), c); err != nil {
-			return err
-		}
-		if err := reindexStatus(tx, old, c); err != nil {
-			return err
-		}
-		out = c
-		return appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), fmt.Sprintf("case.%s %s by %s", ch.Action, c.ID, ch.By))
-	})
+	err := s.update(func(tx *bolt.Tx) error { return changeIn(tx, ch, now, &out) })
 	if err != nil && errs.ErrorCode(err) == errs.EINTERNAL {
 		return out, fmt.Errorf("store: change case: %w", err)
 	}
 	return out, err
+}
+
+// changeIn applies ch in tx (ChangeCase, ResolveCase), leaving the case
+// as it then stands in *out — also when the change lost a race.
+func changeIn(tx *bolt.Tx, ch store.CaseChange, now time.Time, out *store.Case) error {
+	*out = store.Case{}
+	cases := tx.Bucket(bucketCases)
+	raw := cases.Get([]byte(ch.CaseID))
+	if raw == nil {
+		return notFound("case", ch.CaseID)
+	}
+	var c store.Case
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
+	}
+	if c.EmbassyID != ch.Embassy {
+		return notFound("case", ch.CaseID)
+	}
+	old := c
+	if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
+		*out = c
+		var te *escalation.TransitionError
+		if errors.As(err, &te) {
+			return &errs.Error{Code: errs.ECONFLICT, Key: "status", Reason: err.Error(), Err: err}
+		}
+		return err
+	}
+	if err := putJSON(cases, []byte(c.ID), c); err != nil {
+		return err
+	}
+	if err := reindexStatus(tx, old, c); err != nil {
+		return err
+	}
+	*out = c
+	return appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), fmt.Sprintf("case.%s %s by %s", ch.Action, c.ID, ch.By))
 }
 
 func ackKey(embassy, eventID string) []byte {

@@ -191,13 +191,24 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
 	var out store.Outcome
-	err := s.update(func(tx *bolt.Tx) (err error) {
+	err := s.update(processIn(s, key, inboundID, now, to, h, &out))
+	if err != nil {
+		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
+	return out, nil
+}
+
+// processIn is the write of one event (ProcessSend) as a function of a
+// transaction, so another write can run it inside its own (ResolveCase):
+// it fills *out.
+func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelope, h store.Handler, out *store.Outcome) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = badEvent(p)
 			}
 		}()
-		out = store.Outcome{}
+		*out = store.Outcome{}
 		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
 			out.Duplicate = true
 			return nil
@@ -271,11 +282,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		}
 		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
 		return nil
-	})
-	if err != nil {
-		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
-	return out, nil
 }
 
 // writeEscalations assigns cases and ids and appends the events to the
