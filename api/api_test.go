@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // firstCase returns the embassy's newest case, as the API lists it.
@@ -204,12 +205,12 @@ func TestEmbassyAPI(t *testing.T) {
 		}
 		var actions []string
 		for _, e := range audit {
-			if strings.Contains(e.Action, my.ID) && strings.Contains(e.Action, " by ") {
-				actions = append(actions, e.Action)
+			if e.Action == store.AuditCaseUpdated && strings.Contains(e.Reason, my.ID) && strings.Contains(e.Reason, " by ") {
+				actions = append(actions, e.Reason)
 			}
 		}
-		want := []string{"case.note " + my.ID + " by MY_TOKEN", "case.ack " + my.ID + " by MY_TOKEN_NEW",
-			"case.resolve " + my.ID + " by MY_TOKEN", "case.note " + my.ID + " by MY_TOKEN"}
+		want := []string{"case.note " + my.ID + " by MY_TOKEN: open -> open", "case.ack " + my.ID + " by MY_TOKEN_NEW: open -> acked",
+			"case.resolve " + my.ID + " by MY_TOKEN: acked -> resolved", "case.note " + my.ID + " by MY_TOKEN: resolved -> resolved"}
 		if !slices.Equal(actions, want) {
 			t.Errorf("audit of the case: %q, want %q", actions, want)
 		}

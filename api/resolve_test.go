@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 )
 
 // TestResolveRace: officers of one embassy resolve the same case at once,
@@ -74,7 +77,7 @@ func TestResolveRace(t *testing.T) {
 	audit, _ := w.Store.Audit()
 	n := 0
 	for _, e := range audit {
-		if e.Action == "case.resolve "+c.ID+" by "+winner.Case.ResolvedBy {
+		if e.Action == store.AuditCaseUpdated && e.Subject == dialogs.Pseudonym(key) {
 			n++
 		}
 	}

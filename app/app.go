@@ -65,6 +65,10 @@ type Options struct {
 	API func(api.Options) api.Options
 	// DrainTimeout and StaleAfter are the runner's; zero keeps its defaults.
 	DrainTimeout, StaleAfter time.Duration
+	// Unlimited turns the flood and registration limits ([limits]) off:
+	// the demo's one local user, whose scripted input comes as fast as it
+	// is read, is no flood.
+	Unlimited bool
 	// DeliverBeforeExit, if positive, is how long Run waits after the
 	// channels stopped for recorded escalations to be delivered (a scripted
 	// demo shows its last escalations before exiting).
@@ -79,6 +83,10 @@ type Options struct {
 	AdminListen string
 	// AdminToken authorises the online backup on the admin listener.
 	AdminToken string
+	// AuditKey keys the audit trail (boltstore.Options.AuditKey): derived
+	// from the master key by the caller; empty: reasons are not recorded
+	// and the trail is only hash-chained.
+	AuditKey []byte
 }
 
 // App is the running program's parts. The fields are for callers and
@@ -131,9 +139,10 @@ func Open(opt Options) (_ *App, err error) {
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if a.Store, err = boltstore.Open(filepath.Join(opt.DataDir, "checkinbot.db")); err != nil {
+	if a.Store, err = boltstore.OpenWith(filepath.Join(opt.DataDir, "checkinbot.db"), boltstore.Options{AuditKey: opt.AuditKey}); err != nil {
 		return nil, err
 	}
+	a.logAuditHead() // audit.go
 	if err := a.Store.IndexWith(a.Engine.Directory.EmbassyFor, routingFingerprint(a.Engine.Directory)); err != nil {
 		return nil, fmt.Errorf("registrant index: %w", err)
 	}
@@ -154,6 +163,9 @@ func Open(opt Options) (_ *App, err error) {
 	}
 	if opt.StaleAfter > 0 {
 		r.StaleAfter = opt.StaleAfter
+	}
+	if !opt.Unlimited {
+		r.Flood, r.Registrations = limits(c.Limits)
 	}
 	a.Runner = r
 	routes := false
@@ -191,6 +203,25 @@ func Open(opt Options) (_ *App, err error) {
 	return a, nil
 }
 
+// limits is the runner's flood and registration limits: the defaults
+// with the [limits] overrides.
+func limits(l config.Limits) (bot.FloodLimit, bot.RegistrationLimit) {
+	f, g := bot.DefaultFloodLimit, bot.DefaultRegistrationLimit
+	if l.FloodMessages > 0 {
+		f.Messages = l.FloodMessages
+	}
+	if l.FloodWindow.Duration > 0 {
+		f.Window = l.FloodWindow.Duration
+	}
+	if l.RegistrationsPerChat > 0 {
+		g.PerChatPerDay = l.RegistrationsPerChat
+	}
+	if l.RegistrationsPerMinute > 0 {
+		g.PerMinute = l.RegistrationsPerMinute
+	}
+	return f, g
+}
+
 // Addr is the HTTP listener's address ("" without one): with Listen
 // "127.0.0.1:0", the port the system chose.
 func (a *App) Addr() string {
@@ -208,7 +239,8 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() { defer bg.Done(); a.compactAudit(bgCtx) }() // audit.go
 	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
 	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()

@@ -114,6 +114,11 @@ type Runner struct {
 	// ResendEvery is how often RunOutbox retries replies that are neither
 	// sent nor in a channel's queue (a channel that refused to queue them).
 	ResendEvery time.Duration
+	// Flood is the per-citizen inbound limit and Registrations the limits
+	// on new records (flood.go); zero values mean none. Set them before
+	// the first Submit.
+	Flood         FloodLimit
+	Registrations RegistrationLimit
 
 	mu      sync.Mutex
 	senders map[string]Sender
@@ -123,6 +128,8 @@ type Runner struct {
 	health  health
 	givenUp atomic.Int64
 	stats   stats // counters for /metrics (stats.go)
+	flood   floodGate
+	admit   admission
 	// volatile: replies bypass the send queue (benchmarks' baseline only).
 	volatile bool
 	// afterInput, if set, sees every input the runner committed (tests).
@@ -176,11 +183,15 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 	done := make(chan error, 1)
 	arrived := time.Now() // real time, for pacing; the engine's clock is r.Now
 	key := store.UserKey(r.Pepper, in.Channel, in.Address)
+	mark := dialogs.FloodNone
+	if fromCitizen(in.Kind) {
+		mark = r.flood.arrive(r.Flood, key, arrived, r.Log, in.Channel) // counted in call order too
+	}
 	t := r.order.enter(key) // the place in line is taken now, in call order
 	id := r.stats.arrive(in.Channel, arrived)
 	go func() {
 		<-t.ready
-		err := r.handleHeld(ctx, key, in, arrived)
+		err := r.handleHeld(ctx, key, in, mark, arrived)
 		t.leave()
 		r.stats.leave(id)
 		if err != nil && errors.Is(err, ErrStoreUnavailable) {
@@ -197,9 +208,9 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 }
 
 // handleHeld processes one inbound update; the caller holds key's turn.
-func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, arrived time.Time) error {
+func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, mark dialogs.Flood, arrived time.Time) error {
 	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
-		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon}
+		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon, Flood: mark}
 	inboundID := ""
 	if in.MessageID != "" {
 		inboundID = in.Channel + ":" + in.MessageID
@@ -280,14 +291,31 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 	if env.DeleteID != "" {
 		env.DeleteBy = now.Add(PurgeWindow)
 	}
+	reserved, created := false, false
 	handler := func(prev dialogs.State, found bool) dialogs.Result {
+		created = false
 		if !found && !fromCitizen(input.Kind) {
 			// A timer, a delivery report or an unreachable notice about
 			// someone with no record (erased meanwhile): keep nothing —
 			// the engine would otherwise store a blank record for them.
 			return dialogs.Result{State: prev, Erase: true}
 		}
-		return r.Engine.Handle(prev, input, now)
+		if !found && input.Flood != dialogs.FloodNone {
+			// Someone unknown, flooding: the hint at most, and no record.
+			res := r.Engine.Handle(prev, input, now)
+			res.State, res.Erase = prev, true
+			return res
+		}
+		if !found {
+			// A new record: within the registration limits only (flood.go).
+			if !r.admit.reserve(r.Registrations, key, now) {
+				return r.Engine.TryLater(input)
+			}
+			reserved = true
+		}
+		res := r.Engine.Handle(prev, input, now)
+		created = !found && !res.Erase
+		return res
 	}
 	var out store.Outcome
 	var err error
@@ -295,6 +323,9 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 		out, err = r.Store.Process(key, inboundID, now, handler)
 	} else {
 		out, err = r.Store.ProcessSend(key, inboundID, now, &env, handler)
+	}
+	if reserved {
+		r.admit.settle(key, now, err == nil && !out.Duplicate && created)
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrBadEvent) {
@@ -323,8 +354,9 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 	// The reply goes first and escalations are announced after it: the
 	// embassy's copy is already durable, and a duress reply must not wait
 	// for anything a normal check-in does not.
-	if input.Kind == dialogs.KindText || input.Kind == dialogs.KindButton ||
-		input.Kind == dialogs.KindLocation || input.Kind == dialogs.KindMedia {
+	if fromCitizen(input.Kind) && (input.Flood != dialogs.FloodSilent || len(out.Sends) > 0) {
+		// A silenced message has nothing to pace, and its place in the
+		// citizen's line is given up at once.
 		r.pace(ctx, arrived)
 	}
 	if r.volatile {

@@ -104,7 +104,7 @@ func TestEventsOfOneUserAreSerialised(t *testing.T) {
 	}
 	checkins := map[string]int{}
 	for _, e := range entries {
-		if e.Action == "checkin" {
+		if e.Action == store.AuditRegistrantUpdated && e.Reason == "checkin" {
 			checkins[e.Subject]++
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/errs"
 	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/identity"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -40,10 +41,15 @@ type Config struct {
 	NeutralWording bool      `toml:"neutral_wording"`
 	Checkin        Checkin   `toml:"checkin"`
 	Delivery       Delivery  `toml:"delivery"`
+	Audit          Audit     `toml:"audit"`
 	Telegram       Telegram  `toml:"telegram"`
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
+	Limits         Limits    `toml:"limits"`
 	Countries      []Country `toml:"country"`
 	Embassies      []Embassy `toml:"embassy"`
+	// Identity is the [identity] table: verified identity through
+	// national digital IDs (DESIGN §12); config/identity.go checks it.
+	Identity identity.Settings `toml:"identity"`
 
 	// Name is the file the configuration came from, for error messages.
 	Name string `toml:"-"`
@@ -56,6 +62,25 @@ type Delivery struct {
 	GiveUpAfter    Duration `toml:"give_up_after"`
 	KeepDelivered  Duration `toml:"keep_delivered"`
 	HeartbeatEvery Duration `toml:"heartbeat_every"`
+}
+
+// Audit is the [audit] table: how long the audit trail keeps entries.
+type Audit struct {
+	// Retention: entries older than this are compacted into one
+	// checkpoint that keeps the chain verifiable (unset: DefaultAuditRetention).
+	Retention Duration `toml:"retention"`
+}
+
+// DefaultAuditRetention is audit.retention when unset: 400 days, a year
+// of audit with a margin.
+const DefaultAuditRetention = 400 * 24 * time.Hour
+
+// AuditRetention is audit.retention, or its default.
+func (c *Config) AuditRetention() time.Duration {
+	if c.Audit.Retention.Duration > 0 {
+		return c.Audit.Retention.Duration
+	}
+	return DefaultAuditRetention
 }
 
 // Telegram is the [telegram] table. The bot token itself comes from the
@@ -84,6 +109,35 @@ type Telegram struct {
 type WhatsApp struct {
 	PerRecipientInterval Duration `toml:"per_recipient_interval"`
 	GlobalInterval       Duration `toml:"global_interval"`
+}
+
+// Limits is the [limits] table: flood and abuse control (the runner's
+// bot.FloodLimit and bot.RegistrationLimit). Zero means the default.
+type Limits struct {
+	// FloodMessages within FloodWindow from one citizen start a flood: one
+	// hint, then no replies (every message still read) until a whole
+	// window passes with nothing.
+	FloodMessages int      `toml:"flood_messages"`
+	FloodWindow   Duration `toml:"flood_window"`
+	// RegistrationsPerChat is how many new records one chat may start in
+	// a day; RegistrationsPerMinute how many all unknown chats may start
+	// in a minute.
+	RegistrationsPerChat   int `toml:"registrations_per_chat"`
+	RegistrationsPerMinute int `toml:"registrations_per_minute"`
+}
+
+func (l Limits) validate() error {
+	switch {
+	case l.FloodMessages != 0 && (l.FloodMessages < 5 || l.FloodMessages > 10000):
+		return configError(errs.EINVALID, "limits.flood_messages", "must be between 5 and 10000 messages (default 20), got %d", l.FloodMessages)
+	case l.FloodWindow.Duration != 0 && (l.FloodWindow.Duration < time.Second || l.FloodWindow.Duration > 10*time.Minute):
+		return configError(errs.EINVALID, "limits.flood_window", "must be between 1s and 10m (default 10s), got %s", l.FloodWindow.Duration)
+	case l.RegistrationsPerChat != 0 && (l.RegistrationsPerChat < 1 || l.RegistrationsPerChat > 1000):
+		return configError(errs.EINVALID, "limits.registrations_per_chat", "must be between 1 and 1000 a day (default 5), got %d", l.RegistrationsPerChat)
+	case l.RegistrationsPerMinute != 0 && (l.RegistrationsPerMinute < 1 || l.RegistrationsPerMinute > 1000000):
+		return configError(errs.EINVALID, "limits.registrations_per_minute", "must be between 1 and 1000000 a minute (default 120), got %d", l.RegistrationsPerMinute)
+	}
+	return nil
 }
 
 // Partner is an [[embassy.partner]]: an NGO endpoint receiving chosen types.
@@ -311,6 +365,9 @@ func (c *Config) validate() error {
 	if err := c.Telegram.validate(); err != nil {
 		return err
 	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
 	if d := c.WhatsApp.PerRecipientInterval.Duration; d != 0 && d < 500*time.Millisecond {
 		return bad(errs.EINVALID, "whatsapp.per_recipient_interval", "%s is too fast for WhatsApp (at least 500ms; default 2s)", d)
 	}
@@ -324,7 +381,7 @@ func (c *Config) validate() error {
 		d   Duration
 	}{{"delivery.timeout", c.Delivery.Timeout}, {"delivery.secondary_after", c.Delivery.SecondaryAfter},
 		{"delivery.give_up_after", c.Delivery.GiveUpAfter}, {"delivery.keep_delivered", c.Delivery.KeepDelivered},
-		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}} {
+		{"delivery.heartbeat_every", c.Delivery.HeartbeatEvery}, {"audit.retention", c.Audit.Retention}} {
 		if d.d.Duration < 0 {
 			return bad(errs.EINVALID, d.key, "must not be negative")
 		}
@@ -337,7 +394,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	return nil
+	return c.validateIdentity()
 }
 
 // Policy converts [checkin] and the notice settings for the engine; unset

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/checkinbot/checkinbot/errs"
 )
@@ -308,10 +309,19 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "TelegramPerChatNegative", code: errs.EINVALID, text: add("[telegram]\nper_chat_interval = \"-1s\"\n"), key: "telegram.per_chat_interval", msg: "test.toml: telegram.per_chat_interval: must not be negative"},
 		{name: "WhatsAppPerRecipientFast", code: errs.EINVALID, text: add("[whatsapp]\nper_recipient_interval = \"100ms\"\n"), key: "whatsapp.per_recipient_interval", msg: "test.toml: whatsapp.per_recipient_interval: 100ms is too fast for WhatsApp (at least 500ms; default 2s)"},
 		{name: "WhatsAppGlobalFast", code: errs.EINVALID, text: add("[whatsapp]\nglobal_interval = \"100ms\"\n"), key: "whatsapp.global_interval", msg: "test.toml: whatsapp.global_interval: 100ms is too fast for WhatsApp (at least 200ms; default 1s)"},
+		{name: "LimitsFloodMessagesLow", code: errs.EINVALID, text: add("[limits]\nflood_messages = 4\n"), key: "limits.flood_messages", msg: "test.toml: limits.flood_messages: must be between 5 and 10000 messages (default 20), got 4"},
+		{name: "LimitsFloodMessagesHigh", code: errs.EINVALID, text: add("[limits]\nflood_messages = 10001\n"), key: "limits.flood_messages", msg: "test.toml: limits.flood_messages: must be between 5 and 10000 messages (default 20), got 10001"},
+		{name: "LimitsFloodWindowShort", code: errs.EINVALID, text: add("[limits]\nflood_window = \"500ms\"\n"), key: "limits.flood_window", msg: "test.toml: limits.flood_window: must be between 1s and 10m (default 10s), got 500ms"},
+		{name: "LimitsFloodWindowLong", code: errs.EINVALID, text: add("[limits]\nflood_window = \"11m\"\n"), key: "limits.flood_window", msg: "test.toml: limits.flood_window: must be between 1s and 10m (default 10s), got 11m0s"},
+		{name: "LimitsPerChatNegative", code: errs.EINVALID, text: add("[limits]\nregistrations_per_chat = -1\n"), key: "limits.registrations_per_chat", msg: "test.toml: limits.registrations_per_chat: must be between 1 and 1000 a day (default 5), got -1"},
+		{name: "LimitsPerChatHigh", code: errs.EINVALID, text: add("[limits]\nregistrations_per_chat = 1001\n"), key: "limits.registrations_per_chat", msg: "test.toml: limits.registrations_per_chat: must be between 1 and 1000 a day (default 5), got 1001"},
+		{name: "LimitsPerMinuteNegative", code: errs.EINVALID, text: add("[limits]\nregistrations_per_minute = -5\n"), key: "limits.registrations_per_minute", msg: "test.toml: limits.registrations_per_minute: must be between 1 and 1000000 a minute (default 120), got -5"},
+		{name: "LimitsPerMinuteHigh", code: errs.EINVALID, text: add("[limits]\nregistrations_per_minute = 1000001\n"), key: "limits.registrations_per_minute", msg: "test.toml: limits.registrations_per_minute: must be between 1 and 1000000 a minute (default 120), got 1000001"},
 		{name: "DeliveryTimeoutNegative", code: errs.EINVALID, text: add("[delivery]\ntimeout = \"-1s\"\n"), key: "delivery.timeout", msg: "test.toml: delivery.timeout: must not be negative"},
 		{name: "DeliverySecondaryNegative", code: errs.EINVALID, text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
 		{name: "DeliveryGiveUpNegative", code: errs.EINVALID, text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
 		{name: "DeliveryKeepNegative", code: errs.EINVALID, text: add("[delivery]\nkeep_delivered = \"-1s\"\n"), key: "delivery.keep_delivered", msg: "test.toml: delivery.keep_delivered: must not be negative"},
+		{name: "AuditRetentionNegative", code: errs.EINVALID, text: add("[audit]\nretention = \"-1h\"\n"), key: "audit.retention", msg: "test.toml: audit.retention: must not be negative"},
 		{name: "DeliveryHeartbeatNegative", code: errs.EINVALID, text: add("[delivery]\nheartbeat_every = \"-1s\"\n"), key: "delivery.heartbeat_every", msg: "test.toml: delivery.heartbeat_every: must not be negative"},
 		{name: "ServeNoURL", code: errs.EMISSING, endpoints: true, text: e(primaryA, ""), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: missing for embassy \"my-kh\": its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), or pull_only = true if this embassy will fetch its events from the event API"},
 		{name: "ServeSecretUnset", code: errs.EMISSING, endpoints: true, text: e(`"A_SECRET"`, `"A_SECRET_UNSET"`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: environment variable A_SECRET_UNSET is not set"},
@@ -420,5 +430,34 @@ func TestSeveralBadDelivery(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != "delivery.timeout" {
 			t.Fatalf("got %v, want delivery.timeout", err)
 		}
+	}
+}
+
+// TestAuditRetention: unset is the documented default (400 days); a set
+// value is taken as it is.
+func TestAuditRetention(t *testing.T) {
+	if got := Default().AuditRetention(); got != 9600*time.Hour {
+		t.Errorf("default audit retention %v, want 400 days (9600h, as documented)", got)
+	}
+	c, err := Parse("test.toml", twoEmbassies+"[audit]\nretention = \"720h\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AuditRetention(); got != 720*time.Hour {
+		t.Errorf("audit retention %v, want 720h", got)
+	}
+}
+
+// TestLimits: [limits] keys parse, and unset ones stay zero (the runner's
+// defaults apply, app.limits).
+func TestLimits(t *testing.T) {
+	text := edit(t, twoEmbassies, "[[country]]", "[limits]\nflood_messages = 30\nflood_window = \"1m\"\nregistrations_per_chat = 2\n\n[[country]]")
+	c, err := Parse("test.toml", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{FloodMessages: 30, FloodWindow: Duration{time.Minute}, RegistrationsPerChat: 2}
+	if c.Limits != want {
+		t.Errorf("limits %+v, want %+v", c.Limits, want)
 	}
 }

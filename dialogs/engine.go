@@ -70,20 +70,10 @@ func (t *turn) normalized() string {
 
 // Handle applies one input to a registrant's state at time now.
 func (e *Engine) Handle(st State, in Input, now time.Time) Result {
-	in.Text = cleanText(in.Text)
-	if st.Hidden != nil {
-		// Copy, so the caller's state (which the store still needs, to find
-		// the old due-index entry) is never changed behind its back.
-		h := *st.Hidden
-		st.Hidden = &h
+	if in.Flood != FloodNone && fromCitizen(in.Kind) {
+		return e.handleFlooded(st, in, now)
 	}
-	if st.Key == "" {
-		st.Key = in.Key
-	}
-	if st.Lang == "" {
-		st.Lang = e.SuggestLanguage(in.LangHint)
-	}
-	t := &turn{e: e, st: st, in: in, now: now}
+	t := e.newTurn(st, in, now)
 	switch in.Kind {
 	case KindTimer:
 		t.timer()
@@ -108,6 +98,11 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	default:
 		t.message()
 	}
+	return t.finish(st)
+}
+
+// finish completes the result of a turn that started from st.
+func (t *turn) finish(st State) Result {
 	if steps()[st.Step].sensitive && !steps()[t.st.Step].sensitive {
 		// Leaving the keyword exchange, however it ended — changed,
 		// mistyped, abandoned for another question — removes its messages.
@@ -115,6 +110,30 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 	}
 	t.res.State = t.st
 	return t.res
+}
+
+// newTurn starts the work of one Handle call on a copy of st.
+func (e *Engine) newTurn(st State, in Input, now time.Time) *turn {
+	in.Text = cleanText(in.Text)
+	if st.Hidden != nil {
+		// Copy, so the caller's state (which the store still needs, to find
+		// the old due-index entry) is never changed behind its back.
+		h := *st.Hidden
+		st.Hidden = &h
+	}
+	if st.Key == "" {
+		st.Key = in.Key
+	}
+	if st.Lang == "" {
+		st.Lang = e.SuggestLanguage(in.LangHint)
+	}
+	return &turn{e: e, st: st, in: in, now: now}
+}
+
+// fromCitizen reports whether an input is something the citizen sent (the
+// only kind a flood mark applies to).
+func fromCitizen(k InputKind) bool {
+	return k == KindText || k == KindButton || k == KindLocation || k == KindMedia
 }
 
 // cleanText makes any input safe to process and to echo: valid UTF-8, no
@@ -142,12 +161,18 @@ func cleanText(s string) string {
 // first: if the message carries a keyword, duress.triggered is recorded and
 // any stop, pause or delete the message asks for will only pretend.
 func (t *turn) message() {
+	t.silent()
+	t.dispatch()
+}
+
+// silent is the part of reading a message that the phone never sees; a
+// flooded message gets only this (flood.go).
+func (t *turn) silent() {
 	t.st.Unreachable = false
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()
 	}
-	t.dispatch()
 }
 
 // detectDuress looks for the keyword on every text of anyone who has one.

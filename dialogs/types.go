@@ -316,6 +316,9 @@ type Input struct {
 	Area     string    // KindRollCall: human-readable area for the prompt
 	// RollCallID names the roll call (KindRollCall, KindRollCallMissed).
 	RollCallID string
+	// Flood says whether the sender is flooding (the runner counts, per
+	// citizen, in arrival order; flood.go says what a flooded message does).
+	Flood Flood
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.

@@ -120,6 +120,8 @@ var (
 	descOverdue   = prometheus.NewDesc("checkinbot_registrants_overdue", "Active registrants a checkin.missed went out for, not checked in since.", nil, nil)
 	descLastCheck = prometheus.NewDesc("checkinbot_last_checkin_timestamp_seconds", "Unix time of the latest check-in of any registrant (0: none yet).", nil, nil)
 	descStatsErr  = prometheus.NewDesc("checkinbot_store_stats_ok", "1 when the store's counts could be read at this scrape.", nil, nil)
+	descAuditSeq  = prometheus.NewDesc("checkinbot_audit_head_seq", "Seq of the audit trail's last entry (checkinbot audit verify --expect-head).", nil, nil)
+	descAuditHash = prometheus.NewDesc("checkinbot_audit_head_hash_prefix", "The first 53 bits of the audit trail's head hash, as an integer (the full hash is in the start log).", nil, nil)
 )
 
 // waStates are the WhatsApp states always exported, so an alert on
@@ -132,7 +134,7 @@ var registrantStatuses = []string{"new", "active", "paused", "stopped"}
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInbound, descOutbound, descQueued, descInFlight, descIntakeAge, descGivenUp,
 		descWritable, descTG429, descWAState, descWAReady, descDepth, descOldest, descUnrouted, descCritical, descRegs,
-		descOverdue, descLastCheck, descStatsErr} {
+		descOverdue, descLastCheck, descStatsErr, descAuditSeq, descAuditHash} {
 		ch <- d
 	}
 }
@@ -208,6 +210,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		last = float64(st.LastCheckin.Unix())
 	}
 	gauge(descLastCheck, last)
+	gauge(descAuditSeq, float64(st.AuditHead.Seq))
+	gauge(descAuditHash, float64(hashPrefix53(st.AuditHead.Hash)))
+}
+
+// hashPrefix53 is the first 53 bits of a hex hash: the most a float64
+// gauge carries exactly (0 for an empty or malformed hash).
+func hashPrefix53(h string) uint64 {
+	if len(h) < 14 {
+		return 0
+	}
+	v, err := strconv.ParseUint(h[:14], 16, 64) // 56 bits
+	if err != nil {
+		return 0
+	}
+	return v >> 3
 }
 
 func b2f(b bool) float64 {

@@ -153,7 +153,10 @@ func TestMetricsEndToEnd(t *testing.T) {
 		fams, body = scrape(t, p)
 		sent, _ := value(fams, "checkinbot_outbound_total", "channel", "telegram", "result", "sent")
 		done, _ := value(fams, "checkinbot_delivery_attempts_total", "outcome", "delivered")
-		return sent >= float64(len(texts)) && done >= 2
+		// The store's counts are cached for StatsEvery: wait until a
+		// scrape's counts were read after the deliveries, too.
+		depth, _ := value(fams, "checkinbot_outbox_depth", "endpoint", p.Deliverer.Endpoints[0].ID)
+		return sent >= float64(len(texts)) && done >= 2 && depth == 0
 	})
 	for _, c := range []struct {
 		name   string
@@ -179,6 +182,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 		{"checkinbot_intake_in_flight", nil, eq(0), "nothing held"},
 		{"checkinbot_critical_undelivered_oldest_seconds", nil, eq(0), "all delivered"},
 		{"checkinbot_outbox_unrouted", nil, eq(0), "all routed"},
+		{"checkinbot_audit_head_seq", nil, atLeast(2), "registration and check-ins audited"},
+		{"checkinbot_audit_head_hash_prefix", nil, func(v float64) bool { return v > 0 && v < 1<<53 }, "53 bits of the head hash"},
 		{"checkinbot_outbox_depth", []string{"endpoint", p.Deliverer.Endpoints[0].ID}, eq(0), "exported at zero per endpoint"},
 		{"checkinbot_outbox_oldest_undelivered_seconds", []string{"endpoint", p.Deliverer.Endpoints[0].ID}, eq(0), "exported per endpoint"},
 	} {

@@ -24,6 +24,9 @@ type Stats struct {
 	// OldestCritical is when the oldest critical event that some endpoint
 	// still owes was recorded (zero: none owed).
 	OldestCritical time.Time
+	// AuditHead is the audit trail's end, exported so the head is kept
+	// outside the data file (a rollback to an older copy shows).
+	AuditHead AuditHead
 }
 
 // EndpointBacklog is one endpoint's undelivered rows.

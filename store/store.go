@@ -51,14 +51,27 @@ type Event = escalation.Event
 type Case = escalation.Case
 
 // AuditEntry is one link of the append-only audit chain. Hash covers the
-// entry with Hash empty, and Prev is the previous entry's Hash.
+// entry with Hash, MAC and Checkpoint empty, and Prev is the previous
+// entry's Hash. Action is neutral (AuditRegistrantUpdated …); the reason
+// is only in Sealed (audit.go).
 type AuditEntry struct {
 	Seq     uint64    `json:"seq"`
 	At      time.Time `json:"at"`
 	Subject string    `json:"subject,omitempty"` // pseudonymous registrant id
 	Action  string    `json:"action"`
-	Prev    string    `json:"prev"`
-	Hash    string    `json:"hash,omitempty"`
+	// Sealed is the reason, padded and sealed (AES-256-GCM) under the
+	// audit key; absent when the store has no audit key.
+	Sealed []byte `json:"sealed,omitempty"`
+	Prev   string `json:"prev"`
+	Hash   string `json:"hash,omitempty"`
+	// MAC is an HMAC-SHA256 of Hash under the audit key, so a trail edited
+	// and re-chained by someone without the key fails verification.
+	MAC string `json:"mac,omitempty"`
+	// Checkpoint is a checkpoint entry's own MAC over its seq and hash.
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Reason is Sealed opened, filled by readers holding the key; never
+	// stored.
+	Reason string `json:"-"`
 }
 
 // Outcome is what Process committed.

@@ -260,7 +260,7 @@ func tableName(heading string) (string, bool) {
 	return m[1], true
 }
 
-var keyCell = regexp.MustCompile("^`([a-z_]+)`$")
+var keyCell = regexp.MustCompile("^`([a-z][a-z0-9_]*)`$")
 
 // documentedKeys lists the keys configuration.md's tables document.
 func documentedKeys(t *testing.T, md string) []string {

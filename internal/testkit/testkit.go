@@ -29,10 +29,14 @@ func Engine(tb testing.TB) *dialogs.Engine {
 	return &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: Pepper}
 }
 
+// AuditKey is the fixed audit key of tests (boltstore.Options.AuditKey), so
+// tests can read the sealed reasons of the audit trail.
+var AuditKey = []byte("testkit-audit-key-0123456789abcd")
+
 // Store opens a store in a new temporary directory, closed after the test.
 func Store(tb testing.TB) *boltstore.Store {
 	tb.Helper()
-	s, err := boltstore.Open(filepath.Join(tb.TempDir(), "checkinbot.db"))
+	s, err := boltstore.OpenWith(filepath.Join(tb.TempDir(), "checkinbot.db"), boltstore.Options{AuditKey: AuditKey})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func Runner(tb testing.TB) *bot.Runner {
 // closed after the test; closing it earlier is harmless.
 func StoreAt(tb testing.TB, path string) *boltstore.Store {
 	tb.Helper()
-	s, err := boltstore.Open(path)
+	s, err := boltstore.OpenWith(path, boltstore.Options{AuditKey: AuditKey})
 	if err != nil {
 		tb.Fatal(err)
 	}

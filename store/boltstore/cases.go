@@ -254,7 +254,7 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 // *escalation.TransitionError, and the case as it stands is returned.
 func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, error) {
 	var out store.Case
-	err := s.update(func(tx *bolt.Tx) error { return changeIn(tx, ch, now, &out) })
+	err := s.update(func(tx *bolt.Tx) error { return s.changeIn(tx, ch, now, &out) })
 	if err != nil && errs.ErrorCode(err) == errs.EINTERNAL {
 		return out, fmt.Errorf("store: change case: %w", err)
 	}
@@ -263,7 +263,7 @@ func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, erro
 
 // changeIn applies ch in tx (ChangeCase, ResolveCase), leaving the case
 // as it then stands in *out — also when the change lost a race.
-func changeIn(tx *bolt.Tx, ch store.CaseChange, now time.Time, out *store.Case) error {
+func (s *Store) changeIn(tx *bolt.Tx, ch store.CaseChange, now time.Time, out *store.Case) error {
 	*out = store.Case{}
 	cases := tx.Bucket(bucketCases)
 	raw := cases.Get([]byte(ch.CaseID))
@@ -293,7 +293,8 @@ func changeIn(tx *bolt.Tx, ch store.CaseChange, now time.Time, out *store.Case) 
 		return err
 	}
 	*out = c
-	return appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), fmt.Sprintf("case.%s %s by %s", ch.Action, c.ID, ch.By))
+	return s.appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), store.AuditCaseUpdated,
+		fmt.Sprintf("case.%s %s by %s: %s -> %s", ch.Action, c.ID, ch.By, old.Status, c.Status))
 }
 
 func ackKey(embassy, eventID string) []byte {
@@ -334,6 +335,6 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 		if ev.Registrant != nil {
 			subject = ev.Registrant.ID
 		}
-		return appendAudit(tx, now, subject, fmt.Sprintf("event.ack %s by %s", eventID, by))
+		return s.appendAudit(tx, now, subject, store.AuditEventAcknowledged, fmt.Sprintf("event.ack %s by %s", eventID, by))
 	})
 }

@@ -19,7 +19,7 @@ var (
 // against bbolt in a temp dir.
 func TestCaseConformance(t *testing.T) {
 	storetest.RunCases(t, func(t *testing.T) storetest.CaseStore {
-		s, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+		s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), boltstore.Options{AuditKey: storetest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}

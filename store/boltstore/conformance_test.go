@@ -23,7 +23,7 @@ var (
 // temp dir.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		s, err := boltstore.Open(filepath.Join(t.TempDir(), "checkinbot.db"))
+		s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), boltstore.Options{AuditKey: storetest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}

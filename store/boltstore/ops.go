@@ -141,6 +141,7 @@ func (s *Store) Stats() (store.Stats, error) {
 				st.OldestCritical = older(st.OldestCritical, ev.CreatedAt)
 			}
 		}
+		st.AuditHead = auditHeadOf(tx) // audit.go
 		return nil
 	})
 	return st, err

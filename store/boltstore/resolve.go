@@ -38,7 +38,7 @@ func (s *Store) ResolveCase(ch store.CaseChange, key string, now time.Time, to *
 	var lost error
 	err := s.update(func(tx *bolt.Tx) error {
 		out, lost = store.Outcome{}, nil
-		err := changeIn(tx, ch, now, &c)
+		err := s.changeIn(tx, ch, now, &c)
 		var te *escalation.TransitionError
 		switch {
 		case err != nil && errors.As(err, &te) && c.Status == escalation.CaseStatusResolved:

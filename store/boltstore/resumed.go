@@ -67,7 +67,7 @@ func (s *Store) RecordGap(g store.Gap, embassies []string, now time.Time) ([]sto
 			}
 			events = append(events, ev)
 		}
-		if err := appendAudit(tx, now, "", "service.resumed "+g.Kind); err != nil {
+		if err := s.appendAudit(tx, now, "", store.AuditServiceResumed, "service.resumed "+g.Kind); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyAlive, u64(uint64(g.To.UnixNano())))

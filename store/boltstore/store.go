@@ -17,10 +17,8 @@ package boltstore
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -67,6 +65,8 @@ type Store struct {
 
 	// route files registrants under their embassy (IndexWith).
 	route atomic.Pointer[store.Router]
+
+	audit *auditKeys // Options.AuditKey's keys; nil without one (audit.go)
 }
 
 // maxGroup bounds how many events share one commit.
@@ -256,14 +256,8 @@ func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelop
 				return err
 			}
 		}
-		subject := dialogs.Pseudonym(key)
-		for _, a := range res.Audit {
-			if err := appendAudit(tx, now, subject, a); err != nil {
-				return err
-			}
-		}
-		for _, e := range events {
-			if err := appendAudit(tx, now, subject, "escalation "+e.Type+" "+e.ID); err != nil {
+		if len(res.Audit) > 0 { // never for escalations alone: a duress one would stand out (audit.go)
+			if err := s.appendAudit(tx, now, dialogs.Pseudonym(key), store.AuditRegistrantUpdated, processReason(res.Audit, events)); err != nil {
 				return err
 			}
 		}
@@ -345,64 +339,6 @@ func openCase(cases *bolt.Bucket, key string, st *dialogs.State, embassy string,
 		OpenedAt: now.UTC(), UpdatedAt: now.UTC()}
 	st.OpenCase = c.ID
 	return c, indexCase(cases.Tx(), c) // the embassy API's list (cases.go)
-}
-
-// appendAudit adds one hash-chained entry.
-func appendAudit(tx *bolt.Tx, now time.Time, subject, action string) error {
-	audit, meta := tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)
-	seq, err := audit.NextSequence()
-	if err != nil {
-		return err
-	}
-	e := store.AuditEntry{Seq: seq, At: now.UTC(), Subject: subject, Action: action, Prev: string(meta.Get(keyAuditHead))}
-	e.Hash = auditHash(e)
-	if err := putJSON(audit, u64(seq), e); err != nil {
-		return err
-	}
-	return meta.Put(keyAuditHead, []byte(e.Hash))
-}
-
-func auditHash(e store.AuditEntry) string {
-	e.Hash = ""
-	b, _ := json.Marshal(e)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// VerifyAudit walks the audit chain and reports the first broken link.
-func (s *Store) VerifyAudit() (entries int, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		prev := ""
-		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
-			var e store.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if e.Prev != prev || auditHash(e) != e.Hash {
-				return fmt.Errorf("audit chain broken at entry %d", e.Seq)
-			}
-			prev = e.Hash
-			entries++
-			return nil
-		})
-	})
-	return entries, err
-}
-
-// Audit returns every audit entry in order.
-func (s *Store) Audit() ([]store.AuditEntry, error) {
-	var out []store.AuditEntry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
-			var e store.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
-	return out, err
 }
 
 // Registrant returns the stored state under key.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 // Run runs every conformance test against stores made by open, one fresh
 // (empty) store per subtest. open must arrange for the store to be closed
-// when the test ends (t.Cleanup).
+// when the test ends (t.Cleanup), and give it AuditKey as its audit key.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := []struct {
 		name string
@@ -148,8 +149,11 @@ func testProcessAtomic(t *testing.T, s Store) {
 	if purges, _, err := s.DuePurges(t0); err != nil || len(purges) != 1 || out.Purges != 1 || purges[0].MsgID != "m1" {
 		t.Errorf("purges %+v (outcome %d), %v", purges, out.Purges, err)
 	}
+	// One neutral entry for the event; the action and the escalation only
+	// in its sealed reason.
 	audit, err := s.Audit()
-	if err != nil || len(audit) != 2 || audit[0].Action != "sos" || audit[1].Action != "escalation "+ev.Type+" "+ev.ID {
+	if err != nil || len(audit) != 1 || audit[0].Action != store.AuditRegistrantUpdated ||
+		!strings.HasPrefix(audit[0].Reason, "sos") || !strings.Contains(audit[0].Reason, ev.Type+" "+ev.ID) {
 		t.Errorf("audit %+v, %v", audit, err)
 	}
 }
@@ -712,17 +716,21 @@ func testAuditChain(t *testing.T, s Store) {
 		}
 	}
 	entries, err := s.Audit()
-	if err != nil || len(entries) != 6 {
-		t.Fatalf("audit %+v, %v; want 6 entries", entries, err)
+	if err != nil || len(entries) != 5 {
+		t.Fatalf("audit %+v, %v; want 5 entries", entries, err)
 	}
 	prev := ""
 	for i, e := range entries {
 		if e.Prev != prev || e.Hash == "" || e.Hash == prev || (i > 0 && e.Seq <= entries[i-1].Seq) {
 			t.Fatalf("entry %d %+v does not link to %q", i, e, prev)
 		}
-		// step 3 wrote two entries (its action, then its escalation).
-		if want := dialogs.Pseudonym([]string{"k0", "k1", "k0", "k1", "k1", "k0"}[i]); e.Subject != want {
+		// One entry per event, its escalation (step 3) only in the reason.
+		if want := dialogs.Pseudonym([]string{"k0", "k1", "k0", "k1", "k0"}[i]); e.Subject != want {
 			t.Errorf("entry %d subject %q, want %q", i, e.Subject, want)
+		}
+		if e.Action != store.AuditRegistrantUpdated || !strings.HasPrefix(e.Reason, fmt.Sprintf("step %d", i)) ||
+			strings.Contains(e.Reason, escalation.TypeSOSRaised) != (i == 3) {
+			t.Errorf("entry %d: action %q, reason %q", i, e.Action, e.Reason)
 		}
 		prev = e.Hash
 	}

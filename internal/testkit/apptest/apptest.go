@@ -95,7 +95,7 @@ func MustRunApp(tb testing.TB, edit ...func(*app.Options)) *Program {
 	for _, e := range c.Embassies {
 		secrets.Endpoints = append(secrets.Endpoints, webhook.Endpoint{ID: e.ID, Embassy: e.ID, URL: sink.URL, Secrets: [][]byte{key}})
 	}
-	opt := app.Options{Config: c, Secrets: secrets, DataDir: tb.TempDir(), Listen: "127.0.0.1:0",
+	opt := app.Options{Config: c, Secrets: secrets, DataDir: tb.TempDir(), Listen: "127.0.0.1:0", AuditKey: testkit.AuditKey,
 		Channels: []app.ChannelFunc{func(env app.ChannelEnv) (bot.Channel, error) {
 			return telegram.New(telegram.Options{Token: secrets.TelegramToken, APIURL: secrets.TelegramAPIURL,
 				PerChat: c.Telegram.PerChatInterval.Duration, GlobalRate: 1000, PollTimeout: time.Second,

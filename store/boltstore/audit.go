@@ -1,0 +1,541 @@
+package boltstore
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/checkinbot/checkinbot/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The audit trail (DESIGN §8; issue 13 items 2, 4 and 5).
+//
+// Entries are hash-chained (each carries the previous one's hash) and, with
+// an audit key, each carries an HMAC-SHA256 of its hash, and the head (the
+// last seq and hash, in the meta bucket) carries one too: someone holding
+// the file but not the key can neither edit an entry and re-chain the rest
+// nor cut entries off the end and move the head back. What the key cannot
+// stop — replacing the whole file by an older copy — the head logged at
+// each start and exported as metrics catches (`audit verify --expect-head`).
+//
+// An entry's clear part is neutral (store.AuditRegistrantUpdated …): what
+// changed, never why. The reason — the engine's actions, the escalations
+// raised, a case's transition, the API token's label — is sealed under the
+// audit key (AES-256-GCM, padded to a size class, bound to the entry's
+// seq), or written nowhere when the store has no key: a key kept in the
+// data file would protect nothing. Process writes one entry per event that
+// the engine recorded an action for, and never one for an escalation, so a
+// duress check-in writes exactly what a plain check-in writes.
+//
+// CompactAudit bounds the trail's growth: entries older than the retention
+// are replaced by one checkpoint carrying the last removed entry's seq,
+// hash and MAC, signed itself, from which the chain still verifies.
+
+var (
+	// keyAuditHeadMAC is the signed head record, beside keyAuditHead (the
+	// last hash, as before keys existed): the last seq (8 bytes), the
+	// first seq (8 bytes: 1, or the checkpoint's after compaction) and,
+	// with a key, the MAC of both and the hash (hex). The first seq is in
+	// it so entries cut off at the start behind a forged checkpoint show.
+	keyAuditHeadMAC = []byte("audit_head_mac")
+)
+
+// AuditKeySize is the size of Options.AuditKey.
+const AuditKeySize = 32
+
+// auditPad is the size class of sealed reasons: a reason naming a duress
+// escalation seals to the same length as one naming nothing.
+const auditPad = 256
+
+// compactBatch bounds the entries one compaction transaction removes, so
+// writers never wait behind a long delete.
+const compactBatch = 1000
+
+// MAC domains: an entry's MAC cannot pass for the head's or a checkpoint's.
+const (
+	macEntry      = "entry"
+	macHead       = "head"
+	macCheckpoint = "checkpoint"
+)
+
+// Options are what OpenWith takes besides the path.
+//
+// TODO(lead): the enc branch may add its own Options (master key): merge
+// the fields into one type.
+type Options struct {
+	// AuditKey (AuditKeySize bytes) keys the audit trail: reasons are
+	// sealed and entries and the head are MACed with keys derived from it
+	// (HKDF-SHA256). It comes from outside the data file (derived from the
+	// master key). Empty: entries keep only their neutral action and the
+	// trail is only hash-chained.
+	AuditKey []byte
+}
+
+// OpenWith is Open with options.
+func OpenWith(path string, opt Options) (*Store, error) {
+	keys, err := newAuditKeys(opt.AuditKey)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	s.audit = keys
+	return s, nil
+}
+
+// auditKeys are the two keys derived from an audit key.
+type auditKeys struct {
+	aead cipher.AEAD
+	mac  []byte
+}
+
+func newAuditKeys(key []byte) (*auditKeys, error) {
+	if len(key) == 0 {
+		return nil, nil
+	}
+	if len(key) != AuditKeySize {
+		return nil, fmt.Errorf("boltstore: the audit key is %d bytes, not %d", len(key), AuditKeySize)
+	}
+	sealKey, err := hkdf.Key(sha256.New, key, nil, "checkinbot audit seal v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	macKey, err := hkdf.Key(sha256.New, key, nil, "checkinbot audit mac v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &auditKeys{aead: aead, mac: macKey}, nil
+}
+
+// sum is the MAC of (domain, hash, seqs) in hex.
+func (k *auditKeys) sum(domain, hash string, seqs ...uint64) string {
+	m := hmac.New(sha256.New, k.mac)
+	m.Write([]byte(domain))
+	m.Write([]byte{0})
+	m.Write([]byte(hash))
+	for _, n := range seqs {
+		m.Write(u64(n))
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// valid reports whether mac is the MAC of (domain, hash, seqs).
+func (k *auditKeys) valid(mac, domain, hash string, seqs ...uint64) bool {
+	return hmac.Equal([]byte(mac), []byte(k.sum(domain, hash, seqs...)))
+}
+
+// auditAD binds a sealed reason to its entry.
+func auditAD(seq uint64) []byte { return append([]byte("checkinbot audit reason\x00"), u64(seq)...) }
+
+// seal pads the reason to a multiple of auditPad (a 2-byte length first)
+// and seals it: nonce ‖ ciphertext.
+func (k *auditKeys) seal(seq uint64, reason string) []byte {
+	if len(reason) > 0xffff-2 {
+		reason = reason[:0xffff-2]
+	}
+	n := (2 + len(reason) + auditPad - 1) / auditPad * auditPad
+	plain := make([]byte, n)
+	binary.BigEndian.PutUint16(plain, uint16(len(reason)))
+	copy(plain[2:], reason)
+	nonce := make([]byte, k.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return k.aead.Seal(nonce, nonce, plain, auditAD(seq))
+}
+
+// open is seal's inverse.
+func (k *auditKeys) open(seq uint64, sealed []byte) (string, error) {
+	ns := k.aead.NonceSize()
+	if len(sealed) < ns {
+		return "", errors.New("sealed reason too short")
+	}
+	plain, err := k.aead.Open(nil, sealed[:ns], sealed[ns:], auditAD(seq))
+	if err != nil || len(plain) < 2 || int(binary.BigEndian.Uint16(plain)) > len(plain)-2 {
+		return "", errors.New("the sealed reason does not open with this key")
+	}
+	return string(plain[2 : 2+binary.BigEndian.Uint16(plain)]), nil
+}
+
+// processReason is the sealed reason of one processed event: the engine's
+// actions, then each escalation's type, id and case.
+func processReason(actions []string, events []store.Event) string {
+	var b strings.Builder
+	b.WriteString(strings.Join(actions, " "))
+	for _, e := range events {
+		fmt.Fprintf(&b, "; %s %s", e.Type, e.ID)
+		if e.CaseID != "" {
+			fmt.Fprintf(&b, " %s", e.CaseID)
+		}
+	}
+	return b.String()
+}
+
+// appendAudit adds one hash-chained entry with a neutral action (one of
+// store's Audit* constants) and its reason, sealed when the store has an
+// audit key and dropped otherwise. It must not depend on anything a
+// duress path changes except through reason.
+func (s *Store) appendAudit(tx *bolt.Tx, now time.Time, subject, action, reason string) error {
+	audit, meta := tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)
+	seq, err := audit.NextSequence()
+	if err != nil {
+		return err
+	}
+	e := store.AuditEntry{Seq: seq, At: now.UTC(), Subject: subject, Action: action, Prev: string(meta.Get(keyAuditHead))}
+	k := s.audit
+	if k != nil {
+		e.Sealed = k.seal(seq, reason)
+	}
+	e.Hash = auditHash(e)
+	if k != nil {
+		e.MAC = k.sum(macEntry, e.Hash, seq)
+	}
+	if err := putJSON(audit, u64(seq), e); err != nil {
+		return err
+	}
+	if err := meta.Put(keyAuditHead, []byte(e.Hash)); err != nil {
+		return err
+	}
+	return s.putAuditHeadMAC(tx, seq, e.Hash)
+}
+
+// putAuditHeadMAC writes the head record (keyAuditHeadMAC).
+func (s *Store) putAuditHeadMAC(tx *bolt.Tx, last uint64, hash string) error {
+	first := last
+	if k, _ := tx.Bucket(bucketAudit).Cursor().First(); len(k) == 8 {
+		first = binary.BigEndian.Uint64(k)
+	}
+	v := append(u64(last), u64(first)...)
+	if s.audit != nil {
+		v = append(v, s.audit.sum(macHead, hash, last, first)...)
+	}
+	return tx.Bucket(bucketMeta).Put(keyAuditHeadMAC, v)
+}
+
+func auditHash(e store.AuditEntry) string {
+	e.Hash, e.MAC, e.Checkpoint = "", "", ""
+	b, _ := json.Marshal(e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerifyAudit walks the audit chain and reports the first broken link
+// (a *store.AuditError), checking MACs when the store has an audit key.
+func (s *Store) VerifyAudit() (entries int, err error) {
+	var rep store.AuditReport
+	err = s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		rep, err = verifyAudit(tx, s.audit, nil)
+		return err
+	})
+	return rep.Entries, err
+}
+
+// AuditHead returns the trail's end (zero for an empty trail): what serve
+// logs at start and exports as metrics.
+func (s *Store) AuditHead() (store.AuditHead, error) {
+	var h store.AuditHead
+	err := s.db.View(func(tx *bolt.Tx) error {
+		h = auditHeadOf(tx)
+		return nil
+	})
+	return h, err
+}
+
+// auditHeadOf reads the head: the last entry's seq and the recorded hash.
+func auditHeadOf(tx *bolt.Tx) store.AuditHead {
+	h := store.AuditHead{Hash: string(tx.Bucket(bucketMeta).Get(keyAuditHead))}
+	if k, _ := tx.Bucket(bucketAudit).Cursor().Last(); len(k) == 8 {
+		h.Seq = binary.BigEndian.Uint64(k)
+	}
+	return h
+}
+
+// VerifyAuditFile verifies the audit trail of the data file at path
+// offline and read-only (a stopped service's file, or a backup): the hash
+// chain, and with key (the store's Options.AuditKey) every MAC; with
+// expect (a head noted from serve's log or metrics) that the trail still
+// reaches it unchanged. A broken trail is a *store.AuditError naming the
+// first bad entry; a file that cannot be read is a *store.FileError.
+func VerifyAuditFile(path string, key []byte, expect *store.AuditHead) (store.AuditReport, error) {
+	keys, err := newAuditKeys(key)
+	if err != nil {
+		return store.AuditReport{}, err
+	}
+	db, probs, err := examine(path, false)
+	if err != nil {
+		return store.AuditReport{}, err
+	}
+	if len(probs) > 0 {
+		return store.AuditReport{}, &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: probs[0] +
+			"; `checkinbot check` lists every problem; verify a backup instead"}
+	}
+	defer db.Close()
+	var rep store.AuditReport
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketAudit) == nil {
+				return &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: "no audit bucket"}
+			}
+			var err error
+			rep, err = verifyAudit(tx, keys, expect)
+			return err
+		})
+	})
+	return rep, err
+}
+
+// verifyAudit walks the trail in key order and returns the first problem.
+func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.AuditReport, error) {
+	rep := store.AuditReport{Keyed: k != nil}
+	bad := func(seq uint64, p store.AuditProblem, format string, args ...any) (store.AuditReport, error) {
+		return rep, &store.AuditError{Seq: seq, Problem: p, Detail: fmt.Sprintf(format, args...)}
+	}
+	var (
+		prev     string // hash of the previous entry
+		last     uint64 // its seq
+		firstPos uint64 // the first entry's seq
+		signed   bool   // a signed entry was seen: every later one must be
+		expected string // the hash at expect.Seq, once reached
+	)
+	c := tx.Bucket(bucketAudit).Cursor()
+	for key, v := c.First(); key != nil; key, v = c.Next() {
+		if len(key) != 8 {
+			return bad(last+1, store.AuditUnreadable, "a key of %d bytes in the audit bucket", len(key))
+		}
+		pos := binary.BigEndian.Uint64(key)
+		var e store.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return bad(pos, store.AuditUnreadable, "%v", err)
+		}
+		first := rep.Entries == 0
+		rep.Entries++
+		if first {
+			firstPos = pos
+		}
+		switch {
+		case e.Seq != pos:
+			return bad(pos, store.AuditReordered, "the entry stored at %d is entry %d", pos, e.Seq)
+		case !first && pos != last+1:
+			return bad(last+1, store.AuditRemoved, "entries %d to %d are missing", last+1, pos-1)
+		case first && pos != 1 && e.Action != store.AuditCheckpoint:
+			return bad(1, store.AuditRemoved, "the trail starts at entry %d without a checkpoint: entries 1 to %d are missing", pos, pos-1)
+		}
+		if first && e.Action == store.AuditCheckpoint {
+			// Compacted: the checkpoint stands for entries 1..Seq.
+			rep.Checkpoint = e.Seq
+			if k != nil {
+				switch {
+				case e.Checkpoint == "" && e.MAC == "":
+					rep.Unsigned++ // entries written and compacted while the service had no key
+				case e.Checkpoint == "":
+					return bad(e.Seq, store.AuditUnsigned, "the checkpoint of signed entries carries no MAC of its own: it was not written with the key")
+				case !k.valid(e.Checkpoint, macCheckpoint, e.Hash, e.Seq) || (e.MAC != "" && !k.valid(e.MAC, macEntry, e.Hash, e.Seq)):
+					return bad(e.Seq, store.AuditEdited, "the checkpoint's MAC does not match: it was forged or moved")
+				default:
+					signed = true
+					rep.Signed++
+				}
+			}
+			prev, last = e.Hash, e.Seq
+			if expect != nil && e.Seq == expect.Seq {
+				expected = e.Hash
+			}
+			continue
+		}
+		if e.Action == store.AuditCheckpoint {
+			return bad(e.Seq, store.AuditEdited, "a checkpoint in the middle of the trail")
+		}
+		if auditHash(e) != e.Hash {
+			return bad(e.Seq, store.AuditEdited, "its content does not match its hash")
+		}
+		if e.Prev != prev {
+			if first {
+				return bad(e.Seq, store.AuditEdited, "the first entry links to a predecessor")
+			}
+			// This entry is intact, so the previous one changed (it was
+			// edited and its own hash recomputed).
+			return bad(last, store.AuditEdited, "entry %d links to another hash: this entry was changed and rehashed", e.Seq)
+		}
+		if k != nil {
+			switch {
+			case e.MAC == "" && signed:
+				return bad(e.Seq, store.AuditUnsigned, "no MAC after signed entries: MACs were stripped, or the service ran without its key")
+			case e.MAC == "":
+				rep.Unsigned++
+			case !k.valid(e.MAC, macEntry, e.Hash, e.Seq):
+				return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key, or this is not the key it was written with")
+			default:
+				signed = true
+				rep.Signed++
+			}
+		}
+		prev, last = e.Hash, e.Seq
+		if expect != nil && e.Seq == expect.Seq {
+			expected = e.Hash
+		}
+	}
+	rep.Head = store.AuditHead{Seq: last, Hash: prev}
+	meta := tx.Bucket(bucketMeta)
+	head := string(meta.Get(keyAuditHead))
+	switch {
+	case rep.Entries == 0 && head != "":
+		return bad(1, store.AuditTruncated, "the trail is empty but its head is recorded: every entry was removed")
+	case head != prev:
+		if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 16 && binary.BigEndian.Uint64(hm) == last {
+			return bad(last, store.AuditEdited, "the last entry's hash is not the recorded head: it was changed and rehashed")
+		}
+		return bad(last+1, store.AuditTruncated, "the recorded head is not entry %d's hash: entries after %d were removed, or the head was rewritten", last, last)
+	}
+	if hm := meta.Get(keyAuditHeadMAC); len(hm) >= 16 && rep.Entries > 0 {
+		seq, from := binary.BigEndian.Uint64(hm), binary.BigEndian.Uint64(hm[8:])
+		switch {
+		case seq != last:
+			return bad(min(seq, last)+1, store.AuditTruncated, "the head was entry %d, the trail ends at %d", seq, last)
+		case from != firstPos:
+			return bad(min(from, firstPos), store.AuditRemoved, "the trail starts at entry %d, its head record at %d: entries were removed from the start", firstPos, from)
+		}
+		if k != nil && signed {
+			switch mac := string(hm[16:]); {
+			case mac == "":
+				return bad(last, store.AuditUnsigned, "the head carries no MAC after signed entries")
+			case !k.valid(mac, macHead, prev, last, from):
+				return bad(last+1, store.AuditTruncated, "the head's MAC does not match: the head record was rewritten (entries cut off at the end or the start)")
+			}
+		}
+	} else if k != nil && signed {
+		return bad(last, store.AuditUnsigned, "the head carries no MAC after signed entries")
+	}
+	if k != nil && rep.Entries > 0 && rep.Signed == 0 {
+		return bad(1, store.AuditUnsigned, "no entry is signed: the file was written without this key, or every MAC was stripped")
+	}
+	if expect != nil {
+		switch {
+		case expect.Seq > last:
+			return bad(last+1, store.AuditTruncated, "the trail ends at entry %d, but entry %d was its head before: entries were cut off, or this is an older copy", last, expect.Seq)
+		case expect.Seq < rep.Checkpoint:
+			return bad(expect.Seq, store.AuditUncheckable, "entry %d was compacted into the checkpoint at %d", expect.Seq, rep.Checkpoint)
+		case expected != expect.Hash:
+			return bad(expect.Seq, store.AuditEdited, "its hash is not the expected head's: the trail was rewritten from here")
+		}
+	}
+	return rep, nil
+}
+
+// Audit returns every audit entry in order, with Reason opened when the
+// store has the audit key.
+func (s *Store) Audit() ([]store.AuditEntry, error) {
+	var out []store.AuditEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if s.audit != nil && len(e.Sealed) > 0 {
+				r, err := s.audit.open(e.Seq, e.Sealed)
+				if err != nil {
+					return fmt.Errorf("audit entry %d: %w", e.Seq, err)
+				}
+				e.Reason = r
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// CompactAudit replaces every entry recorded before the cutoff by one
+// checkpoint entry (store.AuditCheckpoint) carrying the last removed
+// entry's seq, hash and MAC, signed itself with the audit key, so the
+// chain verifies from it. It works in transactions of at most
+// compactBatch deletions, each leaving a verifiable trail, and returns how
+// many entries it removed. The newest entry is never removed: the head
+// always has an entry.
+func (s *Store) CompactAudit(before time.Time) (int, error) {
+	total := 0
+	for {
+		n, more, err := s.compactOnce(before)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("store: compact the audit trail: %w", err)
+		}
+		if !more || n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// compactOnce is one transaction of CompactAudit: it removes up to
+// compactBatch entries (a previous checkpoint among them) and writes the
+// new checkpoint and head record. more: entries before the cutoff remain.
+func (s *Store) compactOnce(before time.Time) (n int, more bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		n, more = 0, false
+		b := tx.Bucket(bucketAudit)
+		c := b.Cursor()
+		lastKey, _ := c.Last()
+		var drop [][]byte
+		var end store.AuditEntry
+		for k, v := c.First(); k != nil && !bytes.Equal(k, lastKey); k, v = c.Next() {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !e.At.Before(before) {
+				break
+			}
+			if len(drop) == compactBatch {
+				more = true
+				break
+			}
+			drop = append(drop, append([]byte(nil), k...))
+			end = e
+			if e.Action != store.AuditCheckpoint {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		cp := store.AuditEntry{Seq: end.Seq, At: end.At, Action: store.AuditCheckpoint, Hash: end.Hash, MAC: end.MAC}
+		if s.audit != nil {
+			cp.Checkpoint = s.audit.sum(macCheckpoint, cp.Hash, cp.Seq)
+		}
+		if err := putJSON(b, u64(cp.Seq), cp); err != nil {
+			return err
+		}
+		head := auditHeadOf(tx)
+		return s.putAuditHeadMAC(tx, head.Seq, head.Hash)
+	})
+	if err != nil {
+		n, more = 0, false
+	}
+	return n, more, err
+}
