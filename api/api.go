@@ -37,6 +37,10 @@ type Store interface {
 	// RollCallCounts reads a roll call and its counts from counters kept
 	// in the transactions that move its members (not its memberships).
 	RollCallCounts(id string) (store.RollCall, store.RollCallCounts, bool, error)
+	// RollCallPage pages one of a roll call's lists (pending, responded,
+	// missed, unprompted) by pseudonymous id, ascending; cursor is the
+	// store's own (the API seals it), "" when no page follows.
+	RollCallPage(id, list, cursor string, limit int) (ids []string, next string, err error)
 	// CursorKey is a 32-byte key kept with the data, made on first use:
 	// it seals the event pull's cursors, which must outlive a restart.
 	CursorKey() ([]byte, error)

@@ -18,24 +18,19 @@ import (
 // RollCaller runs roll calls (DESIGN §2 item 9); *bot.Runner implements
 // it. CreateRollCall records the roll call with its members listed and
 // returns at once; PromptRollCall then asks them, which at 100,000
-// members takes seconds, so the API runs it in the background. RollCall
-// reports any embassy's roll call (the API checks the embassy).
+// members takes seconds, so the API runs it in the background. Reports
+// come from the Store (RollCallCounts, RollCallPage), which keeps them
+// as it goes.
 type RollCaller interface {
 	CreateRollCall(q bot.RollCallRequest) (store.RollCall, error)
 	PromptRollCall(ctx context.Context, rc store.RollCall) error
-	RollCall(id string) (store.RollCallReport, bool, error)
 }
 
 // MaxCity bounds a roll call's city, in characters.
 const MaxCity = 100
 
-// rollCallLists are the member lists a roll call pages, by name.
-var rollCallLists = map[string]func(store.RollCallReport) []string{
-	"responded":  func(r store.RollCallReport) []string { return r.Responded },
-	"pending":    func(r store.RollCallReport) []string { return r.Pending },
-	"missed":     func(r store.RollCallReport) []string { return r.Missed },
-	"unprompted": func(r store.RollCallReport) []string { return r.Unprompted },
-}
+// rollCallLists are the member lists a roll call pages.
+var rollCallLists = map[string]bool{"responded": true, "pending": true, "missed": true, "unprompted": true}
 
 // rollCallView is a roll call as the API shows it: where its members
 // stand, as counts (the ids come a page at a time, rollCallPage).
@@ -244,22 +239,15 @@ func (a *API) getRollCall(w http.ResponseWriter, r *http.Request, t Token, id st
 		Page     *rollCallPage `json:"page,omitempty"`
 	}{RollCall: rollCallViewOf(rc, counts)}
 	if list != "" {
-		// A page of a list still reads the roll call's memberships.
-		rep, _, err := a.opt.RollCalls.RollCall(id)
+		// One seek and the page in the store's list, whatever the size.
+		ids, next, err := a.opt.Store.RollCallPage(id, list, after, limit)
 		if err != nil {
 			a.writeErr(w, r, err)
 			return
 		}
-		ids := slices.Clone(rollCallLists[list](rep))
-		slices.Sort(ids)
-		start, _ := slices.BinarySearch(ids, after)
-		if after != "" && start < len(ids) && ids[start] == after {
-			start++
-		}
-		end := min(start+limit, len(ids))
-		out.Page = &rollCallPage{List: list, IDs: append([]string{}, ids[start:end]...)}
-		if end < len(ids) {
-			c := a.cursors.seal(ids[end-1], t.Embassy, rollCallCursorList(id, list))
+		out.Page = &rollCallPage{List: list, IDs: ids}
+		if next != "" {
+			c := a.cursors.seal(next, t.Embassy, rollCallCursorList(id, list))
 			out.Page.NextCursor = &c
 		}
 	}

@@ -228,6 +228,10 @@ func TestCheckFindsEachIndexInconsistency(t *testing.T) {
 		{"roll-call accepted count drifted", func(tx *bolt.Tx) error {
 			return addCount(tx.Bucket(bucketRCCounts), rcCountKey("rc_70", rcAccepted), 1)
 		}, "prompted (accepted), its members say"},
+		{"roll-call list entry missing", del(bucketRCLists), "member is missing from its list"},
+		{"roll-call list entry dangling", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRCLists).Put(rcListKey("rc_70", 'm', fmt.Sprintf("%064x", 99)), nil)
+		}, "its lists hold"},
 		{"embassy sequence behind", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketEventSeq).Put([]byte("my-mekong"), u64(1))
 		}, "sequence is behind its events"},

@@ -485,6 +485,9 @@ func (s *Store) migrate() error {
 		if err := backfillRollCallCounts(tx); err != nil { // and the roll-call counters (rollcall_counts.go)
 			return err
 		}
+		if err := backfillRollCallLists(tx); err != nil { // and lists
+			return err
+		}
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

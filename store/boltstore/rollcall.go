@@ -51,6 +51,9 @@ func (s *Store) CreateRollCall(rc store.RollCall) error {
 			if err := b[1].Put(memberKey(rc.ID, k), []byte{byte(store.MemberListed)}); err != nil {
 				return err
 			}
+			if err := listMember(tx, rc.ID, k, 0, store.MemberListed); err != nil { // rollcall_counts.go
+				return err
+			}
 			if err := b[2].Put(memberKey(k, rc.ID), nil); err != nil {
 				return err
 			}
@@ -103,7 +106,7 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 		mk := memberKey(id, key)
 		if res.Erase {
 			if v := members.Get(mk); len(v) == 1 {
-				if err := countMember(tx, id, store.MemberState(v[0]), 0); err != nil { // rollcall_counts.go
+				if err := countMember(tx, id, key, store.MemberState(v[0]), 0); err != nil { // rollcall_counts.go
 					return err
 				}
 			}
@@ -137,7 +140,7 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 		if err := members.Put(mk, []byte{byte(next)}); err != nil {
 			return err
 		}
-		if err := countMember(tx, id, cur, next); err != nil {
+		if err := countMember(tx, id, key, cur, next); err != nil {
 			return err
 		}
 		if next == store.MemberResponded || next == store.MemberMissed {
@@ -327,7 +330,7 @@ func (s *Store) CloseRollCall(id string) error {
 			if ch.m == store.MemberMissed {
 				from = store.MemberPrompted
 			}
-			if err := countMember(tx, id, from, ch.m); err != nil {
+			if err := countMember(tx, id, ch.key, from, ch.m); err != nil {
 				return err
 			}
 			if err := b[2].Delete(memberKey(ch.key, id)); err != nil {

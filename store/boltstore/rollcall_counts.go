@@ -27,23 +27,108 @@ var (
 	// bucketRCAccepted: id ‖ 0x00 ‖ user key → nothing: the member's
 	// prompt was accepted by the platform (counted once).
 	bucketRCAccepted = []byte("rollcall_accepted")
+	// bucketRCLists: id ‖ 0x00 ‖ list byte ‖ pseudonymous id ‖ 0x00 ‖
+	// user key → nothing: each roll call's four lists in the order the API
+	// pages them (by pseudonymous id; the user key keeps two members whose
+	// pseudonyms collide apart), so a page is one seek and its size, not a
+	// read of every membership.
+	bucketRCLists = []byte("rollcall_lists")
 
 	keyRCCountsBuilt = []byte("rollcall_counts_built")
+	keyRCListsBuilt  = []byte("rollcall_lists_built")
 )
 
 // rcAccepted is the counter key byte of accepted prompts (member states
 // are small numbers, so it cannot clash).
 const rcAccepted = 'a'
 
-func init() { allBuckets = append(allBuckets, bucketRCCounts, bucketRCSends, bucketRCAccepted) }
+func init() {
+	allBuckets = append(allBuckets, bucketRCCounts, bucketRCSends, bucketRCAccepted, bucketRCLists)
+}
+
+// The lists the API pages, by the byte that files them: pending holds
+// both the listed and the prompted.
+var rcListByte = map[store.MemberState]byte{
+	store.MemberListed: 'p', store.MemberPrompted: 'p', store.MemberResponded: 'r',
+	store.MemberMissed: 'm', store.MemberUnprompted: 'u',
+}
+
+// RollCallLists names the lists a roll call pages, with their bytes.
+var rollCallLists = map[string]byte{"pending": 'p', "responded": 'r', "missed": 'm', "unprompted": 'u'}
+
+func rcListKey(id string, list byte, key string) []byte {
+	return append(append(append(append(memberKey(id, ""), list), dialogs.Pseudonym(key)...), 0), key...)
+}
+
+// listMember moves one member between a roll call's lists (from or to 0:
+// none).
+func listMember(tx *bolt.Tx, id, key string, from, to store.MemberState) error {
+	lf, lt := rcListByte[from], rcListByte[to]
+	if lf == lt {
+		return nil
+	}
+	b := tx.Bucket(bucketRCLists)
+	if lf != 0 {
+		if err := b.Delete(rcListKey(id, lf, key)); err != nil {
+			return err
+		}
+	}
+	if lt == 0 {
+		return nil
+	}
+	return b.Put(rcListKey(id, lt, key), nil)
+}
+
+// RollCallPage returns one page of a roll call's list ("pending",
+// "responded", "missed" or "unprompted"): up to limit pseudonymous ids in
+// ascending order after cursor ("" for the first page), and the cursor
+// of the next page ("" when none follows; it holds a store key: hand it
+// to no one unsealed) — one seek and the page, whatever the roll call's
+// size.
+func (s *Store) RollCallPage(id, list, cursor string, limit int) (ids []string, next string, err error) {
+	lb, ok := rollCallLists[list]
+	if !ok {
+		return nil, "", fmt.Errorf("store: roll call list %q: want pending, responded, missed or unprompted", list)
+	}
+	after := cursor
+	prefix := append(memberKey(id, ""), lb)
+	ids = []string{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRCLists).Cursor()
+		start := append(bytes.Clone(prefix), after...)
+		k, _ := c.Seek(start)
+		if after != "" && bytes.Equal(k, start) {
+			k, _ = c.Next()
+		}
+		last := ""
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(ids) == limit {
+				next = last
+				return nil
+			}
+			rest := k[len(prefix):]
+			i := bytes.IndexByte(rest, 0)
+			if i < 0 {
+				return fmt.Errorf("store: roll call %s: a list entry is malformed", id)
+			}
+			ids = append(ids, string(rest[:i]))
+			last = string(rest)
+		}
+		return nil
+	})
+	return ids, next, err
+}
 
 func rcCountKey(id string, b byte) []byte { return append(memberKey(id, ""), b) }
 
-// countMember moves one member of roll call id from state from to state
-// to (0: none, for a new or an erased member).
-func countMember(tx *bolt.Tx, id string, from, to store.MemberState) error {
+// countMember moves one member (key) of roll call id from state from to
+// state to (0: none, for an erased member), in its counters and its lists.
+func countMember(tx *bolt.Tx, id, key string, from, to store.MemberState) error {
 	if from == to {
 		return nil
+	}
+	if err := listMember(tx, id, key, from, to); err != nil {
+		return err
 	}
 	b := tx.Bucket(bucketRCCounts)
 	if from != 0 {
@@ -174,6 +259,25 @@ func backfillRollCallCounts(tx *bolt.Tx) error {
 	return meta.Put(keyRCCountsBuilt, []byte{1})
 }
 
+// backfillRollCallLists files the members of the roll calls of a file
+// written before the lists existed, once.
+func backfillRollCallLists(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyRCListsBuilt) != nil {
+		return nil
+	}
+	if rcs := tx.Bucket(bucketRollCalls); rcs != nil {
+		if err := rcs.ForEach(func(k, _ []byte) error {
+			return forMembers(tx, string(k), func(key string, m store.MemberState) error {
+				return listMember(tx, string(k), key, 0, m)
+			})
+		}); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyRCListsBuilt, []byte{1})
+}
+
 // RollCallCounts returns a roll call and its counts, reading its record
 // and a few counters — not its memberships — or found false.
 func (s *Store) RollCallCounts(id string) (rc store.RollCall, counts store.RollCallCounts, found bool, err error) {
@@ -220,6 +324,25 @@ func (c *checker) rollCallCounts() {
 		if err != nil {
 			c.add("roll call "+printableID(k, n), "%v", err)
 			return nil
+		}
+		listed := 0
+		lists := c.tx.Bucket(bucketRCLists)
+		forMembers(c.tx, string(k), func(key string, m store.MemberState) error {
+			listed++
+			if lists == nil || lists.Get(rcListKey(string(k), rcListByte[m], key)) == nil {
+				c.add("roll call "+printableID(k, n), "a %s member is missing from its list", m)
+			}
+			return nil
+		})
+		if lists != nil {
+			prefix, entries := memberKey(string(k), ""), 0
+			lc := lists.Cursor()
+			for lk, _ := lc.Seek(prefix); lk != nil && bytes.HasPrefix(lk, prefix); lk, _ = lc.Next() {
+				entries++
+			}
+			if entries != listed {
+				c.add("roll call "+printableID(k, n), "its lists hold %d entries for %d members", entries, listed)
+			}
 		}
 		for _, b := range []byte{byte(store.MemberListed), byte(store.MemberPrompted), byte(store.MemberResponded),
 			byte(store.MemberMissed), byte(store.MemberUnprompted), rcAccepted} {

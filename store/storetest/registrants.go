@@ -28,6 +28,7 @@ type IndexStore interface {
 	DueRollCalls(now time.Time) ([]store.RollCall, error)
 	CloseRollCall(id string) error
 	RollCallCounts(id string) (store.RollCall, store.RollCallCounts, bool, error)
+	RollCallPage(id, list, cursor string, limit int) (ids []string, next string, err error)
 	ProcessSend(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) (store.Outcome, error)
 	AckSends(acks []store.SendAck) error
 }
@@ -348,6 +349,26 @@ func sameCounts(t *testing.T, s IndexStore, id string) store.RollCallCounts {
 		Responded: len(rep.Responded), Pending: len(rep.Pending), Missed: len(rep.Missed), Unprompted: len(rep.Unprompted), Prompted: n.Prompted}
 	if n != want {
 		t.Errorf("%s: counts %+v, the members say %+v", id, n, want)
+	}
+	// Every list, paged two at a time, is the report's, in ascending order.
+	for list, ids := range map[string][]string{"pending": rep.Pending, "responded": rep.Responded, "missed": rep.Missed, "unprompted": rep.Unprompted} {
+		var got []string
+		cursor := ""
+		for range 100 {
+			page, next, err := s.RollCallPage(id, list, cursor, 2)
+			if err != nil || len(page) > 2 || (next != "" && len(page) != 2) {
+				t.Fatalf("%s %s page: %v next %q, %v", id, list, page, next, err)
+			}
+			got = append(got, page...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		want := slices.Sorted(slices.Values(ids))
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("%s %s pages %v, the members say %v", id, list, got, want)
+		}
 	}
 	return n
 }
