@@ -30,3 +30,11 @@ func SetAfterInput(r *Runner, f func(dialogs.Input)) { r.afterInput = f }
 // SetVolatile makes replies bypass the send queue: the benchmarks'
 // baseline of what the queue costs.
 func SetVolatile(r *Runner, on bool) { r.volatile = on }
+
+// SetMaxRetentionActions lowers the per-sweep cap of retention actions
+// until the test ends.
+func SetMaxRetentionActions(tb interface{ Cleanup(func()) }, n int) {
+	old := maxRetentionActions
+	maxRetentionActions = n
+	tb.Cleanup(func() { maxRetentionActions = old })
+}

@@ -42,6 +42,7 @@ type Config struct {
 	Checkin        Checkin   `toml:"checkin"`
 	Delivery       Delivery  `toml:"delivery"`
 	Audit          Audit     `toml:"audit"`
+	Retention      Retention `toml:"retention"`
 	Telegram       Telegram  `toml:"telegram"`
 	WhatsApp       WhatsApp  `toml:"whatsapp"`
 	Limits         Limits    `toml:"limits"`
@@ -82,6 +83,31 @@ func (c *Config) AuditRetention() time.Duration {
 	}
 	return DefaultAuditRetention
 }
+
+// Retention is the [retention] table: when unused registrations and
+// delivered events are removed (dialogs.Retention, docs/operations.md).
+// Unset keys take the defaults in retentionDefaults.
+type Retention struct {
+	// Withdrawn: a stopped registration is removed this long after the
+	// citizen last wrote; default retention_days, which the consent notice
+	// states, and never longer.
+	Withdrawn Duration `toml:"withdrawn"`
+	// Inactive: any other registration is removed this long after its last
+	// message or check-in (default 180 days).
+	Inactive Duration `toml:"inactive"`
+	// Notice: the citizen is told this long before a removal (default 14
+	// days).
+	Notice Duration `toml:"notice"`
+	// Delivered: how long delivered events stay for audit (default 30
+	// days); delivery.keep_delivered is its older name.
+	Delivered Duration `toml:"delivered"`
+}
+
+// Retention defaults (issue 13 item 5).
+const (
+	DefaultRetentionInactive = 180 * 24 * time.Hour
+	DefaultRetentionNotice   = 14 * 24 * time.Hour
+)
 
 // Telegram is the [telegram] table. The bot token itself comes from the
 // environment (CHECKIN_TELEGRAM_TOKEN).
@@ -386,6 +412,9 @@ func (c *Config) validate() error {
 			return bad(errs.EINVALID, d.key, "must not be negative")
 		}
 	}
+	if err := c.validateRetention(); err != nil {
+		return err
+	}
 	dir := c.Directory()
 	for i, e := range c.Embassies {
 		for _, n := range e.Nationalities {
@@ -416,7 +445,50 @@ func (c *Config) Policy() dialogs.Policy {
 	p.Operator, p.NoticeVersion, p.RetentionDays = c.Operator, c.NoticeVersion, c.RetentionDays
 	p.NeutralWording = c.NeutralWording
 	p.OperatorNames = c.OperatorNames
+	p.Retention = c.RetentionPolicy()
 	return p
+}
+
+// RetentionPolicy is [retention] for the engine, defaults filled in.
+func (c *Config) RetentionPolicy() dialogs.Retention {
+	r := dialogs.Retention{Withdrawn: time.Duration(c.RetentionDays) * 24 * time.Hour,
+		Inactive: DefaultRetentionInactive, Notice: DefaultRetentionNotice}
+	override(&r.Withdrawn, c.Retention.Withdrawn)
+	override(&r.Inactive, c.Retention.Inactive)
+	if c.Retention.Notice.Duration == 0 {
+		// A short retention_days still gets a notice: half the shorter period at most.
+		r.Notice = min(r.Notice, r.Withdrawn/2, r.Inactive/2)
+	}
+	override(&r.Notice, c.Retention.Notice)
+	return r
+}
+
+// validateRetention checks [retention] against itself, retention_days and
+// delivery.keep_delivered.
+func (c *Config) validateRetention() error {
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"retention.withdrawn", c.Retention.Withdrawn}, {"retention.inactive", c.Retention.Inactive},
+		{"retention.notice", c.Retention.Notice}, {"retention.delivered", c.Retention.Delivered}} {
+		if d.d.Duration < 0 {
+			return configError(errs.EINVALID, d.key, "must not be negative")
+		}
+	}
+	if days := time.Duration(c.RetentionDays) * 24 * time.Hour; c.Retention.Withdrawn.Duration > days {
+		return configError(errs.EINVALID, "retention.withdrawn", "%s is longer than retention_days (%d days), which the consent notice promises", c.Retention.Withdrawn.Duration, c.RetentionDays)
+	}
+	if err := c.RetentionPolicy().Validate(); err != nil {
+		var pe *errs.Error
+		if errors.As(err, &pe) {
+			return configError(errs.ErrorCode(err), "retention."+pe.Key, "%s", pe.Reason)
+		}
+		return configError(errs.EINVALID, "retention", "%v", err)
+	}
+	if r, k := c.Retention.Delivered.Duration, c.Delivery.KeepDelivered.Duration; r != 0 && k != 0 && r != k {
+		return configError(errs.ECONFLICT, "retention.delivered", "%s, but delivery.keep_delivered (its older name) says %s: keep one", r, k)
+	}
+	return nil
 }
 
 // override sets *dst to d when the file set d; zero means "default".
@@ -587,6 +659,7 @@ func (c *Config) DeliveryPolicy() webhook.Policy {
 	override(&p.SecondaryAfter, c.Delivery.SecondaryAfter)
 	override(&p.GiveUpAfter, c.Delivery.GiveUpAfter)
 	override(&p.KeepDelivered, c.Delivery.KeepDelivered)
+	override(&p.KeepDelivered, c.Retention.Delivered)
 	override(&p.HeartbeatEvery, c.Delivery.HeartbeatEvery)
 	return p
 }

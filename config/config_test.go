@@ -258,6 +258,10 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "MissingNoticeVersion", code: errs.EMISSING, text: e(`notice_version = "1"`, ""), key: "notice_version", msg: "test.toml: notice_version: missing: a label for the consent notice text, such as \"2026-11\""},
 		{name: "RetentionZero", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 0"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 0"},
 		{name: "RetentionTooLong", code: errs.EINVALID, text: e("retention_days = 90", "retention_days = 3651"), key: "retention_days", msg: "test.toml: retention_days: must be between 1 and 3650, got 3651"},
+		{name: "RetentionNegative", code: errs.EINVALID, text: add("[retention]\ninactive = \"-1h\"\n"), key: "retention.inactive", msg: "test.toml: retention.inactive: must not be negative"},
+		{name: "RetentionWithdrawnPastNotice", code: errs.EINVALID, text: add("[retention]\nwithdrawn = \"2161h\"\n"), key: "retention.withdrawn", msg: "test.toml: retention.withdrawn: 2161h0m0s is longer than retention_days (90 days), which the consent notice promises"},
+		{name: "RetentionNoticeTooLong", code: errs.EINVALID, text: add("[retention]\ninactive = \"240h\"\nnotice = \"240h\"\n"), key: "retention.notice", msg: "test.toml: retention.notice: 240h must be shorter than inactive (240h): the notice goes out before the removal"},
+		{name: "RetentionDeliveredTwice", code: errs.ECONFLICT, text: add("[delivery]\nkeep_delivered = \"240h\"\n[retention]\ndelivered = \"480h\"\n"), key: "retention.delivered", msg: "test.toml: retention.delivered: 480h0m0s, but delivery.keep_delivered (its older name) says 240h0m0s: keep one"},
 		{name: "ShortInterval", code: errs.EINVALID, text: add("[checkin]\nintervals = [\"24h\", \"30s\"]\n"), key: "checkin.intervals", msg: "test.toml: checkin.intervals: 30s is shorter than a minute"},
 		{name: "NegativeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"-1h\"\n"), key: "checkin.remind_after", msg: "test.toml: checkin.remind_after: must be positive"},
 		{name: "FinalBeforeRemind", code: errs.EINVALID, text: add("[checkin]\nremind_after = \"3h\"\nfinal_reminder_after = \"2h\"\n"), key: "checkin.final_reminder_after", msg: "test.toml: checkin.final_reminder_after: must be later than remind_after"},
@@ -321,7 +325,6 @@ func errorCases(t *testing.T) []errorCase {
 		{name: "DeliverySecondaryNegative", code: errs.EINVALID, text: add("[delivery]\nsecondary_after = \"-1s\"\n"), key: "delivery.secondary_after", msg: "test.toml: delivery.secondary_after: must not be negative"},
 		{name: "DeliveryGiveUpNegative", code: errs.EINVALID, text: add("[delivery]\ngive_up_after = \"-1s\"\n"), key: "delivery.give_up_after", msg: "test.toml: delivery.give_up_after: must not be negative"},
 		{name: "DeliveryKeepNegative", code: errs.EINVALID, text: add("[delivery]\nkeep_delivered = \"-1s\"\n"), key: "delivery.keep_delivered", msg: "test.toml: delivery.keep_delivered: must not be negative"},
-		{name: "AuditRetentionNegative", code: errs.EINVALID, text: add("[audit]\nretention = \"-1h\"\n"), key: "audit.retention", msg: "test.toml: audit.retention: must not be negative"},
 		{name: "DeliveryHeartbeatNegative", code: errs.EINVALID, text: add("[delivery]\nheartbeat_every = \"-1s\"\n"), key: "delivery.heartbeat_every", msg: "test.toml: delivery.heartbeat_every: must not be negative"},
 		{name: "ServeNoURL", code: errs.EMISSING, endpoints: true, text: e(primaryA, ""), key: "embassy[0].webhook_url", msg: "test.toml: embassy[0].webhook_url: missing for embassy \"my-kh\": its escalations would wait undelivered. Set webhook_url and secret_env (docs/first-delivery.md), or pull_only = true if this embassy will fetch its events from the event API"},
 		{name: "ServeSecretUnset", code: errs.EMISSING, endpoints: true, text: e(`"A_SECRET"`, `"A_SECRET_UNSET"`), key: "embassy[0].secret_env", msg: "test.toml: embassy[0].secret_env: environment variable A_SECRET_UNSET is not set"},
@@ -433,18 +436,35 @@ func TestSeveralBadDelivery(t *testing.T) {
 	}
 }
 
-// TestAuditRetention: unset is the documented default (400 days); a set
-// value is taken as it is.
-func TestAuditRetention(t *testing.T) {
-	if got := Default().AuditRetention(); got != 9600*time.Hour {
-		t.Errorf("default audit retention %v, want 400 days (9600h, as documented)", got)
-	}
-	c, err := Parse("test.toml", twoEmbassies+"[audit]\nretention = \"720h\"\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.AuditRetention(); got != 720*time.Hour {
-		t.Errorf("audit retention %v, want 720h", got)
+// TestRetentionPolicy: [retention] reaches the engine with its defaults
+// filled in — withdrawn from retention_days (the consent notice's promise),
+// a notice never as long as the period it announces — and delivered
+// reaches webhook delivery under either of its names.
+func TestRetentionPolicy(t *testing.T) {
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		name, text                        string
+		withdrawn, inactive, notice, keep time.Duration
+	}{
+		{"Defaults", twoEmbassies, 90 * day, 180 * day, 14 * day, 30 * day},
+		{"ShortRetentionDays", strings.Replace(twoEmbassies, "retention_days = 90", "retention_days = 10", 1), 10 * day, 180 * day, 5 * day, 30 * day},
+		{"Set", twoEmbassies + "[retention]\nwithdrawn = \"720h\"\ninactive = \"2160h\"\nnotice = \"168h\"\ndelivered = \"240h\"\n", 30 * day, 90 * day, 7 * day, 10 * day},
+		{"OlderName", twoEmbassies + "[delivery]\nkeep_delivered = \"48h\"\n", 90 * day, 180 * day, 14 * day, 2 * day},
+		{"BothNamesAgree", twoEmbassies + "[delivery]\nkeep_delivered = \"48h\"\n[retention]\ndelivered = \"48h\"\n", 90 * day, 180 * day, 14 * day, 2 * day},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("test.toml", c.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := cfg.Policy().Retention
+			if r.Withdrawn != c.withdrawn || r.Inactive != c.inactive || r.Notice != c.notice {
+				t.Errorf("retention %+v, want withdrawn %s inactive %s notice %s", r, c.withdrawn, c.inactive, c.notice)
+			}
+			if got := cfg.DeliveryPolicy().KeepDelivered; got != c.keep {
+				t.Errorf("keep delivered %s, want %s", got, c.keep)
+			}
+		})
 	}
 }
 
@@ -459,5 +479,20 @@ func TestLimits(t *testing.T) {
 	want := Limits{FloodMessages: 30, FloodWindow: Duration{time.Minute}, RegistrationsPerChat: 2}
 	if c.Limits != want {
 		t.Errorf("limits %+v, want %+v", c.Limits, want)
+	}
+}
+
+// TestAuditRetention: unset is the documented default (400 days); a set
+// value is taken as it is.
+func TestAuditRetention(t *testing.T) {
+	if got := Default().AuditRetention(); got != 9600*time.Hour {
+		t.Errorf("default audit retention %v, want 400 days (9600h, as documented)", got)
+	}
+	c, err := Parse("test.toml", twoEmbassies+"[audit]\nretention = \"720h\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AuditRetention(); got != 720*time.Hour {
+		t.Errorf("audit retention %v, want 720h", got)
 	}
 }

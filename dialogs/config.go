@@ -93,6 +93,9 @@ type Policy struct {
 	// for deployments where a chat that looks like an embassy's, or a
 	// visible "secret word" in the menu, would endanger the citizen.
 	NeutralWording bool
+	// Retention is when inactive and withdrawn registrations are removed
+	// (retention.go); the zero value removes nothing.
+	Retention Retention
 }
 
 // DefaultPolicy is the schedule used when the configuration sets none.

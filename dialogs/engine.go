@@ -27,6 +27,9 @@ type Engine struct {
 	// Pepper keys the duress keyword HMAC. It comes from the environment
 	// (CHECKIN_PEPPER), never from the database.
 	Pepper []byte
+	// Identity lists the identity providers offered to citizens and where
+	// links point (identity.go); empty offers nothing.
+	Identity IdentityConfig
 
 	macs sync.Pool // HMAC-SHA256 instances keyed with Pepper
 
@@ -90,6 +93,10 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})
 			t.audit("channel.unreachable")
 		}
+	case KindIdentityVerified:
+		t.identityVerified()
+	case KindRetention:
+		t.retention()
 	case KindCaseResolved:
 		if in.CaseID != "" && in.CaseID == t.st.OpenCase {
 			t.st.OpenCase, t.st.DoNotContact, t.st.Hidden = "", false, nil
@@ -108,6 +115,7 @@ func (t *turn) finish(st State) Result {
 		// mistyped, abandoned for another question — removes its messages.
 		t.res.PurgeSensitive = true
 	}
+	t.identityLeft(st)
 	t.res.State = t.st
 	return t.res
 }
@@ -169,6 +177,7 @@ func (t *turn) message() {
 // flooded message gets only this (flood.go).
 func (t *turn) silent() {
 	t.st.Unreachable = false
+	t.st.Retention = RetentionMarks{LastSeen: t.now} // any message keeps the registration (retention.go)
 	t.closeStaleKeywordChange()
 	if t.in.Kind == KindText {
 		t.detectDuress()
@@ -380,7 +389,7 @@ func (t *turn) text(id string, data map[string]any) string {
 // or "embassy"), in every language.
 var neutralMessages = map[string]bool{
 	"Menu": true, "FieldKeyword": true, "AskKeyword": true, "AskKeywordRepeat": true,
-	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true,
+	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true, "IdentityOffer": true,
 }
 
 func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) }

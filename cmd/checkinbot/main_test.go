@@ -74,9 +74,11 @@ func TestDemoRefusesLockedDataDir(t *testing.T) {
 		var out, errOut bytes.Buffer
 		done <- run([]string{"demo", "--data-dir", dir}, r, &out, &errOut)
 	}()
-	// Wait for the first demo to hold the file, then start a second.
+	// Wait for the first demo to hold the file, then start a second. bbolt
+	// creates the file before it takes the lock and writes its first pages
+	// after: a non-empty file is a locked one.
 	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "checkinbot.db")); err == nil {
+		if fi, err := os.Stat(filepath.Join(dir, "checkinbot.db")); err == nil && fi.Size() > 0 {
 			break
 		}
 		waitABit()

@@ -302,73 +302,7 @@ func listDeliveries(s *Store, bucket []byte) ([]store.Delivery, error) {
 	return out, err
 }
 
-// Prune deletes archived deliveries done before cutoff, outbox events
-// recorded before cutoff that are routed and owed to no endpoint any more,
-// and processed inbound ids older than cutoff (platforms redeliver within
-// hours, not weeks). It returns how many outbox events it removed.
-func (s *Store) Prune(cutoff time.Time) (int, error) {
-	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
-		n = 0
-		c := tx.Bucket(bucketDelivered).Cursor()
-		limit := u64(uint64(cutoff.UnixNano()))
-		var old [][]byte
-		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
-			old = append(old, bytes.Clone(k))
-		}
-		for _, k := range old {
-			if err := tx.Bucket(bucketDelivered).Delete(k); err != nil {
-				return err
-			}
-		}
-		owed := map[uint64]bool{}
-		tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
-			owed[binary.BigEndian.Uint64(k[len(k)-8:])] = true
-			return nil
-		})
-		var routed uint64
-		if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
-			routed = binary.BigEndian.Uint64(v)
-		}
-		outbox := tx.Bucket(bucketOutbox)
-		type goner struct {
-			seq uint64
-			ev  store.Event
-		}
-		var gone []goner
-		oc := outbox.Cursor()
-		for k, v := oc.First(); k != nil && binary.BigEndian.Uint64(k) <= routed; k, v = oc.Next() {
-			var ev store.Event
-			if json.Unmarshal(v, &ev) == nil && ev.CreatedAt.Before(cutoff) && !owed[binary.BigEndian.Uint64(k)] {
-				gone = append(gone, goner{binary.BigEndian.Uint64(k), ev})
-			}
-		}
-		for _, g := range gone {
-			if err := outbox.Delete(u64(g.seq)); err != nil {
-				return err
-			}
-			if err := unindexEvent(tx, g.ev, g.seq); err != nil { // events.go
-				return err
-			}
-			n++
-		}
-		inbound := tx.Bucket(bucketInbound)
-		var seen [][]byte
-		inbound.ForEach(func(k, v []byte) error {
-			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.Unix() {
-				seen = append(seen, bytes.Clone(k))
-			}
-			return nil
-		})
-		for _, k := range seen {
-			if err := inbound.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return n, err
-}
+// Prune is in retention.go: bounded batches.
 
 // Heartbeat records a signed endpoint.heartbeat for endpoint if none was
 // recorded within every. It reports whether one was recorded.

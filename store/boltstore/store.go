@@ -227,6 +227,9 @@ func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelop
 		if err != nil {
 			return err
 		}
+		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
+			return err
+		}
 		due := tx.Bucket(bucketDue)
 		if at := prev.DueAt(); !at.IsZero() {
 			if err := due.Delete(dueKey(at, key)); err != nil {
