@@ -100,15 +100,25 @@ type cursorSealer struct {
 func newCursorSealer() *cursorSealer {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // never fails (crypto/rand)
-	block, err := aes.NewCipher(key)
+	c, err := cursorSealerWith(key)
 	if err != nil {
 		panic(err) // unreachable: the key is 32 bytes
 	}
+	return c
+}
+
+// cursorSealerWith seals under key (16, 24 or 32 bytes): the event pull's
+// cursors use the store's lasting key, so they outlive a restart.
+func cursorSealerWith(key []byte) (*cursorSealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		panic(err) // unreachable: AES has a 16-byte block
+		return nil, err
 	}
-	return &cursorSealer{aead: aead}
+	return &cursorSealer{aead: aead}, nil
 }
 
 func cursorAAD(embassy, list string) []byte {

@@ -474,6 +474,20 @@ func (s *Store) migrate() error {
 		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
 			return err
 		}
+		// Version 3 added the event indexes (events.go) and the registrant
+		// counters (stats.go), built here once from an older file.
+		if err := backfillEventIndex(tx); err != nil {
+			return err
+		}
+		if err := backfillStatCounts(tx); err != nil { // and the registrant counters (stats.go)
+			return err
+		}
+		if err := backfillRollCallCounts(tx); err != nil { // and the roll-call counters (rollcall_counts.go)
+			return err
+		}
+		if err := backfillRollCallLists(tx); err != nil { // and lists
+			return err
+		}
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -167,7 +168,14 @@ func (s *Store) pruneOutbox(cutoff time.Time) (int, error) {
 				done = true
 			}
 			for _, k := range gone {
+				var ev store.Event // its index entries go with it (events.go)
+				if err := json.Unmarshal(outbox.Get(k), &ev); err != nil {
+					return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
+				}
 				if err := outbox.Delete(k); err != nil {
+					return err
+				}
+				if err := unindexEvent(tx, ev, binary.BigEndian.Uint64(k)); err != nil {
 					return err
 				}
 			}
