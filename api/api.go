@@ -34,16 +34,28 @@ type Store interface {
 	ChangeCase(ch store.CaseChange, now time.Time) (escalation.Case, error)
 	Events(q store.EventQuery) (store.EventPage, error)
 	AckEvent(embassy, eventID, by string, now time.Time) error
+	// RollCallCounts reads a roll call and its counts from counters kept
+	// in the transactions that move its members (not its memberships).
+	RollCallCounts(id string) (store.RollCall, store.RollCallCounts, bool, error)
+	// RollCallPage pages one of a roll call's lists (pending, responded,
+	// missed, unprompted) by pseudonymous id, ascending; cursor is the
+	// store's own (the API seals it), "" when no page follows.
+	RollCallPage(id, list, cursor string, limit int) (ids []string, next string, err error)
+	// CursorKey is a 32-byte key kept with the data, made on first use:
+	// it seals the event pull's cursors, which must outlive a restart.
+	CursorKey() ([]byte, error)
 	// Registrants lists one page of an embassy's registrants of a status
 	// from the store's index; cursor is the store's own (the API seals it).
 	Registrants(embassy string, status store.RegistrantStatus, cursor string, limit int) (store.RegistrantPage, error)
 }
 
-// Resolver tells the conversation engine a case was resolved, so it clears
-// the registrant's open case and do_not_contact; *bot.Runner implements
-// it. It must never message the citizen.
+// Resolver records a resolution (a CaseChange with ActionResolve) and, in
+// the same transaction, the conversation engine's step that clears the
+// registrant's open case and do_not_contact; *bot.Runner implements it.
+// It must never message the citizen. Like Store.ChangeCase it fails with
+// errs.ECONFLICT, returning the case as it stands, when it lost a race.
 type Resolver interface {
-	CaseResolved(ctx context.Context, key, caseID string) error
+	ResolveCase(ctx context.Context, ch store.CaseChange) (escalation.Case, error)
 }
 
 // Token is one bearer token: the embassy it acts for, its label for the
@@ -74,6 +86,10 @@ type Options struct {
 	// Log is the operational log (default slog.Default()). It never gets
 	// a note, a token or anything about a registrant.
 	Log *slog.Logger
+	// Observe, if set, hears of every request once answered: its route
+	// label (see Routes), status code and duration — for the operator's
+	// metrics (metrics.go says what it leaves out, and why).
+	Observe func(route string, code int, took time.Duration)
 }
 
 // MaxBody is the largest request body accepted (413 beyond).
@@ -94,6 +110,10 @@ type API struct {
 	auth    *authenticator
 	limiter *limiter
 	cursors *cursorSealer
+	// eventCursors seals the event pull's cursors under the store's
+	// lasting key (events.go), made on the first pull.
+	eventCursorsMu sync.Mutex
+	eventCursors   *cursorSealer
 	// background counts the roll calls still prompting (Wait).
 	background sync.WaitGroup
 }

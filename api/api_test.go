@@ -339,11 +339,26 @@ func TestEmbassyAPI(t *testing.T) {
 		}
 		// id-mekong has not acknowledged it: its view is its own.
 		w.must(http.StatusNotFound, "POST", "/v1/events/"+first+"/ack", tokID, nil)
-		// A cursor past the end gives nothing, and keeps the cursor.
-		w.must(http.StatusOK, "GET", "/v1/events?after=999999", tokMY, nil).decode(t, &l)
-		if len(l.Events) != 0 || l.More || l.NextCursor == nil || *l.NextCursor != "999999" {
+		// The last page's cursor gives nothing more, and stays good.
+		last := ""
+		for cur := after; ; {
+			var l eventList
+			w.must(http.StatusOK, "GET", "/v1/events?limit=200"+cur, tokMY, nil).decode(t, &l)
+			if l.NextCursor == nil {
+				t.Fatal("no cursor after events were listed")
+			}
+			if !l.More {
+				last = *l.NextCursor
+				break
+			}
+			cur = "&after=" + *l.NextCursor
+		}
+		w.must(http.StatusOK, "GET", "/v1/events?after="+last, tokMYNew, nil).decode(t, &l)
+		if len(l.Events) != 0 || l.More || l.NextCursor == nil {
 			t.Errorf("after the end: %+v", l)
 		}
+		// my-mekong's cursor is no cursor for id-mekong.
+		w.must(http.StatusBadRequest, "GET", "/v1/events?after="+last, tokID, nil)
 	})
 }
 

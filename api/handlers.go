@@ -74,8 +74,13 @@ func routeOf(r *http.Request) string {
 	return r.Method + " " + Prefix + strings.Join(segs, "/")
 }
 
-// ServeHTTP authenticates, rate-limits, routes and answers one request.
+// ServeHTTP authenticates, rate-limits, routes and answers one request,
+// and reports it to Options.Observe (metrics.go).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.observed(w, r, a.serve)
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	t, ok := a.auth.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="checkinbot"`)
@@ -354,18 +359,16 @@ func (a *API) noteCase(w http.ResponseWriter, r *http.Request, t Token, id strin
 	a.change(w, r, store.CaseChange{Embassy: t.Embassy, CaseID: id, Action: escalation.ActionNote, By: t.Label, Text: body.Text})
 }
 
-// change applies one change. A resolved case — resolved now, or found
-// resolved by a retry — is handed to the engine, which clears the
-// registrant's do_not_contact and open case without messaging them; a
-// retry thus repairs a crash between the two steps.
+// change applies one change. A resolution goes through the Resolver: the
+// case and the registrant's do_not_contact and open case change in one
+// transaction, without messaging them.
 func (a *API) change(w http.ResponseWriter, r *http.Request, ch store.CaseChange) {
-	c, err := a.opt.Store.ChangeCase(ch, a.opt.Now())
-	if ch.Action == escalation.ActionResolve && c.Status == escalation.CaseStatusResolved && c.UserKey != "" {
-		if rerr := a.opt.Resolver.CaseResolved(r.Context(), c.UserKey, c.ID); rerr != nil {
-			// The case stays resolved; do_not_contact stays set (the safe
-			// side) until a retry of resolve repairs it.
-			a.opt.Log.Error("resolved case not yet handed to the engine; retry the resolve", "case", c.ID, "err", rerr)
-		}
+	var c escalation.Case
+	var err error
+	if ch.Action == escalation.ActionResolve {
+		c, err = a.opt.Resolver.ResolveCase(r.Context(), ch)
+	} else {
+		c, err = a.opt.Store.ChangeCase(ch, a.opt.Now())
 	}
 	if errs.ErrorCode(err) == errs.ECONFLICT {
 		writeJSON(w, http.StatusConflict, errorBody{Error: errorDetail{Code: errs.ECONFLICT, Message: errs.Public(err)}, Case: viewOf(c)})
@@ -378,47 +381,6 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, ch store.CaseChange
 	writeJSON(w, http.StatusOK, struct {
 		Case *caseView `json:"case"`
 	}{viewOf(c)})
-}
-
-func (a *API) listEvents(w http.ResponseWriter, r *http.Request, t Token, _ string) {
-	q := r.URL.Query()
-	eq := store.EventQuery{Embassy: t.Embassy}
-	var err error
-	switch q.Get("unacked") {
-	case "", "0", "false":
-	case "1", "true":
-		eq.Unacked = true
-	default:
-		err = invalid("unacked", "must be 1 or 0")
-	}
-	if err == nil {
-		eq.Limit, err = limitParam(q)
-	}
-	if err == nil {
-		eq.After, err = cursorParam(q, "after")
-	}
-	if err != nil {
-		a.writeErr(w, r, err)
-		return
-	}
-	page, err := a.opt.Store.Events(eq)
-	if err != nil {
-		a.writeErr(w, r, err)
-		return
-	}
-	if page.Events == nil {
-		page.Events = []escalation.Event{}
-	}
-	out := struct {
-		Events     []escalation.Event `json:"events"`
-		NextCursor *string            `json:"next_cursor"`
-		More       bool               `json:"more"`
-	}{Events: page.Events, More: page.More}
-	if page.Next > 0 {
-		s := strconv.FormatUint(page.Next, 10)
-		out.NextCursor = &s
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) ackEvent(w http.ResponseWriter, r *http.Request, t Token, id string) {

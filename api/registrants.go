@@ -26,6 +26,13 @@ type registrantView struct {
 	OverdueSince *time.Time             `json:"overdue_since,omitempty"`
 	LastLocation *escalation.Location   `json:"last_location,omitempty"`
 	OpenCase     string                 `json:"open_case,omitempty"`
+	// IdentityVerified and the fields after it show a registration linked
+	// to a national digital ID (issue 14): by whom, when, and whether the
+	// verified name has the words of the typed one.
+	IdentityVerified    bool       `json:"identity_verified"`
+	IdentityProvider    string     `json:"identity_provider,omitempty"`
+	IdentityVerifiedAt  *time.Time `json:"identity_verified_at,omitempty"`
+	IdentityNameMatches *bool      `json:"identity_name_matches,omitempty"`
 }
 
 // listRegistrants answers GET /v1/registrants: the embassy's registrants
@@ -68,7 +75,8 @@ func (a *API) listRegistrants(w http.ResponseWriter, r *http.Request, t Token, _
 	for _, row := range page.Rows {
 		out.Registrants = append(out.Registrants, registrantView{ID: row.ID, Status: row.Status, Country: row.Country,
 			City: row.City, LastCheckin: row.LastCheckin, OverdueSince: row.OverdueSince,
-			LastLocation: row.LastLocation, OpenCase: row.OpenCase})
+			LastLocation: row.LastLocation, OpenCase: row.OpenCase, IdentityVerified: row.IdentityProvider != "",
+			IdentityProvider: row.IdentityProvider, IdentityVerifiedAt: row.IdentityVerifiedAt, IdentityNameMatches: row.IdentityNameMatches})
 	}
 	if page.Next != "" {
 		s := a.cursors.seal(page.Next, t.Embassy, string(status))
@@ -92,15 +100,25 @@ type cursorSealer struct {
 func newCursorSealer() *cursorSealer {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // never fails (crypto/rand)
-	block, err := aes.NewCipher(key)
+	c, err := cursorSealerWith(key)
 	if err != nil {
 		panic(err) // unreachable: the key is 32 bytes
 	}
+	return c
+}
+
+// cursorSealerWith seals under key (16, 24 or 32 bytes): the event pull's
+// cursors use the store's lasting key, so they outlive a restart.
+func cursorSealerWith(key []byte) (*cursorSealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		panic(err) // unreachable: AES has a 16-byte block
+		return nil, err
 	}
-	return &cursorSealer{aead: aead}
+	return &cursorSealer{aead: aead}, nil
 }
 
 func cursorAAD(embassy, list string) []byte {

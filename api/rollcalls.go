@@ -18,24 +18,19 @@ import (
 // RollCaller runs roll calls (DESIGN §2 item 9); *bot.Runner implements
 // it. CreateRollCall records the roll call with its members listed and
 // returns at once; PromptRollCall then asks them, which at 100,000
-// members takes seconds, so the API runs it in the background. RollCall
-// reports any embassy's roll call (the API checks the embassy).
+// members takes seconds, so the API runs it in the background. Reports
+// come from the Store (RollCallCounts, RollCallPage), which keeps them
+// as it goes.
 type RollCaller interface {
 	CreateRollCall(q bot.RollCallRequest) (store.RollCall, error)
 	PromptRollCall(ctx context.Context, rc store.RollCall) error
-	RollCall(id string) (store.RollCallReport, bool, error)
 }
 
 // MaxCity bounds a roll call's city, in characters.
 const MaxCity = 100
 
-// rollCallLists are the member lists a roll call pages, by name.
-var rollCallLists = map[string]func(store.RollCallReport) []string{
-	"responded":  func(r store.RollCallReport) []string { return r.Responded },
-	"pending":    func(r store.RollCallReport) []string { return r.Pending },
-	"missed":     func(r store.RollCallReport) []string { return r.Missed },
-	"unprompted": func(r store.RollCallReport) []string { return r.Unprompted },
-}
+// rollCallLists are the member lists a roll call pages.
+var rollCallLists = map[string]bool{"responded": true, "pending": true, "missed": true, "unprompted": true}
 
 // rollCallView is a roll call as the API shows it: where its members
 // stand, as counts (the ids come a page at a time, rollCallPage).
@@ -52,6 +47,7 @@ type rollCallView struct {
 		Pending    int `json:"pending"`
 		Missed     int `json:"missed"`
 		Unprompted int `json:"unprompted"`
+		Prompted   int `json:"prompted"`
 	} `json:"counts"`
 }
 
@@ -63,12 +59,13 @@ type rollCallPage struct {
 	NextCursor *string  `json:"next_cursor"`
 }
 
-func rollCallViewOf(rep store.RollCallReport) *rollCallView {
-	v := &rollCallView{ID: rep.ID, Country: rep.Country, City: rep.City, CreatedAt: rep.CreatedAt,
-		Deadline: rep.Deadline, Closed: rep.Closed}
-	v.Counts.Responded, v.Counts.Pending = len(rep.Responded), len(rep.Pending)
-	v.Counts.Missed, v.Counts.Unprompted = len(rep.Missed), len(rep.Unprompted)
-	v.Counts.Members = v.Counts.Responded + v.Counts.Pending + v.Counts.Missed + v.Counts.Unprompted
+// rollCallViewOf is the view of a roll call with its counts, which the
+// store keeps as counters: reading them does not read the memberships.
+func rollCallViewOf(rc store.RollCall, n store.RollCallCounts) *rollCallView {
+	v := &rollCallView{ID: rc.ID, Country: rc.Country, City: rc.City, CreatedAt: rc.CreatedAt,
+		Deadline: rc.Deadline, Closed: rc.Closed}
+	v.Counts.Members, v.Counts.Responded, v.Counts.Pending = n.Members, n.Responded, n.Pending
+	v.Counts.Missed, v.Counts.Unprompted, v.Counts.Prompted = n.Missed, n.Unprompted, n.Prompted
 	return v
 }
 
@@ -170,7 +167,7 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 		return
 	}
 	a.opt.Log.Info("roll call started", "rollcall", rc.ID, "embassy", t.Embassy, "by", t.Label, "members", len(rc.Members))
-	rep, found, err := a.opt.RollCalls.RollCall(rc.ID)
+	rcNow, counts, found, err := a.opt.Store.RollCallCounts(rc.ID)
 	if err == nil && !found {
 		err = fmt.Errorf("roll call %s vanished after it started", rc.ID)
 	}
@@ -190,7 +187,7 @@ func (a *API) startRollCall(w http.ResponseWriter, r *http.Request, t Token, _ s
 	w.Header().Set("Location", Prefix+"rollcalls/"+rc.ID)
 	writeJSON(w, http.StatusAccepted, struct {
 		RollCall *rollCallView `json:"rollcall"`
-	}{rollCallViewOf(rep)})
+	}{rollCallViewOf(rcNow, counts)})
 }
 
 // Wait returns once every roll call's background prompting has finished;
@@ -228,30 +225,29 @@ func (a *API) getRollCall(w http.ResponseWriter, r *http.Request, t Token, id st
 		a.writeErr(w, r, err)
 		return
 	}
-	rep, found, err := a.opt.RollCalls.RollCall(id)
+	rc, counts, found, err := a.opt.Store.RollCallCounts(id)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
-	if !found || rep.EmbassyID != t.Embassy {
+	if !found || rc.EmbassyID != t.Embassy {
 		writeCode(w, http.StatusNotFound, errs.ENOTFOUND, "no such roll call")
 		return
 	}
 	out := struct {
 		RollCall *rollCallView `json:"rollcall"`
 		Page     *rollCallPage `json:"page,omitempty"`
-	}{RollCall: rollCallViewOf(rep)}
+	}{RollCall: rollCallViewOf(rc, counts)}
 	if list != "" {
-		ids := slices.Clone(rollCallLists[list](rep))
-		slices.Sort(ids)
-		start, _ := slices.BinarySearch(ids, after)
-		if after != "" && start < len(ids) && ids[start] == after {
-			start++
+		// One seek and the page in the store's list, whatever the size.
+		ids, next, err := a.opt.Store.RollCallPage(id, list, after, limit)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
 		}
-		end := min(start+limit, len(ids))
-		out.Page = &rollCallPage{List: list, IDs: append([]string{}, ids[start:end]...)}
-		if end < len(ids) {
-			c := a.cursors.seal(ids[end-1], t.Embassy, rollCallCursorList(id, list))
+		out.Page = &rollCallPage{List: list, IDs: ids}
+		if next != "" {
+			c := a.cursors.seal(next, t.Embassy, rollCallCursorList(id, list))
 			out.Page.NextCursor = &c
 		}
 	}

@@ -25,7 +25,7 @@ type rollCallOut struct {
 		Deadline time.Time `json:"deadline"`
 		Closed   bool      `json:"closed"`
 		Counts   struct {
-			Members, Responded, Pending, Missed, Unprompted int
+			Members, Responded, Pending, Missed, Unprompted, Prompted int
 		} `json:"counts"`
 		// The lists, walked page by page (rollCall).
 		Responded  []string `json:"-"`
@@ -129,9 +129,12 @@ func TestRollCallEndToEnd(t *testing.T) {
 	if got.Counts.Members != 2 || !slices.Equal(got.Pending, want) || len(got.Responded)+len(got.Missed) != 0 || got.Closed {
 		t.Fatalf("started: %+v, want pending %v", got, want)
 	}
-	// Both were asked, by Telegram.
+	// Both were asked, by Telegram; each prompt accepted counts once.
 	w.WaitFor("both prompted", func() bool {
 		return w.told(w.siti, "check in now") && w.told(amir, "check in now")
+	})
+	w.WaitFor("both prompts counted as accepted", func() bool {
+		return w.rollCall(id, tokMY, 1).RollCall.Counts.Prompted == 2
 	})
 	// Another embassy's token: 404, exactly like an unknown id.
 	foreign := w.do("GET", "/v1/rollcalls/"+id, tokID, nil)
@@ -152,7 +155,7 @@ func TestRollCallEndToEnd(t *testing.T) {
 	}
 	got = w.rollCall(id, tokMY, 2).RollCall
 	if !got.Closed || !slices.Equal(got.Missed, []string{silent}) || !slices.Equal(got.Responded, []string{siti}) ||
-		len(got.Pending) != 0 || got.Counts.Missed != 1 || got.Counts.Responded != 1 || got.Counts.Members != 2 {
+		len(got.Pending) != 0 || got.Counts.Missed != 1 || got.Counts.Responded != 1 || got.Counts.Members != 2 || got.Counts.Prompted != 2 {
 		t.Errorf("after the deadline: %+v", got)
 	}
 	// One rollcall.missed, about the silent one, to my-mekong.

@@ -18,7 +18,8 @@ func (a *App) mountAPI() {
 		tokens = append(tokens, api.Token{Embassy: t.Embassy, Label: t.Label, Secret: t.Secret})
 	}
 	opt := api.Options{Store: a.Store, Resolver: a.Runner, Tokens: tokens, Now: func() time.Time { return a.Runner.Now() }, Log: a.log,
-		RollCalls: a.Runner, Covers: covers(a.Engine.Directory)}
+		RollCalls: a.Runner, Covers: covers(a.Engine.Directory),
+		Observe: func(route string, code int, took time.Duration) { a.Ops.ObserveAPI(route, code, took) }} // a.Ops: built later in Open, before serving
 	if a.opt.API != nil {
 		opt = a.opt.API(opt)
 	}

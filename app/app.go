@@ -83,6 +83,10 @@ type Options struct {
 	AdminListen string
 	// AdminToken authorises the online backup on the admin listener.
 	AdminToken string
+	// Getenv reads the variables the configuration names for identity
+	// providers' keys and secrets (default config.Getenv: the process's
+	// environment; tests pass their own).
+	Getenv func(string) string
 	// AuditKey keys the audit trail (boltstore.Options.AuditKey): derived
 	// from the master key by the caller; empty: reasons are not recorded
 	// and the trail is only hash-chained.
@@ -108,6 +112,8 @@ type App struct {
 	mux *http.ServeMux
 
 	adminLn net.Listener // the admin listener (ops.go)
+
+	identityOn bool // identity providers are configured (identity.go)
 }
 
 // Open builds the program. On error everything opened is closed again.
@@ -173,6 +179,9 @@ func Open(opt Options) (_ *App, err error) {
 		r.Flood, r.Registrations = limits(c.Limits)
 	}
 	a.Runner = r
+	if err := a.openIdentity(); err != nil { // identity.go
+		return nil, err
+	}
 	routes := false
 	for _, build := range opt.Channels {
 		ch, err := build(ChannelEnv{Inbox: r, Engine: a.Engine, Log: a.log})
@@ -244,12 +253,13 @@ func (a *App) Addr() string {
 func (a *App) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(5)
-	go func() { defer bg.Done(); a.compactAudit(bgCtx) }() // audit.go
-	go func() { defer bg.Done(); _ = a.Runner.RunScheduler(bgCtx) }()
-	go func() { defer bg.Done(); _ = a.Runner.RunRetention(bgCtx) }()
-	go func() { defer bg.Done(); _ = a.Runner.RunOutbox(bgCtx) }()
-	go func() { defer bg.Done(); _ = a.Deliverer.Run(bgCtx) }()
+	// bg.Go, not Add(n): the count cannot drift from the goroutines started.
+	bg.Go(func() { a.pruneIdentity(bgCtx) }) // identity.go
+	bg.Go(func() { a.compactAudit(bgCtx) })  // audit.go
+	bg.Go(func() { _ = a.Runner.RunScheduler(bgCtx) })
+	bg.Go(func() { _ = a.Runner.RunRetention(bgCtx) })
+	bg.Go(func() { _ = a.Runner.RunOutbox(bgCtx) })
+	bg.Go(func() { _ = a.Deliverer.Run(bgCtx) })
 	defer func() { stopBackground(); bg.Wait() }()
 	defer a.serveAdmin()()
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/checkinbot/checkinbot/api"
 	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/ops"
 	"github.com/checkinbot/checkinbot/webhook"
@@ -44,7 +45,7 @@ func (a *App) openOps() error {
 		eps = append(eps, ep.ID)
 	}
 	a.Ops = ops.New(ops.Options{Store: a.Store, Runner: a.Runner, Channels: chans, Endpoints: eps,
-		BackupToken: a.opt.AdminToken, Log: a.log, Unencrypted: !a.Store.Encrypted()})
+		BackupToken: a.opt.AdminToken, Log: a.log, APIRoutes: api.Routes(), Unencrypted: !a.Store.Encrypted()})
 	a.Store.SetCommitObserver(a.Ops.ObserveCommit)
 	a.Deliverer.Store = countingOutbox{Outbox: a.Deliverer.Store, count: a.Ops.CountAttempts}
 	onEvents := a.Runner.OnEvents

@@ -194,6 +194,7 @@ func (r *Runner) settle(it store.SendItem, rc Receipt) {
 	ack := store.SendAck{Seq: it.Seq, UserKey: it.UserKey}
 	switch {
 	case rc.Err == nil:
+		ack.Accepted = true
 		if it.Sensitive() {
 			for _, id := range rc.SentIDs {
 				ack.Remember = append(ack.Remember, store.PurgeRow{Channel: it.Channel, Address: it.Address, MsgID: id,

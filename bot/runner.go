@@ -210,7 +210,7 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 // handleHeld processes one inbound update; the caller holds key's turn.
 func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, mark dialogs.Flood, arrived time.Time) error {
 	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
-		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon, Flood: mark}
+		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon, Flood: mark, Random: eventRandom()}
 	inboundID := ""
 	if in.MessageID != "" {
 		inboundID = in.Channel + ":" + in.MessageID

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -293,6 +294,10 @@ func finish(name string, c *Config, md toml.MetaData, err error) (*Config, error
 		return nil, &Error{Code: errs.EUNKNOWNKEY, File: name, Key: undecoded[0].String(),
 			Reason: "unknown key (misspelt, or in the wrong table?)"}
 	}
+	if key, want, ok := misCased(md); !ok {
+		return nil, &Error{Code: errs.EUNKNOWNKEY, File: name, Key: key,
+			Reason: fmt.Sprintf("unknown key: keys are case-sensitive (did you mean %q?)", want)}
+	}
 	c.Name = name
 	if err := c.validate(); err != nil {
 		var ce *Error
@@ -303,6 +308,48 @@ func finish(name string, c *Config, md toml.MetaData, err error) (*Config, error
 		return nil, ce
 	}
 	return c, nil
+}
+
+// misCased finds a key the TOML library matched to a field only by
+// ignoring case. TOML keys are case-sensitive, so "Embassy" and "embassy"
+// are two keys that the library would decode into the same field, the
+// later one in map order winning: the same file would load differently
+// from run to run (found by FuzzLoad). It returns the first such key, as
+// written and as it should be, and ok false.
+func misCased(md toml.MetaData) (key, want string, ok bool) {
+	for _, k := range md.Keys() {
+		t := reflect.TypeFor[Config]()
+		for i, part := range k {
+			for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() == reflect.Map {
+				t = t.Elem() // a map's keys are the user's (operator_names.<lang>)
+				continue
+			}
+			if t.Kind() != reflect.Struct {
+				break
+			}
+			f, found := fieldByTag(t, part)
+			if !found {
+				fixed := append(slices.Clone(k[:i]), strings.ToLower(part))
+				return k.String(), strings.Join(fixed, "."), false
+			}
+			t = f.Type
+		}
+	}
+	return "", "", true
+}
+
+// fieldByTag is the field of struct type t whose toml tag is name.
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 var (

@@ -188,7 +188,7 @@ func worldOf(e *dialogs.Engine, st dialogs.State, texts []string, now time.Time)
 }
 
 // blindStatuses are the registration situations a message can meet.
-func blindStatuses(t *testing.T, e *dialogs.Engine, base dialogs.State, later time.Time) map[string]dialogs.State {
+func blindStatuses(t testing.TB, e *dialogs.Engine, base dialogs.State, later time.Time) map[string]dialogs.State {
 	covertlyDeleted, _ := say(e, base, testNow, "/delete blue mango", "1")
 	if covertlyDeleted.Hidden == nil || covertlyDeleted.Registered() {
 		t.Fatal("covert delete did not hide the registration")

@@ -27,6 +27,9 @@ type Engine struct {
 	// Pepper keys the duress keyword HMAC. It comes from the environment
 	// (CHECKIN_PEPPER), never from the database.
 	Pepper []byte
+	// Identity lists the identity providers offered to citizens and where
+	// links point (identity.go); empty offers nothing.
+	Identity IdentityConfig
 
 	macs sync.Pool // HMAC-SHA256 instances keyed with Pepper
 
@@ -90,6 +93,8 @@ func (e *Engine) Handle(st State, in Input, now time.Time) Result {
 			t.escalate(EventRegistrationUnreachable, SeverityHigh, CaseAppend, map[string]any{"channel": t.st.Channel})
 			t.audit("channel.unreachable")
 		}
+	case KindIdentityVerified:
+		t.identityVerified()
 	case KindRetention:
 		t.retention()
 	case KindCaseResolved:
@@ -110,6 +115,7 @@ func (t *turn) finish(st State) Result {
 		// mistyped, abandoned for another question — removes its messages.
 		t.res.PurgeSensitive = true
 	}
+	t.identityLeft(st)
 	t.res.State = t.st
 	return t.res
 }
@@ -383,7 +389,7 @@ func (t *turn) text(id string, data map[string]any) string {
 // or "embassy"), in every language.
 var neutralMessages = map[string]bool{
 	"Menu": true, "FieldKeyword": true, "AskKeyword": true, "AskKeywordRepeat": true,
-	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true,
+	"AskKeywordOld": true, "KeywordChanged": true, "Summary": true, "IdentityOffer": true,
 }
 
 func (t *turn) audit(action string) { t.res.Audit = append(t.res.Audit, action) }

@@ -20,4 +20,8 @@ func (t *turn) myData() {
 	d["Next"] = t.when(t.shownNextDue())
 	t.audit("mydata.shown")
 	t.reply("MyData", d)
+	if line := t.identityLine(); line != "" {
+		last := &t.res.Replies[len(t.res.Replies)-1]
+		last.Text += "\n" + line
+	}
 }

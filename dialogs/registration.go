@@ -298,4 +298,5 @@ func (t *turn) completeRegistration() {
 		// it, never impose it (it would post a visible notice).
 		t.reply("TipDisappearing", nil)
 	}
+	t.offerIdentity() // optional, skippable: identity.go
 }

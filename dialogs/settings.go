@@ -15,13 +15,17 @@ func settingsSteps() map[Step]stepSpec {
 		StepSettingsMenu: {
 			prompt: "AskSettings",
 			options: func(t *turn) []option {
-				return []option{
+				opts := []option{
 					{label: t.text("FieldLanguage", nil), data: string(StepSettingsLanguage)},
 					{label: t.text("FieldInterval", nil), data: string(StepSettingsInterval)},
 					{label: t.text("FieldTime", nil), data: string(StepSettingsTime)},
 					{label: t.text("FieldContact", nil), data: string(StepSettingsContact)},
 					{label: t.text("FieldKeyword", nil), data: string(StepSettingsKeywordOld)},
 				}
+				if len(t.identityProviders()) > 0 { // last, so the others keep their numbers
+					opts = append(opts, option{label: t.text("FieldIdentity", nil), data: string(StepIdentityOffer)})
+				}
+				return opts
 			},
 			choose: func(t *turn, o option) { t.ask(Step(o.data)) },
 		},

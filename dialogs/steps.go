@@ -52,6 +52,7 @@ func stepTables() []map[Step]stepSpec {
 	return []map[Step]stepSpec{
 		registrationSteps(), checkinSteps(), sosSteps(), statusUpdateSteps(),
 		settingsSteps(), languageSteps(), keywordChangeSteps(), reductionSteps(),
+		identitySteps(),
 	}
 }
 

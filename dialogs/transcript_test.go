@@ -31,6 +31,7 @@ import (
 //	undelivered              # the current user's prompts are not confirmed as delivered
 //	delivered                # confirm the held prompt now, and confirm again from here on
 //	event checkin.missed escalation=1   # an event of this type whose details match
+//	verified provider=mydigital name="SITI AMINAH"  # the provider proved who the current user is
 //
 // The missed check-in ladder runs from the delivery of each prompt
 // (dialogs/schedule.go). The platform's acceptance is what the runner
@@ -191,6 +192,10 @@ func runTranscript(t testingT, file string, cat *locales.Catalog) {
 	}
 	t.Cleanup(func() { st.Close() })
 	engine := &dialogs.Engine{Catalog: cat, Directory: cfg.Directory(), Policy: cfg.Policy(), Pepper: transcriptPepper}
+	engine.Identity.PublicBaseURL = cfg.Identity.PublicBaseURL
+	for _, p := range cfg.Identity.Providers { // as app does (app/identity.go)
+		engine.Identity.Providers = append(engine.Identity.Providers, dialogs.IdentityProvider{ID: p.ID, Names: p.DisplayName, Nationalities: p.Nationalities})
+	}
 	tr.runner = bot.NewRunner(engine, st, transcriptPepper)
 	tr.runner.ReplyFloor = 0 // conversations, not timing
 	tr.runner.Now = func() time.Time { return tr.now }
@@ -302,6 +307,8 @@ func (tr *transcript) step(raw string) {
 		}
 	case "register":
 		tr.register(rest)
+	case "verified":
+		tr.verified(rest)
 	case "undelivered":
 		tr.held[tr.channel+":"+tr.address] = true
 	case "delivered":
@@ -310,6 +317,33 @@ func (tr *transcript) step(raw string) {
 	default:
 		tr.fail("unknown line %q", line)
 	}
+}
+
+// verified records what a provider proved about the current user, as the
+// identity service's callback does (Runner.RecordIdentity), and collects
+// the chat's replies.
+func (tr *transcript) verified(args string) {
+	tr.t.Helper()
+	v := dialogs.Identity{VerifiedAt: tr.now}
+	for k, val := range parseKV(tr, args) {
+		switch k {
+		case "provider":
+			v.Provider = val
+		case "name":
+			v.Name = val
+		case "subject":
+			v.Subject = val
+		default:
+			tr.fail("verified: unknown field %q", k)
+		}
+	}
+	tr.out.take(tr.address)
+	if err := tr.runner.RecordIdentity(context.Background(), store.UserKey(transcriptPepper, tr.channel, tr.address), v); err != nil {
+		tr.fail("verified: %v", err)
+	}
+	tr.confirmSent()
+	tr.last = tr.out.take(tr.address)
+	tr.pending = append([]dialogs.Reply(nil), tr.last...)
 }
 
 // send delivers one input as the current user and collects the replies.

@@ -75,6 +75,8 @@ const (
 	StepPauseLength           Step = "pause.length"
 	StepStopConfirm           Step = "stop.confirm"
 	StepDeleteConfirm         Step = "delete.confirm"
+	// StepIdentityOffer: the optional "verify my identity" offer (identity.go).
+	StepIdentityOffer Step = "identity.offer"
 )
 
 // AllSteps lists every Step, for tests that must cover each dialog state.
@@ -85,7 +87,7 @@ var AllSteps = []Step{
 	StepUpdateCountry, StepUpdateCity, StepUpdateEmployer, StepUpdatePhone, StepUpdateLocation,
 	StepSettingsMenu, StepSettingsLanguage, StepSettingsInterval, StepSettingsTime,
 	StepSettingsContact, StepSettingsKeywordOld, StepSettingsKeywordNew,
-	StepSettingsKeywordRepeat, StepPauseLength, StepStopConfirm, StepDeleteConfirm,
+	StepSettingsKeywordRepeat, StepPauseLength, StepStopConfirm, StepDeleteConfirm, StepIdentityOffer,
 }
 
 // Location is a point a citizen shared, or typed as text (the escalation
@@ -242,6 +244,11 @@ type State struct {
 	// current due was never snoozed.
 	SnoozedUntil time.Time `json:"snoozed_until,omitzero"`
 
+	// Identity is what a provider proved about the citizen (identity.go);
+	// nil until verified.
+	Identity *Identity `json:"identity,omitempty"`
+	// IdentityLinkOpen: a link message was sent and not yet cleaned up.
+	IdentityLinkOpen bool `json:"identity_link_open,omitempty"`
 	// Retention: when the citizen last wrote, and the removal date a
 	// retention notice announced (retention.go).
 	Retention RetentionMarks `json:"retention,omitzero"`
@@ -303,6 +310,9 @@ const (
 	// KindRollCallMissed: the deadline of roll call RollCallID passed and
 	// this member had not answered; the engine records rollcall.missed.
 	KindRollCallMissed
+	// KindIdentityVerified: a provider proved who the citizen is
+	// (Input.Identity); recorded with registration.updated (identity.go).
+	KindIdentityVerified
 	// KindRetention: the retention sweep found this registrant due for its
 	// notice or its purge; the engine decides again on the stored state
 	// (retention.go).
@@ -324,6 +334,12 @@ type Input struct {
 	Area     string    // KindRollCall: human-readable area for the prompt
 	// RollCallID names the roll call (KindRollCall, KindRollCallMissed).
 	RollCallID string
+	// Random is fresh randomness the runner draws for every event, for
+	// whatever the engine must make unguessable (an identity link's token):
+	// the engine stays pure, and a handler run twice makes the same link.
+	Random []byte
+	// Identity is what a provider proved (KindIdentityVerified).
+	Identity *Identity
 	// Flood says whether the sender is flooding (the runner counts, per
 	// citizen, in arrival order; flood.go says what a flooded message does).
 	Flood Flood
@@ -425,6 +441,9 @@ type Result struct {
 	// Urgent marks replies of the SOS flow, which channels send before
 	// anything else. Check-ins — duress or not — are never urgent.
 	Urgent bool
+	// IdentityLink: a verification link was sent; the store keeps its
+	// hashed token in the same transaction as the reply (identity.go).
+	IdentityLink *IdentityLink
 	// Audit names what happened, for the append-only audit trail. It never
 	// distinguishes a duress check-in from a normal one and holds no
 	// personal data.

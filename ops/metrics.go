@@ -14,14 +14,17 @@ import (
 
 // Every label here is a channel name, a priority, an escalation type, a
 // delivery outcome, an endpoint id (configuration, not a person), a
-// registration status or a connection state: bounded sets, none naming
-// a citizen or a chat.
+// registration status, a connection state, an API route pattern or an
+// HTTP status code: bounded sets, none naming a citizen, a chat, an
+// embassy or a token.
 
 // meters are the metrics fed from outside (events, attempts, commits).
 type meters struct {
 	escalations *prometheus.CounterVec
 	attempts    *prometheus.CounterVec
 	commits     prometheus.Histogram
+	apiReqs     *prometheus.CounterVec
+	apiLatency  *prometheus.HistogramVec
 }
 
 func newMeters(s *Server) *meters {
@@ -33,6 +36,12 @@ func newMeters(s *Server) *meters {
 		commits: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "checkinbot_store_commit_seconds",
 			Help:    "Duration of one group commit of the data file, fsync included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		apiReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "checkinbot_api_requests_total",
+			Help: "Embassy API requests answered since start, by route (endpoint pattern, no ids; \"other\" for none) and status code."},
+			[]string{"route", "code"}),
+		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "checkinbot_api_request_seconds",
+			Help:    "Time to answer an embassy API request, by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"route"}),
 	}
 	for _, t := range escalation.AllTypes {
 		m.escalations.WithLabelValues(string(t)) // present at 0 from the start: rate() and alerts see them
@@ -40,7 +49,11 @@ func newMeters(s *Server) *meters {
 	for _, o := range outcomes {
 		m.attempts.WithLabelValues(o)
 	}
-	s.reg.MustRegister(m.escalations, m.attempts, m.commits, collector{s},
+	for _, r := range s.opt.APIRoutes {
+		m.apiReqs.WithLabelValues(r, "200")
+		m.apiLatency.WithLabelValues(r)
+	}
+	s.reg.MustRegister(m.escalations, m.attempts, m.commits, m.apiReqs, m.apiLatency, collector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -65,6 +78,14 @@ func (s *Server) CountAttempts(attempts []escalation.Attempt) {
 			s.m.attempts.WithLabelValues(name).Inc()
 		}
 	}
+}
+
+// ObserveAPI records one answered embassy API request (api.Options.Observe).
+// route is an endpoint pattern without ids, never an embassy or a token;
+// code is the HTTP status.
+func (s *Server) ObserveAPI(route string, code int, took time.Duration) {
+	s.m.apiReqs.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	s.m.apiLatency.WithLabelValues(route).Observe(took.Seconds())
 }
 
 // ObserveCommit records one store commit's duration (boltstore's

@@ -86,10 +86,13 @@ type Options struct {
 	// IntakeAge: /readyz fails while an update has waited longer than
 	// this to be processed (default DefaultIntakeAge).
 	IntakeAge time.Duration
-	// StatsEvery: the store's counts are recomputed at most this often,
+	// StatsEvery: the store's counts are read at most this often,
 	// however often /metrics and /readyz are asked (default
-	// DefaultStatsEvery); the registrant count is a scan.
+	// DefaultStatsEvery); the backlog part walks the undelivered rows.
 	StatsEvery time.Duration
+	// APIRoutes are the embassy API's route labels (api.Routes): their
+	// request series are exported at 0 from the start.
+	APIRoutes []string
 	// BackupToken authorises GET /admin/backup (Authorization: Bearer
 	// TOKEN). Empty: backups are refused.
 	BackupToken string

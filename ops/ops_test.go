@@ -125,7 +125,7 @@ var registration = []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "Siti
 
 // allowedLabels are the only label names checkinbot's own metrics may
 // carry: each has a small, fixed set of values, none naming a person.
-var allowedLabels = []string{"channel", "result", "priority", "type", "outcome", "endpoint", "status", "state", "le"}
+var allowedLabels = []string{"channel", "result", "priority", "type", "outcome", "endpoint", "status", "state", "le", "route", "code"}
 
 // TestMetricsEndToEnd drives a registration and a duress check-in through
 // the whole program, scrapes /metrics from the admin listener, parses it
@@ -153,7 +153,10 @@ func TestMetricsEndToEnd(t *testing.T) {
 		fams, body = scrape(t, p)
 		sent, _ := value(fams, "checkinbot_outbound_total", "channel", "telegram", "result", "sent")
 		done, _ := value(fams, "checkinbot_delivery_attempts_total", "outcome", "delivered")
-		return sent >= float64(len(texts)) && done >= 2
+		// The store's counts are cached for StatsEvery: wait until a
+		// scrape's counts were read after the deliveries, too.
+		depth, _ := value(fams, "checkinbot_outbox_depth", "endpoint", p.Deliverer.Endpoints[0].ID)
+		return sent >= float64(len(texts)) && done >= 2 && depth == 0
 	})
 	for _, c := range []struct {
 		name   string

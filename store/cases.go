@@ -44,16 +44,19 @@ type CaseChange struct {
 // first (the order they were recorded), for reconciliation.
 type EventQuery struct {
 	Embassy string
-	After   uint64 // outbox sequence; 0 from the start of what is kept
-	Unacked bool   // leave out events the embassy acknowledged
+	// After is a number of the embassy's own event sequence (from
+	// EventPage.Next); 0 starts at the oldest event kept. It is per
+	// embassy, so it says nothing of other embassies' volume.
+	After   uint64
+	Unacked bool // leave out events the embassy acknowledged
 	Limit   int
 }
 
 // EventPage is one page of events, with each event's cursor.
 type EventPage struct {
 	Events []escalation.Event
-	// Next is the cursor to ask with next: the sequence of the last
-	// event looked at (equal to the query's After when none was).
+	// Next is the cursor to ask with next: the embassy sequence of the
+	// last event returned (equal to the query's After when none was).
 	Next uint64
 	// More: the limit was reached before the end.
 	More bool

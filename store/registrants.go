@@ -54,6 +54,13 @@ type RegistrantRow struct {
 	OverdueSince *time.Time           `json:"overdue_since,omitempty"`
 	LastLocation *escalation.Location `json:"last_location,omitempty"`
 	OpenCase     string               `json:"open_case,omitempty"`
+	// IdentityProvider, IdentityVerifiedAt and IdentityNameMatches say
+	// that the registration was linked to a digital ID (issue 14): by
+	// which provider, when, and whether the verified name has the words of
+	// the typed one. Empty until verified.
+	IdentityProvider    string     `json:"identity_provider,omitempty"`
+	IdentityVerifiedAt  *time.Time `json:"identity_verified_at,omitempty"`
+	IdentityNameMatches *bool      `json:"identity_name_matches,omitempty"`
 }
 
 // RegistrantPage is one page of Registrants. Next, when not empty, is the

@@ -72,6 +72,9 @@ type SendAck struct {
 	// citizen becomes due at PurgeAt.
 	Purge   bool
 	PurgeAt time.Time
+	// Accepted: the platform took the item (not: it can never be sent).
+	// A roll call counts its prompt as reaching the member only then.
+	Accepted bool
 }
 
 // PurgeRow is one message to delete.

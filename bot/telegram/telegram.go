@@ -53,6 +53,10 @@ type Options struct {
 	Workers int
 	// PollTimeout is the long-polling wait.
 	PollTimeout time.Duration
+	// ReadyWithin: Ready fails when polling has had no successful
+	// getUpdates for this long (default DefaultReadyWithin; at least
+	// twice PollTimeout, since a quiet long poll lasts that long).
+	ReadyWithin time.Duration
 	// HTTPClient makes every API call (tests may re-encode requests).
 	HTTPClient tgbot.HttpClient
 	// GroupRefusal answers anyone writing from a group chat, per language.
@@ -78,6 +82,8 @@ type Channel struct {
 	refused map[int64]time.Time // group → when it was last told we do not work there
 
 	rateLimited atomic.Int64 // 429 answers (ops.go)
+	contact     atomic.Int64 // Unix ns of the last successful getUpdates, or the start (ops.go)
+	webhookSet  atomic.Bool  // setWebhook succeeded (ops.go)
 }
 
 // refuseGroup reports whether a group should be told (again) that the bot
@@ -113,6 +119,12 @@ func New(opt Options, inbox bot.Inbox) (*Channel, error) {
 	}
 	if opt.PollTimeout <= 0 {
 		opt.PollTimeout = 30 * time.Second
+	}
+	if opt.ReadyWithin <= 0 {
+		opt.ReadyWithin = DefaultReadyWithin
+	}
+	if opt.ReadyWithin <= opt.PollTimeout {
+		opt.ReadyWithin = 2 * opt.PollTimeout // a quiet long poll is no failure
 	}
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: opt.PollTimeout + 15*time.Second}
@@ -169,6 +181,8 @@ func (c *Channel) Run(ctx context.Context) error {
 	if c.opt.Webhook != nil {
 		return c.serveWebhook(ctx)
 	}
+	c.markContact() // the start counts as contact (Ready)
+	defer c.contact.Store(0)
 	if _, err := c.api.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{}); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("telegram: deleteWebhook (needed for polling): %s", classify(err))
 	}
@@ -213,6 +227,7 @@ func (c *Channel) poll(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
+		c.markContact()
 		var results []<-chan error
 		for _, u := range updates {
 			results = append(results, c.dispatch(ctx, u))
@@ -273,6 +288,8 @@ func (c *Channel) serveWebhook(ctx context.Context) error {
 		AllowedUpdates: []string{"message", "edited_message", "callback_query"}}); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("telegram: setWebhook: %s", classify(err))
 	}
+	c.webhookSet.Store(ctx.Err() == nil)
+	defer c.webhookSet.Store(false)
 	<-ctx.Done() // updates arrive through WebhookHandler, on the App's listener
 	return nil
 }

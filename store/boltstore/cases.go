@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,10 +19,18 @@ import (
 // The embassy API's reads and writes (store.CaseQuery and friends). Cases
 // are listed from a per-embassy index, and a status filter from a
 // per-embassy × status index, so a page costs what its size costs, not
-// what the number of cases costs. The type and severity filters walk the
-// subset the status picks (or all the embassy's cases): their cost follows
-// how sparse they are inside it. Events are read from the outbox, which
-// keeps what the retention window keeps.
+// what the number of cases costs.
+//
+// The type and severity filters have no index, by decision: an index key
+// holding a case's type or severity would keep in clear, at rest, what
+// the sealed case hides (a covert stop or a duress opens a critical case;
+// even an HMAC of the type, with fourteen possible values, tells equal
+// types apart and a rare one by its frequency). They walk the subset the
+// status picks (or all the embassy's cases) instead, at most
+// caseScanWindow cases per call: a page may come back short, even empty,
+// with a cursor to go on from, so its cost is bounded whatever the number
+// of cases and however sparse the filter. Events are read from the event indexes
+// (events.go); the outbox keeps what the retention window keeps.
 
 var (
 	// bucketCaseIndex: embassy ‖ 0x00 ‖ 8-byte case number → case id.
@@ -126,9 +133,16 @@ func notFound(what, id string) error {
 	return &errs.Error{Code: errs.ENOTFOUND, Key: "id", Reason: fmt.Sprintf("no %s %q", what, id)}
 }
 
+// caseScanWindow bounds the cases one Cases call looks at for the type
+// and severity filters (a variable for the tests). At a few microseconds
+// a case it bounds a call to milliseconds.
+var caseScanWindow = 2000
+
 // Cases returns one page of the embassy's cases, newest first. With a
 // status it walks that status's index, so a page costs one seek plus the
-// page however rare the status is.
+// page however rare the status is. With a type or severity it looks at
+// no more than caseScanWindow cases: the page may then be short (even
+// empty) with page.Next set, and the caller goes on from there.
 func (s *Store) Cases(q store.CaseQuery) (store.CasePage, error) {
 	var page store.CasePage
 	if q.Limit < 1 {
@@ -155,7 +169,17 @@ func (s *Store) Cases(q store.CaseQuery) (store.CasePage, error) {
 		} else {
 			k, v = c.Prev()
 		}
+		examined, window := 0, -1 // -1: every case looked at is on the page
+		if q.Type != "" || q.Severity != "" {
+			window = caseScanWindow
+		}
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Prev() {
+			if examined == window {
+				// Bounded: go on from the last case looked at next time.
+				page.Next = binary.BigEndian.Uint64(k[len(prefix):]) + 1
+				return nil
+			}
+			examined++
 			raw := cases.Get(v)
 			if raw == nil {
 				return fmt.Errorf("case index names case %s, which is missing", v)
@@ -212,27 +236,9 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 		if c.EmbassyID != embassy {
 			return notFound("case", id)
 		}
-		mark := []byte(`"case_id":` + strconv.Quote(id))
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			body, _, err := eventOf(tx, k, v)
-			if errors.Is(err, errShredded) {
-				return nil // an erased registrant's event, delivered and not of an open case
-			}
-			if err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if !bytes.Contains(body, mark) {
-				return nil
-			}
-			var ev store.Event
-			if err := json.Unmarshal(body, &ev); err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if ev.CaseID == id && ev.EmbassyID == embassy {
-				events = append(events, ev)
-			}
-			return nil
-		})
+		var err error
+		events, err = caseEvents(tx, id)
+		return err
 	})
 	if err != nil {
 		return store.Case{}, nil, err
@@ -247,43 +253,47 @@ func (s *Store) Case(embassy, id string) (store.Case, []store.Event, error) {
 // *escalation.TransitionError, and the case as it stands is returned.
 func (s *Store) ChangeCase(ch store.CaseChange, now time.Time) (store.Case, error) {
 	var out store.Case
-	err := s.update(func(tx *bolt.Tx) error {
-		out = store.Case{}
-		cases := tx.Bucket(bucketCases)
-		raw := cases.Get([]byte(ch.CaseID))
-		if raw == nil {
-			return notFound("case", ch.CaseID)
-		}
-		var c store.Case
-		if err := getSealed(tx, bucketCases, []byte(ch.CaseID), raw, &c); err != nil {
-			return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
-		}
-		if c.EmbassyID != ch.Embassy {
-			return notFound("case", ch.CaseID)
-		}
-		old := c
-		if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
-			out = c
-			var te *escalation.TransitionError
-			if errors.As(err, &te) {
-				return &errs.Error{Code: errs.ECONFLICT, Key: "status", Reason: err.Error(), Err: err}
-			}
-			return err
-		}
-		if err := putSealed(tx, bucketCases, []byte(c.ID), c); err != nil {
-			return err
-		}
-		if err := reindexStatus(tx, old, c); err != nil {
-			return err
-		}
-		out = c
-		return s.appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), store.AuditCaseUpdated,
-			fmt.Sprintf("case.%s %s by %s: %s -> %s", ch.Action, c.ID, ch.By, old.Status, c.Status))
-	})
+	err := s.update(func(tx *bolt.Tx) error { return s.changeIn(tx, ch, now, &out) })
 	if err != nil && errs.ErrorCode(err) == errs.EINTERNAL {
 		return out, fmt.Errorf("store: change case: %w", err)
 	}
 	return out, err
+}
+
+// changeIn applies ch in tx (ChangeCase, ResolveCase), leaving the case
+// as it then stands in *out — also when the change lost a race.
+func (s *Store) changeIn(tx *bolt.Tx, ch store.CaseChange, now time.Time, out *store.Case) error {
+	*out = store.Case{}
+	cases := tx.Bucket(bucketCases)
+	raw := cases.Get([]byte(ch.CaseID))
+	if raw == nil {
+		return notFound("case", ch.CaseID)
+	}
+	var c store.Case
+	if err := getSealed(tx, bucketCases, []byte(ch.CaseID), raw, &c); err != nil {
+		return fmt.Errorf("case %s is corrupt: %w", ch.CaseID, err)
+	}
+	if c.EmbassyID != ch.Embassy {
+		return notFound("case", ch.CaseID)
+	}
+	old := c
+	if err := c.Apply(ch.Action, ch.By, ch.Outcome, ch.Text, now); err != nil {
+		*out = c
+		var te *escalation.TransitionError
+		if errors.As(err, &te) {
+			return &errs.Error{Code: errs.ECONFLICT, Key: "status", Reason: err.Error(), Err: err}
+		}
+		return err
+	}
+	if err := putSealed(tx, bucketCases, []byte(c.ID), c); err != nil {
+		return err
+	}
+	if err := reindexStatus(tx, old, c); err != nil {
+		return err
+	}
+	*out = c
+	return s.appendAudit(tx, now, dialogs.Pseudonym(c.UserKey), store.AuditCaseUpdated,
+		fmt.Sprintf("case.%s %s by %s: %s -> %s", ch.Action, c.ID, ch.By, old.Status, c.Status))
 }
 
 func ackKey(embassy, eventID string) []byte {
@@ -296,73 +306,18 @@ func pulled(embassy string, ev store.Event) bool {
 	return ev.EmbassyID == embassy && ev.Type != escalation.TypeEndpointHeartbeat
 }
 
-// Events returns the embassy's events recorded after q.After, oldest
-// first, exactly as the webhooks carry them.
-func (s *Store) Events(q store.EventQuery) (store.EventPage, error) {
-	page := store.EventPage{Next: q.After}
-	if q.Limit < 1 {
-		q.Limit = 1
-	}
-	mark := []byte(`"embassy_id":` + strconv.Quote(q.Embassy))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		acks := tx.Bucket(bucketEventAcks)
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.Seek(u64(q.After + 1)); k != nil; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			body, _, err := eventOf(tx, k, v)
-			if errors.Is(err, errShredded) || (err == nil && !bytes.Contains(body, mark)) {
-				page.Next = seq
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
-			}
-			var ev store.Event
-			if err := json.Unmarshal(body, &ev); err != nil {
-				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
-			}
-			if !pulled(q.Embassy, ev) || (q.Unacked && acks.Get(ackKey(q.Embassy, ev.ID)) != nil) {
-				page.Next = seq
-				continue
-			}
-			if len(page.Events) == q.Limit {
-				page.More = true
-				return nil
-			}
-			page.Events = append(page.Events, ev)
-			page.Next = seq
-		}
-		return nil
-	})
-	return page, err
-}
-
 // AckEvent records that the embassy has the event (acknowledging twice is
 // no error) and audits it with the token's label. Another embassy's event,
 // or one no longer kept, is not found.
 func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
-	var seq uint64
-	mark := []byte(`"id":` + strconv.Quote(eventID))
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			if seq != 0 {
-				return nil
-			}
-			if body, _, err := eventOf(tx, k, v); err == nil && bytes.Contains(body, mark) {
-				seq = binary.BigEndian.Uint64(k)
-			}
-			return nil
-		})
-	}); err != nil {
-		return err
-	}
-	if seq == 0 {
-		return notFound("event", eventID)
-	}
 	return s.update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEventIDs).Get([]byte(eventID))
+		if len(v) != 16 {
+			return notFound("event", eventID)
+		}
 		var ev store.Event
-		raw := tx.Bucket(bucketOutbox).Get(u64(seq))
-		if raw == nil || getEvent(tx, u64(seq), raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
+		raw := tx.Bucket(bucketOutbox).Get(v[:8])
+		if raw == nil || getEvent(tx, v[:8], raw, &ev) != nil || ev.ID != eventID || !pulled(embassy, ev) {
 			return notFound("event", eventID)
 		}
 		acks := tx.Bucket(bucketEventAcks)
@@ -370,6 +325,9 @@ func (s *Store) AckEvent(embassy, eventID, by string, now time.Time) error {
 			return nil
 		}
 		if err := acks.Put(ackKey(embassy, eventID), u64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketEventUnacked).Delete(embassyEventKey(embassy, binary.BigEndian.Uint64(v[8:]))); err != nil {
 			return err
 		}
 		subject := ""

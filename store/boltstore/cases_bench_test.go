@@ -72,6 +72,11 @@ func seedCases(b testing.TB, s *Store, n int) {
 // seek plus the page too, so they should match the "all" rows (before
 // that index they walked about half the embassy's cases: 842 ms at 1M).
 //
+// The "absent-type" rows filter by a type no case has: the type filter
+// has no index (cases.go says why) and looks at caseScanWindow cases per
+// call, so it costs the same at both sizes (before the window it walked
+// all the embassy's cases).
+//
 //	go test ./store/boltstore -run '^$' -bench BenchmarkCasesPage -benchtime 2000x
 func BenchmarkCasesPage(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
@@ -106,6 +111,16 @@ func BenchmarkCasesPage(b *testing.B) {
 				}
 			})
 		}
+		// A type no case has: the walk stops at the window with an empty
+		// page and a cursor, at any size.
+		b.Run(fmt.Sprintf("n=%d/absent-type/first", n), func(b *testing.B) {
+			for b.Loop() {
+				p, err := s.Cases(store.CaseQuery{Embassy: "emb-1", Type: escalation.TypeDuressTriggered, Limit: 50})
+				if err != nil || len(p.Cases) != 0 || p.Next == 0 {
+					b.Fatalf("page: %d cases, next %d, %v", len(p.Cases), p.Next, err)
+				}
+			}
+		})
 		s.Close()
 	}
 }

@@ -27,3 +27,11 @@ func TestCaseConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestCaseConformanceSmallWindow runs the same suite with the type and
+// severity filters looking at two cases per call, so their short pages
+// and cursors are exercised on every filter of the model test.
+func TestCaseConformanceSmallWindow(t *testing.T) {
+	defer boltstore.SetCaseScanWindow(2)()
+	TestCaseConformance(t)
+}

@@ -320,14 +320,9 @@ func (s *Store) Heartbeat(endpoint, embassy string, now time.Time, every time.Du
 		if recent(meta) {
 			return nil
 		}
-		outbox := tx.Bucket(bucketOutbox)
-		seq, err := outbox.NextSequence()
-		if err != nil {
-			return err
-		}
 		ev := store.Event{ID: newEventID(), Type: escalation.TypeEndpointHeartbeat, Version: store.EventVersion, CreatedAt: now.UTC(),
 			EmbassyID: embassy, Severity: escalation.SeverityInfo, Details: map[string]any{"endpoint": endpoint}}
-		if err := putEvent(tx, seq, "", ev); err != nil {
+		if _, err := recordEvent(tx, ev, ""); err != nil {
 			return err
 		}
 		recorded = true

@@ -66,8 +66,10 @@ func OpenEverything(path, keysPath string, ring *seal.Keyring) (opened []OpenedV
 				opened = append(opened, OpenedValue{string(sb.name), string(k), p})
 				if sb.kind == sealEvent {
 					n, w := binary.Uvarint(p)
+					rest := p[w+int(n):]
+					m, w2 := binary.Uvarint(rest)
 					if n > 0 {
-						if body := try(p[w+int(n):], seal.AD(bucketOutbox, k, []byte("body"))); body != nil {
+						if body := try(rest[w2+int(m):], seal.AD(bucketOutbox, k, []byte("body"))); body != nil {
 							opened = append(opened, OpenedValue{string(sb.name), string(k), body})
 						}
 					}

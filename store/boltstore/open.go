@@ -487,13 +487,27 @@ func (s *Store) migrate() error {
 		// the schema evolves. Version 1 is the first; version 2 added the
 		// case indexes (by embassy, by embassy × status) and the registrant
 		// index, which only this version keeps in step — so an older binary
-		// must refuse a version 2 file rather than let them drift. Version
-		// 3 may hold sealed records (sealing.go), which an older binary
-		// would misread: a version 2 file is upgraded in place, and sealed
-		// by initKeys when a master key is given.
+		// must refuse a version 2 file rather than let them drift.
 		if err := backfillCaseIndex(tx); err != nil { // the embassy API's case indexes (cases.go)
 			return err
 		}
+		// Version 3 added the event indexes (events.go) and the registrant
+		// counters (stats.go), built here once from an older file.
+		if err := backfillEventIndex(tx); err != nil {
+			return err
+		}
+		if err := backfillStatCounts(tx); err != nil { // and the registrant counters (stats.go)
+			return err
+		}
+		if err := backfillRollCallCounts(tx); err != nil { // and the roll-call counters (rollcall_counts.go)
+			return err
+		}
+		if err := backfillRollCallLists(tx); err != nil { // and lists
+			return err
+		}
+		// Version 4 may hold sealed records (sealing.go), which an older
+		// binary would misread: older files are upgraded in place here, in
+		// clear, and sealed by initKeys when a master key is given.
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
@@ -75,34 +74,16 @@ func (s *Store) observeCommit(start time.Time, writes int) {
 }
 
 // Stats counts registrants by status (and those overdue: checkin.missed went out, no check-in since) and the delivery backlog per
-// endpoint, in one read transaction. Its cost grows with the number of
-// registrants (a scan) and of undelivered rows: scrape it at a
-// Prometheus-like cadence, not per request.
+// endpoint, in one read transaction. The registrant numbers are counters
+// kept in the transaction of every registrant write (stats.go), so their
+// cost does not grow with the number of registrants; the backlog's grows
+// with the undelivered rows: scrape it at a Prometheus-like cadence, not
+// per request.
 func (s *Store) Stats() (store.Stats, error) {
 	st := store.Stats{Registrants: map[string]int{}, Endpoints: map[string]store.EndpointBacklog{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketRegistrants).ForEach(func(k, v []byte) error {
-			var r struct {
-				Status      dialogs.Status `json:"status"`
-				LastCheckin time.Time      `json:"last_checkin"`
-				Overdue     bool           `json:"overdue"`
-			}
-			if err := getSealed(tx, bucketRegistrants, k, v, &r); err != nil {
-				return fmt.Errorf("registrant record: %w", err)
-			}
-			name := string(r.Status)
-			if r.Status == dialogs.StatusNew {
-				name = "new"
-			}
-			st.Registrants[name]++
-			if r.Status == dialogs.StatusActive && r.Overdue {
-				st.Overdue++
-			}
-			if r.LastCheckin.After(st.LastCheckin) {
-				st.LastCheckin = r.LastCheckin
-			}
-			return nil
-		}); err != nil {
+		var err error
+		if st.Registrants, st.Overdue, st.LastCheckin, err = readStatCounts(tx); err != nil { // stats.go
 			return err
 		}
 		outbox := tx.Bucket(bucketOutbox)

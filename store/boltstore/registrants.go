@@ -181,6 +181,7 @@ func rowOf(key string, st dialogs.State, route store.Router) (store.RegistrantRo
 		l := last.UTC()
 		row.LastCheckin = &l
 	}
+	identityRow(&row, st) // identity.go
 	embassy := ""
 	if route != nil {
 		embassy = route(p.Nationality, p.Country)

@@ -52,22 +52,17 @@ func (s *Store) RecordGap(g store.Gap, embassies []string, now time.Time) ([]sto
 	var events []store.Event
 	err := s.update(func(tx *bolt.Tx) error {
 		events = events[:0]
-		outbox := tx.Bucket(bucketOutbox)
 		seen := map[string]bool{}
 		for _, id := range embassies {
 			if seen[id] {
 				continue
 			}
 			seen[id] = true
-			seq, err := outbox.NextSequence()
-			if err != nil {
-				return err
-			}
 			ev := store.Event{ID: newEventID(), Type: escalation.TypeServiceResumed, Version: store.EventVersion, CreatedAt: now.UTC(),
 				EmbassyID: id, Severity: escalation.SeverityInfo, Details: map[string]any{
 					"kind": g.Kind, "from": g.From.UTC(), "to": g.To.UTC(), "seconds": g.Seconds(),
 				}}
-			if err := putEvent(tx, seq, "", ev); err != nil {
+			if _, err := recordEvent(tx, ev, ""); err != nil {
 				return err
 			}
 			events = append(events, ev)

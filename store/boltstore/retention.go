@@ -175,7 +175,16 @@ func (s *Store) pruneOutbox(cutoff time.Time) (int, error) {
 				done = true
 			}
 			for _, k := range gone {
+				// Its index entries go with it (events.go); an erased
+				// registrant's event gives them from its outer layer.
+				ev, err := eventIndexFields(tx, k, outbox.Get(k))
+				if err != nil {
+					return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
+				}
 				if err := outbox.Delete(k); err != nil {
+					return err
+				}
+				if err := unindexEvent(tx, ev, binary.BigEndian.Uint64(k)); err != nil {
 					return err
 				}
 			}

@@ -43,8 +43,14 @@ func (s *Store) CreateRollCall(rc store.RollCall) error {
 		if err := putSealed(tx, bucketRollCalls, []byte(rc.ID), rc); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketRCCounts).Put(rcCountKey(rc.ID, byte(store.MemberListed)), u64(uint64(len(rc.Members)))); err != nil {
+			return err
+		}
 		for _, k := range rc.Members {
 			if err := putState(tx, bucketRCMembers, memberKey(rc.ID, k), byte(store.MemberListed)); err != nil {
+				return err
+			}
+			if err := listMember(tx, rc.ID, k, 0, store.MemberListed); err != nil { // rollcall_counts.go
 				return err
 			}
 			if err := b[2].Put(memberKey(k, rc.ID), nil); err != nil {
@@ -98,6 +104,16 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 	for _, id := range ids {
 		mk := memberKey(id, key)
 		if res.Erase {
+			if m, ok, err := getState(tx, bucketRCMembers, mk, members.Get(mk)); err != nil {
+				return err
+			} else if ok {
+				if err := countMember(tx, id, key, store.MemberState(m), 0); err != nil { // rollcall_counts.go
+					return err
+				}
+			}
+			if err := forgetAccepted(tx, id, key); err != nil {
+				return err
+			}
 			if err := members.Delete(mk); err != nil {
 				return err
 			}
@@ -125,6 +141,9 @@ func trackRollCalls(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Res
 			continue
 		}
 		if err := putState(tx, bucketRCMembers, mk, byte(next)); err != nil {
+			return err
+		}
+		if err := countMember(tx, id, key, cur, next); err != nil {
 			return err
 		}
 		if next == store.MemberResponded || next == store.MemberMissed {
@@ -311,6 +330,13 @@ func (s *Store) CloseRollCall(id string) error {
 		}
 		for _, ch := range changes {
 			if err := putState(tx, bucketRCMembers, memberKey(id, ch.key), byte(ch.m)); err != nil {
+				return err
+			}
+			from := store.MemberListed
+			if ch.m == store.MemberMissed {
+				from = store.MemberPrompted
+			}
+			if err := countMember(tx, id, ch.key, from, ch.m); err != nil {
 				return err
 			}
 			if err := b[2].Delete(memberKey(ch.key, id)); err != nil {

@@ -420,8 +420,17 @@ func putEvent(tx *bolt.Tx, seq uint64, owner string, ev store.Event) error {
 		}
 		inner = key.SealFixed(enc, seal.AD(bucketOutbox, k, []byte("body")))
 	}
+	// The outer layer also keeps what the event indexes are keyed by (no
+	// type, no registrant): Prune can unindex an erased registrant's
+	// event whose body no longer opens.
+	meta, err := json.Marshal(indexFields{ID: ev.ID, EmbassyID: ev.EmbassyID, CaseID: ev.CaseID})
+	if err != nil {
+		return err
+	}
 	payload := binary.AppendUvarint(nil, uint64(len(owner)))
-	payload = append(append(payload, owner...), inner...)
+	payload = append(payload, owner...)
+	payload = binary.AppendUvarint(payload, uint64(len(meta)))
+	payload = append(append(payload, meta...), inner...)
 	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev, len(enc)))
 }
 
@@ -433,15 +442,10 @@ func eventOf(tx *bolt.Tx, k, v []byte) (body []byte, owner string, err error) {
 	if c == nil {
 		return v, "", nil
 	}
-	payload, err := c.openValue(tx, bucketOutbox, k, v)
+	owner, _, inner, err := outerOf(c, tx, k, v)
 	if err != nil {
 		return nil, "", err
 	}
-	n, w := binary.Uvarint(payload)
-	if w <= 0 || uint64(len(payload)-w) < n {
-		return nil, "", fmt.Errorf("outbox event %d: malformed sealed body", binary.BigEndian.Uint64(k))
-	}
-	owner, inner := string(payload[w:w+int(n)]), payload[w+int(n):]
 	if owner == "" {
 		return inner, "", nil
 	}
@@ -454,6 +458,54 @@ func eventOf(tx *bolt.Tx, k, v []byte) (body []byte, owner string, err error) {
 		return nil, owner, fmt.Errorf("outbox event %d: %w", binary.BigEndian.Uint64(k), err)
 	}
 	return body, owner, nil
+}
+
+// indexFields are what the event indexes are keyed by, kept in an
+// event's outer layer.
+type indexFields struct {
+	ID        string `json:"id"`
+	EmbassyID string `json:"embassy_id,omitempty"`
+	CaseID    string `json:"case_id,omitempty"`
+}
+
+// outerOf opens an outbox value's outer layer: the registrant the body is
+// sealed for, the index fields, and the body (sealed when owner is set).
+func outerOf(c *codec, tx *bolt.Tx, k, v []byte) (owner string, meta, inner []byte, err error) {
+	payload, err := c.openValue(tx, bucketOutbox, k, v)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	bad := fmt.Errorf("outbox event %d: malformed sealed body", binary.BigEndian.Uint64(k))
+	n, w := binary.Uvarint(payload)
+	if w <= 0 || uint64(len(payload)-w) < n {
+		return "", nil, nil, bad
+	}
+	owner, payload = string(payload[w:w+int(n)]), payload[w+int(n):]
+	n, w = binary.Uvarint(payload)
+	if w <= 0 || uint64(len(payload)-w) < n {
+		return "", nil, nil, bad
+	}
+	return owner, payload[w : w+int(n)], payload[w+int(n):], nil
+}
+
+// eventIndexFields returns the event stored at k with at least the
+// fields its index entries are keyed by: the whole event when it opens,
+// the index fields alone (type empty) when its registrant was erased.
+func eventIndexFields(tx *bolt.Tx, k, v []byte) (store.Event, error) {
+	var ev store.Event
+	err := getEvent(tx, k, v, &ev)
+	if !errors.Is(err, errShredded) {
+		return ev, err
+	}
+	_, meta, _, err := outerOf(codecOf(tx), tx, k, v)
+	if err != nil {
+		return ev, err
+	}
+	var f indexFields
+	if err := json.Unmarshal(meta, &f); err != nil {
+		return ev, err
+	}
+	return store.Event{ID: f.ID, EmbassyID: f.EmbassyID, CaseID: f.CaseID}, nil
 }
 
 // getEvent decodes the stored outbox value v under k.

@@ -132,6 +132,9 @@ func (s *Store) AckSends(acks []store.SendAck) error {
 			if err := q.Delete(userSeqKey(a.UserKey, a.Seq)); err != nil {
 				return err
 			}
+			if err := settlePromptSend(tx, a); err != nil { // roll-call counters (rollcall_counts.go)
+				return err
+			}
 			for _, row := range a.Remember {
 				seq, err := pb.NextSequence()
 				if err != nil {

@@ -34,7 +34,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 var (
 	bucketMeta        = []byte("meta")
@@ -193,13 +193,24 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
 	var out store.Outcome
-	err := s.update(func(tx *bolt.Tx) (err error) {
+	err := s.update(processIn(s, key, inboundID, now, to, h, &out))
+	if err != nil {
+		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
+	}
+	return out, nil
+}
+
+// processIn is the write of one event (ProcessSend) as a function of a
+// transaction, so another write can run it inside its own (ResolveCase):
+// it fills *out.
+func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelope, h store.Handler, out *store.Outcome) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = badEvent(p)
 			}
 		}()
-		out = store.Outcome{}
+		*out = store.Outcome{}
 		if inboundID != "" && tx.Bucket(bucketInbound).Get([]byte(inboundID)) != nil {
 			out.Duplicate = true
 			return nil
@@ -216,6 +227,9 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		st := &res.State
 		events, err := writeEscalations(tx, key, st, res.Escalations, now)
 		if err != nil {
+			return err
+		}
+		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
 			return err
 		}
 		due := tx.Bucket(bucketDue)
@@ -251,8 +265,14 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		if err := s.indexRegistrant(tx, key, prev, res, events, now); err != nil {
 			return err
 		}
+		if err := countRegistrant(tx, prev, raw != nil, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
+			return err
+		}
 		sends, purges, err := writeSends(tx, key, to, res, now)
 		if err != nil {
+			return err
+		}
+		if err := rememberRollCallPrompt(tx, key, res, sends); err != nil { // rollcall_counts.go
 			return err
 		}
 		if res.Erase {
@@ -262,11 +282,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 		}
 		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
 		return nil
-	})
-	if err != nil {
-		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
-	return out, nil
 }
 
 // writeEscalations assigns cases and ids and appends the events to the
@@ -277,7 +293,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 	owner := key
 	var events []store.Event
 	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
-	cases, outbox := tx.Bucket(bucketCases), tx.Bucket(bucketOutbox)
+	cases := tx.Bucket(bucketCases)
 	for _, esc := range escs {
 		ev := store.Event{
 			ID: newEventID(), Type: esc.Type, Version: store.EventVersion, CreatedAt: now.UTC(),
@@ -303,11 +319,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 			}
 			ev.CaseID, ev.CaseSeq = c.ID, c.Seq
 		}
-		seq, err := outbox.NextSequence()
-		if err != nil {
-			return nil, err
-		}
-		if err := putEvent(tx, seq, owner, ev); err != nil {
+		if _, err := recordEvent(tx, ev, owner); err != nil { // the outbox and its indexes (events.go)
 			return nil, err
 		}
 		events = append(events, ev)

@@ -27,6 +27,10 @@ type IndexStore interface {
 	RollCallMembers(id string, m store.MemberState) ([]string, error)
 	DueRollCalls(now time.Time) ([]store.RollCall, error)
 	CloseRollCall(id string) error
+	RollCallCounts(id string) (store.RollCall, store.RollCallCounts, bool, error)
+	RollCallPage(id, list, cursor string, limit int) (ids []string, next string, err error)
+	ProcessSend(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) (store.Outcome, error)
+	AckSends(acks []store.SendAck) error
 }
 
 // RunIndex runs the registrant-index and roll-call conformance tests
@@ -41,6 +45,7 @@ func RunIndex(t *testing.T, open func(t *testing.T) IndexStore) {
 		{"IndexBadInput", testIndexBadInput},
 		{"RollCallMemberStates", testRollCallStates},
 		{"RollCallDueAndClose", testRollCallClose},
+		{"RollCallPromptAccepted", testRollCallPromptAccepted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -328,6 +333,46 @@ func rcStep(t *testing.T, s IndexStore, key string, now time.Time, mod func(st *
 	}
 }
 
+// sameCounts checks that a roll call's counters say what its memberships
+// say, and returns them.
+func sameCounts(t *testing.T, s IndexStore, id string) store.RollCallCounts {
+	t.Helper()
+	rep, found, err := s.RollCall(id)
+	if err != nil || !found {
+		t.Fatalf("report of %s: found=%v %v", id, found, err)
+	}
+	_, n, found, err := s.RollCallCounts(id)
+	if err != nil || !found {
+		t.Fatalf("counts of %s: found=%v %v", id, found, err)
+	}
+	want := store.RollCallCounts{Members: len(rep.Responded) + len(rep.Pending) + len(rep.Missed) + len(rep.Unprompted),
+		Responded: len(rep.Responded), Pending: len(rep.Pending), Missed: len(rep.Missed), Unprompted: len(rep.Unprompted), Prompted: n.Prompted}
+	if n != want {
+		t.Errorf("%s: counts %+v, the members say %+v", id, n, want)
+	}
+	// Every list, paged two at a time, is the report's, in ascending order.
+	for list, ids := range map[string][]string{"pending": rep.Pending, "responded": rep.Responded, "missed": rep.Missed, "unprompted": rep.Unprompted} {
+		var got []string
+		cursor := ""
+		for range 100 {
+			page, next, err := s.RollCallPage(id, list, cursor, 2)
+			if err != nil || len(page) > 2 || (next != "" && len(page) != 2) {
+				t.Fatalf("%s %s page: %v next %q, %v", id, list, page, next, err)
+			}
+			got = append(got, page...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		want := slices.Sorted(slices.Values(ids))
+		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("%s %s pages %v, the members say %v", id, list, got, want)
+		}
+	}
+	return n
+}
+
 func memberState(t *testing.T, s IndexStore, id, key string) store.MemberState {
 	t.Helper()
 	m, found, err := s.RollCallMember(id, key)
@@ -368,6 +413,7 @@ func testRollCallStates(t *testing.T, s IndexStore) {
 			t.Fatalf("%s after the prompt: %v", k, m)
 		}
 	}
+	sameCounts(t, s, "rc_1")
 	now = now.Add(time.Minute)
 	rcStep(t, s, "checkin", now, func(st *dialogs.State, _ *dialogs.Result) { st.LastCheckin = now })
 	rcStep(t, s, "sos", now, func(_ *dialogs.State, r *dialogs.Result) {
@@ -400,6 +446,9 @@ func testRollCallStates(t *testing.T, s IndexStore) {
 	}
 	if _, found, _ := s.RollCallMember("rc_1", "erased"); found {
 		t.Error("an erased registrant is still listed in the roll call")
+	}
+	if n := sameCounts(t, s, "rc_1"); n.Members != 6 {
+		t.Errorf("counts after an erasure: %+v, want 6 members", n)
 	}
 	// A later check-in does not undo missed; a second one changes nothing.
 	rcStep(t, s, "missed", now.Add(time.Minute), func(st *dialogs.State, _ *dialogs.Result) { st.LastCheckin = now.Add(time.Minute) })
@@ -453,6 +502,9 @@ func testRollCallClose(t *testing.T, s IndexStore) {
 	if err := s.CloseRollCall("rc_1"); err != nil {
 		t.Errorf("closing twice: %v", err)
 	}
+	for _, id := range []string{"rc_0", "rc_1", "rc_2"} {
+		sameCounts(t, s, id)
+	}
 	rep, _, err := s.RollCall("rc_1")
 	if err != nil || !rep.Closed || len(rep.Missed) != 1 || len(rep.Responded) != 1 || len(rep.Unprompted) != 1 || len(rep.Pending) != 0 {
 		t.Errorf("closed report %+v, %v", rep, err)
@@ -468,5 +520,58 @@ func testRollCallClose(t *testing.T, s IndexStore) {
 	}
 	if err := s.CloseRollCall("rc_none"); err == nil {
 		t.Error("closing an unknown roll call succeeded")
+	}
+}
+
+// testRollCallPromptAccepted: the prompted count follows the platform's
+// acceptance of each member's roll-call prompt (AckSends with Accepted),
+// once per member, not a refusal, and not before; an erasure takes it
+// back. Counts always agree with the memberships.
+func testRollCallPromptAccepted(t *testing.T, s IndexStore) {
+	keys := []string{"a", "b", "c", "d"}
+	for _, k := range keys {
+		rcStep(t, s, k, t0, func(st *dialogs.State, _ *dialogs.Result) { st.Status, st.Address = dialogs.StatusActive, "chat-"+k })
+	}
+	rc := store.RollCall{ID: "rc_acc", EmbassyID: "emb-a", Country: "KH", CreatedAt: t0, Deadline: t0.Add(time.Hour), Members: keys}
+	if err := s.CreateRollCall(rc); err != nil {
+		t.Fatal(err)
+	}
+	seq := map[string]uint64{}
+	for _, k := range keys {
+		o, err := s.ProcessSend(k, "", t0, &store.Envelope{Channel: "telegram", Scheduled: true}, handler(nil, func(_ *dialogs.State, r *dialogs.Result) {
+			r.Audit, r.Replies, r.Prompt = []string{store.AuditRollCallPrompted}, []dialogs.Reply{{Text: "check in now"}}, true
+		}))
+		if err != nil || len(o.Sends) != 1 {
+			t.Fatalf("prompt of %s: %+v, %v", k, o.Sends, err)
+		}
+		seq[k] = o.Sends[0].Seq
+	}
+	if n := sameCounts(t, s, "rc_acc"); n.Prompted != 0 || n.Pending != 4 {
+		t.Errorf("prompts queued, none accepted: %+v", n)
+	}
+	ack := func(k string, accepted bool) {
+		t.Helper()
+		if err := s.AckSends([]store.SendAck{{Seq: seq[k], UserKey: k, Accepted: accepted}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ack("a", true)
+	ack("a", true)  // a duplicate acknowledgement
+	ack("b", false) // the platform refused it for good
+	// c answers before the platform's acceptance is recorded.
+	rcStep(t, s, "c", t0.Add(time.Second), func(st *dialogs.State, _ *dialogs.Result) { st.LastCheckin = t0.Add(time.Second) })
+	ack("c", true)
+	if n := sameCounts(t, s, "rc_acc"); n.Prompted != 2 || n.Responded != 1 || n.Pending != 3 {
+		t.Errorf("a and c accepted, b refused, c answered: %+v", n)
+	}
+	rcStep(t, s, "a", t0.Add(time.Minute), func(_ *dialogs.State, r *dialogs.Result) { r.Erase = true })
+	if n := sameCounts(t, s, "rc_acc"); n.Prompted != 1 || n.Members != 3 {
+		t.Errorf("after a's erasure: %+v, want 1 prompted of 3", n)
+	}
+	if err := s.CloseRollCall("rc_acc"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sameCounts(t, s, "rc_acc"); n.Prompted != 1 || n.Missed != 2 || n.Responded != 1 {
+		t.Errorf("closed: %+v", n)
 	}
 }

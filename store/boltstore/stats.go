@@ -1,0 +1,210 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The registrant counters behind /metrics (issue 12 item 6): how many
+// registrants are in each real status, how many are overdue, and the
+// latest check-in, kept in the transaction of every registrant write
+// (Process) instead of counted by decoding every registrant at each
+// scrape, so a scrape costs the same at 10,000 registrants as at
+// 1,000,000. They are aggregates of every registrant: no person is in
+// them, and a duress check-in moves them exactly as a normal one does.
+var (
+	// bucketStatCounts: "status:" ‖ name → 8-byte count; "overdue" →
+	// 8-byte count; "last_checkin" → 8-byte Unix ns of the latest
+	// check-in ever recorded (it never goes back, even when that
+	// registrant is erased: "no check-in for an hour" is about the
+	// service).
+	bucketStatCounts = []byte("stat_counts")
+
+	keyStatsBuilt   = []byte("stat_counts_built")
+	statStatus      = "status:"
+	statOverdue     = []byte("overdue")
+	statLastCheckin = []byte("last_checkin")
+)
+
+func init() { allBuckets = append(allBuckets, bucketStatCounts) }
+
+// regStat is what one registrant adds to the counters.
+type regStat struct {
+	status  string // "new" for a registration in progress
+	overdue bool
+	last    time.Time
+}
+
+func statOf(st dialogs.State) regStat {
+	name := string(st.Status)
+	if st.Status == dialogs.StatusNew {
+		name = "new"
+	}
+	return regStat{status: name, overdue: st.Status == dialogs.StatusActive && st.Overdue, last: st.LastCheckin}
+}
+
+// addCount adds d to the counter under key (never below zero: a drift is
+// `checkinbot check`'s to report, not a citizen's write to fail on).
+func addCount(b *bolt.Bucket, key []byte, d int64) error {
+	var n uint64
+	if v := b.Get(key); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	switch {
+	case d < 0 && n < uint64(-d):
+		n = 0
+	default:
+		n = uint64(int64(n) + d)
+	}
+	return b.Put(key, u64(n))
+}
+
+// countRegistrant moves the counters from prev (when had) to next (unless
+// erased), in the transaction of the write.
+func countRegistrant(tx *bolt.Tx, prev dialogs.State, had bool, next dialogs.State, erased bool) error {
+	b := tx.Bucket(bucketStatCounts)
+	var from, to *regStat
+	if had {
+		s := statOf(prev)
+		from = &s
+	}
+	if !erased {
+		s := statOf(next)
+		to = &s
+	}
+	if from != nil && to != nil && from.status == to.status && from.overdue == to.overdue && !to.last.After(from.last) {
+		return nil // nothing moved: no write
+	}
+	if from != nil {
+		if err := addCount(b, []byte(statStatus+from.status), -1); err != nil {
+			return err
+		}
+		if from.overdue {
+			if err := addCount(b, statOverdue, -1); err != nil {
+				return err
+			}
+		}
+	}
+	if to == nil {
+		return nil
+	}
+	if err := addCount(b, []byte(statStatus+to.status), 1); err != nil {
+		return err
+	}
+	if to.overdue {
+		if err := addCount(b, statOverdue, 1); err != nil {
+			return err
+		}
+	}
+	return raiseLastCheckin(b, to.last)
+}
+
+func raiseLastCheckin(b *bolt.Bucket, at time.Time) error {
+	if at.IsZero() {
+		return nil
+	}
+	if v := b.Get(statLastCheckin); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= at.UnixNano() {
+		return nil
+	}
+	return b.Put(statLastCheckin, u64(uint64(at.UnixNano())))
+}
+
+// scanStatCounts is the counters as a scan of the registrants finds them (the
+// backfill and `checkinbot check`). Undecodable records are skipped (the
+// check reports them).
+func scanStatCounts(regs *bolt.Bucket) (counts map[string]uint64, last time.Time) {
+	counts = map[string]uint64{}
+	regs.ForEach(func(k, v []byte) error {
+		var st dialogs.State
+		if getSealed(regs.Tx(), bucketRegistrants, k, v, &st) != nil {
+			return nil
+		}
+		s := statOf(st)
+		counts[statStatus+s.status]++
+		if s.overdue {
+			counts[string(statOverdue)]++
+		}
+		if s.last.After(last) {
+			last = s.last
+		}
+		return nil
+	})
+	return counts, last
+}
+
+// backfillStatCounts builds the counters of a file written before they
+// existed, once, from its registrants.
+func backfillStatCounts(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyStatsBuilt) != nil {
+		return nil
+	}
+	b := tx.Bucket(bucketStatCounts)
+	counts, last := scanStatCounts(tx.Bucket(bucketRegistrants))
+	for k, n := range counts {
+		if err := b.Put([]byte(k), u64(n)); err != nil {
+			return err
+		}
+	}
+	if err := raiseLastCheckin(b, last); err != nil {
+		return err
+	}
+	return meta.Put(keyStatsBuilt, []byte{1})
+}
+
+// readStatCounts reads the counters: registrants by status name, overdue,
+// latest check-in.
+func readStatCounts(tx *bolt.Tx) (byStatus map[string]int, overdue int, last time.Time, err error) {
+	byStatus = map[string]int{}
+	err = tx.Bucket(bucketStatCounts).ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("registrant counter %q is malformed", k)
+		}
+		n := binary.BigEndian.Uint64(v)
+		switch {
+		case bytes.Equal(k, statOverdue):
+			overdue = int(n)
+		case bytes.Equal(k, statLastCheckin):
+			last = time.Unix(0, int64(n)).UTC()
+		case strings.HasPrefix(string(k), statStatus) && n > 0:
+			byStatus[strings.TrimPrefix(string(k), statStatus)] = int(n)
+		}
+		return nil
+	})
+	return byStatus, overdue, last, err
+}
+
+// statCounts compares the counters with a scan of the registrants.
+func (c *checker) statCounts() {
+	regs, b := c.tx.Bucket(bucketRegistrants), c.tx.Bucket(bucketStatCounts)
+	if regs == nil || b == nil {
+		return
+	}
+	want, last := scanStatCounts(regs)
+	b.ForEach(func(k, v []byte) error {
+		if bytes.Equal(k, statLastCheckin) {
+			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < last.UnixNano() {
+				c.add("counter last_checkin", "earlier than a registrant's last check-in")
+			}
+			return nil
+		}
+		var n uint64
+		if len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		if n != want[string(k)] {
+			c.add("counter "+string(k), "says %d, the registrants say %d: /metrics would be wrong", n, want[string(k)])
+		}
+		delete(want, string(k))
+		return nil
+	})
+	for k, n := range want {
+		c.add("counter "+k, "missing, the registrants say %d", n)
+	}
+}
