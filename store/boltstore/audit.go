@@ -443,6 +443,7 @@ func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.Audi
 		firstPos uint64 // the first entry's seq
 		signed   bool   // a signed entry was seen: every later one must be
 		v2       bool   // a v2-signed entry was seen: no legacy MAC may follow
+		legacy   bool   // a legacy MAC was checked: no unchecked one may follow
 		expected string // the hash at expect.Seq, once reached
 	)
 	c := tx.Bucket(bucketAudit).Cursor()
@@ -535,8 +536,15 @@ func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.Audi
 					v2 = true
 					rep.Signed++
 				case c == macLegacy:
+					legacy = true
 					rep.Signed++
 					rep.Legacy++
+				case legacy:
+					// Master keys sign in turn, and the newest is the one
+					// given: after an entry one checked, every legacy MAC
+					// must check too.
+					return bad(e.Seq, store.AuditEdited, "its MAC matches none of the master keys given, after entries one of them signed: "+
+						"changed and re-chained without the key, or signed with a master key not given (give each one used since)")
 				default:
 					rep.LegacyUnchecked++
 				}
