@@ -648,17 +648,25 @@ func (s *Store) resignAuditHead() error {
 	if s.audit == nil || len(s.auditLegacy) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// legacyHead reports whether the head needs re-signing, and its end.
+	legacyHead := func(tx *bolt.Tx) (bool, store.AuditHead) {
 		hm := tx.Bucket(bucketMeta).Get(keyAuditHeadMAC)
 		if len(hm) <= 16 || strings.HasPrefix(string(hm[16:]), macV2) {
-			return nil
+			return false, store.AuditHead{}
 		}
 		last, first := binary.BigEndian.Uint64(hm), binary.BigEndian.Uint64(hm[8:])
 		head := auditHeadOf(tx)
-		if head.Seq != last || newAuditRing(nil, s.auditLegacy).check(string(hm[16:]), macHead, head.Hash, last, first) != macLegacy {
-			return nil
+		return head.Seq == last && newAuditRing(nil, s.auditLegacy).check(string(hm[16:]), macHead, head.Hash, last, first) == macLegacy, head
+	}
+	var need bool
+	if err := s.db.View(func(tx *bolt.Tx) error { need, _ = legacyHead(tx); return nil }); err != nil || !need {
+		return err // the usual case: nothing to write, no commit at every start
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if ok, head := legacyHead(tx); ok {
+			return s.putAuditHeadMAC(tx, head.Seq, head.Hash)
 		}
-		return s.putAuditHeadMAC(tx, last, head.Hash)
+		return nil
 	})
 }
 
