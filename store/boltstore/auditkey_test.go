@@ -19,7 +19,7 @@ import (
 // The audit key across master-key rotations and the upgrade from the
 // legacy, master-key-derived audit key (audit.go).
 
-func masterKey(t *testing.T, b byte) *seal.MasterKey {
+func masterKey(t testing.TB, b byte) *seal.MasterKey {
 	t.Helper()
 	m, err := seal.NewMasterKey(bytes.Repeat([]byte{b}, seal.KeySize))
 	if err != nil {
@@ -31,7 +31,7 @@ func masterKey(t *testing.T, b byte) *seal.MasterKey {
 // appendChecked opens path with ring and writes n audited events from at;
 // with legacy, the store signs as the binaries before v2 did (the audit
 // key derived from the master key, untagged MACs).
-func appendChecked(t *testing.T, path string, ring *seal.Keyring, legacy bool, at time.Time, n int) {
+func appendChecked(t testing.TB, path string, ring *seal.Keyring, legacy bool, at time.Time, n int) {
 	t.Helper()
 	s, err := OpenWith(path, Options{Keyring: ring})
 	if err != nil {
@@ -52,7 +52,7 @@ func appendChecked(t *testing.T, path string, ring *seal.Keyring, legacy bool, a
 	}
 }
 
-func rotate(t *testing.T, path string, from, to *seal.MasterKey) {
+func rotate(t testing.TB, path string, from, to *seal.MasterKey) {
 	t.Helper()
 	s, err := OpenWith(path, Options{Keyring: &seal.Keyring{Current: to, Old: []*seal.MasterKey{from}}})
 	if err != nil {
@@ -196,6 +196,36 @@ func TestAuditLegacyMACs(t *testing.T) {
 			var ae *store.AuditError
 			if !errors.As(err, &ae) || ae.Seq != tc.seq || ae.Problem != tc.problem {
 				t.Fatalf("got %v, want entry %d %s", err, tc.seq, tc.problem)
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyAuditFile verifies one 500-entry trail, same binary and
+// run, with the key each way can have: the v2 key from the keyring (the
+// service key unwrapped, then one HMAC per entry); a legacy trail with its
+// master key given (an HMAC per entry, the v2 one tried first); and the
+// same without it (hash chain only, the head's MAC checked).
+func BenchmarkVerifyAuditFile(b *testing.B) {
+	oldM, newM := masterKey(b, 1), masterKey(b, 2)
+	dir := b.TempDir()
+	v2, legacy := filepath.Join(dir, "v2.db"), filepath.Join(dir, "legacy.db")
+	appendChecked(b, v2, &seal.Keyring{Current: newM}, false, t0, 500)
+	appendChecked(b, legacy, &seal.Keyring{Current: oldM}, true, t0, 500)
+	rotate(b, legacy, oldM, newM) // its first open re-signs the head with v2
+	for _, bc := range []struct {
+		name, path string
+		ring       *seal.Keyring
+	}{
+		{"v2", v2, &seal.Keyring{Current: newM}},
+		{"legacy-key-given", legacy, &seal.Keyring{Current: newM, Old: []*seal.MasterKey{oldM}}},
+		{"legacy-key-not-given", legacy, &seal.Keyring{Current: newM}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if rep, err := VerifyAuditFile(bc.path, Options{Keyring: bc.ring}, nil); err != nil || rep.Entries != 500 {
+					b.Fatal(rep, err)
+				}
 			}
 		})
 	}
