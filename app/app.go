@@ -87,8 +87,10 @@ type Options struct {
 	// providers' keys and secrets (default config.Getenv: the process's
 	// environment; tests pass their own).
 	Getenv func(string) string
-	// AuditKey keys the audit trail (boltstore.Options.AuditKey): derived
-	// from the master key by the caller; empty: reasons are not recorded
+	// AuditKey, for tests, is the audit trail's key itself
+	// (boltstore.Options.AuditKey). serve leaves it empty: the store
+	// derives the key from its service data key, so it outlives master-key
+	// rotations; without a master key either, reasons are not recorded
 	// and the trail is only hash-chained.
 	AuditKey []byte
 }

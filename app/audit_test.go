@@ -51,7 +51,7 @@ func TestAuditHeadLoggedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := boltstore.VerifyAuditFile(filepath.Join(dir, "checkinbot.db"), testkit.AuditKey, &head); err != nil {
+	if _, err := boltstore.VerifyAuditFile(filepath.Join(dir, "checkinbot.db"), boltstore.Options{AuditKey: testkit.AuditKey}, &head); err != nil {
 		t.Errorf("the logged head %v does not verify: %v", head, err)
 	}
 }

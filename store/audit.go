@@ -106,6 +106,12 @@ type AuditReport struct {
 	// (their hash chain is checked, and any change to them breaks the
 	// first signed entry's link).
 	Signed, Unsigned int
+	// Legacy counts the signed entries whose MAC was made with the audit
+	// key of before v2, derived from a master key (given, so checked).
+	// LegacyUnchecked counts entries with such a MAC whose master key was
+	// not given: not counted in Signed, their hash chain is checked and
+	// anchored by the next MAC that is (a later entry's, or the head's).
+	Legacy, LegacyUnchecked int
 	// Checkpoint is the seq the chain starts from after compaction (0:
 	// never compacted).
 	Checkpoint uint64

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/checkinbot/checkinbot/config"
@@ -17,54 +12,25 @@ import (
 	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
-// EnvMasterKey holds the master key (32 bytes, base64 or hex) the audit key
-// is derived from.
-//
-// TODO(lead): when the enc branch lands, take the master key (and its key
-// file) from its config/seal code: seal.MasterKey.Derive("audit") is the
-// same derivation as auditKey here.
-const EnvMasterKey = "CHECKIN_MASTER_KEY"
-
-// getenvAudit is config.Getenv that also reads EnvMasterKey by its literal
-// name, so the documentation test finds it.
-func getenvAudit(name string) string {
-	if name == EnvMasterKey {
-		return os.Getenv("CHECKIN_MASTER_KEY")
-	}
-	return config.Getenv(name)
-}
-
-// auditKey derives the audit trail's key from the master key in the
-// environment: HKDF-SHA256 with the info "checkinbot audit". It returns nil
-// when the variable is unset; the error never repeats the variable's value.
-func auditKey(getenv func(string) string) ([]byte, error) {
-	s := strings.TrimSpace(getenv(EnvMasterKey))
-	if s == "" {
-		return nil, nil
-	}
-	for _, dec := range []func(string) ([]byte, error){hex.DecodeString,
-		base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
-		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
-		if raw, err := dec(s); err == nil && len(raw) == 32 {
-			return hkdf.Key(sha256.New, raw, nil, "checkinbot audit", boltstore.AuditKeySize)
-		}
-	}
-	return nil, &config.SecretError{Var: EnvMasterKey, Reason: fmt.Sprintf("not 32 bytes in base64 or hex (%d characters given): make one with openssl rand -base64 32", len(s))}
-}
-
-// auditCmd is `checkinbot audit verify [--expect-head SEQ:HASH] FILE`: the
-// offline, read-only check of a data file's audit trail (a stopped
-// service's file or a backup). Exit status 0: the trail holds; 1: it does
-// not (the line names the first bad entry and why) or the file cannot be
-// read; 2: usage.
+// auditCmd is `checkinbot audit verify [--config FILE] [--expect-head
+// SEQ:HASH] FILE`: the offline, read-only check of a data file's audit
+// trail (a stopped service's file or a backup). The master key comes as
+// for check and backup (CHECKIN_MASTER_KEY or master_key_file, and the
+// old one if given): it unwraps the file's service key, from which the
+// audit key is derived, so the current master key verifies the whole
+// trail across rotations. Exit status 0: the trail holds; 1: it does not
+// (the line names the first bad entry and why), the key does not open the
+// file (the message names the key it expects) or the file cannot be read;
+// 2: usage.
 func auditCmd(args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: checkinbot audit verify [--expect-head SEQ:HASH] FILE"
+	const usage = "usage: checkinbot audit verify [--config FILE] [--expect-head SEQ:HASH] FILE"
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError{usage}
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	expectFlag := fs.String("expect-head", "", "a head noted earlier (serve's start log: audit head … expect_head=SEQ:HASH): fail if the trail no longer reaches it unchanged")
+	cfgPath := fs.String("config", "", "configuration file naming master_key_file / old_master_key_file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -80,18 +46,25 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		expect = &h
 	}
-	key, err := auditKey(getenvAudit)
+	var c *config.Config
+	if *cfgPath != "" {
+		var err error
+		if c, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	ring, err := config.LoadKeyring(c, config.Getenv)
 	if err != nil {
 		return err
 	}
-	rep, err := boltstore.VerifyAuditFile(path, key, expect)
+	rep, err := boltstore.VerifyAuditFile(path, boltstore.Options{Keyring: ring}, expect)
 	var ae *store.AuditError
 	if errors.As(err, &ae) {
 		fmt.Fprintf(stdout, "%s: %v\n", path, ae)
 		return fmt.Errorf("audit verify: %s: the audit trail does not verify: entry %d %s (above)", path, ae.Seq, ae.Problem)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("audit verify: %w", err)
 	}
 	var notes []string
 	if rep.Checkpoint > 0 {
@@ -99,11 +72,17 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if rep.Keyed {
 		notes = append(notes, fmt.Sprintf("MACs checked on %d entries", rep.Signed))
+		if rep.Legacy > 0 {
+			notes = append(notes, fmt.Sprintf("%d of them with the audit key of before v2, from the master key", rep.Legacy))
+		}
+		if rep.LegacyUnchecked > 0 {
+			notes = append(notes, fmt.Sprintf("%d earlier entries signed with a master key not given (before v2): hash chain only, anchored by the later MACs", rep.LegacyUnchecked))
+		}
 		if rep.Unsigned > 0 {
 			notes = append(notes, fmt.Sprintf("%d earlier entries written without a key: hash chain only", rep.Unsigned))
 		}
 	} else {
-		notes = append(notes, "no key ("+EnvMasterKey+" unset): hash chain only, MACs not checked")
+		notes = append(notes, "no key ("+config.EnvMasterKey+" unset): hash chain only, MACs not checked")
 	}
 	if expect != nil {
 		notes = append(notes, "reaches the expected head "+expect.String())

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
 	"regexp"
@@ -10,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/store/boltstore"
+	"github.com/checkinbot/checkinbot/store/seal"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -24,19 +28,31 @@ var testMasterKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x42},
 // audit head.
 func auditFile(t *testing.T, path, masterKey string) store.AuditHead {
 	t.Helper()
-	key, err := auditKey(func(string) string { return masterKey })
+	return writeAudited(t, path, masterKey, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), 6)
+}
+
+// writeAudited opens the data file at path as serve does with masterKey as
+// CHECKIN_MASTER_KEY ("" for none), writes n audited events from start and
+// returns the audit head.
+func writeAudited(t *testing.T, path, masterKey string, start time.Time, n int) store.AuditHead {
+	t.Helper()
+	ring, err := config.LoadKeyring(nil, func(name string) string {
+		if name == config.EnvMasterKey {
+			return masterKey
+		}
+		return ""
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := boltstore.OpenWith(path, boltstore.Options{AuditKey: key})
+	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	for i := range 6 {
+	for i := range n {
 		key := store.UserKey([]byte("pepper"), "telegram", string(rune('a'+i%2)))
-		if _, err := s.Process(key, "", now.Add(time.Duration(i)*time.Minute), func(prev dialogs.State, _ bool) dialogs.Result {
+		if _, err := s.Process(key, "", start.Add(time.Duration(i)*time.Minute), func(prev dialogs.State, _ bool) dialogs.Result {
 			r := dialogs.Result{State: prev, Audit: []string{"checkin"}}
 			r.State.Key, r.State.Status = key, dialogs.StatusActive
 			return r
@@ -49,6 +65,100 @@ func auditFile(t *testing.T, path, masterKey string) store.AuditHead {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// rechainFrom edits entry seq's action and recomputes its hash and every
+// later entry's link and hash, and the recorded head: what someone holding
+// the file but not the key can do. Only the MACs can tell.
+func rechainFrom(t *testing.T, path string, seq uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, prev := tx.Bucket([]byte("audit")), ""
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e store.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Seq >= seq {
+				if e.Seq == seq {
+					e.Action = store.AuditServiceResumed
+				}
+				e.Prev = prev
+				mac := e.MAC
+				e.Hash, e.MAC, e.Checkpoint = "", "", ""
+				raw, _ := json.Marshal(e)
+				sum := sha256.Sum256(raw)
+				e.Hash, e.MAC = hex.EncodeToString(sum[:]), mac
+				nv, _ := json.Marshal(e)
+				if err := b.Put(k, nv); err != nil {
+					return err
+				}
+			}
+			prev = e.Hash
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("audit_head"), []byte(prev))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditVerifyAfterRotation: a trail written before and after `keys
+// rotate` (the real offline rotation) verifies with the new master key
+// alone, MACs of every entry checked; an entry from before the rotation,
+// edited and re-chained, is still named; a wrong key is refused naming the
+// key the file expects.
+func TestAuditVerifyAfterRotation(t *testing.T) {
+	oldKey, newKey := testMasterKey, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	wrongKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	oldM, _ := seal.ParseMasterKey(oldKey)
+	newM, _ := seal.ParseMasterKey(newKey)
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		tamper uint64 // entry to edit and re-chain (0: none)
+		key    string // CHECKIN_MASTER_KEY of the verification
+		code   int
+		want   string
+	}{
+		{name: "new key alone", key: newKey, want: "audit trail ok: 10 entries, head 10:"},
+		{name: "every MAC checked", key: newKey, want: "MACs checked on 10 entries"},
+		{name: "edited before the rotation", key: newKey, tamper: 2, code: 1, want: "audit entry 2: edited"},
+		{name: "edited after the rotation", key: newKey, tamper: 8, code: 1, want: "audit entry 8: edited"},
+		{name: "old key", key: oldKey, code: 1, want: "the file expects master key " + newM.ID() + "; the key given is " + oldM.ID()},
+		{name: "wrong key", key: wrongKey, code: 1, want: "the file expects master key " + newM.ID()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "checkinbot.db")
+			writeAudited(t, path, oldKey, start, 6)
+			t.Setenv(config.EnvMasterKey, newKey)
+			t.Setenv(config.EnvMasterKeyOld, oldKey)
+			if code, out, errOut := runMain(t, "", "keys", "rotate", "--data-dir", dir); code != 0 {
+				t.Fatalf("keys rotate: exit %d: %s %s", code, out, errOut)
+			}
+			t.Setenv(config.EnvMasterKeyOld, "")
+			writeAudited(t, path, newKey, start.Add(time.Hour), 4)
+			if tc.tamper > 0 {
+				rechainFrom(t, path, tc.tamper)
+			}
+			t.Setenv(config.EnvMasterKey, tc.key)
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"audit", "verify", path}, nil, &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want %d; output does not say %q:\n%s", code, tc.code, tc.want, out)
+			}
+			if strings.Contains(out, "goroutine") || strings.Contains(out, tc.key) {
+				t.Errorf("output has a stack trace or repeats the key:\n%s", out)
+			}
+		})
+	}
 }
 
 // editEntry changes entry seq's action in the raw file, as someone holding
@@ -96,7 +206,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{name: "edited", writeKey: testMasterKey, verifyKey: testMasterKey, edit: 3, code: 1, want: "audit entry 3: edited"},
 		{name: "edited, no key", writeKey: testMasterKey, edit: 3, code: 1, want: "audit entry 3: edited"},
 		{name: "wrong key", writeKey: testMasterKey, verifyKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), code: 1,
-			want: "not the key it was written with"},
+			want: "the file expects master key 64df3e26830edb24"},
 		{name: "written without key, verified with one", verifyKey: testMasterKey, code: 1, want: "audit entry 1: unsigned"},
 		{name: "expected head beyond the trail", writeKey: testMasterKey, verifyKey: testMasterKey, code: 1, want: "audit entry 7: truncated or rolled back",
 			args: func(p string, h store.AuditHead) []string {
@@ -122,7 +232,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 			if tc.args != nil {
 				args = tc.args(path, head)
 			}
-			t.Setenv(EnvMasterKey, tc.verifyKey)
+			t.Setenv(config.EnvMasterKey, tc.verifyKey)
 			var stdout, stderr bytes.Buffer
 			code := run(append([]string{"audit", "verify"}, args...), nil, &stdout, &stderr)
 			out := stdout.String() + stderr.String()
@@ -149,7 +259,7 @@ func TestAuditVerifyDocCommands(t *testing.T) {
 	section, _, _ = strings.Cut(section, "\n## ")
 	path := filepath.Join(t.TempDir(), "checkinbot.db")
 	head := auditFile(t, path, testMasterKey)
-	t.Setenv(EnvMasterKey, testMasterKey)
+	t.Setenv(config.EnvMasterKey, testMasterKey)
 	headArg := regexp.MustCompile(`^\d+:[0-9a-f]{64}$`)
 	ran := 0
 	for _, block := range shellBlocks(section) {

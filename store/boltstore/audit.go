@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/seal"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -42,6 +43,22 @@ import (
 // CompactAudit bounds the trail's growth: entries older than the retention
 // are replaced by one checkpoint carrying the last removed entry's seq,
 // hash and MAC, signed itself, from which the chain still verifies.
+//
+// The audit key is derived from the service data key (HKDF-SHA256, info
+// "checkinbot audit v2"), which is random, kept wrapped in meta and only
+// re-wrapped by a master-key rotation: the trail verifies with whichever
+// master key unwraps the service key, before and after a rotation alike.
+// MACs made with it are tagged macV2. Untagged MACs are the legacy ones, of
+// files written before v2, whose audit key was derived from the master key
+// (seal.MasterKey.Derive("audit")): they are checked when that master key
+// is given (CHECKIN_MASTER_KEY or _OLD); without it they are counted as
+// unchecked, and stay covered by the hash chain up to the first entry or
+// head signed with a key that is given (each hash includes the previous
+// one, and a MAC covers its entry's hash), so an edit among them is still
+// caught — only not named. A legacy MAC after a v2 one is refused: once a
+// file is on v2 it never goes back. Open re-signs a legacy head under v2
+// at once (resignAuditHead), so a rotation right after an upgrade leaves a
+// trail the new key alone verifies.
 
 var (
 	// keyAuditHeadMAC is the signed head record, beside keyAuditHead (the
@@ -54,6 +71,18 @@ var (
 
 // AuditKeySize is the size of Options.AuditKey.
 const AuditKeySize = 32
+
+// auditPurpose is the HKDF purpose the audit key is derived for from the
+// service data key (seal.Key.Derive): "checkinbot audit v2".
+const auditPurpose = "audit v2"
+
+// legacyAuditPurpose is the pre-v2 derivation from the master key
+// (seal.MasterKey.Derive): "checkinbot audit".
+const legacyAuditPurpose = "audit"
+
+// macV2 starts every MAC made with a v2 audit key (derived from the
+// service key, or Options.AuditKey); legacy MACs are bare hex.
+const macV2 = "v2:"
 
 // auditPad is the size class of sealed reasons: a reason naming a duress
 // escalation seals to the same length as one naming nothing.
@@ -73,13 +102,51 @@ const (
 // Options.AuditKey (sealing.go, where the one Options type is) keys the
 // audit trail; OpenWith (open.go) derives its keys with newAuditKeys.
 
-// auditKeys are the two keys derived from an audit key.
+// auditKeys are the two keys derived from an audit key, and the tag its
+// MACs start with (macV2, or "" for a legacy key).
 type auditKeys struct {
 	aead cipher.AEAD
 	mac  []byte
+	tag  string
 }
 
+// newAuditKeys makes the v2 keys of an audit key; nil for an empty key.
 func newAuditKeys(key []byte) (*auditKeys, error) {
+	k, err := deriveAuditKeys(key)
+	if k != nil {
+		k.tag = macV2
+	}
+	return k, err
+}
+
+// legacyAuditKeys are the pre-v2 audit keys of every master key of ring
+// (the current one first): they check untagged MACs and open the reasons
+// sealed with them.
+func legacyAuditKeys(ring *seal.Keyring) []*auditKeys {
+	if ring == nil {
+		return nil
+	}
+	var out []*auditKeys
+	for _, m := range append([]*seal.MasterKey{ring.Current}, ring.Old...) {
+		if m == nil {
+			continue
+		}
+		if k, err := deriveAuditKeys(m.Derive(legacyAuditPurpose)); err == nil && k != nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// serviceAuditKeys are the v2 audit keys of an open codec's service key.
+func serviceAuditKeys(c *codec) (*auditKeys, error) {
+	if c == nil || c.service == nil {
+		return nil, nil
+	}
+	return newAuditKeys(c.service.Derive(auditPurpose))
+}
+
+func deriveAuditKeys(key []byte) (*auditKeys, error) {
 	if len(key) == 0 {
 		return nil, nil
 	}
@@ -105,7 +172,7 @@ func newAuditKeys(key []byte) (*auditKeys, error) {
 	return &auditKeys{aead: aead, mac: macKey}, nil
 }
 
-// sum is the MAC of (domain, hash, seqs) in hex.
+// sum is the MAC of (domain, hash, seqs) in hex, after the key's tag.
 func (k *auditKeys) sum(domain, hash string, seqs ...uint64) string {
 	m := hmac.New(sha256.New, k.mac)
 	m.Write([]byte(domain))
@@ -114,12 +181,77 @@ func (k *auditKeys) sum(domain, hash string, seqs ...uint64) string {
 	for _, n := range seqs {
 		m.Write(u64(n))
 	}
-	return hex.EncodeToString(m.Sum(nil))
+	return k.tag + hex.EncodeToString(m.Sum(nil))
 }
 
 // valid reports whether mac is the MAC of (domain, hash, seqs).
 func (k *auditKeys) valid(mac, domain, hash string, seqs ...uint64) bool {
 	return hmac.Equal([]byte(mac), []byte(k.sum(domain, hash, seqs...)))
+}
+
+// auditRing is the keys a verification checks MACs with: the v2 key (nil
+// when the file has no service key, or its master key is not given) and
+// the legacy keys of the master keys given.
+type auditRing struct {
+	cur    *auditKeys
+	legacy []*auditKeys
+}
+
+// newAuditRing is nil when there is no key at all: only the hash chain is
+// checked then.
+func newAuditRing(cur *auditKeys, legacy []*auditKeys) *auditRing {
+	if cur == nil && len(legacy) == 0 {
+		return nil
+	}
+	return &auditRing{cur: cur, legacy: legacy}
+}
+
+// macCheck is what one MAC's check found.
+type macCheck int
+
+const (
+	macOK        macCheck = iota // a v2 MAC, valid
+	macLegacy                    // a legacy MAC, valid under a master key given
+	macUnchecked                 // a legacy MAC no key given checks
+	macBad                       // a v2 MAC that does not match
+)
+
+// check classifies mac as the MAC of (domain, hash, seqs).
+func (r *auditRing) check(mac, domain, hash string, seqs ...uint64) macCheck {
+	if strings.HasPrefix(mac, macV2) {
+		if r.cur != nil && r.cur.valid(mac, domain, hash, seqs...) {
+			return macOK
+		}
+		return macBad
+	}
+	for _, k := range r.legacy {
+		if k.valid(mac, domain, hash, seqs...) {
+			return macLegacy
+		}
+	}
+	return macUnchecked
+}
+
+// open opens a sealed reason with the key its entry's MAC names: the v2
+// key for a v2 MAC, else whichever legacy key opens it. ok is false for a
+// legacy reason no key given opens (its master key is not given).
+func (r *auditRing) open(e store.AuditEntry) (reason string, ok bool, err error) {
+	if r == nil || len(e.Sealed) == 0 {
+		return "", false, nil
+	}
+	if strings.HasPrefix(e.MAC, macV2) || e.MAC == "" && r.cur != nil {
+		if r.cur == nil {
+			return "", false, errors.New("the sealed reason does not open with this key")
+		}
+		reason, err := r.cur.open(e.Seq, e.Sealed)
+		return reason, err == nil, err
+	}
+	for _, k := range r.legacy {
+		if reason, err := k.open(e.Seq, e.Sealed); err == nil {
+			return reason, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // auditAD binds a sealed reason to its entry.
@@ -221,7 +353,7 @@ func (s *Store) VerifyAudit() (entries int, err error) {
 	var rep store.AuditReport
 	err = s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		rep, err = verifyAudit(tx, s.audit, nil)
+		rep, err = verifyAudit(tx, newAuditRing(s.audit, s.auditLegacy), nil)
 		return err
 	})
 	return rep.Entries, err
@@ -249,12 +381,18 @@ func auditHeadOf(tx *bolt.Tx) store.AuditHead {
 
 // VerifyAuditFile verifies the audit trail of the data file at path
 // offline and read-only (a stopped service's file, or a backup): the hash
-// chain, and with key (the store's Options.AuditKey) every MAC; with
-// expect (a head noted from serve's log or metrics) that the trail still
-// reaches it unchanged. A broken trail is a *store.AuditError naming the
-// first bad entry; a file that cannot be read is a *store.FileError.
-func VerifyAuditFile(path string, key []byte, expect *store.AuditHead) (store.AuditReport, error) {
-	keys, err := newAuditKeys(key)
+// chain, and with a key every MAC; with expect (a head noted from serve's
+// log or metrics) that the trail still reaches it unchanged. The key is
+// opt's, as the store was opened with: opt.Keyring unwraps the file's
+// service key, from which the audit key is derived (so a rotated master
+// key verifies the entries written before the rotation), and its master
+// keys check legacy MACs; opt.AuditKey, when set, is the audit key itself.
+// A broken trail is a *store.AuditError naming the first bad entry; a file
+// that cannot be read, or a master key that does not open it
+// (store.ErrWrongKey, naming the key the file expects), is a
+// *store.FileError.
+func VerifyAuditFile(path string, opt Options, expect *store.AuditHead) (store.AuditReport, error) {
+	cur, err := newAuditKeys(opt.AuditKey)
 	if err != nil {
 		return store.AuditReport{}, err
 	}
@@ -273,8 +411,20 @@ func VerifyAuditFile(path string, key []byte, expect *store.AuditHead) (store.Au
 			if tx.Bucket(bucketAudit) == nil {
 				return &store.FileError{Path: path, Kind: store.ErrCorrupt, Reason: "no audit bucket"}
 			}
+			cur := cur
+			if cur == nil && opt.Keyring != nil && opt.Keyring.Current != nil {
+				if w := tx.Bucket(bucketMeta).Get(keyServiceKey); w != nil {
+					c, err := unsealWith(bytes.Clone(w), opt.Keyring)
+					if err != nil {
+						return classify(path, err, "unseal")
+					}
+					if cur, err = serviceAuditKeys(c); err != nil {
+						return err
+					}
+				}
+			}
 			var err error
-			rep, err = verifyAudit(tx, keys, expect)
+			rep, err = verifyAudit(tx, newAuditRing(cur, legacyAuditKeys(opt.Keyring)), expect)
 			return err
 		})
 	})
@@ -282,7 +432,7 @@ func VerifyAuditFile(path string, key []byte, expect *store.AuditHead) (store.Au
 }
 
 // verifyAudit walks the trail in key order and returns the first problem.
-func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.AuditReport, error) {
+func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.AuditReport, error) {
 	rep := store.AuditReport{Keyed: k != nil}
 	bad := func(seq uint64, p store.AuditProblem, format string, args ...any) (store.AuditReport, error) {
 		return rep, &store.AuditError{Seq: seq, Problem: p, Detail: fmt.Sprintf(format, args...)}
@@ -292,6 +442,8 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 		last     uint64 // its seq
 		firstPos uint64 // the first entry's seq
 		signed   bool   // a signed entry was seen: every later one must be
+		v2       bool   // a v2-signed entry was seen: no legacy MAC may follow
+		legacy   bool   // a legacy MAC was checked: no unchecked one may follow
 		expected string // the hash at expect.Seq, once reached
 	)
 	c := tx.Bucket(bucketAudit).Cursor()
@@ -326,11 +478,26 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 					rep.Unsigned++ // entries written and compacted while the service had no key
 				case e.Checkpoint == "":
 					return bad(e.Seq, store.AuditUnsigned, "the checkpoint of signed entries carries no MAC of its own: it was not written with the key")
-				case !k.valid(e.Checkpoint, macCheckpoint, e.Hash, e.Seq) || (e.MAC != "" && !k.valid(e.MAC, macEntry, e.Hash, e.Seq)):
-					return bad(e.Seq, store.AuditEdited, "the checkpoint's MAC does not match: it was forged or moved")
 				default:
-					signed = true
-					rep.Signed++
+					// Its own MAC (made when compacting) and the MAC of
+					// the last entry it stands for, which alone says
+					// whether the trail had reached v2 there.
+					own, last := k.check(e.Checkpoint, macCheckpoint, e.Hash, e.Seq), macLegacy
+					if e.MAC != "" {
+						last = k.check(e.MAC, macEntry, e.Hash, e.Seq)
+					}
+					switch {
+					case own == macBad || last == macBad:
+						return bad(e.Seq, store.AuditEdited, "the checkpoint's MAC does not match: it was forged or moved")
+					case own == macUnchecked:
+						rep.LegacyUnchecked++
+					default:
+						rep.Signed++
+						if own == macLegacy {
+							rep.Legacy++
+						}
+					}
+					signed, v2 = true, last == macOK
 				}
 			}
 			prev, last = e.Hash, e.Seq
@@ -359,11 +526,29 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 				return bad(e.Seq, store.AuditUnsigned, "no MAC after signed entries: MACs were stripped, or the service ran without its key")
 			case e.MAC == "":
 				rep.Unsigned++
-			case !k.valid(e.MAC, macEntry, e.Hash, e.Seq):
-				return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key, or this is not the key it was written with")
 			default:
+				switch c := k.check(e.MAC, macEntry, e.Hash, e.Seq); {
+				case c == macBad:
+					return bad(e.Seq, store.AuditEdited, "its MAC does not match: changed and re-chained without the key, or this is not the key it was written with")
+				case c != macOK && v2:
+					return bad(e.Seq, store.AuditEdited, "a MAC of the old, master-key kind after entries signed with the service key: forged, or its tag was stripped")
+				case c == macOK:
+					v2 = true
+					rep.Signed++
+				case c == macLegacy:
+					legacy = true
+					rep.Signed++
+					rep.Legacy++
+				case legacy:
+					// Master keys sign in turn, and the newest is the one
+					// given: after an entry one checked, every legacy MAC
+					// must check too.
+					return bad(e.Seq, store.AuditEdited, "its MAC matches none of the master keys given, after entries one of them signed: "+
+						"changed and re-chained without the key, or signed with a master key not given (give each one used since)")
+				default:
+					rep.LegacyUnchecked++
+				}
 				signed = true
-				rep.Signed++
 			}
 		}
 		prev, last = e.Hash, e.Seq
@@ -392,17 +577,28 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 			return bad(min(from, firstPos), store.AuditRemoved, "the trail starts at entry %d, its head record at %d: entries were removed from the start", firstPos, from)
 		}
 		if k != nil && signed {
-			switch mac := string(hm[16:]); {
-			case mac == "":
+			mac := string(hm[16:])
+			if mac == "" {
 				return bad(last, store.AuditUnsigned, "the head carries no MAC after signed entries")
-			case !k.valid(mac, macHead, prev, last, from):
+			}
+			switch k.check(mac, macHead, prev, last, from) {
+			case macBad:
 				return bad(last+1, store.AuditTruncated, "the head's MAC does not match: the head record was rewritten (entries cut off at the end or the start)")
+			case macUnchecked:
+				// The head anchors the legacy entries no key checked: it
+				// must be checked itself.
+				return bad(last+1, store.AuditTruncated, "the head's MAC matches no key given: the head record was rewritten, or it was signed "+
+					"with a master key not given (a file not opened since before the audit key moved to the service key: give that master key too)")
+			case macLegacy:
+				if v2 {
+					return bad(last+1, store.AuditTruncated, "the head carries a MAC of the old, master-key kind after entries signed with the service key: it was rewritten")
+				}
 			}
 		}
 	} else if k != nil && signed {
 		return bad(last, store.AuditUnsigned, "the head carries no MAC after signed entries")
 	}
-	if k != nil && rep.Entries > 0 && rep.Signed == 0 {
+	if k != nil && rep.Entries > 0 && rep.Signed == 0 && rep.LegacyUnchecked == 0 {
 		return bad(1, store.AuditUnsigned, "no entry is signed: the file was written without this key, or every MAC was stripped")
 	}
 	if expect != nil {
@@ -419,7 +615,8 @@ func verifyAudit(tx *bolt.Tx, k *auditKeys, expect *store.AuditHead) (store.Audi
 }
 
 // Audit returns every audit entry in order, with Reason opened when the
-// store has the audit key.
+// store has the audit key (a legacy entry's reason opens only when the
+// master key that sealed it is given; otherwise Reason stays empty).
 func (s *Store) Audit() ([]store.AuditEntry, error) {
 	var out []store.AuditEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -428,18 +625,49 @@ func (s *Store) Audit() ([]store.AuditEntry, error) {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			if s.audit != nil && len(e.Sealed) > 0 {
-				r, err := s.audit.open(e.Seq, e.Sealed)
-				if err != nil {
-					return fmt.Errorf("audit entry %d: %w", e.Seq, err)
-				}
-				e.Reason = r
+			r, _, err := newAuditRing(s.audit, s.auditLegacy).open(e)
+			if err != nil {
+				return fmt.Errorf("audit entry %d: %w", e.Seq, err)
 			}
+			e.Reason = r
 			out = append(out, e)
 			return nil
 		})
 	})
 	return out, err
+}
+
+// resignAuditHead runs in Open once the v2 key is known: a head record
+// still signed with a legacy (master-key-derived) key that a master key
+// given checks is signed again with the v2 key, which anchors every entry
+// before it. Without it, a rotation right after an upgrade, before any new
+// entry, would leave a head only the old master key verifies. A head no
+// key given checks is left as it is: the service never blesses what it
+// cannot check.
+func (s *Store) resignAuditHead() error {
+	if s.audit == nil || len(s.auditLegacy) == 0 {
+		return nil
+	}
+	// legacyHead reports whether the head needs re-signing, and its end.
+	legacyHead := func(tx *bolt.Tx) (bool, store.AuditHead) {
+		hm := tx.Bucket(bucketMeta).Get(keyAuditHeadMAC)
+		if len(hm) <= 16 || strings.HasPrefix(string(hm[16:]), macV2) {
+			return false, store.AuditHead{}
+		}
+		last, first := binary.BigEndian.Uint64(hm), binary.BigEndian.Uint64(hm[8:])
+		head := auditHeadOf(tx)
+		return head.Seq == last && newAuditRing(nil, s.auditLegacy).check(string(hm[16:]), macHead, head.Hash, last, first) == macLegacy, head
+	}
+	var need bool
+	if err := s.db.View(func(tx *bolt.Tx) error { need, _ = legacyHead(tx); return nil }); err != nil || !need {
+		return err // the usual case: nothing to write, no commit at every start
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if ok, head := legacyHead(tx); ok {
+			return s.putAuditHeadMAC(tx, head.Seq, head.Hash)
+		}
+		return nil
+	})
 }
 
 // CompactAudit replaces every entry recorded before the cutoff by one

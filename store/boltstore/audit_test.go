@@ -293,7 +293,7 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 				}
 				expect = &head
 			}
-			rep, err := VerifyAuditFile(path, tc.key, expect)
+			rep, err := VerifyAuditFile(path, Options{AuditKey: tc.key}, expect)
 			var ae *store.AuditError
 			switch {
 			case tc.problem == "" && err != nil:
@@ -344,7 +344,7 @@ func TestAuditVerifyProperty(t *testing.T) {
 			if more := rng.IntN(5); more > 0 {
 				head = writeTrail(t, path, key, more, t0.Add(time.Duration(n)*time.Hour), rng)
 			}
-			if _, err := VerifyAuditFile(path, key, &head); err != nil {
+			if _, err := VerifyAuditFile(path, Options{AuditKey: key}, &head); err != nil {
 				t.Fatalf("untouched trail (%d entries, key %v): %v", head.Seq, key != nil, err)
 			}
 			last := head.Seq
@@ -379,7 +379,7 @@ func TestAuditVerifyProperty(t *testing.T) {
 				t.Skip("no neighbour to swap with")
 			}
 			boltFile(t, path, tamper)
-			_, err := VerifyAuditFile(path, key, expect)
+			_, err := VerifyAuditFile(path, Options{AuditKey: key}, expect)
 			var ae *store.AuditError
 			if !errors.As(err, &ae) || ae.Seq != target || ae.Problem != problem {
 				t.Fatalf("after %s of entry %d (of %d, first %d, key %v): verify = %v", problem, target, last, first, key != nil, err)
@@ -431,7 +431,7 @@ func TestAuditReasonsSealedAndPadded(t *testing.T) {
 		if len(entries[0].Sealed) != len(entries[1].Sealed) {
 			t.Errorf("sealed lengths %d and %d differ", len(entries[0].Sealed), len(entries[1].Sealed))
 		}
-		if _, err := VerifyAuditFile(path, bytes.Repeat([]byte{1}, AuditKeySize), nil); err == nil {
+		if _, err := VerifyAuditFile(path, Options{AuditKey: bytes.Repeat([]byte{1}, AuditKeySize)}, nil); err == nil {
 			t.Error("a wrong key verified")
 		}
 	}

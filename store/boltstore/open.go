@@ -78,7 +78,23 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "unseal")
 	}
-	s.audit = audit
+	if audit == nil {
+		// The audit key follows the service key, not the master key
+		// (audit.go): a rotation leaves it as it is.
+		v, _ := codecs.Load(db)
+		c, _ := v.(*codec)
+		if audit, err = serviceAuditKeys(c); err != nil {
+			codecs.Delete(db)
+			db.Close()
+			return nil, err
+		}
+	}
+	s.audit, s.auditLegacy = audit, legacyAuditKeys(opt.Keyring)
+	if err := s.resignAuditHead(); err != nil {
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "re-sign the audit head")
+	}
 	go s.commitLoop()
 	return s, nil
 }

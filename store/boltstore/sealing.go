@@ -70,12 +70,13 @@ type Options struct {
 	// Keyring holds the master key (and, during a rotation, the old ones).
 	// Nil stores values in clear and refuses an encrypted file.
 	Keyring *seal.Keyring
-	// AuditKey (AuditKeySize bytes) keys the audit trail (audit.go):
-	// reasons are sealed and entries and the head are MACed with keys
-	// derived from it (HKDF-SHA256). It comes from outside the data file
-	// (derived from the master key: seal.MasterKey.Derive("audit")). Empty:
-	// entries keep only their neutral action and the trail is only
-	// hash-chained.
+	// AuditKey (AuditKeySize bytes), for tests and stores without a
+	// keyring, is the audit trail's key itself (audit.go): reasons are
+	// sealed and entries and the head are MACed with keys derived from it
+	// (HKDF-SHA256). Empty, the audit key is derived from the service data
+	// key when Keyring is given (seal.Key.Derive("audit v2")), so it
+	// survives master-key rotations; with neither, entries keep only their
+	// neutral action and the trail is only hash-chained.
 	AuditKey []byte
 }
 

@@ -67,7 +67,8 @@ type Store struct {
 	// route files registrants under their embassy (IndexWith).
 	route atomic.Pointer[store.Router]
 
-	audit *auditKeys // Options.AuditKey's keys; nil without one (audit.go)
+	audit       *auditKeys   // the v2 audit keys (service key or Options.AuditKey); nil without a key (audit.go)
+	auditLegacy []*auditKeys // the master keys' pre-v2 audit keys: legacy MACs and reasons
 }
 
 // maxGroup bounds how many events share one commit.

@@ -238,7 +238,10 @@ func (r *Keyring) Rewrap(w []byte, owner string) ([]byte, error) {
 }
 
 // Key is a data key: it seals and opens values.
-type Key struct{ aead cipher.AEAD }
+type Key struct {
+	aead cipher.AEAD
+	raw  [KeySize]byte
+}
 
 // NewDataKey returns the raw bytes of a new random data key.
 func NewDataKey() []byte {
@@ -256,7 +259,22 @@ func NewKey(raw []byte) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{aead: a}, nil
+	k := &Key{aead: a}
+	copy(k.raw[:], raw)
+	return k, nil
+}
+
+// Derive returns a 32-byte key for purpose, derived from the data key with
+// HKDF-SHA256 (info "checkinbot " ‖ purpose), for secrets that must last
+// as long as the data key does — through master-key rotations, which only
+// re-wrap it — without being it: the audit trail's key is derived from the
+// service key (boltstore).
+func (k *Key) Derive(purpose string) []byte {
+	d, err := hkdf.Key(sha256.New, k.raw[:], nil, "checkinbot "+purpose, KeySize)
+	if err != nil {
+		panic(err) // only for lengths HKDF-SHA256 cannot give; KeySize it can
+	}
+	return d
 }
 
 func newAEAD(raw []byte) (cipher.AEAD, error) {

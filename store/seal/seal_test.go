@@ -178,6 +178,36 @@ func TestDeriveDiffersByPurpose(t *testing.T) {
 	}
 }
 
+// TestDataKeyDeriveSurvivesRewrap: a data key re-wrapped under a new
+// master key (a rotation) derives the same keys, and they are neither the
+// data key nor either master key's derivation.
+func TestDataKeyDeriveSurvivesRewrap(t *testing.T) {
+	oldM, newM := testMaster(t, 7), testMaster(t, 8)
+	raw := NewDataKey()
+	w := oldM.Wrap(raw, "service")
+	before, err := oldM.Unwrap(w, "service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := (&Keyring{Current: newM, Old: []*MasterKey{oldM}}).Rewrap(w, "service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := newM.Unwrap(w2, "service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := before.Derive("audit v2")
+	switch {
+	case !bytes.Equal(a, after.Derive("audit v2")):
+		t.Fatal("the derivation changed with the re-wrap")
+	case len(a) != KeySize || bytes.Equal(a, raw) || bytes.Equal(a, before.Derive("other")):
+		t.Fatal("derived key not distinct")
+	case bytes.Equal(a, oldM.Derive("audit v2")) || bytes.Equal(a, newM.Derive("audit v2")):
+		t.Fatal("derived from the master key, not the data key")
+	}
+}
+
 func TestADIsInjective(t *testing.T) {
 	if bytes.Equal(AD([]byte("ab"), []byte("c")), AD([]byte("a"), []byte("bc"))) {
 		t.Fatal("AD is ambiguous")
