@@ -54,7 +54,7 @@ func (s *Store) Route(now time.Time, targets func(store.Event) []store.Target) (
 			for _, t := range targets(ev) {
 				d := store.Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
 					Critical: t.Critical, NextAt: now.UTC()}
-				if err := putSealed(tx, bucketPending, pendingKey(t.Endpoint, seq), d); err != nil {
+				if err := putPending(tx, d); err != nil {
 					return err
 				}
 				n++
@@ -85,71 +85,59 @@ func (s *Store) DueDeliveries(now time.Time) ([]store.DueDelivery, time.Time, er
 
 // DueChains reads, in one read transaction, the runs of pending deliveries
 // that may be attempted at now (see Chain), with their bodies, up to limit
-// deliveries in all (0: no limit). Endpoints for which skip returns true
-// (backing off, or not configured) are jumped over by key without reading
-// their rows, so an outage's backlog costs nothing per round.
+// deliveries in all (0: no limit). Only rows due at now are read, through
+// the due index (pending_due.go): rows waiting for a later retry cost
+// nothing. Endpoints for which skip returns true (backing off, or not
+// configured) are jumped over by key without reading their rows, so an
+// outage's backlog costs nothing per round.
 func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit int) (store.DueBatch, error) {
 	var b store.DueBatch
 	err := s.db.View(func(tx *bolt.Tx) error {
 		outbox := tx.Bucket(bucketOutbox)
-		c := tx.Bucket(bucketPending).Cursor()
-		var endpoint string
-		var chainOf map[string]int // case → index in b.Chains, or -1: closed
-		n := 0
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) < 9 || k[len(k)-9] != 0 {
-				return fmt.Errorf("pending delivery key %x is malformed", k)
-			}
-			if ep := string(k[:len(k)-9]); ep != endpoint || chainOf == nil {
-				endpoint, chainOf = ep, map[string]int{}
-				b.Endpoints = append(b.Endpoints, ep)
-				if skip != nil && skip(ep) {
-					// Jump to the first key of the next endpoint (the loop's
-					// Next lands on it).
-					if next, _ := c.Seek(append([]byte(ep), 1)); next == nil {
-						return nil
+		var err error
+		b.Next, b.More, err = dueRows(tx, now, skip, limit,
+			func(ep string) { b.Endpoints = append(b.Endpoints, ep) },
+			func(ep string, rows []dueRow) error {
+				due := make(map[uint64]bool, len(rows))
+				for _, r := range rows {
+					due[r.d.Seq] = true
+				}
+				// A case's rows go as the run of its pending rows, from its
+				// first, that are all due; a caseless row goes alone.
+				inRun := map[uint64]int{} // seq → index in b.Chains
+				done := map[string]bool{}
+				for _, r := range rows {
+					d := r.d
+					if d.CaseID != "" {
+						if ci, ok := inRun[d.Seq]; ok {
+							body, err := eventBody(tx, outbox, d.Seq)
+							if err != nil {
+								return err
+							}
+							b.Chains[ci].Items = append(b.Chains[ci].Items, store.DueDelivery{Delivery: d, Body: body})
+							continue
+						}
+						if done[d.CaseID] {
+							continue // behind a row of its case not yet due
+						}
+						done[d.CaseID] = true
+						run := caseHeadRun(tx, ep, d.CaseID, due)
+						if len(run) == 0 || run[0] != d.Seq {
+							continue // an earlier row of its case is not due yet
+						}
+						for _, seq := range run[1:] {
+							inRun[seq] = len(b.Chains)
+						}
 					}
-					c.Prev()
-					continue
+					body, err := eventBody(tx, outbox, d.Seq)
+					if err != nil {
+						return err
+					}
+					b.Chains = append(b.Chains, store.Chain{Endpoint: ep, Items: []store.DueDelivery{{Delivery: d, Body: body}}})
 				}
-			}
-			var d store.Delivery
-			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
-				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
-			}
-			ci, seen := chainOf[d.CaseID]
-			if d.CaseID != "" && seen && ci < 0 {
-				continue // an earlier event of the case is not due yet
-			}
-			if d.NextAt.After(now) {
-				if b.Next.IsZero() || d.NextAt.Before(b.Next) {
-					b.Next = d.NextAt
-				}
-				if d.CaseID != "" {
-					chainOf[d.CaseID] = -1
-				}
-				continue
-			}
-			if limit > 0 && n >= limit {
-				b.More = true
 				return nil
-			}
-			body, err := eventBody(tx, outbox, d.Seq)
-			if err != nil {
-				return err
-			}
-			dd := store.DueDelivery{Delivery: d, Body: body}
-			n++
-			if d.CaseID != "" && seen {
-				b.Chains[ci].Items = append(b.Chains[ci].Items, dd)
-				continue
-			}
-			if d.CaseID != "" {
-				chainOf[d.CaseID] = len(b.Chains)
-			}
-			b.Chains = append(b.Chains, store.Chain{Endpoint: endpoint, Items: []store.DueDelivery{dd}})
-		}
-		return nil
+			})
+		return err
 	})
 	return b, err
 }
@@ -158,27 +146,26 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 // type typ that is due at now, in key order (endpoint, then recording
 // order). The delivery loop leaves endpoint.heartbeat rows to the prober,
 // which sends them on its own fixed cadence; this is how it finds them.
-// Rows are sealed (the type is inside): each is opened, a cost of about a
-// microsecond per row behind an outage's backlog.
+// Only due rows are read (the due index); they are sealed (the type is
+// inside), so each is opened.
 func (s *Store) DueOfType(typ string, now time.Time) ([]store.DueDelivery, error) {
 	var out []store.DueDelivery
 	err := s.db.View(func(tx *bolt.Tx) error {
 		outbox := tx.Bucket(bucketOutbox)
-		return tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
-			var d store.Delivery
-			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
-				return fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
+		_, _, err := dueRows(tx, now, nil, 0, func(string) {}, func(_ string, rows []dueRow) error {
+			for _, r := range rows {
+				if r.d.Type != typ {
+					continue
+				}
+				body, err := eventBody(tx, outbox, r.d.Seq)
+				if err != nil {
+					return err
+				}
+				out = append(out, store.DueDelivery{Delivery: r.d, Body: body})
 			}
-			if d.Type != typ || d.NextAt.After(now) {
-				return nil
-			}
-			body, err := eventBody(tx, outbox, d.Seq)
-			if err != nil {
-				return err
-			}
-			out = append(out, store.DueDelivery{Delivery: d, Body: body})
 			return nil
 		})
+		return err
 	})
 	return out, err
 }
@@ -228,22 +215,23 @@ func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
 			if err := getSealed(tx, bucketPending, key, raw, &d); err != nil {
 				return err
 			}
+			prev := d
 			if a.Outcome.Sent() {
 				d.Attempts++
 			}
 			switch {
 			case a.Outcome == escalation.AttemptHeld:
 				if a.Secondary != "" && !d.SecondaryQueued {
-					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+					if err := queueSecondary(tx, &d, a.Secondary, now); err != nil {
 						return err
 					}
-					if err := putSealed(tx, bucketPending, key, d); err != nil {
+					if err := putPending(tx, d); err != nil {
 						return err
 					}
 				}
 			case a.Outcome.Done():
 				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.Outcome != escalation.AttemptDelivered, a.Err
-				if err := pending.Delete(key); err != nil {
+				if err := deletePending(tx, prev); err != nil {
 					return err
 				}
 				if err := putSealed(tx, bucketDelivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
@@ -255,11 +243,11 @@ func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
 				}
 				d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
 				if a.Secondary != "" && !d.SecondaryQueued {
-					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+					if err := queueSecondary(tx, &d, a.Secondary, now); err != nil {
 						return err
 					}
 				}
-				if err := putSealed(tx, bucketPending, key, d); err != nil {
+				if err := putPending(tx, d); err != nil {
 					return err
 				}
 			}
@@ -352,11 +340,11 @@ func (s *Store) Backlog() (int, error) {
 
 // queueSecondary gives the event of d a pending row for the secondary
 // endpoint as well.
-func queueSecondary(pending *bolt.Bucket, d *store.Delivery, secondary string, now time.Time) error {
+func queueSecondary(tx *bolt.Tx, d *store.Delivery, secondary string, now time.Time) error {
 	d.SecondaryQueued = true
 	sec := store.Delivery{Endpoint: secondary, Seq: d.Seq, EventID: d.EventID, Type: d.Type,
 		CaseID: d.CaseID, Critical: d.Critical, NextAt: now.UTC()}
-	return putSealed(pending.Tx(), bucketPending, pendingKey(secondary, d.Seq), sec)
+	return putPending(tx, sec)
 }
 
 // unrouted reports whether the outbox holds events not yet routed.
