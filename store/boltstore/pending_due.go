@@ -156,11 +156,14 @@ func dueRows(tx *bolt.Tx, now time.Time, skip func(string) bool, limit int,
 			pk := pendingKey(ep, seq)
 			v := pending.Get(pk)
 			if v == nil {
-				return next, more, fmt.Errorf("pending-due index names delivery %s/%d, which is not pending: run checkinbot check", ep, seq)
+				continue // a stale entry (checkinbot check reports it): nothing to send
 			}
 			var d store.Delivery
 			if err := getSealed(tx, bucketPending, pk, v, &d); err != nil {
 				return next, more, fmt.Errorf("pending delivery %s/%d is corrupt: %w", ep, seq, err)
+			}
+			if !bytes.Equal(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), k) {
+				continue // a stale entry: the row's own entry stands at its time
 			}
 			rows = append(rows, dueRow{key: pk, d: d})
 			n++
