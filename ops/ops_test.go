@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/checkinbot/checkinbot/app"
 	"github.com/checkinbot/checkinbot/bot"
@@ -248,8 +249,16 @@ func TestReadyzFollowsStoreWrites(t *testing.T) {
 		}
 		return code, r
 	}
-	if code, r := readyz(); code != http.StatusOK || !r.Ready {
-		t.Fatalf("healthy program: /readyz %d %+v", code, r)
+	// The channels report ready once connected (Telegram: its setWebhook
+	// accepted), which takes a moment after Run starts.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, r := readyz()
+		if code == http.StatusOK && r.Ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthy program: /readyz %d %+v", code, r)
+		}
 	}
 	p.Store.SetWriteFault(errors.New("no space left on device"))
 	code, r := readyz()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -65,7 +64,7 @@ func writeIdentityLink(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.
 	if !validHash(l.TokenHash) {
 		return fmt.Errorf("identity link: token hash is not hex SHA-256")
 	}
-	if err := putJSON(links, []byte(l.TokenHash), identity.Link{TokenHash: l.TokenHash, RegistrantKey: key,
+	if err := putSealed(links.Tx(), bucketIDLinks, []byte(l.TokenHash), identity.Link{TokenHash: l.TokenHash, RegistrantKey: key,
 		Provider: l.Provider, Lang: l.Lang, Expires: l.Expires.UTC()}); err != nil {
 		return err
 	}
@@ -77,7 +76,7 @@ func deleteFlowsOf(flows *bolt.Bucket, key string) error {
 	var gone [][]byte
 	if err := flows.ForEach(func(k, v []byte) error {
 		var f identity.Flow
-		if json.Unmarshal(v, &f) != nil || f.RegistrantKey == key {
+		if getSealed(flows.Tx(), bucketIDFlows, k, v, &f) != nil || f.RegistrantKey == key {
 			gone = append(gone, bytes.Clone(k))
 		}
 		return nil
@@ -120,7 +119,7 @@ func (s *Store) TakeLink(ctx context.Context, tokenHash string, now time.Time) (
 		if raw == nil {
 			return nil
 		}
-		found = json.Unmarshal(raw, &l) == nil
+		found = getSealed(tx, bucketIDLinks, []byte(tokenHash), raw, &l) == nil
 		if err := links.Delete([]byte(tokenHash)); err != nil {
 			return err
 		}
@@ -146,11 +145,7 @@ func (s *Store) PutFlow(ctx context.Context, f identity.Flow) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	enc, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("store: put identity flow: %w", err)
-	}
-	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIDFlows).Put([]byte(f.StateHash), enc) }); err != nil {
+	if err := s.update(func(tx *bolt.Tx) error { return putSealed(tx, bucketIDFlows, []byte(f.StateHash), f) }); err != nil {
 		return fmt.Errorf("store: put identity flow: %w", err)
 	}
 	return nil
@@ -175,7 +170,7 @@ func (s *Store) TakeFlow(ctx context.Context, stateHash string, now time.Time) (
 		if raw == nil {
 			return nil
 		}
-		found = json.Unmarshal(raw, &f) == nil
+		found = getSealed(tx, bucketIDFlows, []byte(stateHash), raw, &f) == nil
 		return flows.Delete([]byte(stateHash))
 	})
 	if err != nil {
@@ -197,7 +192,7 @@ func (s *Store) PruneIdentity(now time.Time) (int, error) {
 		var oldLinks, oldUsers, oldFlows [][]byte
 		if err := links.ForEach(func(k, v []byte) error {
 			var l identity.Link
-			if json.Unmarshal(v, &l) != nil || !now.Before(l.Expires) {
+			if getSealed(tx, bucketIDLinks, k, v, &l) != nil || !now.Before(l.Expires) {
 				oldLinks = append(oldLinks, bytes.Clone(k))
 				if string(users.Get([]byte(l.RegistrantKey))) == string(k) {
 					oldUsers = append(oldUsers, []byte(l.RegistrantKey))
@@ -209,7 +204,7 @@ func (s *Store) PruneIdentity(now time.Time) (int, error) {
 		}
 		if err := flows.ForEach(func(k, v []byte) error {
 			var f identity.Flow
-			if json.Unmarshal(v, &f) != nil || !now.Before(f.Expires) {
+			if getSealed(tx, bucketIDFlows, k, v, &f) != nil || !now.Before(f.Expires) {
 				oldFlows = append(oldFlows, bytes.Clone(k))
 			}
 			return nil

@@ -31,6 +31,12 @@ func TestIdentityConformance(t *testing.T) {
 	storetest.RunIdentity(t, func(t *testing.T) storetest.IdentityStore { return testkit.Store(t) })
 }
 
+// TestIdentityConformanceSealed: the same on an encrypted store (links and
+// flows — a PKCE verifier, a DPoP key — are sealed under the service key).
+func TestIdentityConformanceSealed(t *testing.T) {
+	storetest.RunIdentity(t, func(t *testing.T) storetest.IdentityStore { return testkit.SealedStore(t) })
+}
+
 // phone accepts every response at once and keeps the texts per address.
 type phone struct {
 	mu   sync.Mutex

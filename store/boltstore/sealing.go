@@ -617,7 +617,7 @@ var sealedBuckets = []struct {
 }{
 	{bucketRegistrants, sealJSON}, {bucketSendq, sealJSON}, {bucketPurge, sealJSON}, {bucketRegIndex, sealJSON},
 	{bucketCases, sealJSON}, {bucketPending, sealJSON}, {bucketDelivered, sealJSON}, {bucketRollCalls, sealJSON},
-	{bucketOutbox, sealEvent}, {bucketRCMembers, sealState},
+	{bucketOutbox, sealEvent}, {bucketRCMembers, sealState}, {bucketIDLinks, sealJSON}, {bucketIDFlows, sealJSON},
 }
 
 const (
