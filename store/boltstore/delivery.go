@@ -147,7 +147,10 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 				done := map[string]bool{}
 				for _, r := range rows {
 					d := r.d
-					if d.CaseID != "" {
+					// A row whose event case_events lacks (checkinbot check
+					// reports it) goes alone: sent out of its case's order
+					// rather than never.
+					if d.CaseID != "" && tx.Bucket(bucketCaseEvents).Get(caseEventKey(d.CaseID, d.Seq)) != nil {
 						if ci, ok := inRun[d.Seq]; ok {
 							body, err := eventBody(tx, outbox, d.Seq)
 							if err != nil {

@@ -296,3 +296,30 @@ func TestCheckAcceptsTheDueIndexOfTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestDueRowOutsideCaseEventsStillGoes: a due row whose event is missing
+// from case_events (a broken index, which check reports) is still handed
+// out, alone, rather than never. (Without the fallback it is held for
+// ever: this fails.)
+func TestDueRowOutsideCaseEventsStillGoes(t *testing.T) {
+	s := mustOpen(t)
+	s.Process(fmt.Sprintf("%064x", 1), "", t0, result(func(_ *dialogs.State, r *dialogs.Result) {
+		r.Escalations = []dialogs.Escalation{{Type: dialogs.EventDuressTriggered, Severity: dialogs.SeverityCritical, Case: dialogs.CaseOpen}}
+	}))
+	if _, err := s.Route(t0, func(store.Event) []store.Target { return []store.Target{{Endpoint: "e1"}} }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketCaseEvents).Cursor().First()
+		return tx.Bucket(bucketCaseEvents).Delete(k)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.DueChains(t0, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gotChains(b); fmt.Sprint(got) != "[e1:[1]]" {
+		t.Errorf("chains %v, want the row alone", got)
+	}
+}
