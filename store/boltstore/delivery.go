@@ -132,7 +132,7 @@ func (s *Store) DueDeliveries(now time.Time) ([]store.DueDelivery, time.Time, er
 func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit int) (store.DueBatch, error) {
 	var b store.DueBatch
 	err := s.db.View(func(tx *bolt.Tx) error {
-		outbox := tx.Bucket(bucketOutbox)
+		outbox, caseEvents := tx.Bucket(bucketOutbox), tx.Bucket(bucketCaseEvents)
 		var err error
 		b.Next, b.More, err = dueRows(tx, now, skip, limit,
 			func(ep string) { b.Endpoints = append(b.Endpoints, ep) },
@@ -150,7 +150,7 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 					// A row whose event case_events lacks (checkinbot check
 					// reports it) goes alone: sent out of its case's order
 					// rather than never.
-					if d.CaseID != "" && tx.Bucket(bucketCaseEvents).Get(caseEventKey(d.CaseID, d.Seq)) != nil {
+					if d.CaseID != "" && caseEvents.Get(caseEventKey(d.CaseID, d.Seq)) != nil {
 						if ci, ok := inRun[d.Seq]; ok {
 							body, err := eventBody(tx, outbox, d.Seq)
 							if err != nil {
