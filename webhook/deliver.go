@@ -149,11 +149,10 @@ type Deliverer struct {
 	// logged); reach what the prober learnt (the only source of log
 	// lines); waiting is every endpoint id with pending rows and no
 	// configuration (an embassy with no URL).
-	health    map[string]*health
-	reach     map[string]*reach
-	waiting   map[string]*unconfigured
-	reportAt  time.Time
-	lastPrune time.Time
+	health   map[string]*health
+	reach    map[string]*reach
+	waiting  map[string]*unconfigured
+	reportAt time.Time
 	// lastHold is when holdBack last read the failing endpoints' rows: it
 	// decides on thresholds of minutes and hours, not on every round.
 	lastHold time.Time
@@ -241,7 +240,8 @@ func (d *Deliverer) Nudge() {
 // Run delivers until ctx ends, and probes and reports endpoint health every
 // Policy.ReportEvery from a goroutine of its own, so when a probe is sent
 // or a report written never depends on when events arrive or how long a
-// round takes.
+// round takes. Pruning (Policy.KeepDelivered) runs on a third goroutine,
+// at start and hourly, so a round never waits for a whole prune.
 func (d *Deliverer) Run(ctx context.Context) error {
 	d.init()
 	var reporter sync.WaitGroup
@@ -257,6 +257,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			}
 		}
 	})
+	reporter.Go(func() { d.pruneLoop(ctx) })
 	defer reporter.Wait()
 	for {
 		next, err := d.Round(ctx)
@@ -282,8 +283,8 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
-// Round does one pass: routing of new events, every due attempt, the
-// outcomes, and pruning. Each case's events go out one after the other in
+// Round does one pass: routing of new events, every due attempt and the
+// outcomes (pruning is Run's, on its own goroutine). Each case's events go out one after the other in
 // the same round, each as soon as the one before it is delivered. It
 // returns when the next attempt is due (zero if nothing waits); a time not
 // after now means go again at once. Heartbeats are the prober's: a round
@@ -374,13 +375,33 @@ func (d *Deliverer) Round(ctx context.Context) (time.Time, error) {
 			}
 		}
 	}
-	if d.Policy.KeepDelivered > 0 && now.Sub(d.lastPrune) > time.Hour {
-		d.lastPrune = now
-		if _, err := d.Store.Prune(now.Add(-d.Policy.KeepDelivered)); err != nil {
-			return next, err
+	return next, nil
+}
+
+// pruneEvery is how often Run's pruner deletes what KeepDelivered no
+// longer keeps.
+const pruneEvery = time.Hour
+
+// pruneLoop prunes at start and every pruneEvery until ctx ends, on its
+// own goroutine: a prune (batched in the store, but long at a million
+// registrants) never holds up a delivery round, and a round never holds up
+// a prune. Its errors are logged without any event detail.
+func (d *Deliverer) pruneLoop(ctx context.Context) {
+	if d.Policy.KeepDelivered <= 0 {
+		return
+	}
+	tick := time.NewTicker(pruneEvery)
+	defer tick.Stop()
+	for {
+		if _, err := d.Store.Prune(d.Now().Add(-d.Policy.KeepDelivered)); err != nil && ctx.Err() == nil {
+			d.Log.Error("webhook prune failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
-	return next, nil
 }
 
 // noteUnconfigured keeps, for the health report, which endpoint ids have

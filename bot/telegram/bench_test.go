@@ -13,7 +13,7 @@ import (
 	"github.com/checkinbot/checkinbot/internal/testkit"
 )
 
-func benchChannel(b *testing.B, opt Options) (*Channel, *fakeapi.Server, func()) {
+func benchChannel(b testing.TB, opt Options) (*Channel, *fakeapi.Server, func()) {
 	api := fakeapi.New("1:bench")
 	r := testkit.Runner(b)
 	r.ReplyFloor = bot.DefaultReplyFloor // as in production

@@ -25,10 +25,18 @@ import (
 type sender struct {
 	c *Channel
 
-	mu       sync.Mutex
-	wake     chan struct{}
-	queues   [3]*list.List // by priority: *outItem
+	mu     sync.Mutex
+	wake   chan struct{}
+	queues [3]*list.List // by priority: *outItem
+	// chatNext is when each chat may next receive. An entry in the past
+	// says no more than no entry, so forget evicts those, and the map holds
+	// only the chats written to within about the last pacing interval (or
+	// paused by a 429 or a retry), not every chat ever written to.
 	chatNext map[int64]time.Time
+	// sweepAt is the size at which chatNext is next swept: twice what the
+	// last sweep left, at least minSweep, so sweeping costs O(1) per send
+	// amortised and the map stays within twice its live entries.
+	sweepAt  int
 	busy     map[int64]bool
 	nextSend time.Time // global spacing
 	tasks    chan func(context.Context)
@@ -54,7 +62,7 @@ func (it *outItem) report(rc bot.Receipt) {
 
 func newSender(c *Channel) *sender {
 	s := &sender{c: c, wake: make(chan struct{}, 1), chatNext: map[int64]time.Time{}, busy: map[int64]bool{},
-		tasks: make(chan func(context.Context), 1024)}
+		sweepAt: minSweep, tasks: make(chan func(context.Context), 1024)}
 	for i := range s.queues {
 		s.queues[i] = list.New()
 	}
@@ -171,6 +179,32 @@ func (s *sender) next(now time.Time) (*outItem, time.Duration) {
 	return nil, wait
 }
 
+// minSweep is the least size of chatNext at which it is swept.
+const minSweep = 1024
+
+// forget drops the chats whose pacing time has passed at now: idle longer
+// than the interval, they may receive at once, as a chat never written to
+// may. It runs only when the map has doubled since the last sweep (caller
+// holds mu).
+func (s *sender) forget(now time.Time) {
+	if len(s.chatNext) < s.sweepAt {
+		return
+	}
+	for chat, at := range s.chatNext {
+		if !at.After(now) && !s.busy[chat] {
+			delete(s.chatNext, chat)
+		}
+	}
+	s.sweepAt = max(2*len(s.chatNext), minSweep)
+}
+
+// chats is how many chats the pacing map holds, for tests.
+func (s *sender) chats() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.chatNext)
+}
+
 // deliver sends one message, settles its chat, and reports the outcome.
 func (s *sender) deliver(ctx context.Context, it *outItem) {
 	msg, err := s.c.api.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: it.chat, Text: it.text, ReplyMarkup: it.markup})
@@ -187,7 +221,9 @@ func (s *sender) deliver(ctx context.Context, it *outItem) {
 	}()
 	// Counted from the answer, not the request: Telegram sees two
 	// messages at least PerChat apart however the network jitters.
-	s.chatNext[it.chat] = time.Now().Add(s.c.opt.PerChat)
+	now := time.Now()
+	s.forget(now)
+	s.chatNext[it.chat] = now.Add(s.c.opt.PerChat)
 	if err == nil {
 		if msg != nil {
 			receipt.SentIDs = []string{strconv.Itoa(msg.ID)}

@@ -64,6 +64,46 @@ func (c *checker) indexes(cases map[string]store.Case) {
 	c.eventIndexes(cases)
 	c.statCounts()     // stats.go
 	c.rollCallCounts() // rollcall_counts.go
+	c.pendingDue()
+}
+
+// pendingDue checks the due index of pending deliveries (pending_due.go):
+// one entry per pending row, at the row's next attempt. A missing entry is
+// a delivery no round would ever attempt; a dangling one a round would
+// stop on ("not pending"). A file whose index was never built (written by
+// an older binary, checked before serve opened it) is not checked.
+func (c *checker) pendingDue() {
+	meta, pending, idx := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketPending), c.tx.Bucket(bucketPendingDue)
+	if meta == nil || pending == nil || idx == nil || meta.Get(keyPendingDueBuilt) == nil {
+		return
+	}
+	t := &tally{index: string(bucketPendingDue)}
+	want := map[string]string{} // index key → endpoint/seq
+	pending.ForEach(func(k, v []byte) error {
+		var d store.Delivery
+		if getSealed(c.tx, bucketPending, k, v, &d) != nil {
+			return nil // reported with the pending rows
+		}
+		want[string(pendingDueKey(d.Endpoint, d.NextAt, d.Seq))] = fmt.Sprintf("delivery %s/%d", d.Endpoint, d.Seq)
+		return nil
+	})
+	idx.ForEach(func(k, _ []byte) error {
+		t.entries++
+		if _, ok := want[string(k)]; ok {
+			delete(want, string(k))
+			return nil
+		}
+		if ep, at, seq, ok := parseDueKey(k); ok {
+			t.dangle("delivery %s/%d at %s", ep, seq, stamp(uint64(at)))
+		} else {
+			t.dangle("entry #%d", t.entries)
+		}
+		return nil
+	})
+	for _, name := range want {
+		t.miss("%s", name)
+	}
+	c.report(t)
 }
 
 // caseIndexes checks the case index and the case status index.

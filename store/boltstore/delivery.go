@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
@@ -29,44 +30,82 @@ func pendingKey(endpoint string, seq uint64) []byte {
 	return append(append([]byte(endpoint), 0), u64(seq)...)
 }
 
-// Route gives every outbox event not yet routed its pending rows, in one
-// transaction. targets must be pure (it may run more than once).
+// RouteBatch bounds the pending rows (and the events) one write
+// transaction of Route handles: routing a backlog never holds the writer
+// for long, and a batch's rows are written in key order, so bbolt appends
+// instead of splitting pages over and over when two embassies' rows
+// interleave (issue 15: 200k rows in one transaction took 38 s).
+var RouteBatch = 1000
+
+// Route gives every outbox event not yet routed its pending rows, in
+// transactions of at most RouteBatch rows, each advancing the routing mark
+// past the events it routed (all of an event's rows go in one
+// transaction). targets must be pure (it may run more than once).
 func (s *Store) Route(now time.Time, targets func(store.Event) []store.Target) (int, error) {
-	if backlog, err := s.unrouted(); err != nil || !backlog {
-		return 0, err // nothing new: no write transaction, no fsync
+	total := 0
+	for {
+		if backlog, err := s.unrouted(); err != nil || !backlog {
+			return total, err // nothing new: no write transaction, no fsync
+		}
+		n, more, err := s.routeBatch(now, targets)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
 	}
-	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
-		n = 0
+}
+
+// routeBatch routes the next events, up to RouteBatch rows or events, in
+// one transaction. more reports that it stopped at the bound.
+func (s *Store) routeBatch(now time.Time, targets func(store.Event) []store.Target) (n int, more bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		n, more = 0, false
 		meta, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox)
 		var from uint64
 		if v := meta.Get(keyRouted); len(v) == 8 {
 			from = binary.BigEndian.Uint64(v)
 		}
+		var rows []store.Delivery
 		c := outbox.Cursor()
-		last := from
+		last, events := from, 0
 		for k, v := c.Seek(u64(from + 1)); k != nil; k, v = c.Next() {
+			if events >= RouteBatch {
+				more = true
+				break
+			}
 			seq := binary.BigEndian.Uint64(k)
 			var ev store.Event
 			if err := getEvent(tx, k, v, &ev); err != nil {
 				return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
 			}
-			for _, t := range targets(ev) {
-				d := store.Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
-					Critical: t.Critical, NextAt: now.UTC()}
-				if err := putSealed(tx, bucketPending, pendingKey(t.Endpoint, seq), d); err != nil {
-					return err
-				}
-				n++
+			ts := targets(ev)
+			if len(rows) > 0 && len(rows)+len(ts) > RouteBatch {
+				more = true
+				break
+			}
+			for _, t := range ts {
+				rows = append(rows, store.Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
+					Critical: t.Critical, NextAt: now.UTC()})
 			}
 			last = seq
+			events++
 		}
+		// In key order (endpoint, then sequence): appends, not splits.
+		slices.SortFunc(rows, func(a, b store.Delivery) int {
+			return bytes.Compare(pendingKey(a.Endpoint, a.Seq), pendingKey(b.Endpoint, b.Seq))
+		})
+		for _, d := range rows {
+			if err := putPending(tx, d); err != nil {
+				return err
+			}
+		}
+		n = len(rows)
 		if last == from {
 			return nil
 		}
 		return meta.Put(keyRouted, u64(last))
 	})
-	return n, err
+	return n, more, err
 }
 
 // DueDeliveries returns the deliveries to attempt at now, per endpoint in
@@ -85,71 +124,62 @@ func (s *Store) DueDeliveries(now time.Time) ([]store.DueDelivery, time.Time, er
 
 // DueChains reads, in one read transaction, the runs of pending deliveries
 // that may be attempted at now (see Chain), with their bodies, up to limit
-// deliveries in all (0: no limit). Endpoints for which skip returns true
-// (backing off, or not configured) are jumped over by key without reading
-// their rows, so an outage's backlog costs nothing per round.
+// deliveries in all (0: no limit). Only rows due at now are read, through
+// the due index (pending_due.go): rows waiting for a later retry cost
+// nothing. Endpoints for which skip returns true (backing off, or not
+// configured) are jumped over by key without reading their rows, so an
+// outage's backlog costs nothing per round.
 func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit int) (store.DueBatch, error) {
 	var b store.DueBatch
 	err := s.db.View(func(tx *bolt.Tx) error {
-		outbox := tx.Bucket(bucketOutbox)
-		c := tx.Bucket(bucketPending).Cursor()
-		var endpoint string
-		var chainOf map[string]int // case → index in b.Chains, or -1: closed
-		n := 0
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) < 9 || k[len(k)-9] != 0 {
-				return fmt.Errorf("pending delivery key %x is malformed", k)
-			}
-			if ep := string(k[:len(k)-9]); ep != endpoint || chainOf == nil {
-				endpoint, chainOf = ep, map[string]int{}
-				b.Endpoints = append(b.Endpoints, ep)
-				if skip != nil && skip(ep) {
-					// Jump to the first key of the next endpoint (the loop's
-					// Next lands on it).
-					if next, _ := c.Seek(append([]byte(ep), 1)); next == nil {
-						return nil
+		outbox, caseEvents := tx.Bucket(bucketOutbox), tx.Bucket(bucketCaseEvents)
+		var err error
+		b.Next, b.More, err = dueRows(tx, now, skip, limit,
+			func(ep string) { b.Endpoints = append(b.Endpoints, ep) },
+			func(ep string, rows []dueRow) error {
+				due := make(map[uint64]bool, len(rows))
+				for _, r := range rows {
+					due[r.d.Seq] = true
+				}
+				// A case's rows go as the run of its pending rows, from its
+				// first, that are all due; a caseless row goes alone.
+				inRun := map[uint64]int{} // seq → index in b.Chains
+				done := map[string]bool{}
+				for _, r := range rows {
+					d := r.d
+					// A row whose event case_events lacks (checkinbot check
+					// reports it) goes alone: sent out of its case's order
+					// rather than never.
+					if d.CaseID != "" && caseEvents.Get(caseEventKey(d.CaseID, d.Seq)) != nil {
+						if ci, ok := inRun[d.Seq]; ok {
+							body, err := eventBody(tx, outbox, d.Seq)
+							if err != nil {
+								return err
+							}
+							b.Chains[ci].Items = append(b.Chains[ci].Items, store.DueDelivery{Delivery: d, Body: body})
+							continue
+						}
+						if done[d.CaseID] {
+							continue // behind a row of its case not yet due
+						}
+						done[d.CaseID] = true
+						run := caseHeadRun(tx, ep, d.CaseID, due)
+						if len(run) == 0 || run[0] != d.Seq {
+							continue // an earlier row of its case is not due yet
+						}
+						for _, seq := range run[1:] {
+							inRun[seq] = len(b.Chains)
+						}
 					}
-					c.Prev()
-					continue
+					body, err := eventBody(tx, outbox, d.Seq)
+					if err != nil {
+						return err
+					}
+					b.Chains = append(b.Chains, store.Chain{Endpoint: ep, Items: []store.DueDelivery{{Delivery: d, Body: body}}})
 				}
-			}
-			var d store.Delivery
-			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
-				return fmt.Errorf("pending delivery %s/%d is corrupt: %w", endpoint, binary.BigEndian.Uint64(k[len(k)-8:]), err)
-			}
-			ci, seen := chainOf[d.CaseID]
-			if d.CaseID != "" && seen && ci < 0 {
-				continue // an earlier event of the case is not due yet
-			}
-			if d.NextAt.After(now) {
-				if b.Next.IsZero() || d.NextAt.Before(b.Next) {
-					b.Next = d.NextAt
-				}
-				if d.CaseID != "" {
-					chainOf[d.CaseID] = -1
-				}
-				continue
-			}
-			if limit > 0 && n >= limit {
-				b.More = true
 				return nil
-			}
-			body, err := eventBody(tx, outbox, d.Seq)
-			if err != nil {
-				return err
-			}
-			dd := store.DueDelivery{Delivery: d, Body: body}
-			n++
-			if d.CaseID != "" && seen {
-				b.Chains[ci].Items = append(b.Chains[ci].Items, dd)
-				continue
-			}
-			if d.CaseID != "" {
-				chainOf[d.CaseID] = len(b.Chains)
-			}
-			b.Chains = append(b.Chains, store.Chain{Endpoint: endpoint, Items: []store.DueDelivery{dd}})
-		}
-		return nil
+			})
+		return err
 	})
 	return b, err
 }
@@ -158,27 +188,26 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 // type typ that is due at now, in key order (endpoint, then recording
 // order). The delivery loop leaves endpoint.heartbeat rows to the prober,
 // which sends them on its own fixed cadence; this is how it finds them.
-// Rows are sealed (the type is inside): each is opened, a cost of about a
-// microsecond per row behind an outage's backlog.
+// Only due rows are read (the due index); they are sealed (the type is
+// inside), so each is opened.
 func (s *Store) DueOfType(typ string, now time.Time) ([]store.DueDelivery, error) {
 	var out []store.DueDelivery
 	err := s.db.View(func(tx *bolt.Tx) error {
 		outbox := tx.Bucket(bucketOutbox)
-		return tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
-			var d store.Delivery
-			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
-				return fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
+		_, _, err := dueRows(tx, now, nil, 0, func(string) {}, func(_ string, rows []dueRow) error {
+			for _, r := range rows {
+				if r.d.Type != typ {
+					continue
+				}
+				body, err := eventBody(tx, outbox, r.d.Seq)
+				if err != nil {
+					return err
+				}
+				out = append(out, store.DueDelivery{Delivery: r.d, Body: body})
 			}
-			if d.Type != typ || d.NextAt.After(now) {
-				return nil
-			}
-			body, err := eventBody(tx, outbox, d.Seq)
-			if err != nil {
-				return err
-			}
-			out = append(out, store.DueDelivery{Delivery: d, Body: body})
 			return nil
 		})
+		return err
 	})
 	return out, err
 }
@@ -228,22 +257,23 @@ func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
 			if err := getSealed(tx, bucketPending, key, raw, &d); err != nil {
 				return err
 			}
+			prev := d
 			if a.Outcome.Sent() {
 				d.Attempts++
 			}
 			switch {
 			case a.Outcome == escalation.AttemptHeld:
 				if a.Secondary != "" && !d.SecondaryQueued {
-					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+					if err := queueSecondary(tx, &d, a.Secondary, now); err != nil {
 						return err
 					}
-					if err := putSealed(tx, bucketPending, key, d); err != nil {
+					if err := putPending(tx, d); err != nil {
 						return err
 					}
 				}
 			case a.Outcome.Done():
 				d.DoneAt, d.GaveUp, d.LastError = now.UTC(), a.Outcome != escalation.AttemptDelivered, a.Err
-				if err := pending.Delete(key); err != nil {
+				if err := deletePending(tx, prev); err != nil {
 					return err
 				}
 				if err := putSealed(tx, bucketDelivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
@@ -255,11 +285,11 @@ func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
 				}
 				d.LastError, d.NextAt = a.Err, a.NextAt.UTC()
 				if a.Secondary != "" && !d.SecondaryQueued {
-					if err := queueSecondary(pending, &d, a.Secondary, now); err != nil {
+					if err := queueSecondary(tx, &d, a.Secondary, now); err != nil {
 						return err
 					}
 				}
-				if err := putSealed(tx, bucketPending, key, d); err != nil {
+				if err := putPending(tx, d); err != nil {
 					return err
 				}
 			}
@@ -352,11 +382,11 @@ func (s *Store) Backlog() (int, error) {
 
 // queueSecondary gives the event of d a pending row for the secondary
 // endpoint as well.
-func queueSecondary(pending *bolt.Bucket, d *store.Delivery, secondary string, now time.Time) error {
+func queueSecondary(tx *bolt.Tx, d *store.Delivery, secondary string, now time.Time) error {
 	d.SecondaryQueued = true
 	sec := store.Delivery{Endpoint: secondary, Seq: d.Seq, EventID: d.EventID, Type: d.Type,
 		CaseID: d.CaseID, Critical: d.Critical, NextAt: now.UTC()}
-	return putSealed(pending.Tx(), bucketPending, pendingKey(secondary, d.Seq), sec)
+	return putPending(tx, sec)
 }
 
 // unrouted reports whether the outbox holds events not yet routed.

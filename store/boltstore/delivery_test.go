@@ -63,6 +63,9 @@ func TestDueChains(t *testing.T) {
 			if tc.skip != "" {
 				// A row that cannot be decoded: reading it would fail.
 				if err := s.db.Update(func(tx *bolt.Tx) error {
+					if err := tx.Bucket(bucketPendingDue).Put(pendingDueKey(tc.skip, t0, 99), nil); err != nil {
+						return err
+					}
 					return tx.Bucket(bucketPending).Put(pendingKey(tc.skip, 99), []byte("not json"))
 				}); err != nil {
 					t.Fatal(err)

@@ -78,6 +78,11 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "unseal")
 	}
+	if err := guard(s.buildPendingDue); err != nil { // schema 5: the due index (pending_due.go)
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "prepare")
+	}
 	if audit == nil {
 		// The audit key follows the service key, not the master key
 		// (audit.go): a rotation leaves it as it is.
@@ -524,6 +529,9 @@ func (s *Store) migrate() error {
 		// Version 4 may hold sealed records (sealing.go), which an older
 		// binary would misread: older files are upgraded in place here, in
 		// clear, and sealed by initKeys when a master key is given.
+		// Version 5 added the due index of pending deliveries, built from
+		// the sealed rows by buildPendingDue once the keys are loaded: an
+		// older binary would not keep it in step.
 		if binary.BigEndian.Uint64(v) < SchemaVersion {
 			return meta.Put(keySchema, u64(SchemaVersion))
 		}

@@ -32,6 +32,9 @@ func seedPrunable(t testing.TB, s *Store, cutoff time.Time, old, recent, owedN i
 			}
 			d := store.Delivery{Endpoint: "emb", Seq: seq, EventID: ev.ID, NextAt: at}
 			if owe {
+				if err := tx.Bucket(bucketPendingDue).Put(pendingDueKey("emb", at, seq), nil); err != nil {
+					return err
+				}
 				return putJSON(pending, pendingKey("emb", seq), d)
 			}
 			d.DoneAt = at

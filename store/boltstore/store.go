@@ -34,7 +34,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 var (
 	bucketMeta        = []byte("meta")
