@@ -78,6 +78,11 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "unseal")
 	}
+	if err := s.recountStatCounts(); err != nil { // stats.go
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "prepare")
+	}
 	s.audit = audit
 	go s.commitLoop()
 	return s, nil
