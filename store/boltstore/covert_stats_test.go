@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store/boltstore"
 )
 
@@ -98,3 +99,40 @@ func TestStatCountsRecountedFromVersion1(t *testing.T) {
 }
 
 func u64be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// pressLast presses the last button of the latest reply that has any (No,
+// in a confirmation).
+func (sc *script) pressLast(c citizen) {
+	sc.t.Helper()
+	rs := sc.chat.last(c.address)
+	for i := len(rs) - 1; i >= 0; i-- {
+		if b := rs[i].Buttons; len(b) > 0 {
+			sc.send(c, dialogs.KindButton, b[len(b)-1].Data, 0, 0)
+			return
+		}
+	}
+	sc.t.Fatalf("%s: no button to press", c.lang)
+}
+
+// TestCovertActionsLookActive: in one file, a covertly stopped or deleted
+// registrant looks like an active one who asked to stop or delete and
+// then said No — same keys, counters and stored lengths in the buckets
+// below (docs/storage.md "What a duress signal leaves in clear"). Two
+// known exceptions are left out and documented there: the record's
+// stored length (a covertly deleted record holds its profile inside the
+// hidden part, about 50 bytes more than padding reserves, so it may land
+// one size class up) and the audit trail (the covert action is one more
+// neutral entry of that registrant, as a real stop or delete is).
+func TestCovertActionsLookActive(t *testing.T) {
+	var buckets []string
+	for _, b := range registrantSide {
+		if b != "registrants" && b != "audit" {
+			buckets = append(buckets, b)
+		}
+	}
+	for _, request := range []string{"/stop", "/delete"} {
+		covert := runShape(t, buckets, "", func(sc *script, c citizen) { sc.say(c, request+" "+c.keyword); sc.pressFirst(c) })
+		declined := runShape(t, buckets, "", func(sc *script, c citizen) { sc.say(c, request); sc.pressLast(c) })
+		compareShapes(t, "covert "+request+" vs "+request+" declined", covert, declined)
+	}
+}
