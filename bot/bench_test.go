@@ -31,7 +31,8 @@ func (acceptor) Send(_ context.Context, _ string, r bot.Response) error {
 // without the send queue (the reply handed over and forgotten), to show
 // what durability of replies costs; queue=on/sealed is queue=on with the
 // data file encrypted (store/seal), to show what encryption at rest costs.
-// Compare with BenchmarkBoltBatch at the same concurrency, in the same run.
+// For the runner against raw bbolt, fairly (realistic sealed records, inbound
+// ids, interleaved rounds, one run), use BenchmarkFair (fair_bench_test.go).
 func BenchmarkRunner(b *testing.B) {
 	for _, users := range []int{1, 64, 1024} {
 		for _, v := range []struct {

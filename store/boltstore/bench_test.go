@@ -14,7 +14,9 @@ import (
 )
 
 // The raw bbolt ceilings on this disk: what any store built on bbolt can
-// reach at best. docs/benchmarks.md compares the runner against them.
+// reach at best, for minimal writes. The runner's headline comparison is
+// bot's BenchmarkFair (same binary, same run, realistic sealed records,
+// inbound ids; docs/benchmarks.md), not these.
 
 func openRaw(b *testing.B) *bolt.DB {
 	b.Helper()
