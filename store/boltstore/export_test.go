@@ -121,7 +121,13 @@ func ClearShape(path string, buckets []string, userKeys []string) ([]string, err
 				if i := strings.Index(key, erasedPrefix); i >= 0 {
 					key = key[:i] + "<erased>"
 				}
-				rows = append(rows, fmt.Sprintf("%s: %q → %d bytes", name, key, len(v)))
+				row := fmt.Sprintf("%s: %q → %d bytes", name, key, len(v))
+				if name == string(bucketStatCounts) {
+					// Counters are clear values: the values themselves are
+					// the shape (the scripts run on a fixed clock).
+					row += fmt.Sprintf(" %x", v)
+				}
+				rows = append(rows, row)
 				return nil
 			})
 			sort.Strings(rows)

@@ -83,6 +83,11 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "prepare")
 	}
+	if err := s.recountStatCounts(); err != nil { // stats.go
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "prepare")
+	}
 	if audit == nil {
 		// The audit key follows the service key, not the master key
 		// (audit.go): a rotation leaves it as it is.

@@ -431,7 +431,7 @@ func runShape(t *testing.T, buckets []string, wantType string, last func(sc *scr
 
 // registrantSide are the buckets a citizen's own activity writes.
 var registrantSide = []string{"registrants", "due", "sendq", "purge", "inbound", "regindex", "regindex_user", "keys",
-	"rollcall_members", "rollcall_user", "audit"}
+	"rollcall_members", "rollcall_user", "audit", "stat_counts"}
 
 // escalationSide are the buckets an escalation writes.
 var escalationSide = []string{"cases", "case_index", "case_status_index", "outbox", "pending", "delivered", "event_acks"}

@@ -26,7 +26,10 @@ var (
 	// service).
 	bucketStatCounts = []byte("stat_counts")
 
-	keyStatsBuilt   = []byte("stat_counts_built")
+	keyStatsBuilt = []byte("stat_counts_built")
+	// statsVersion is keyStatsBuilt's value: a file whose counters were
+	// built by another version has them counted again at open.
+	statsVersion    = []byte{2}
 	statStatus      = "status:"
 	statOverdue     = []byte("overdue")
 	statLastCheckin = []byte("last_checkin")
@@ -42,6 +45,13 @@ type regStat struct {
 }
 
 func statOf(st dialogs.State) regStat {
+	if st.Hidden != nil && !st.Registered() {
+		// A covertly deleted registration is still monitored and listed
+		// active (rowOf): counted as "new" it would stand out in the
+		// clear counters and /metrics, and its hidden check-ins would not
+		// move the latest check-in.
+		return regStat{status: string(dialogs.StatusActive), last: st.Hidden.LastCheckin}
+	}
 	name := string(st.Status)
 	if st.Status == dialogs.StatusNew {
 		name = "new"
@@ -145,7 +155,26 @@ func backfillStatCounts(tx *bolt.Tx) error {
 	if meta.Get(keyStatsBuilt) != nil {
 		return nil
 	}
+	return buildStatCounts(tx, []byte{1})
+}
+
+// buildStatCounts counts the registrants again (every counter but the
+// latest check-in, which never goes back) and marks the counters built
+// by version.
+func buildStatCounts(tx *bolt.Tx, version []byte) error {
 	b := tx.Bucket(bucketStatCounts)
+	var stale [][]byte
+	b.ForEach(func(k, _ []byte) error {
+		if !bytes.Equal(k, statLastCheckin) {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
 	counts, last := scanStatCounts(tx.Bucket(bucketRegistrants))
 	for k, n := range counts {
 		if err := b.Put([]byte(k), u64(n)); err != nil {
@@ -155,11 +184,22 @@ func backfillStatCounts(tx *bolt.Tx) error {
 	if err := raiseLastCheckin(b, last); err != nil {
 		return err
 	}
-	return meta.Put(keyStatsBuilt, []byte{1})
+	return tx.Bucket(bucketMeta).Put(keyStatsBuilt, version)
 }
 
-// readStatCounts reads the counters: registrants by status name, overdue,
-// latest check-in.
+// recountStatCounts counts the registrants again, once, in a file whose
+// counters an earlier version built (version 1 counted a covertly
+// deleted registration as "new"). Open calls it after initKeys: the
+// records must open.
+func (s *Store) recountStatCounts() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if bytes.Equal(tx.Bucket(bucketMeta).Get(keyStatsBuilt), statsVersion) {
+			return nil
+		}
+		return buildStatCounts(tx, statsVersion)
+	})
+}
+
 func readStatCounts(tx *bolt.Tx) (byStatus map[string]int, overdue int, last time.Time, err error) {
 	byStatus = map[string]int{}
 	err = tx.Bucket(bucketStatCounts).ForEach(func(k, v []byte) error {

@@ -113,6 +113,13 @@ func LoadMasterKeyFile(path string) (*MasterKey, error) {
 		if k, err := ParseMasterKey(string(b)); err == nil {
 			return k, nil // 32 characters that happen to decode
 		}
+		if printable(b) {
+			// 32 random bytes are all printable once in 10^14: this is a
+			// passphrase, which a thief with the file could guess (the
+			// file names the key's id, a check for each guess).
+			return nil, fmt.Errorf("master key file %s: 32 printable characters are a passphrase, not a key: "+
+				"write 32 random bytes as base64 or hex (openssl rand -base64 32)", path)
+		}
 		return NewMasterKey(b)
 	}
 	k, err := ParseMasterKey(string(b))
@@ -120,6 +127,17 @@ func LoadMasterKeyFile(path string) (*MasterKey, error) {
 		return nil, fmt.Errorf("master key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// printable reports whether b is all printable ASCII or white space: text,
+// not random bytes.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // GenerateMasterKey makes a new random master key and its base64 text.

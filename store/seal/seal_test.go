@@ -234,3 +234,39 @@ func BenchmarkUnwrap(b *testing.B) {
 		}
 	}
 }
+
+// TestMasterKeyFileRefusesPassphrase: a key file of exactly 32 bytes is
+// read as raw key bytes, so a 32-character passphrase written without a
+// newline would become a guessable master key. Every such text is refused
+// without repeating it; random bytes are still taken.
+func TestMasterKeyFileRefusesPassphrase(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	for _, pass := range []string{
+		"correct horse battery staple 123", "checkinbot-master-key-2026-prod!", strings.Repeat("a", KeySize),
+		"Tab\tand newline\nare text too....",
+	} {
+		if len(pass) != KeySize {
+			t.Fatalf("%q is %d bytes, not %d: the case tests nothing", pass, len(pass), KeySize)
+		}
+		os.WriteFile(p, []byte(pass), 0o600)
+		_, err := LoadMasterKeyFile(p)
+		if err == nil || !strings.Contains(err.Error(), "passphrase") {
+			t.Errorf("%q: %v, want a refusal naming a passphrase", pass, err)
+		}
+		if err != nil && strings.Contains(err.Error(), pass) {
+			t.Errorf("the error repeats the passphrase: %v", err)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100 {
+		raw := make([]byte, KeySize)
+		for i := range raw {
+			raw[i] = byte(r.UintN(256))
+		}
+		raw[0] = 0x80 // not text
+		os.WriteFile(p, raw, 0o600)
+		if _, err := LoadMasterKeyFile(p); err != nil {
+			t.Fatalf("random key bytes refused: %v", err)
+		}
+	}
+}
