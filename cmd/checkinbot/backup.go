@@ -28,8 +28,9 @@ func adminToken() string { return os.Getenv("CHECKIN_ADMIN_TOKEN") }
 
 // backupCmd is `checkinbot backup [--admin ADDR] FILE`: a consistent copy
 // of a running serve's data file, fetched over its admin listener, written
-// beside FILE, checked as `checkinbot check` would, synced, and only then
-// renamed to FILE. An existing FILE is never overwritten.
+// beside FILE, compacted into live pages only (nothing a deletion removed
+// survives in it), checked as `checkinbot check` would, and only then
+// linked to FILE. An existing FILE is never overwritten.
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -68,11 +69,25 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// The copy carries bbolt's freed pages, which may hold what a deletion
+	// just removed (a deleted citizen's wrapped data key): the backup kept
+	// is the copy compacted into live pages only (docs/storage.md, "Erasure").
+	live := tmp.Name() + ".live"
+	defer os.Remove(live)
+	if err := boltstore.CompactFile(tmp.Name(), live); err != nil {
+		return fmt.Errorf("backup: compacting the copy: %w", err)
+	}
+	if err := os.Remove(tmp.Name()); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if fi, err := os.Stat(live); err == nil {
+		n = fi.Size()
+	}
 	ring, err := config.LoadKeyring(nil, config.Getenv) // opens sealed records when the key is here
 	if err != nil {
 		return err
 	}
-	rep, err := boltstore.CheckWith(tmp.Name(), boltstore.Options{Keyring: ring})
+	rep, err := boltstore.CheckWith(live, boltstore.Options{Keyring: ring})
 	if err != nil {
 		return fmt.Errorf("backup: the copy cannot be checked: %w", err)
 	}
@@ -82,7 +97,7 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return fmt.Errorf("backup: the copy has %d problem(s) (listed above); it was not kept: run `checkinbot check` on the live file's last good backup and investigate", len(rep.Problems))
 	}
-	if err := os.Link(tmp.Name(), path); err != nil { // fails, rather than replaces, if FILE appeared meanwhile
+	if err := os.Link(live, path); err != nil { // fails, rather than replaces, if FILE appeared meanwhile
 		return fmt.Errorf("backup: %w", err)
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
@@ -144,4 +145,33 @@ func (s *Store) Stats() (store.Stats, error) {
 		return nil
 	})
 	return st, err
+}
+
+// CompactFile copies the data file at src into a new file at dst keeping
+// only live pages: bbolt frees pages without overwriting them, and a
+// plain copy (Tx.WriteTo) carries them along — including the wrapped data
+// key of a citizen deleted a moment ago (docs/storage.md, "Erasure"). A
+// backup made through CompactFile holds nothing a deletion removed. src
+// is opened read-only (a stopped service's file or a fresh copy); dst
+// must not exist. Bucket sequences are kept.
+func CompactFile(src, dst string) error {
+	in, err := bolt.Open(src, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return classify(src, err, "open")
+	}
+	defer in.Close()
+	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("compact into %s: %w", dst, err)
+	}
+	f.Close()
+	out, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return classify(dst, err, "open")
+	}
+	if err := bolt.Compact(out, in, 64<<20); err != nil {
+		out.Close()
+		return fmt.Errorf("compact %s into %s: %w", src, dst, err)
+	}
+	return out.Close()
 }
