@@ -64,7 +64,8 @@ type growthRun struct {
 	used    int64 // the tree up to its high-water page (Tx.Size): the file less bbolt's pre-allocation
 	buckets []bucketUse
 	open    time.Duration
-	heap    uint64 // heap in use after a GC with the store open, less before
+	heap    int64  // live heap (HeapAlloc after a GC) with the store open, less before Open
+	heapAll uint64 // live heap of the whole test process with the store open
 	events  int
 }
 
@@ -192,9 +193,7 @@ func simulateGrowth(t testing.TB, dir string, n, days, escalateEvery int) growth
 	r.open = time.Since(began)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if after.HeapInuse > before.HeapInuse {
-		r.heap = after.HeapInuse - before.HeapInuse
-	}
+	r.heap, r.heapAll = int64(after.HeapAlloc)-int64(before.HeapAlloc), after.HeapAlloc
 	runtime.KeepAlive(s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -284,8 +283,8 @@ func TestGrowth(t *testing.T) {
 			began := time.Now()
 			r := simulateGrowth(t, t.TempDir(), n, days, escalateEvery)
 			appendFillPercent = appendFill
-			t.Logf("n=%d days=%d append-fill=%.2f: %d events in %v; file %d B = %.0f B/registrant (%.0f B up to the high-water mark); Open %v; heap at rest %.1f MB",
-				n, days, fill, r.events, time.Since(began).Round(time.Second), r.file, float64(r.file)/float64(n), float64(r.used)/float64(n), r.open.Round(time.Millisecond), float64(r.heap)/1e6)
+			t.Logf("n=%d days=%d append-fill=%.2f: %d events in %v; file %d B = %.0f B/registrant (%.0f B up to the high-water mark); Open %v; heap at rest %.2f MB (process %.1f MB)",
+				n, days, fill, r.events, time.Since(began).Round(time.Second), r.file, float64(r.file)/float64(n), float64(r.used)/float64(n), r.open.Round(time.Millisecond), float64(r.heap)/1e6, float64(r.heapAll)/1e6)
 			for _, b := range r.buckets {
 				if b.pages == 0 {
 					continue
