@@ -219,3 +219,83 @@ func TestCovertlySilentListedOverdue(t *testing.T) {
 		})
 	}
 }
+
+// TestHiddenOverdueAfterUpgrade: a file an earlier version wrote filed a
+// silent, covertly deleted citizen active and never counted them overdue.
+// At the next open and IndexWith the counters are counted again and the
+// index rebuilt: listed overdue since the hidden ladder's due, counted
+// overdue, and `checkinbot check` finds the file consistent.
+func TestHiddenOverdueAfterUpgrade(t *testing.T) {
+	pol := config.Default().Policy()
+	path := filepath.Join(t.TempDir(), "checkinbot.db")
+	ring := testKeyring(t, 8)
+	s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := config.Default().Directory()
+	if err := s.IndexWith(dir.EmbassyFor, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	f := &silentFile{t: t, s: s, sc: newScript(t, s), c: newCitizen("en", 61), embassy: dir.EmbassyFor("MY", "KH")}
+	f.now = time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
+	f.sc.runner.Now = func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
+	f.key = store.UserKey(privacyPepper, "telegram", f.c.address)
+	f.sc.register(f.c)
+	f.sc.say(f.c, "/checkin")
+	f.sc.say(f.c, "/delete "+f.c.keyword)
+	f.sc.pressFirst(f.c)
+	due := f.state().DueAt()
+	f.silence(due.Add(pol.EscalateAfter + time.Minute))
+	hidden := f.state().Hidden
+	if !hidden.Overdue() {
+		t.Fatal("the hidden ladder did not go overdue")
+	}
+	// What the earlier version left: the index filed under "a" (its user
+	// entry is what a rebuild reads the overdue-since from), built under
+	// the bare fingerprint; the counters built by version 2, overdue 0.
+	f.sc.settle(false)
+	for _, w := range []struct {
+		bucket, key string
+		v           []byte
+	}{
+		{"regindex_user", f.key, []byte(f.embassy + "\x00a" + f.key)},
+		{"meta", "regindex_fingerprint", []byte("fp")},
+		{"stat_counts", "overdue", u64be(0)},
+		{"meta", "stat_counts_built", []byte{2}},
+	} {
+		if err := s.PutRaw(w.bucket, []byte(w.key), w.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = boltstore.OpenWith(path, boltstore.Options{Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.IndexWith(dir.EmbassyFor, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	f.s = s
+	row, ok := f.listed(store.StatusOverdue)
+	if !ok || row.OverdueSince == nil || !row.OverdueSince.Equal(hidden.NextDue) {
+		t.Fatalf("after the upgrade: listed overdue %v since %v, want since the hidden due %v", ok, row.OverdueSince, hidden.NextDue)
+	}
+	stats, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Overdue != 1 {
+		t.Errorf("after the upgrade: overdue counter %d, want 1", stats.Overdue)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := boltstore.CheckWith(path, boltstore.Options{Keyring: ring})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check after the upgrade: %v %+v", err, rep.Problems)
+	}
+}
