@@ -118,7 +118,7 @@ func startNode(t *testing.T, env []string, ready string, args ...string) {
 			t.Logf("node %v:\n%s", args, out.String())
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -104,7 +104,7 @@ func startNode(t *testing.T, env []string, ready string, args ...string) {
 			t.Logf("node %v output:\n%s", args, out.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(120 * time.Second) // node loads oidc-provider slowly on a loaded 2-core machine
 	for {
 		resp, err := http.Get(ready)
 		if err == nil {
@@ -114,7 +114,7 @@ func startNode(t *testing.T, env []string, ready string, args ...string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %v not ready at %s after 30s:\n%s", args, ready, out.String())
+			t.Fatalf("node %v not ready at %s after 120s:\n%s", args, ready, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
