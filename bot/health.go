@@ -40,10 +40,15 @@ func (h *health) fail(log *slog.Logger, err error) {
 		"err", err)
 }
 
-func (h *health) ok(log *slog.Logger) {
+// ok records a write that succeeded. started is when that write began: a
+// write already under way when the outage was noticed (an acknowledgement
+// batch, another citizen's group commit) proves nothing about the disk now,
+// and ending the outage on it would tell citizens "not saved" twice in one
+// outage.
+func (h *health) ok(log *slog.Logger, started time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.down {
+	if !h.down || started.Before(h.since) {
 		return
 	}
 	log.Info("store writes again; held updates are being processed", "outage", time.Since(h.since).Round(time.Second))

@@ -262,6 +262,7 @@ func (r *Runner) flushAcks() {
 			return
 		}
 		r.out.mu.Unlock()
+		started := time.Now()
 		err := r.Store.AckSends(acks)
 		if err != nil && !errors.Is(err, store.ErrClosed) {
 			r.health.fail(r.Log, err)
@@ -274,7 +275,7 @@ func (r *Runner) flushAcks() {
 			continue
 		}
 		if err == nil {
-			r.health.ok(r.Log)
+			r.health.ok(r.Log, started)
 		}
 		backoff = 100 * time.Millisecond
 		purge := false

@@ -319,6 +319,7 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 	}
 	var out store.Outcome
 	var err error
+	started := time.Now()
 	if r.volatile {
 		out, err = r.Store.Process(key, inboundID, now, handler)
 	} else {
@@ -334,7 +335,7 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 		r.health.fail(r.Log, err)
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
-	r.health.ok(r.Log)
+	r.health.ok(r.Log, started)
 	select {
 	case r.wake <- struct{}{}:
 	default:
