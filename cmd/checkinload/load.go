@@ -215,7 +215,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	// runner and engine (every optional field), then their first prompt is
 	// moved into the compressed day.
 	seedStart := time.Now()
-	dayStart, err := seed(ctx, p, c, secrets.Pepper, keyring, dir, citizens, logf)
+	dayStart, err := seed(ctx, p, c, secrets, sinkRec, dir, citizens, logf)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -355,8 +355,9 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 // App's data file, as the App opens them, with a platform that accepts
 // every reply at once, then moves each citizen's next prompt to their time
 // in the compressed day. It returns when the day starts.
-func seed(ctx context.Context, p Params, c *config.Config, pepper []byte, ring *seal.Keyring, dir string,
+func seed(ctx context.Context, p Params, c *config.Config, secrets config.Secrets, sink *sinkRecorder, dir string,
 	citizens []*citizen, logf func(string, ...any)) (time.Time, error) {
+	pepper, ring := secrets.Pepper, secrets.Keyring
 	cat, err := locales.Load()
 	if err != nil {
 		return time.Time{}, err
@@ -416,10 +417,30 @@ func seed(ctx context.Context, p Params, c *config.Config, pepper []byte, ring *
 	if err := r.Drain(dctx); err != nil {
 		return time.Time{}, fmt.Errorf("drain: %w", err)
 	}
+	// The embassies receive the registrations before the day begins, so
+	// the day's escalations do not queue behind the seed's backlog.
+	pol := c.DeliveryPolicy()
+	pol.HeartbeatEvery = 0
+	d := &webhook.Deliverer{Store: s, Endpoints: secrets.Endpoints, Policy: pol,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	dctx2, stopDeliver := context.WithCancel(ctx)
+	delivered := make(chan error, 1)
+	go func() { delivered <- d.Run(dctx2) }()
+	deadline := time.Now().Add(10 * time.Minute)
+	for sink.registrations() < len(citizens) && time.Now().Before(deadline) && ctx.Err() == nil {
+		d.Nudge()
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopDeliver()
+	<-delivered
+	if n := sink.registrations(); n < len(citizens) {
+		return time.Time{}, fmt.Errorf("only %d of %d registration.created webhooks arrived", n, len(citizens))
+	}
+	logf("the embassy received %d registrations", len(citizens))
 	// The day starts shortly after the App is up: the schedule of each
 	// citizen is moved (the real store API, one transaction each) so the
 	// prompt falls at their chosen hour in the compressed day.
-	dayStart := time.Now().Add(3*time.Second + time.Duration(p.N)*50*time.Microsecond)
+	dayStart := time.Now().Add(3*time.Second + time.Duration(p.N)*500*time.Microsecond)
 	jobs2 := make(chan *citizen)
 	for range p.Workers {
 		wg.Go(func() {
@@ -716,6 +737,19 @@ func (s *sinkRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ev.Type == string(escalation.TypeDuressTriggered) {
 		s.duress.add(d)
 	}
+}
+
+// registrations is how many registration.created events arrived.
+func (s *sinkRecorder) registrations() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.types {
+		if t == string(escalation.TypeRegistrationCreated) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *sinkRecorder) counts() (duress, sos, missed int) {
