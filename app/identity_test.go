@@ -2,15 +2,12 @@ package app_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/checkinbot/checkinbot/identity/providertest"
 	"html"
 	"io"
 	"net"
@@ -23,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,25 +46,11 @@ func TestIdentityLinkTTLAgrees(t *testing.T) {
 	}
 }
 
-var providersDir = filepath.Join("..", "identity", "testdata", "providers")
-
-// requireProviders skips (or fails in CI) without node and the providers
-// installed from their lockfile (scripts/test runs npm ci there).
-func requireProviders(t *testing.T) {
+// keyFile writes a fresh EC P-256 key and returns its path.
+func keyFile(t *testing.T, name string) string {
 	t.Helper()
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(providersDir, "node_modules", "@opengovsg", "mockpass")); err != nil {
-		why = "run `npm ci` in identity/testdata/providers (scripts/test does)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("identity tests cannot run in CI: %s", why)
-	}
-	t.Skipf("identity tests skipped: %s", why)
+	path, _ := providertest.WriteECKey(t, name)
+	return path
 }
 
 // freeAddr picks a free loopback address.
@@ -80,73 +62,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startNode runs a provider script until the test ends and waits until
-// ready answers 200.
-func startNode(t *testing.T, env []string, ready string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("node", args...)
-	cmd.Dir = providersDir
-	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("node %v:\n%s", args, out.String())
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %v not ready at %s:\n%s", args, ready, out.String())
-		}
-	}
-}
-
-// writeKey writes a fresh EC P-256 private key (PKCS#8 PEM).
-func writeKey(t *testing.T, name string) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func randomText() string {
@@ -161,11 +76,11 @@ func randomText() string {
 func mockpass(t *testing.T, base string, _ map[string]string) identity.ProviderSettings {
 	t.Helper()
 	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
-	startNode(t, []string{"MOCKPASS_PORT=" + port, "SP_RP_JWKS_ENDPOINT=" + base + "/.well-known/jwks.json", "SHOW_LOGIN_PAGE=true"},
+	providertest.Start(t, []string{"MOCKPASS_PORT=" + port, "SP_RP_JWKS_ENDPOINT=" + base + "/.well-known/jwks.json", "SHOW_LOGIN_PAGE=true"},
 		"http://127.0.0.1:"+port+"/singpass/v2/.well-known/openid-configuration", "node_modules/@opengovsg/mockpass/index.js")
 	return identity.ProviderSettings{ID: "singpass", Kind: identity.KindSingpass, DisplayName: map[string]string{"en": "Singpass"},
 		Nationalities: []string{"SG"}, Issuer: "http://127.0.0.1:" + port + "/singpass/v2", ClientID: "checkinbot-test",
-		SigningKeyFile: writeKey(t, "sig.pem"), EncryptionKeyFile: writeKey(t, "enc.pem")}
+		SigningKeyFile: keyFile(t, "sig.pem"), EncryptionKeyFile: keyFile(t, "enc.pem")}
 }
 
 // oidcRealm starts oidc-provider as a plain realm (code + PKCE, client
@@ -181,7 +96,7 @@ func oidcRealm(t *testing.T, base string, env map[string]string) identity.Provid
 		"redirect_uris": []string{base + "/id/callback"}, "grant_types": []string{"authorization_code"}, "response_types": []string{"code"},
 		"token_endpoint_auth_method": "client_secret_post", "id_token_signed_response_alg": "RS256"}})
 	claims, _ := json.Marshal(map[string]string{"name": "AMINAH SITI", "nationality": "my", "national_id": "900101-14-5678"})
-	startNode(t, []string{"PORT=" + port, "OIDC_FAPI2=0", "OIDC_CLIENTS=" + string(clients), "OIDC_CLAIMS=" + string(claims)},
+	providertest.Start(t, []string{"PORT=" + port, "OIDC_FAPI2=0", "OIDC_CLIENTS=" + string(clients), "OIDC_CLAIMS=" + string(claims)},
 		issuer+"/.well-known/openid-configuration", "oidc.js")
 	return identity.ProviderSettings{ID: "mydigitalid", Kind: identity.KindOIDC, DisplayName: map[string]string{"en": "MyDigital ID"},
 		Nationalities: []string{"MY"}, Issuer: issuer, ClientID: "checkinbot-plain", ClientAuth: identity.AuthClientSecret,
@@ -200,7 +115,7 @@ type idWorld struct {
 
 func newIDWorld(t *testing.T, lang, nationality string, provider func(*testing.T, string, map[string]string) identity.ProviderSettings) *idWorld {
 	t.Helper()
-	requireProviders(t)
+	providertest.Require(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
 	env := map[string]string{"TEST_ID_HMAC": randomText()}

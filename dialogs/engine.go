@@ -239,7 +239,7 @@ func (t *turn) detectDuress() {
 		// the phone never sees.
 		h.LastCheckin = t.now
 		h.NextDue = nextDue(t.now, h.Interval, h.CheckinTime, t.zoneOf(h.Profile.Country))
-		h.Ladder, h.Timer = ladderWaiting, h.NextDue
+		h.Ladder, h.Timer, h.Missed = ladderWaiting, h.NextDue, false
 	}
 }
 

@@ -142,6 +142,7 @@ func (t *turn) erase() {
 			Profile: st.Profile, Channel: st.Channel, Address: st.Address, Handle: st.Handle, Lang: st.Lang,
 			Keywords: keywords, Interval: t.interval(), CheckinTime: st.CheckinTime,
 			LastCheckin: st.LastCheckin, NextDue: st.NextDue, Ladder: st.Ladder, Timer: st.Timer,
+			Missed: st.Overdue || st.Hidden.Overdue(),
 		}}
 		return
 	}

@@ -303,6 +303,7 @@ func (t *turn) hiddenTimer(h *Hidden) {
 	}
 	h.Ladder++
 	if h.Ladder >= ladderMissed {
+		h.Missed = true
 		v := makeView(t.st.Key, h.Profile, h.Channel, h.Address, h.Handle, h.Lang, h.LastCheckin)
 		t.res.Escalations = append(t.res.Escalations, Escalation{
 			Type: EventCheckinMissed, Severity: SeverityCritical, DoNotContact: true,

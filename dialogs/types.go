@@ -273,6 +273,21 @@ type Hidden struct {
 	NextDue     time.Time     `json:"next_due,omitempty"`
 	Ladder      int           `json:"ladder,omitempty"`
 	Timer       time.Time     `json:"timer,omitempty"`
+	// Missed: a checkin.missed went out for this registration (before the
+	// covert delete, or from the hidden ladder) and no sign of life came
+	// since — the hidden twin of State.Overdue, which the phone's fresh
+	// state cannot carry for it.
+	Missed bool `json:"missed,omitempty"`
+}
+
+// Overdue reports whether the hidden ladder has passed the point where a
+// visible one would be overdue: a covertly deleted citizen who goes
+// silent must be on the embassy's overdue list like any other (the store's
+// registrant index and counters use it), however quietly the phone is
+// monitored. Ladder at or past ladderMissed covers records written before
+// Missed existed.
+func (h *Hidden) Overdue() bool {
+	return h != nil && (h.Missed || h.Ladder >= ladderMissed)
 }
 
 // DueAt is when the registrant next needs a timer event: the earlier of the

@@ -5,24 +5,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/checkinbot/checkinbot/internal/testkit/syncbuf"
 	"html"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -34,91 +27,6 @@ import (
 // on loopback ports, this service on an httptest server, an in-memory
 // Links/Recorder that records every call, and a "browser" (net/http with a
 // cookie jar) that follows redirects and posts the providers' forms.
-
-const providersDir = "testdata/providers"
-
-// requireNode skips (or fails in CI) when node or the installed providers
-// are missing.
-func requireNode(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(providersDir, "node_modules", "oidc-provider")); err != nil {
-		why = "run `npm ci` in identity/testdata/providers (scripts/test does)"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("identity provider tests cannot run in CI: %s", why)
-	}
-	t.Skipf("identity provider tests skipped: %s", why)
-}
-
-// freePort finds a free loopback port for a node process.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a goroutine-safe buffer for process output and logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startNode runs a node script from providersDir until the test ends and
-// waits until ready answers 200.
-func startNode(t *testing.T, env []string, ready string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("node", args...)
-	cmd.Dir = providersDir
-	cmd.Env = append(os.Environ(), env...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting node %v: %v", args, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("node %v output:\n%s", args, out.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %v not ready at %s after 30s:\n%s", args, ready, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // fakeStore is Links and Recorder in memory, with the contract's
 // semantics (single use, expiry) and a record of every call.
@@ -192,24 +100,6 @@ func (f *fakeStore) issue(registrant, providerID string, expires time.Time) stri
 	defer f.mu.Unlock()
 	f.links[hash] = Link{TokenHash: hash, RegistrantKey: registrant, Provider: providerID, Lang: "en", Expires: expires}
 	return token
-}
-
-// writeKey writes a fresh EC P-256 private key as PKCS#8 PEM.
-func writeKey(t *testing.T, name string) (string, *ecdsa.PrivateKey) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, k
 }
 
 // tamperTransport lets a test rewrite the token endpoint's answer (a
@@ -291,7 +181,7 @@ type harness struct {
 	srv      *httptest.Server
 	svc      *Service
 	store    *fakeStore
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 	tt       *tamperTransport
 	provider ProviderSettings
 	hmacKey  string
@@ -308,7 +198,7 @@ type harness struct {
 // the provider p, which configure completes with the server's URL.
 func newHarness(t *testing.T, configure func(h *harness, base string) ProviderSettings) *harness {
 	t.Helper()
-	h := &harness{t: t, store: newFakeStore(), log: &syncBuffer{}, tt: &tamperTransport{},
+	h := &harness{t: t, store: newFakeStore(), log: &syncbuf.Buffer{}, tt: &tamperTransport{},
 		hmacKey: randomString(), env: map[string]string{}}
 	var handler http.Handler = http.NotFoundHandler()
 	var mu sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/checkinbot/checkinbot/identity/providertest"
 	"math/big"
 	"net/http"
 	"testing"
@@ -31,13 +32,13 @@ func randomUUID() string {
 // mockpass in its X-Custom-* headers, so every expectation comes from the
 // test, not from mockpass's fixtures.
 func singpassHarness(t *testing.T) *harness {
-	requireNode(t)
-	port := freePort(t)
+	providertest.Require(t)
+	port := providertest.FreePort(t)
 	return newHarness(t, func(h *harness, base string) ProviderSettings {
-		sig, _ := writeKey(t, "sig.pem")
-		enc, encKey := writeKey(t, "enc.pem")
+		sig, _ := providertest.WriteECKey(t, "sig.pem")
+		enc, encKey := providertest.WriteECKey(t, "enc.pem")
 		h.encKey = encKey
-		startNode(t, []string{
+		providertest.Start(t, []string{
 			fmt.Sprintf("MOCKPASS_PORT=%d", port),
 			"SP_RP_JWKS_ENDPOINT=" + base + "/.well-known/jwks.json",
 			"SHOW_LOGIN_PAGE=false",
@@ -57,8 +58,8 @@ func singpassHarness(t *testing.T) *harness {
 // tokens encrypted with ECDH-ES+A256KW to our JWKS); without, a plain
 // realm (code + PKCE, client secret, RS256 ID tokens).
 func oidcHarness(t *testing.T, fapi2 bool) *harness {
-	requireNode(t)
-	port := freePort(t)
+	providertest.Require(t)
+	port := providertest.FreePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	return newHarness(t, func(h *harness, base string) ProviderSettings {
 		h.wantSubject = "citizen-" + randomString()[:12]
@@ -77,8 +78,8 @@ func oidcHarness(t *testing.T, fapi2 bool) *harness {
 		fapi := "0"
 		if fapi2 {
 			fapi = "1"
-			sig, _ := writeKey(t, "sig.pem")
-			enc, encKey := writeKey(t, "enc.pem")
+			sig, _ := providertest.WriteECKey(t, "sig.pem")
+			enc, encKey := providertest.WriteECKey(t, "enc.pem")
 			h.encKey = encKey
 			p.ID, p.ClientID, p.FAPI2 = "mydigital-fapi", "checkinbot-fapi", true
 			p.SigningKeyFile, p.EncryptionKeyFile = sig, enc
@@ -101,7 +102,7 @@ func oidcHarness(t *testing.T, fapi2 bool) *harness {
 			client["id_token_signed_response_alg"] = "RS256"
 		}
 		clients, _ := json.Marshal([]any{client})
-		startNode(t, []string{fmt.Sprintf("PORT=%d", port), "OIDC_FAPI2=" + fapi,
+		providertest.Start(t, []string{fmt.Sprintf("PORT=%d", port), "OIDC_FAPI2=" + fapi,
 			"OIDC_CLIENTS=" + string(clients), "OIDC_CLAIMS=" + string(claims)},
 			issuer+"/.well-known/openid-configuration", "oidc.js")
 		return p

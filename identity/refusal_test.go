@@ -89,9 +89,7 @@ func (h *harness) reset() {
 	h.store.mu.Lock()
 	h.store.records = nil
 	h.store.mu.Unlock()
-	h.log.mu.Lock()
-	h.log.b.Reset()
-	h.log.mu.Unlock()
+	h.log.Reset()
 }
 
 // succeed runs one verification that must succeed, then resets.

@@ -1,13 +1,12 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
+	"github.com/checkinbot/checkinbot/internal/testkit/syncbuf"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,25 +25,6 @@ type nopSender struct{}
 
 func (nopSender) Send(context.Context, string, bot.Response) error { return nil }
 
-// lockedBuffer collects log output from the runner and the deliverer's
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // logKey signs the deliveries of these sessions.
 var logKey = []byte("0123456789abcdef0123456789abcdef")
 
@@ -60,7 +40,7 @@ const (
 // the log of a plain session with that of a duress one.
 type logSession struct {
 	t      *testing.T
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	logger *slog.Logger
 	clock  time.Time
 	r      *bot.Runner
@@ -69,7 +49,7 @@ type logSession struct {
 }
 
 func newLogSession(t *testing.T, eps []webhook.Endpoint, policy webhook.Policy) *logSession {
-	s := &logSession{t: t, logs: &lockedBuffer{}, clock: time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)}
+	s := &logSession{t: t, logs: &syncbuf.Buffer{}, clock: time.Date(2030, 3, 1, 8, 0, 0, 0, time.UTC)}
 	s.logger = slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {

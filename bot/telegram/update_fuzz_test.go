@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/checkinbot/checkinbot/internal/testkit/syncbuf"
 	"io"
 	"log"
 	"log/slog"
@@ -95,7 +96,7 @@ type updateHarness struct {
 	api    *fakeapi.Server
 	srv    *httptest.Server
 	secret string
-	logBuf lockedBuffer
+	logBuf syncbuf.Buffer
 	mu     sync.Mutex
 	got    []bot.Inbound
 }
@@ -259,28 +260,4 @@ func (h *updateHarness) build(t *testing.T, raw []byte, text string, chat int64,
 
 func sameInbound(got, want bot.Inbound) bool {
 	return got == want
-}
-
-// lockedBuffer is a log destination shared by goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
 }

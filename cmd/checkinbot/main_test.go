@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/checkinbot/checkinbot/internal/testkit/syncbuf"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -155,7 +155,7 @@ func TestDemoFastEscalatesMissedCheckin(t *testing.T) {
 		time.Sleep(8 * time.Second) // walk away
 		w.Close()
 	}()
-	var out, errOut safeBuffer
+	var out, errOut syncbuf.Buffer
 	if code := run([]string{"demo", "--fast", "--config", cfg, "--data-dir", dir}, r, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
@@ -164,23 +164,6 @@ func TestDemoFastEscalatesMissedCheckin(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestWhatsAppCommandErrors(t *testing.T) {

@@ -25,6 +25,10 @@ var (
 	bucketRegIndexUser = []byte("regindex_user")
 
 	keyRegIndexFP = []byte("regindex_fingerprint")
+	// regIndexLayout is part of the stored fingerprint: an index whose
+	// rows an earlier version filed (before "2", a covertly deleted
+	// registration was never overdue) is rebuilt at the next IndexWith.
+	regIndexLayout = "rows2:"
 )
 
 var statusByte = map[store.RegistrantStatus]byte{
@@ -39,6 +43,7 @@ var statusByte = map[store.RegistrantStatus]byte{
 // are filed under the embassy "".
 func (s *Store) IndexWith(route store.Router, fingerprint string) error {
 	s.route.Store(&route)
+	fingerprint = regIndexLayout + fingerprint
 	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if string(meta.Get(keyRegIndexFP)) == fingerprint && tx.Bucket(bucketRegIndex) != nil {
@@ -131,7 +136,7 @@ func putIndex(idx, users *bolt.Bucket, route store.Router, key string, st dialog
 	k := append([]byte(embassy), 0, statusByte[row.Status])
 	if row.Status == store.StatusOverdue {
 		if since.IsZero() {
-			since = st.NextDue
+			_, since = overdueOf(st)
 		}
 		s := since.UTC()
 		row.OverdueSince = &s
@@ -154,17 +159,46 @@ func overdueSince(ik []byte, keyLen int) (time.Time, bool) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(ik[n:n+8]))).UTC(), true
 }
 
+// overdueOf reports whether st is listed (and counted) overdue, and the due
+// it is overdue from (the overdue-since of an index rebuilt without one).
+// A covertly deleted registration is overdue when its hidden ladder is
+// (dialogs.Hidden.Overdue): it is monitored like an active one, so it must
+// go overdue after the same timers — in the embassy's list, where it is
+// the person most at risk, and in the clear index and counters, where an
+// active row whose ladder runs and never goes overdue would single it out.
+// A registration made again over a covertly deleted one is overdue while
+// either ladder is: the hidden one still escalates.
+func overdueOf(st dialogs.State) (bool, time.Time) {
+	h := st.Hidden
+	switch {
+	case h != nil && !st.Registered():
+		return h.Overdue(), h.NextDue
+	case st.Status != dialogs.StatusActive:
+		return false, time.Time{}
+	case st.Overdue:
+		return true, st.NextDue
+	case h.Overdue():
+		return true, h.NextDue
+	}
+	return false, time.Time{}
+}
+
 // rowOf is the line the embassy sees for st, and the embassy it belongs
 // to. Registrations not yet complete are not listed; a covertly deleted
-// registration is listed as active under its hidden profile, since it is
-// still monitored. The status is the real one, never the one shown.
+// registration is listed under its hidden profile, active or overdue
+// (overdueOf), since it is still monitored. The status is the real one,
+// never the one shown.
 func rowOf(key string, st dialogs.State, route store.Router) (store.RegistrantRow, string, bool) {
 	p, last := st.Profile, st.LastCheckin
+	overdue, _ := overdueOf(st)
 	var status store.RegistrantStatus
 	switch {
 	case st.Hidden != nil && !st.Registered():
 		p, last, status = st.Hidden.Profile, st.Hidden.LastCheckin, store.StatusActive
-	case st.Status == dialogs.StatusActive && st.Overdue:
+		if overdue {
+			status = store.StatusOverdue
+		}
+	case overdue:
 		status = store.StatusOverdue
 	case st.Status == dialogs.StatusActive:
 		status = store.StatusActive

@@ -28,8 +28,9 @@ var (
 
 	keyStatsBuilt = []byte("stat_counts_built")
 	// statsVersion is keyStatsBuilt's value: a file whose counters were
-	// built by another version has them counted again at open.
-	statsVersion    = []byte{2}
+	// built by another version has them counted again at open. Version 2
+	// never counted a covertly deleted registration overdue.
+	statsVersion    = []byte{3}
 	statStatus      = "status:"
 	statOverdue     = []byte("overdue")
 	statLastCheckin = []byte("last_checkin")
@@ -50,13 +51,15 @@ func statOf(st dialogs.State) regStat {
 		// active (rowOf): counted as "new" it would stand out in the
 		// clear counters and /metrics, and its hidden check-ins would not
 		// move the latest check-in.
-		return regStat{status: string(dialogs.StatusActive), last: st.Hidden.LastCheckin}
+		// It goes overdue when its hidden ladder does (overdueOf).
+		return regStat{status: string(dialogs.StatusActive), overdue: st.Hidden.Overdue(), last: st.Hidden.LastCheckin}
 	}
 	name := string(st.Status)
 	if st.Status == dialogs.StatusNew {
 		name = "new"
 	}
-	return regStat{status: name, overdue: st.Status == dialogs.StatusActive && st.Overdue, last: st.LastCheckin}
+	overdue, _ := overdueOf(st)
+	return regStat{status: name, overdue: overdue, last: st.LastCheckin}
 }
 
 // addCount adds d to the counter under key (never below zero: a drift is

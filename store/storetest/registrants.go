@@ -100,7 +100,8 @@ func transition(rng *rand.Rand, key string, prev dialogs.State, now time.Time) d
 		// A covert delete: the phone sees a fresh start, the hidden copy
 		// stays monitored.
 		st.Status = dialogs.StatusNew
-		st.Hidden = &dialogs.Hidden{Profile: st.Profile, LastCheckin: st.LastCheckin}
+		// Its hidden ladder may have gone overdue, like a visible one.
+		st.Hidden = &dialogs.Hidden{Profile: st.Profile, LastCheckin: st.LastCheckin, Missed: rng.IntN(2) == 0}
 		st.Profile = dialogs.Profile{}
 	case 3, 4:
 		st.Status, st.Overdue = dialogs.StatusActive, true
@@ -129,6 +130,8 @@ func expect(key string, res dialogs.Result, old *modelEntry, now time.Time) *mod
 	p, last := st.Profile, st.LastCheckin
 	var status store.RegistrantStatus
 	switch {
+	case st.Hidden != nil && st.Status == dialogs.StatusNew && st.Hidden.Missed:
+		p, last, status = st.Hidden.Profile, st.Hidden.LastCheckin, store.StatusOverdue
 	case st.Hidden != nil && st.Status == dialogs.StatusNew:
 		p, last, status = st.Hidden.Profile, st.Hidden.LastCheckin, store.StatusActive
 	case st.Status == dialogs.StatusNew:
