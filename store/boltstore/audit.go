@@ -304,7 +304,7 @@ func processReason(actions []string, events []store.Event) string {
 // audit key and dropped otherwise. It must not depend on anything a
 // duress path changes except through reason.
 func (s *Store) appendAudit(tx *bolt.Tx, now time.Time, subject, action, reason string) error {
-	audit, meta := tx.Bucket(bucketAudit), tx.Bucket(bucketMeta)
+	audit, meta := appendBucket(tx, bucketAudit), tx.Bucket(bucketMeta)
 	seq, err := audit.NextSequence()
 	if err != nil {
 		return err

@@ -276,6 +276,7 @@ func (s *Store) RecordAttempts(now time.Time, attempts []store.Attempt) error {
 				if err := deletePending(tx, prev); err != nil {
 					return err
 				}
+				appendBucket(tx, bucketDelivered) // split nearly full: keyed by done time (growth.go)
 				if err := putSealed(tx, bucketDelivered, append(u64(uint64(now.UnixNano())), key...), d); err != nil {
 					return err
 				}

@@ -63,7 +63,7 @@ func caseEventKey(caseID string, seq uint64) []byte {
 // owner is the registrant whose data key seals its body ("" for events
 // about no registrant: sealing.go).
 func recordEvent(tx *bolt.Tx, ev store.Event, owner string) (uint64, error) {
-	outbox := tx.Bucket(bucketOutbox)
+	outbox := appendBucket(tx, bucketOutbox)
 	seq, err := outbox.NextSequence()
 	if err != nil {
 		return 0, err
@@ -78,7 +78,7 @@ func recordEvent(tx *bolt.Tx, ev store.Event, owner string) (uint64, error) {
 // (acked: the embassy acknowledged it already, a backfill's case).
 func indexEvent(tx *bolt.Tx, ev store.Event, seq uint64, acked bool) error {
 	if ev.CaseID != "" {
-		if err := tx.Bucket(bucketCaseEvents).Put(caseEventKey(ev.CaseID, seq), nil); err != nil {
+		if err := appendBucket(tx, bucketCaseEvents).Put(caseEventKey(ev.CaseID, seq), nil); err != nil {
 			return err
 		}
 	}

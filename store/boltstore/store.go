@@ -233,7 +233,7 @@ func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelop
 		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
 			return err
 		}
-		due := tx.Bucket(bucketDue)
+		due := appendBucket(tx, bucketDue)
 		if at := prev.DueAt(); !at.IsZero() {
 			if err := due.Delete(dueKey(at, key)); err != nil {
 				return err
@@ -294,7 +294,7 @@ func writeEscalations(tx *bolt.Tx, key string, st *dialogs.State, escs []dialogs
 	owner := key
 	var events []store.Event
 	escs = dropEscalation(escs) // test-only fault: identity unless built with -tags faultinject (fault_on.go)
-	cases := tx.Bucket(bucketCases)
+	cases := appendBucket(tx, bucketCases)
 	for _, esc := range escs {
 		ev := store.Event{
 			ID: newEventID(), Type: esc.Type, Version: store.EventVersion, CreatedAt: now.UTC(),
