@@ -1,0 +1,102 @@
+// Command checkinload is the load tool of issue 15 (item 6): it seeds N
+// registrants through the real store API (encrypted with a generated master
+// key, every optional field filled), runs the App that serve builds against
+// the in-repo fake Telegram Bot API and a signature-verifying local webhook
+// sink, plays a day compressed into real time (the App has no clock to
+// compress, so the day's hours and the missed check-in ladder are scaled
+// into -day), and prints what it measured: throughput, reply and webhook
+// latency, Telegram send-limit compliance, CPU, peak RSS, store commit
+// pauses and lost escalations.
+//
+//	go run ./cmd/checkinload -n 10000 -day 60s [-json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "checkinload:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the flags, runs the load and prints the report; an error means
+// the run could not be made or an event was lost or a limit broken.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("checkinload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var p Params
+	fs.IntVar(&p.N, "n", 10000, "registrants to seed")
+	fs.DurationVar(&p.Day, "day", 60*time.Second, "real time the 24 h day is compressed into")
+	fs.Float64Var(&p.Rate, "rate", 30, "Telegram sender's global limit, messages/s (Telegram: 30; paid broadcast: up to 1000)")
+	fs.DurationVar(&p.PerChat, "per-chat", time.Second, "Telegram sender's interval between two messages to one chat")
+	fs.Float64Var(&p.Miss, "miss", 0.10, "share of citizens who miss their check-in (the ladder escalates)")
+	fs.Float64Var(&p.SOS, "sos", 0.005, "share of citizens who send /sos")
+	fs.Float64Var(&p.Duress, "duress", 0.005, "share of citizens who answer with their duress keyword")
+	fs.Float64Var(&p.Status, "status", 0.05, "share of answering citizens who then send /status")
+	fs.IntVar(&p.Workers, "workers", 64, "concurrent registrations while seeding")
+	fs.Uint64Var(&p.Seed, "seed", 1, "random seed of roles and check-in times")
+	fs.StringVar(&p.Dir, "dir", "", "data directory to keep (default: a temporary one, removed)")
+	fs.DurationVar(&p.Grace, "grace", 2*time.Minute, "how long after the day to wait for the last escalations")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !*quiet {
+		p.Log = stderr
+	}
+	rep, err := Run(ctx, p)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printTable(stdout, rep)
+	}
+	if rep.Lost > 0 || rep.DuplicateWebhooks > 0 || !rep.LimitsKept {
+		return fmt.Errorf("failed: %d lost, %d duplicate webhooks, limits kept %v", rep.Lost, rep.DuplicateWebhooks, rep.LimitsKept)
+	}
+	return nil
+}
+
+func printTable(w io.Writer, r *Report) {
+	row := func(name, format string, a ...any) {
+		fmt.Fprintf(w, "%-34s "+format+"\n", append([]any{name}, a...)...)
+	}
+	row("registrants", "%d (seeded in %.1f s)", r.N, r.SeedSeconds)
+	row("day (real seconds)", "%.1f", r.DaySeconds)
+	row("inbound messages", "%d (%.1f/s)", r.Inbound, r.InboundPerSec)
+	row("reply latency p50/p95/p99 (ms)", "%.1f / %.1f / %.1f (%d replies)", r.ReplyP50ms, r.ReplyP95ms, r.ReplyP99ms, r.Replies)
+	row("webhook latency p50/p99 (ms)", "%.1f / %.1f (%d webhooks)", r.WebhookP50ms, r.WebhookP99ms, r.Webhooks)
+	row("duress → webhook p99 (ms)", "%.1f", r.DuressP99ms)
+	row("telegram sends", "%d", r.Sends)
+	row("max sends/s overall (limit)", "%d (%.0f)", r.MaxSendsPerSec, r.SendLimit)
+	row("max sends/s one chat; min gap ms", "%d; %.0f (interval %.0f)", r.MaxChatPerSec, r.MinChatGapMs, r.ChatLimitGapMs)
+	row("limits kept", "%v", r.LimitsKept)
+	row("CPU seconds", "%.1f", r.CPUSeconds)
+	row("peak RSS (MiB)", "%.0f", r.PeakRSSMB)
+	row("commits; p50/p99/max (ms); >50ms", "%d; %.1f / %.1f / %.1f; %d", r.Commits, r.CommitP50ms, r.CommitP99ms, r.CommitMaxms, r.CommitsOver50ms)
+	row("duress sent / arrived", "%d / %d", r.DuressSent, r.DuressArrived)
+	row("SOS sent / arrived", "%d / %d", r.SOSSent, r.SOSArrived)
+	row("missed expected / cases escalated", "%d / %d", r.MissedExpected, r.MissedArrived)
+	row("duplicate webhooks", "%d", r.DuplicateWebhooks)
+	row("lost events", "%d", r.Lost)
+}
