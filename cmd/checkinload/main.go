@@ -71,8 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		printTable(stdout, rep)
 	}
-	if rep.Lost > 0 || rep.DuplicateWebhooks > 0 || !rep.LimitsKept {
-		return fmt.Errorf("failed: %d lost, %d duplicate webhooks, limits kept %v", rep.Lost, rep.DuplicateWebhooks, rep.LimitsKept)
+	if rep.Lost > 0 || rep.DuplicateWebhooks > DuplicatesTolerated(rep.Webhooks) || !rep.LimitsKept {
+		return fmt.Errorf("failed: %d lost, %d duplicate webhooks (%v; %d tolerated), limits kept %v",
+			rep.Lost, rep.DuplicateWebhooks, rep.DuplicateTypes, DuplicatesTolerated(rep.Webhooks), rep.LimitsKept)
 	}
 	return nil
 }

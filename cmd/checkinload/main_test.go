@@ -58,8 +58,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v: the day did not exercise it", name, rep[name])
 		}
 	}
-	if rep["lost_events"] != 0 || rep["duplicate_webhooks"] != 0 {
-		t.Errorf("lost %v, duplicates %v", rep["lost_events"], rep["duplicate_webhooks"])
+	if rep["lost_events"] != 0 || int(rep["duplicate_webhooks"]) > DuplicatesTolerated(int(rep["webhooks_received"])) {
+		t.Errorf("lost %v, duplicates %v (at least once: %d tolerated)", rep["lost_events"], rep["duplicate_webhooks"], DuplicatesTolerated(int(rep["webhooks_received"])))
 	}
 	if rep["duress_arrived"] != rep["duress_sent"] || rep["sos_arrived"] != rep["sos_sent"] {
 		t.Errorf("duress %v sent, %v arrived; SOS %v sent, %v arrived", rep["duress_sent"], rep["duress_arrived"], rep["sos_sent"], rep["sos_arrived"])
