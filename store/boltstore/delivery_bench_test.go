@@ -99,28 +99,7 @@ func BenchmarkRouteBacklog(b *testing.B) {
 					b.StopTimer()
 					s := mustOpen(b)
 					seedBacklog(b, s, rows/2, t0)
-					key := store.UserKey([]byte("pepper"), "telegram", "1")
-					write := func() time.Duration {
-						start := time.Now()
-						if _, err := s.Process(key, "", t0, result(func(st *dialogs.State, _ *dialogs.Result) { st.Lang = "en" })); err != nil {
-							b.Error(err)
-						}
-						return time.Since(start)
-					}
-					write()
-					stop := make(chan struct{})
-					var waits []time.Duration
-					var wg sync.WaitGroup
-					wg.Go(func() {
-						for {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							waits = append(waits, write())
-						}
-					})
+					stopWriter := writerAlongside(b, s, t0)
 					b.StartTimer()
 					start := time.Now()
 					var n int
@@ -132,8 +111,7 @@ func BenchmarkRouteBacklog(b *testing.B) {
 					}
 					took := time.Since(start)
 					b.StopTimer()
-					close(stop)
-					wg.Wait()
+					waits := stopWriter()
 					if err != nil || n != rows {
 						b.Fatalf("routed %d of %d: %v", n, rows, err)
 					}
@@ -223,4 +201,35 @@ func BenchmarkDueRound(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// writerAlongside starts one citizen writing again and again beside the
+// maintenance a benchmark times (routing, pruning); the returned func stops
+// it and gives how long each write waited. One write goes first, untimed,
+// so the record exists.
+func writerAlongside(b *testing.B, s *Store, now time.Time) (stop func() []time.Duration) {
+	b.Helper()
+	key := store.UserKey([]byte("pepper"), "telegram", "1")
+	write := func() time.Duration {
+		start := time.Now()
+		if _, err := s.Process(key, "", now, result(func(st *dialogs.State, _ *dialogs.Result) { st.Lang = "en" })); err != nil {
+			b.Error(err)
+		}
+		return time.Since(start)
+	}
+	write()
+	done := make(chan struct{})
+	var waits []time.Duration
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			waits = append(waits, write())
+		}
+	})
+	return func() []time.Duration { close(done); wg.Wait(); return waits }
 }

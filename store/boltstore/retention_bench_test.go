@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -94,28 +93,7 @@ func BenchmarkPruneWriterWait(b *testing.B) {
 					s := mustOpen(b)
 					cutoff := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 					seedPrunable(b, s, cutoff, rows, 100, 0)
-					key := store.UserKey([]byte("pepper"), "telegram", "1")
-					write := func() time.Duration {
-						start := time.Now()
-						if _, err := s.Process(key, "", cutoff, result(func(st *dialogs.State, _ *dialogs.Result) { st.Lang = "en" })); err != nil {
-							b.Error(err)
-						}
-						return time.Since(start)
-					}
-					write()
-					stop := make(chan struct{})
-					var waits []time.Duration
-					var wg sync.WaitGroup
-					wg.Go(func() {
-						for {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							waits = append(waits, write())
-						}
-					})
+					stopWriter := writerAlongside(b, s, cutoff)
 					b.StartTimer()
 					start := time.Now()
 					var err error
@@ -129,8 +107,7 @@ func BenchmarkPruneWriterWait(b *testing.B) {
 					}
 					took := time.Since(start)
 					b.StopTimer()
-					close(stop)
-					wg.Wait()
+					waits := stopWriter()
 					if err != nil {
 						b.Fatal(err)
 					}
