@@ -71,25 +71,32 @@ func BenchmarkProcess64(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
+	process64(b, func(key string, i int64) {
+		s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
+			prev.Timer = t0.Add(time.Duration(i) * time.Second)
+			return dialogs.Result{State: prev, Audit: []string{"checkin"}}
+		})
+	})
+}
+
+// process64 runs b.N events from 64 concurrent registrants (user-0 …
+// user-63), event i by do(key, i), and reports events/s: the store
+// benchmarks' one load shape.
+func process64(b *testing.B, do func(key string, i int64)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			key := fmt.Sprintf("user-%d", w)
+		key := fmt.Sprintf("user-%d", w)
+		wg.Go(func() {
 			for {
 				i := next.Add(1)
 				if i > int64(b.N) {
 					return
 				}
-				s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
-					prev.Timer = t0.Add(time.Duration(i) * time.Second)
-					return dialogs.Result{State: prev, Audit: []string{"checkin"}}
-				})
+				do(key, i)
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,28 +94,12 @@ func BenchmarkProcessIndexed64(b *testing.B) {
 	if err := s.IndexWith(func(string, string) string { return "emb-1" }, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			key := fmt.Sprintf("user-%d", w)
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
-					prev.Timer = t0.Add(time.Duration(i) * time.Second)
-					prev.Status, prev.Overdue, prev.LastCheckin = dialogs.StatusActive, i%3 == 0, t0
-					prev.Profile.Nationality, prev.Profile.Country, prev.Profile.City = "MY", "KH", "Phnom Penh"
-					return dialogs.Result{State: prev, Audit: []string{"checkin"}}
-				})
-			}
-		}(w)
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	process64(b, func(key string, i int64) {
+		s.Process(key, "", t0, func(prev dialogs.State, _ bool) dialogs.Result {
+			prev.Timer = t0.Add(time.Duration(i) * time.Second)
+			prev.Status, prev.Overdue, prev.LastCheckin = dialogs.StatusActive, i%3 == 0, t0
+			prev.Profile.Nationality, prev.Profile.Country, prev.Profile.City = "MY", "KH", "Phnom Penh"
+			return dialogs.Result{State: prev, Audit: []string{"checkin"}}
+		})
+	})
 }
