@@ -3,28 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
+	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/checkinbot/checkinbot/app"
@@ -33,11 +25,6 @@ import (
 	"github.com/checkinbot/checkinbot/bot/telegram/fakeapi"
 	"github.com/checkinbot/checkinbot/config"
 	"github.com/checkinbot/checkinbot/dialogs"
-	"github.com/checkinbot/checkinbot/escalation"
-	"github.com/checkinbot/checkinbot/locales"
-	"github.com/checkinbot/checkinbot/store"
-	"github.com/checkinbot/checkinbot/store/boltstore"
-	"github.com/checkinbot/checkinbot/store/seal"
 	"github.com/checkinbot/checkinbot/webhook"
 )
 
@@ -51,11 +38,16 @@ type Params struct {
 	SOS     float64       // share who answer with /sos
 	Duress  float64       // share who answer with their duress keyword
 	Status  float64       // share who also send /status
-	Workers int           // concurrent registrations while seeding
+	Workers int           // concurrent registrations while seeding and scheduling
 	Seed    uint64        // random seed of the roles and times
-	Dir     string        // data directory (default: a new temporary one, removed)
-	Grace   time.Duration // how long after the day to wait for the last webhooks
-	Log     io.Writer     // progress lines (nil: none)
+	// Dir is the data directory. Empty: a temporary one, removed. Given:
+	// the seed is made there once (seed.db, seed.json) and every later run
+	// with the same -n reuses it, each day on a fresh copy.
+	Dir        string
+	Grace      time.Duration // how long after the day to wait for the last webhooks
+	CPUProfile string        // file for a CPU profile of the day ("" none)
+	SeedOnly   bool          // make (or check) the seed and stop
+	Log        io.Writer     // progress lines (nil: none)
 }
 
 // The check-in answers every seeded citizen gives: a registration that fills
@@ -67,6 +59,9 @@ var fullRegistration = []string{"/start", "en", "1", "MY", "KH", "Phnom Penh", "
 
 const keyword = "blue mango"
 
+// chatBase is citizen 0's chat id; citizen i's is chatBase+i.
+const chatBase = 1_000_000_000
+
 // popular are the hours people choose, with weights: most pick 08:00 or
 // 09:00 (issue 15), some noon, evening or other hours.
 var popular = []struct {
@@ -74,7 +69,7 @@ var popular = []struct {
 	weight float64
 }{{8, 0.35}, {9, 0.30}, {12, 0.10}, {18, 0.10}, {20, 0.05}, {7, 0.05}, {21, 0.05}}
 
-type role int
+type role uint8
 
 const (
 	roleAnswer role = iota
@@ -83,24 +78,35 @@ const (
 	roleDuress
 )
 
-// citizen is one seeded registrant as the load driver plays them.
+// The phases of a citizen's day (citizen.phase).
+const (
+	phaseWaiting  int32 = iota // for the prompt
+	phaseReading               // the prompt came; answering soon
+	phaseAnswered              // answered; /status goes after the reply
+	phaseDone
+)
+
+// citizen is one seeded registrant as the load driver plays them: 40 bytes,
+// no goroutine until their prompt arrives.
 type citizen struct {
 	chat   int64
-	user   fakeapi.User
+	offset time.Duration // prompt time within the compressed day
+	sentAt atomic.Int64  // unix ns of the message awaiting its reply; 0 none
+	phase  atomic.Int32
 	role   role
 	status bool
-	offset time.Duration // prompt time within the compressed day
-
-	prompt chan struct{} // a message arrived in the chat
-
-	mu     sync.Mutex
-	sentAt time.Time // the citizen's last message, awaiting its reply
 }
 
 // Report is what one run measured.
 type Report struct {
 	N                 int     `json:"registrants"`
 	SeedSeconds       float64 `json:"seed_seconds"`
+	SeedPerSec        float64 `json:"seed_registrants_per_second"`
+	SeedDeliverSecs   float64 `json:"seed_deliver_seconds"`
+	SeedReused        bool    `json:"seed_reused"`
+	CopySeconds       float64 `json:"copy_seconds"`
+	ScheduleSeconds   float64 `json:"schedule_seconds"`
+	FileMB            float64 `json:"data_file_mb"`
 	DaySeconds        float64 `json:"day_seconds"`
 	Inbound           int     `json:"inbound_messages"`
 	InboundPerSec     float64 `json:"inbound_per_second"`
@@ -120,6 +126,7 @@ type Report struct {
 	ChatLimitGapMs    float64 `json:"per_chat_interval_ms"`
 	LimitsKept        bool    `json:"limits_kept"`
 	CPUSeconds        float64 `json:"cpu_seconds"`
+	DayCPUSeconds     float64 `json:"day_cpu_seconds"`
 	PeakRSSMB         float64 `json:"peak_rss_mb"`
 	Commits           int     `json:"commits"`
 	CommitP50ms       float64 `json:"commit_p50_ms"`
@@ -137,10 +144,12 @@ type Report struct {
 	// after a slow answer from a deliverer bug.
 	DuplicateTypes map[string]int `json:"duplicate_types,omitempty"`
 	Lost           int            `json:"lost_events"`
+	// LongCommits is every commit over 50 ms with what ran meanwhile.
+	LongCommits []LongCommit `json:"long_commits,omitempty"`
 }
 
-// Run seeds p.N registrants, plays the compressed day against the real App
-// and returns the measurements.
+// Run seeds p.N registrants (or reuses the seed in p.Dir), plays the
+// compressed day against the real App and returns the measurements.
 func Run(ctx context.Context, p Params) (*Report, error) {
 	if p.N < 1 || p.Day <= 0 || p.Rate <= 0 || p.Workers < 1 {
 		return nil, fmt.Errorf("checkinload: -n, -day, -rate and -workers must be positive")
@@ -150,7 +159,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	}
 	logf := func(format string, a ...any) {
 		if p.Log != nil {
-			fmt.Fprintf(p.Log, "checkinload: "+format+"\n", a...)
+			fmt.Fprintf(p.Log, "checkinload: %s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
 		}
 	}
 	dir := p.Dir
@@ -161,70 +170,106 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 		}
 		defer os.RemoveAll(d)
 		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("-dir: %w", err)
 	}
-	rng := mrand.New(mrand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))
-
-	// Secrets: a generated master key (the file is encrypted as serve runs
-	// it), pepper, webhook signing key.
-	master, _ := seal.GenerateMasterKey()
-	keyring := &seal.Keyring{Current: master}
-	pepper := randomText(32)
-	whKey := make([]byte, 32)
-	rand.Read(whKey)
-
-	api := fakeapi.New("4242:checkinload")
-	defer api.Close()
-	lim := &limitMeter{}
-	citizens := make([]*citizen, p.N)
-	byChat := make(map[int64]*citizen, p.N)
-	for i := range citizens {
-		c := &citizen{chat: 1_000_000_000 + int64(i), prompt: make(chan struct{}, 1), offset: pickOffset(rng, p.Day)}
-		c.user = fakeapi.User{ID: c.chat, Username: "load" + strconv.Itoa(i), Lang: "en"}
-		switch x := rng.Float64(); {
-		case x < p.Miss:
-			c.role = roleMiss
-		case x < p.Miss+p.SOS:
-			c.role = roleSOS
-		case x < p.Miss+p.SOS+p.Duress:
-			c.role = roleDuress
-		}
-		c.status = c.role == roleAnswer && rng.Float64() < p.Status
-		citizens[i] = c
-		byChat[c.chat] = c
+	meta, reuse, err := loadMeta(dir, p.N)
+	if err != nil {
+		return nil, err
 	}
-	var replies latencies
-	front := httptest.NewServer(frontAPI(api, lim, byChat, &replies))
-	defer front.Close()
-
-	sinkRec := newSinkRecorder(whKey)
+	if !reuse {
+		meta = newMeta(p.N)
+	}
+	keyring, err := meta.keyring()
+	if err != nil {
+		return nil, err
+	}
+	sinkRec := newSinkRecorder(meta.WebhookKey)
 	sink := httptest.NewServer(sinkRec)
 	defer sink.Close()
 
 	c := config.Default()
 	c.ClearEndpoints()
 	c.Telegram.Mode, c.Telegram.WebhookURL, c.Telegram.WebhookSecretEnv = "webhook", "https://bot.example/telegram", "LOAD_WEBHOOK_SECRET"
-	env := map[string]string{config.EnvPepper: pepper, config.EnvTelegramToken: api.Token,
-		config.EnvTelegramAPIURL: front.URL, "LOAD_WEBHOOK_SECRET": randomText(24)}
+	// The fake API keeps nothing per call: the day's observer aggregates
+	// what the report needs (it is built before the day exists).
+	var current atomic.Pointer[dayRun]
+	api := fakeapi.NewWith("4242:checkinload", fakeapi.Options{Forget: true, Observe: func(call fakeapi.Call) {
+		if d := current.Load(); d != nil {
+			d.onCall(call)
+		}
+	}})
+	defer api.Close()
+	env := map[string]string{config.EnvPepper: meta.Pepper, config.EnvTelegramToken: api.Token,
+		config.EnvTelegramAPIURL: api.URL, "LOAD_WEBHOOK_SECRET": randomText(24)}
 	secrets, err := config.LoadSecrets(c, func(k string) string { return env[k] }, config.SecretNeeds{Pepper: true})
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range c.Embassies {
-		secrets.Endpoints = append(secrets.Endpoints, webhook.Endpoint{ID: e.ID, Embassy: e.ID, URL: sink.URL, Secrets: [][]byte{whKey}})
+		secrets.Endpoints = append(secrets.Endpoints, webhook.Endpoint{ID: e.ID, Embassy: e.ID, URL: sink.URL, Secrets: [][]byte{meta.WebhookKey}})
 	}
 	secrets.Keyring = keyring
 
-	// Seed through the real store API: each citizen registers through the
-	// runner and engine (every optional field), then their first prompt is
-	// moved into the compressed day.
-	seedStart := time.Now()
-	dayStart, err := seed(ctx, p, c, secrets, sinkRec, dir, citizens, logf)
-	if err != nil {
-		return nil, fmt.Errorf("seed: %w", err)
+	rep := &Report{N: p.N, SendLimit: p.Rate, ChatLimitGapMs: ms(p.PerChat), SeedReused: reuse}
+	if p.CPUProfile != "" {
+		// The day's profile, or with -seed-only the seed's.
+		stopProfile, err := startProfile(p.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stopProfile()
+		if !p.SeedOnly {
+			stopProfile() // restarted for the day below
+		}
 	}
-	rep := &Report{N: p.N, SeedSeconds: time.Since(seedStart).Seconds(), SendLimit: p.Rate,
-		ChatLimitGapMs: ms(p.PerChat)}
-	logf("seeded %d registrants in %.1fs", p.N, rep.SeedSeconds)
+	if !reuse {
+		// Seed through the real engine and store API, then keep the seed.
+		os.Remove(filepath.Join(dir, metaFile))
+		meta.SeedSeconds, meta.DeliverSecs, err = seedStore(ctx, p, c, secrets, sinkRec, filepath.Join(dir, seedFile), logf)
+		if err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		meta.FileMB, meta.Complete = fileMB(filepath.Join(dir, seedFile)), true
+		if err := meta.write(dir); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+	} else {
+		logf("reusing the seed of %d registrants in %s (made %s)", meta.N, dir, meta.Created.Format(time.RFC3339))
+	}
+	rep.SeedSeconds, rep.SeedDeliverSecs = meta.SeedSeconds, meta.DeliverSecs
+	rep.SeedPerSec = float64(p.N) / meta.SeedSeconds
+	if p.SeedOnly {
+		rep.FileMB = meta.FileMB
+		return rep, nil
+	}
+	start := time.Now()
+	if p.Dir == "" {
+		err = os.Rename(filepath.Join(dir, seedFile), filepath.Join(dir, appFile))
+	} else {
+		err = copyFile(filepath.Join(dir, seedFile), filepath.Join(dir, appFile))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the day's copy of the seed: %w", err)
+	}
+	rep.CopySeconds = time.Since(start).Seconds()
+
+	rng := mrand.New(mrand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))
+	citizens := make([]citizen, p.N)
+	for i := range citizens {
+		cz := &citizens[i]
+		cz.chat, cz.offset = chatBase+int64(i), pickOffset(rng, p.Day)
+		switch x := rng.Float64(); {
+		case x < p.Miss:
+			cz.role = roleMiss
+		case x < p.Miss+p.SOS:
+			cz.role = roleSOS
+		case x < p.Miss+p.SOS+p.Duress:
+			cz.role = roleDuress
+		}
+		cz.status = cz.role == roleAnswer && rng.Float64() < p.Status
+	}
+	lim := newLimitMeter(p.N)
 
 	scale := float64(p.Day) / float64(24*time.Hour)
 	opt := app.Options{Config: c, Secrets: secrets, DataDir: dir, Listen: "127.0.0.1:0",
@@ -241,17 +286,51 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 				Webhook: &telegram.Webhook{URL: c.Telegram.WebhookURL, Secret: secrets.TelegramWebhookSecret}, Log: env.Log}, env.Inbox)
 		}},
 		Delivery: func(pol webhook.Policy) webhook.Policy { pol.HeartbeatEvery = 0; return pol }}
+	openStart := time.Now()
 	a, err := app.Open(opt)
 	if err != nil {
 		return nil, err
 	}
-	var commits latencies
-	observe := a.Store // the App's ops observer keeps working: wrap it
-	prevObs := a.Ops.ObserveCommit
-	observe.SetCommitObserver(func(took time.Duration, writes int) {
-		commits.add(took)
+	logf("the App opened the %.0f MiB data file in %.1fs", fileMB(filepath.Join(dir, appFile)), time.Since(openStart).Seconds())
+	closed := false
+	defer func() {
+		if !closed {
+			a.Close()
+		}
+	}()
+	// Each citizen's prompt is moved to their hour in the compressed day,
+	// on the App's store before it runs: the day starts once that is done.
+	start = time.Now()
+	dayStart := start.Add(3*time.Second + time.Duration(p.N)*200*time.Microsecond)
+	if err := schedule(a.Store, secrets.Pepper, citizens, dayStart, max(p.Workers, 64)); err != nil {
+		return nil, fmt.Errorf("schedule: %w", err)
+	}
+	rep.ScheduleSeconds = time.Since(start).Seconds()
+	if late := time.Since(dayStart); late > 0 {
+		logf("scheduling took %.1fs, %.1fs past the day's start: the first prompts come at once", rep.ScheduleSeconds, late.Seconds())
+	}
+	logf("scheduled %d prompts in %.1fs", p.N, rep.ScheduleSeconds)
+
+	ops := &opTracker{}
+	a.Deliverer.Store = trackedOutbox{Outbox: a.Deliverer.Store, ops: ops}
+	probe := startDiskProbe(dir)
+	defer probe.close()
+	commits := &commitLog{ops: ops, probe: probe}
+	commits.dayStart.Store(dayStart.UnixNano())
+	prevObs := a.Ops.ObserveCommit // the App's ops observer keeps working: wrap it
+	a.Store.SetCommitObserver(func(took time.Duration, writes int) {
+		commits.observe(took, writes)
 		prevObs(took, writes)
 	})
+
+	if p.CPUProfile != "" {
+		stopProfile, err := startProfile(p.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer stopProfile()
+	}
+	cpu0 := cpuSeconds()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
@@ -266,6 +345,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 		if cerr := a.Close(); err == nil {
 			err = cerr
 		}
+		closed = true
 		return err
 	}
 	defer stop()
@@ -273,62 +353,45 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	// The day.
 	drv := &driver{api: api, url: "http://" + a.Addr() + "/telegram", secret: secrets.TelegramWebhookSecret,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}}
-	sinkRec.startDay(time.Now())
-	lim.start(time.Now())
-	var wg sync.WaitGroup
 	dayCtx, dayCancel := context.WithTimeout(ctx, time.Until(dayStart)+p.Day+p.Grace)
 	defer dayCancel()
-	var sent struct{ duress, sos, missed atomic.Int64 }
-	for _, cz := range citizens {
-		wg.Go(func() {
-			switch cz.role {
-			case roleMiss:
-				sent.missed.Add(1)
-				return
-			}
-			// Wait for the prompt (the first message in the chat of the day).
-			select {
-			case <-cz.prompt:
-			case <-dayCtx.Done():
-				return
-			}
-			time.Sleep(time.Duration(rng2(cz.chat) * float64(200*time.Millisecond))) // reading it
-			text := "ok"
-			switch cz.role {
-			case roleSOS:
-				text = "/sos"
-			case roleDuress:
-				text = keyword
-			}
-			if drv.say(cz, text) {
-				switch cz.role {
-				case roleSOS:
-					sent.sos.Add(1)
-				case roleDuress:
-					sent.duress.Add(1)
-				}
-			}
-			if cz.status {
-				select { // wait for the check-in's reply before the update
-				case <-cz.prompt:
-				case <-time.After(5 * time.Second):
-				}
-				drv.say(cz, "/status")
-			}
-		})
+	day := &dayRun{ctx: dayCtx, drv: drv, citizens: citizens, lim: lim}
+	for i := range citizens {
+		if citizens[i].role != roleMiss {
+			day.outstanding.Add(1)
+		} else {
+			day.missed.Add(1)
+		}
 	}
-	wg.Wait()
-	// Wait for the escalations the day must produce: every SOS and duress,
-	// and the ladder's checkin.missed for every citizen who did not answer.
+	current.Store(day)
+	defer current.Store(nil)
+	sinkRec.startDay(time.Now())
+	lim.start(time.Now())
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
+	d0 := time.Now()
+	// Every citizen who answers has answered, and then every SOS, duress
+	// and missed check-in reached the embassy.
 	want := func() bool {
+		if day.outstanding.Load() > 0 {
+			return false
+		}
 		d, s, m := sinkRec.counts()
-		return d >= int(sent.duress.Load()) && s >= int(sent.sos.Load()) && m >= int(sent.missed.Load())
+		return d >= int(day.duress.Load()) && s >= int(day.sos.Load()) && m >= int(day.missed.Load())
 	}
 	for !want() && dayCtx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-progress.C:
+			d, s, m := sinkRec.counts()
+			logf("day %.0fs: %d inbound, %d sends, %d still to answer; arrived duress %d/%d, SOS %d/%d, missed %d/%d; RSS %.0f MiB",
+				time.Since(d0).Seconds(), drv.accepted.Load(), lim.count(), day.outstanding.Load(), d, day.duress.Load(), s, day.sos.Load(),
+				m, day.missed.Load(), rssMB())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	dayEnd := time.Now()
 	time.Sleep(500 * time.Millisecond) // let a duplicate delivery show itself
+	day.wg.Wait()
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -336,159 +399,127 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	rep.DaySeconds = dayEnd.Sub(sinkRec.dayStart).Seconds()
 	rep.Inbound = int(drv.accepted.Load())
 	rep.InboundPerSec = float64(rep.Inbound) / rep.DaySeconds
-	rep.Replies = replies.len()
-	rep.ReplyP50ms, rep.ReplyP95ms, rep.ReplyP99ms = replies.pct(50), replies.pct(95), replies.pct(99)
+	rep.Replies = day.replies.len()
+	rep.ReplyP50ms, rep.ReplyP95ms, rep.ReplyP99ms = day.replies.pct(50), day.replies.pct(95), day.replies.pct(99)
 	sinkRec.fill(rep)
-	rep.DuressSent, rep.SOSSent, rep.MissedExpected = int(sent.duress.Load()), int(sent.sos.Load()), int(sent.missed.Load())
+	rep.DuressSent, rep.SOSSent, rep.MissedExpected = int(day.duress.Load()), int(day.sos.Load()), int(day.missed.Load())
 	// Lost: a duress or SOS sent whose event never reached the embassy,
 	// or a missed check-in the ladder never escalated.
 	rep.Lost = max(rep.DuressSent-rep.DuressArrived, 0) + max(rep.SOSSent-rep.SOSArrived, 0) +
 		max(rep.MissedExpected-rep.MissedArrived, 0)
 	lim.fill(rep)
-	rep.LimitsKept = float64(rep.MaxSendsPerSec) <= p.Rate && (rep.Sends == 0 || rep.MinChatGapMs >= ms(p.PerChat)*0.95)
+	rep.LimitsKept = float64(rep.MaxSendsPerSec) <= p.Rate && (rep.Sends == 0 || rep.MinChatGapMs < 0 || rep.MinChatGapMs >= ms(p.PerChat)*0.95)
 	rep.CPUSeconds = cpuSeconds()
+	rep.DayCPUSeconds = rep.CPUSeconds - cpu0
 	rep.PeakRSSMB = peakRSSMB()
-	rep.Commits = commits.len()
-	rep.CommitP50ms, rep.CommitP99ms, rep.CommitMaxms = commits.pct(50), commits.pct(99), commits.pct(100)
-	rep.CommitsOver50ms = commits.over(50 * time.Millisecond)
+	rep.FileMB = fileMB(filepath.Join(dir, appFile))
+	rep.Commits = commits.durs.len()
+	rep.CommitP50ms, rep.CommitP99ms, rep.CommitMaxms = commits.durs.pct(50), commits.durs.pct(99), commits.durs.pct(100)
+	rep.CommitsOver50ms = commits.durs.over(longCommit)
+	time.Sleep(1100 * time.Millisecond) // the last disk probe attributions
+	rep.LongCommits = commits.longCommits()
 	return rep, nil
 }
 
-// seed registers every citizen through a runner and store opened on the
-// App's data file, as the App opens them, with a platform that accepts
-// every reply at once, then moves each citizen's next prompt to their time
-// in the compressed day. It returns when the day starts.
-func seed(ctx context.Context, p Params, c *config.Config, secrets config.Secrets, sink *sinkRecorder, dir string,
-	citizens []*citizen, logf func(string, ...any)) (time.Time, error) {
-	pepper, ring := secrets.Pepper, secrets.Keyring
-	cat, err := locales.Load()
+// startProfile starts a CPU profile into path; the function it returns
+// stops it (once).
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return time.Time{}, err
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
 	}
-	eng := &dialogs.Engine{Catalog: cat, Directory: c.Directory(), Policy: c.Policy(), Pepper: pepper}
-	s, err := boltstore.OpenWith(filepath.Join(dir, "checkinbot.db"), boltstore.Options{Keyring: ring})
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
+}
+
+// dayRun is the citizens' side of the day: each citizen acts when a
+// message reaches their chat, as Telegram's users do.
+type dayRun struct {
+	ctx      context.Context
+	drv      *driver
+	citizens []citizen
+	lim      *limitMeter
+	replies  latencies
+	wg       sync.WaitGroup
+
+	outstanding atomic.Int64 // citizens who answer and have not finished
+	duress      atomic.Int64 // sent and accepted
+	sos         atomic.Int64
+	missed      atomic.Int64
+}
+
+// onCall sees every call the App makes to the fake API: each successful
+// sendMessage is counted against the send limits, times the reply to the
+// citizen's last message, and wakes the citizen.
+func (d *dayRun) onCall(c fakeapi.Call) {
+	if c.Method != "sendMessage" || c.Status != http.StatusOK {
+		return
+	}
+	chat, err := strconv.ParseInt(c.Params["chat_id"], 10, 64)
 	if err != nil {
-		return time.Time{}, err
+		return
 	}
-	defer s.Close()
-	r := bot.NewRunner(eng, s, pepper)
-	r.ReplyFloor = 0
-	r.Register("telegram", acceptor{})
-	// Update ids far above the fake API's (which count from 100), so no
-	// message of the day is taken for a redelivered seed update.
-	var next atomic.Int64
-	next.Store(1 << 40)
-	jobs := make(chan *citizen)
-	var firstErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range p.Workers {
-		wg.Go(func() {
-			for cz := range jobs {
-				inputs := make([]bot.Inbound, 0, len(fullRegistration)+1)
-				for _, text := range fullRegistration {
-					inputs = append(inputs, bot.Inbound{Kind: dialogs.KindText, Text: text})
-				}
-				inputs = append(inputs, bot.Inbound{Kind: dialogs.KindLocation, Lat: 11.5564, Lon: 104.9282})
-				for _, in := range inputs {
-					n := next.Add(1)
-					in.Channel, in.Address, in.Handle, in.LangHint = "telegram", strconv.FormatInt(cz.chat, 10), "@"+cz.user.Username, "en"
-					in.MessageID, in.DeleteID = "u"+strconv.FormatInt(n, 10), strconv.FormatInt(n, 10)
-					if err := r.Handle(ctx, in); err != nil {
-						mu.Lock()
-						firstErr = cmp(firstErr, err)
-						mu.Unlock()
-						break
-					}
-				}
-			}
+	i := int(chat - chatBase)
+	if i < 0 || i >= len(d.citizens) {
+		d.lim.add(c.At, chat, -1)
+		return
+	}
+	d.lim.add(c.At, chat, i)
+	cz := &d.citizens[i]
+	if t := cz.sentAt.Swap(0); t != 0 {
+		d.replies.add(c.At.Sub(time.Unix(0, t)))
+	}
+	switch {
+	case cz.role == roleMiss:
+	case cz.phase.CompareAndSwap(phaseWaiting, phaseReading):
+		d.wg.Go(func() { d.answer(cz) })
+	case cz.status && cz.phase.CompareAndSwap(phaseAnswered, phaseDone):
+		d.wg.Go(func() {
+			d.drv.say(cz, "/status")
+			d.outstanding.Add(-1)
 		})
 	}
-	for i, cz := range citizens {
-		if i > 0 && i%10000 == 0 {
-			logf("registered %d", i)
+}
+
+// answer is a citizen reading their prompt (0–200 ms) and answering.
+func (d *dayRun) answer(cz *citizen) {
+	select {
+	case <-time.After(time.Duration(rng2(cz.chat) * float64(200*time.Millisecond))):
+	case <-d.ctx.Done():
+		return
+	}
+	text := "ok"
+	switch cz.role {
+	case roleSOS:
+		text = "/sos"
+	case roleDuress:
+		text = keyword
+	}
+	if cz.status {
+		cz.phase.Store(phaseAnswered) // before posting: the reply may come at once
+	} else {
+		cz.phase.Store(phaseDone)
+	}
+	if d.drv.say(cz, text) {
+		switch cz.role {
+		case roleSOS:
+			d.sos.Add(1)
+		case roleDuress:
+			d.duress.Add(1)
 		}
-		jobs <- cz
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return time.Time{}, firstErr
+	if !cz.status {
+		d.outstanding.Add(-1)
 	}
-	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := r.Drain(dctx); err != nil {
-		return time.Time{}, fmt.Errorf("drain: %w", err)
-	}
-	// The embassies receive the registrations before the day begins, so
-	// the day's escalations do not queue behind the seed's backlog.
-	pol := c.DeliveryPolicy()
-	pol.HeartbeatEvery = 0
-	d := &webhook.Deliverer{Store: s, Endpoints: secrets.Endpoints, Policy: pol,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	dctx2, stopDeliver := context.WithCancel(ctx)
-	delivered := make(chan error, 1)
-	go func() { delivered <- d.Run(dctx2) }()
-	deadline := time.Now().Add(10 * time.Minute)
-	for sink.registrations() < len(citizens) && time.Now().Before(deadline) && ctx.Err() == nil {
-		d.Nudge()
-		time.Sleep(100 * time.Millisecond)
-	}
-	stopDeliver()
-	<-delivered
-	if n := sink.registrations(); n < len(citizens) {
-		return time.Time{}, fmt.Errorf("only %d of %d registration.created webhooks arrived", n, len(citizens))
-	}
-	logf("the embassy received %d registrations", len(citizens))
-	// The day starts shortly after the App is up: the schedule of each
-	// citizen is moved (the real store API, one transaction each) so the
-	// prompt falls at their chosen hour in the compressed day.
-	dayStart := time.Now().Add(3*time.Second + time.Duration(p.N)*500*time.Microsecond)
-	jobs2 := make(chan *citizen)
-	for range p.Workers {
-		wg.Go(func() {
-			for cz := range jobs2 {
-				key := store.UserKey(pepper, "telegram", strconv.FormatInt(cz.chat, 10))
-				at := dayStart.Add(cz.offset)
-				_, err := s.Process(key, "", time.Now(), func(prev dialogs.State, found bool) dialogs.Result {
-					st := prev
-					st.NextDue, st.Timer, st.Ladder = at, at, 0
-					return dialogs.Result{State: st}
-				})
-				if err != nil {
-					mu.Lock()
-					firstErr = cmp(firstErr, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, cz := range citizens {
-		jobs2 <- cz
-	}
-	close(jobs2)
-	wg.Wait()
-	if firstErr != nil {
-		return time.Time{}, firstErr
-	}
-	return dayStart, nil
-}
-
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-// acceptor is a platform that accepts every reply at once (seeding only).
-type acceptor struct{}
-
-func (acceptor) Name() string                  { return "telegram" }
-func (acceptor) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (acceptor) Send(_ context.Context, _ string, r bot.Response) error {
-	r.Report(bot.Receipt{SentIDs: []string{"1"}})
-	return nil
 }
 
 // pickOffset is a prompt time in the compressed day: a popular hour, spread
@@ -513,12 +544,6 @@ func rng2(chat int64) float64 {
 	return float64(uint64(chat)*0x9e3779b97f4a7c15>>40) / float64(1<<24)
 }
 
-func randomText(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // driver posts citizens' messages to the App's Telegram webhook, as
 // Telegram does.
 type driver struct {
@@ -531,14 +556,12 @@ type driver struct {
 
 // say sends text from cz and reports whether the App accepted it.
 func (d *driver) say(cz *citizen, text string) bool {
-	id, _ := d.api.Text(cz.user, text)
-	body, _ := json.Marshal(d.api.Update(id))
+	u := fakeapi.User{ID: cz.chat, Username: "load" + strconv.FormatInt(cz.chat-chatBase, 10), Lang: "en"}
+	body, _ := json.Marshal(d.api.TextUpdate(u, text))
 	req, _ := http.NewRequest(http.MethodPost, d.url, bytes.NewReader(body))
 	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", d.secret)
 	req.Header.Set("Content-Type", "application/json")
-	cz.mu.Lock()
-	cz.sentAt = time.Now()
-	cz.mu.Unlock()
+	cz.sentAt.Store(time.Now().UnixNano())
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return false
@@ -550,320 +573,6 @@ func (d *driver) say(cz *citizen, text string) bool {
 	}
 	d.accepted.Add(1)
 	return true
-}
-
-// frontAPI stands in front of the fake Bot API: it notes the receive time
-// and chat of every sendMessage (send limits, reply latency, the citizens'
-// prompts) and passes the request on unchanged.
-func frontAPI(api *fakeapi.Server, lim *limitMeter, byChat map[int64]*citizen, replies *latencies) http.Handler {
-	inner := api.Config.Handler
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		if strings.HasSuffix(r.URL.Path, "/sendMessage") {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if chat, ok := chatID(r.Header.Get("Content-Type"), body); ok {
-				lim.add(now, chat)
-				if cz := byChat[chat]; cz != nil {
-					cz.mu.Lock()
-					if !cz.sentAt.IsZero() {
-						replies.add(now.Sub(cz.sentAt))
-						cz.sentAt = time.Time{}
-					}
-					cz.mu.Unlock()
-					select {
-					case cz.prompt <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}
-		inner.ServeHTTP(w, r)
-	})
-}
-
-// chatID reads chat_id from a sendMessage body (multipart, JSON or form).
-func chatID(ct string, body []byte) (int64, bool) {
-	n, err := strconv.ParseInt(formField(ct, body, "chat_id"), 10, 64)
-	return n, err == nil
-}
-
-// formField reads one parameter of a Bot API request body (multipart,
-// JSON or form).
-func formField(ct string, body []byte, name string) string {
-	mt, params, _ := mime.ParseMediaType(ct)
-	var v string
-	switch mt {
-	case "multipart/form-data":
-		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err != nil {
-				break
-			}
-			if part.FormName() == name {
-				b, _ := io.ReadAll(part)
-				v = string(b)
-				break
-			}
-		}
-	case "application/json":
-		var m map[string]json.RawMessage
-		json.Unmarshal(body, &m)
-		if err := json.Unmarshal(m[name], &v); err != nil {
-			v = string(m[name])
-		}
-	default:
-		if q, err := url.ParseQuery(string(body)); err == nil {
-			v = q.Get(name)
-		}
-	}
-	return v
-}
-
-// limitMeter counts sends per second overall and per chat, and the
-// shortest gap between two sends to one chat.
-type limitMeter struct {
-	mu     sync.Mutex
-	t0     time.Time
-	all    []time.Time
-	last   map[int64]time.Time
-	minGap time.Duration
-	perSec map[[2]int64]int // (chat, second) → sends
-}
-
-func (l *limitMeter) start(t time.Time) {
-	l.mu.Lock()
-	l.t0 = t
-	l.mu.Unlock()
-}
-
-func (l *limitMeter) add(at time.Time, chat int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.t0.IsZero() {
-		return // seeding and start-up are not the day
-	}
-	if l.last == nil {
-		l.last, l.perSec, l.minGap = map[int64]time.Time{}, map[[2]int64]int{}, time.Duration(math.MaxInt64)
-	}
-	l.all = append(l.all, at)
-	if prev, ok := l.last[chat]; ok {
-		l.minGap = min(l.minGap, at.Sub(prev))
-	}
-	l.last[chat] = at
-	l.perSec[[2]int64{chat, int64(at.Sub(l.t0) / time.Second)}]++
-}
-
-// fill reports the most sends in any one-second sliding window, the most to
-// one chat in one second, and the shortest per-chat gap.
-func (l *limitMeter) fill(rep *Report) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	rep.Sends = len(l.all)
-	sort.Slice(l.all, func(i, j int) bool { return l.all[i].Before(l.all[j]) })
-	j := 0
-	for i, t := range l.all {
-		for t.Sub(l.all[j]) >= time.Second {
-			j++
-		}
-		rep.MaxSendsPerSec = max(rep.MaxSendsPerSec, i-j+1)
-	}
-	for _, n := range l.perSec {
-		rep.MaxChatPerSec = max(rep.MaxChatPerSec, n)
-	}
-	if l.last != nil && l.minGap != time.Duration(math.MaxInt64) {
-		rep.MinChatGapMs = ms(l.minGap)
-	} else {
-		rep.MinChatGapMs = -1 // no chat received two messages
-	}
-}
-
-// sinkRecorder is the embassies' receiver: webhook.Sink verifies every
-// signature; around it, every accepted delivery is counted by webhook-id
-// (exactly once) and timed against the event's created_at.
-type sinkRecorder struct {
-	sink webhook.Sink
-
-	mu       sync.Mutex
-	dayStart time.Time
-	arrivals map[string]int
-	types    map[string]string
-	cases    map[string]bool // cases with a checkin.missed
-	lat      latencies
-	duress   latencies
-	dupes    int
-	dupTypes map[string]int
-}
-
-func newSinkRecorder(key []byte) *sinkRecorder {
-	return &sinkRecorder{sink: webhook.Sink{Secrets: [][]byte{key}}, arrivals: map[string]int{}, types: map[string]string{}, cases: map[string]bool{}}
-}
-
-func (s *sinkRecorder) startDay(t time.Time) {
-	s.mu.Lock()
-	s.dayStart = t
-	s.mu.Unlock()
-}
-
-func (s *sinkRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-	s.sink.ServeHTTP(rw, r)
-	if rw.code/100 != 2 {
-		return
-	}
-	var ev struct {
-		Type      string    `json:"type"`
-		CaseID    string    `json:"case_id"`
-		CreatedAt time.Time `json:"created_at"`
-	}
-	json.Unmarshal(body, &ev)
-	id := r.Header.Get(webhook.HeaderID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.arrivals[id]++
-	if s.arrivals[id] > 1 {
-		if s.dupTypes == nil {
-			s.dupTypes = map[string]int{}
-		}
-		s.dupTypes[ev.Type]++
-		s.dupes++
-		return
-	}
-	s.types[id] = ev.Type
-	if ev.Type == string(escalation.TypeCheckinMissed) {
-		s.cases[ev.CaseID] = true
-	}
-	if s.dayStart.IsZero() || ev.CreatedAt.Before(s.dayStart) {
-		return // the seed's registration backlog is not the day's latency
-	}
-	d := now.Sub(ev.CreatedAt)
-	s.lat.add(d)
-	if ev.Type == string(escalation.TypeDuressTriggered) {
-		s.duress.add(d)
-	}
-}
-
-// registrations is how many registration.created events arrived.
-func (s *sinkRecorder) registrations() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, t := range s.types {
-		if t == string(escalation.TypeRegistrationCreated) {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *sinkRecorder) counts() (duress, sos, missed int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.types {
-		switch escalation.Type(t) {
-		case escalation.TypeDuressTriggered:
-			duress++
-		case escalation.TypeSOSRaised:
-			sos++
-		}
-	}
-	return duress, sos, len(s.cases)
-}
-
-func (s *sinkRecorder) fill(rep *Report) {
-	rep.DuressArrived, rep.SOSArrived, rep.MissedArrived = s.counts()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rep.Webhooks = s.lat.len()
-	rep.WebhookP50ms, rep.WebhookP99ms = s.lat.pct(50), s.lat.pct(99)
-	rep.DuressP99ms = s.duress.pct(99)
-	rep.DuplicateWebhooks, rep.DuplicateTypes = s.dupes, s.dupTypes
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// latencies is a concurrent list of durations with percentiles.
-type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.d = append(l.d, d)
-	l.mu.Unlock()
-}
-
-func (l *latencies) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.d)
-}
-
-// pct is the p-th percentile in milliseconds (nearest rank); -1 if empty.
-func (l *latencies) pct(p float64) float64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.d) == 0 {
-		return -1
-	}
-	s := append([]time.Duration(nil), l.d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return ms(s[min(max(i, 0), len(s)-1)])
-}
-
-func (l *latencies) over(d time.Duration) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, x := range l.d {
-		if x > d {
-			n++
-		}
-	}
-	return n
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// cpuSeconds is the process's user and system CPU time.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return -1
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
-}
-
-// peakRSSMB is VmHWM from /proc/self/status, in MiB; -1 where unreadable.
-func peakRSSMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err == nil {
-				return kb / 1024
-			}
-		}
-	}
-	return -1
 }
 
 // DuplicatesTolerated is how many duplicate deliveries a run may see

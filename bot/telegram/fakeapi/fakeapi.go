@@ -2,6 +2,11 @@
 // it queues updates for getUpdates, records every method call with its
 // parameters and time, and can answer any method with a 429, 403 or 5xx.
 // It understands the multipart forms go-telegram/bot sends as well as JSON.
+//
+// A load run of a million citizens cannot keep every call: NewWith with
+// Options.Forget keeps nothing per call or update and hands each call to
+// Options.Observe instead, so the caller aggregates what it measures in
+// bounded memory.
 package fakeapi
 
 import (
@@ -28,6 +33,19 @@ type Server struct {
 	calls      []Call
 	failures   map[string][]Failure
 	arrived    chan struct{}
+	opt        Options
+}
+
+// Options change what the fake API keeps.
+type Options struct {
+	// Observe, when set, is called with every call as it is answered (the
+	// sendMessage result id filled in), concurrently from the HTTP
+	// handlers: a load tool measures from it instead of from Calls.
+	Observe func(Call)
+	// Forget keeps no call (Calls and Sent return nothing) and no update
+	// history (Update returns nil): memory stays bounded however long a
+	// run. Updates queued for getUpdates are still kept until confirmed.
+	Forget bool
 }
 
 type update struct {
@@ -51,9 +69,12 @@ type Failure struct {
 }
 
 // New starts a fake API. Close it when done.
-func New(token string) *Server {
+func New(token string) *Server { return NewWith(token, Options{}) }
+
+// NewWith starts a fake API with options (a load run: Observe and Forget).
+func NewWith(token string, opt Options) *Server {
 	s := &Server{Token: token, nextUpdate: 100, nextMsg: 1000, failures: map[string][]Failure{}, arrived: make(chan struct{}),
-		history: map[int64]map[string]any{}}
+		history: map[int64]map[string]any{}, opt: opt}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -75,7 +96,9 @@ func (s *Server) push(body map[string]any) int64 {
 	defer s.mu.Unlock()
 	s.nextUpdate++
 	body["update_id"] = s.nextUpdate
-	s.history[s.nextUpdate] = body
+	if !s.opt.Forget {
+		s.history[s.nextUpdate] = body
+	}
 	s.updates = append(s.updates, update{id: s.nextUpdate, body: body})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
@@ -104,6 +127,17 @@ func (s *Server) message(u User, chatType string, chatID int64, extra map[string
 func (s *Server) Text(u User, text string) (int64, int) {
 	m, id := s.message(u, "private", u.ID, map[string]any{"text": text})
 	return s.push(map[string]any{"message": m}), id
+}
+
+// TextUpdate builds the update of a private text message from u with a
+// fresh update id, without queuing it for getUpdates or keeping it: for a
+// bot in webhook mode, where the caller posts the update itself.
+func (s *Server) TextUpdate(u User, text string) map[string]any {
+	m, _ := s.message(u, "private", u.ID, map[string]any{"text": text})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUpdate++
+	return map[string]any{"update_id": s.nextUpdate, "message": m}
 }
 
 // GroupText queues a text message in a group chat.
@@ -227,8 +261,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f := fs[0]
 		s.failures[method] = fs[1:]
 		call.Status = f.Status
-		s.calls = append(s.calls, call)
 		s.mu.Unlock()
+		s.record(call)
 		body := map[string]any{"ok": false, "error_code": f.Status, "description": http.StatusText(f.Status)}
 		if f.RetryAfter > 0 {
 			body["parameters"] = map[string]any{"retry_after": f.RetryAfter}
@@ -263,6 +297,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) record(c Call) {
+	if f := s.opt.Observe; f != nil {
+		f(c)
+	}
+	if s.opt.Forget {
+		return
+	}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
