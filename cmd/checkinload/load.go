@@ -302,7 +302,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	// on the App's store before it runs: the day starts once that is done.
 	start = time.Now()
 	dayStart := start.Add(3*time.Second + time.Duration(p.N)*200*time.Microsecond)
-	if err := schedule(a.Store, secrets.Pepper, citizens, dayStart, max(p.Workers, 64)); err != nil {
+	if err := schedule(a.Store, secrets.Pepper, citizens, dayStart, max(p.Workers, 512)); err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
 	rep.ScheduleSeconds = time.Since(start).Seconds()
