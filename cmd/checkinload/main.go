@@ -90,6 +90,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		printTable(stdout, rep)
 	}
+	if !rep.Finished {
+		return fmt.Errorf("cut off after %.0f s of the day: %d citizens had not answered, %d events not arrived (raise -grace or -day)",
+			rep.DaySeconds, rep.Unanswered, rep.Lost)
+	}
 	if rep.Lost > 0 || rep.DuplicateWebhooks > DuplicatesTolerated(rep.Webhooks) || !rep.LimitsKept {
 		return fmt.Errorf("failed: %d lost, %d duplicate webhooks (%v; %d tolerated), limits kept %v",
 			rep.Lost, rep.DuplicateWebhooks, rep.DuplicateTypes, DuplicatesTolerated(rep.Webhooks), rep.LimitsKept)
@@ -125,6 +129,7 @@ func printTable(w io.Writer, r *Report) {
 	row("missed expected / cases escalated", "%d / %d", r.MissedExpected, r.MissedArrived)
 	row("duplicate webhooks", "%d", r.DuplicateWebhooks)
 	row("lost events", "%d", r.Lost)
+	row("finished (unanswered)", "%v (%d)", r.Finished, r.Unanswered)
 	if len(r.LongCommits) > 0 {
 		fmt.Fprintln(w, "\ncommits over 50 ms (at: s into the day; in flight: the deliverer's store calls; disk: the probe's fsync meanwhile):")
 	}
