@@ -127,7 +127,8 @@ type Runner struct {
 	out     outbox
 	health  health
 	givenUp atomic.Int64
-	stats   stats // counters for /metrics (stats.go)
+	stats   stats         // counters for /metrics (stats.go)
+	crowd   crowdingCache // slot counters for the time question (crowding.go)
 	flood   floodGate
 	admit   admission
 	// volatile: replies bypass the send queue (benchmarks' baseline only).
@@ -211,6 +212,7 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, mark dialogs.Flood, arrived time.Time) error {
 	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
 		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon, Flood: mark, Random: eventRandom()}
+	input.Crowding = r.crowding(in.Channel) // the time question's advice (crowding.go)
 	inboundID := ""
 	if in.MessageID != "" {
 		inboundID = in.Channel + ":" + in.MessageID
