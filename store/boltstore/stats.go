@@ -83,16 +83,8 @@ func statOf(st dialogs.State) regStat {
 // so they follow daylight saving time at each registrant's next check-in.
 // Registrations in progress and stopped ones are in none.
 func promptSlots(st dialogs.State) []string {
-	channel, next, interval := st.Channel, st.NextDue, st.Interval
-	switch {
-	case st.Hidden != nil && !st.Registered():
-		h := st.Hidden
-		channel, next, interval = h.Channel, h.NextDue, h.Interval
-	case st.Status == dialogs.StatusActive || st.Status == dialogs.StatusPaused:
-	default:
-		return nil
-	}
-	if next.IsZero() || channel == "" {
+	channel, next, interval, ok := slotBasis(st)
+	if !ok {
 		return nil
 	}
 	n := 1
@@ -104,6 +96,33 @@ func promptSlots(st dialogs.State) []string {
 		keys[i] = slotKey(channel, dialogs.SlotOf(next.Add(time.Duration(i)*interval)))
 	}
 	return keys
+}
+
+// slotBasis is what st's slots follow from: its channel, next due time and
+// interval (the hidden registration's after a covert delete); ok is false
+// for a registration in none.
+func slotBasis(st dialogs.State) (channel string, next time.Time, interval time.Duration, ok bool) {
+	channel, next, interval = st.Channel, st.NextDue, st.Interval
+	switch {
+	case st.Hidden != nil && !st.Registered():
+		h := st.Hidden
+		channel, next, interval = h.Channel, h.NextDue, h.Interval
+	case st.Status == dialogs.StatusActive || st.Status == dialogs.StatusPaused:
+	default:
+		return "", time.Time{}, 0, false
+	}
+	return channel, next, interval, !next.IsZero() && channel != ""
+}
+
+// sameSlots reports, without building a key, whether a and b count in the
+// same slots — the common case: a check-in moves the next due by a day.
+func sameSlots(a, b dialogs.State) bool {
+	ca, na, ia, oka := slotBasis(a)
+	cb, nb, ib, okb := slotBasis(b)
+	if !oka || !okb {
+		return oka == okb
+	}
+	return ca == cb && ia == ib && dialogs.SlotOf(na) == dialogs.SlotOf(nb)
 }
 
 func slotKey(channel string, slot int) string {
@@ -131,6 +150,9 @@ func parseSlotKey(k []byte) (channel string, slot int, ok bool) {
 // countSlots moves the slot counters from prev (when had) to next (unless
 // erased), in the transaction of the write.
 func countSlots(b *bolt.Bucket, prev dialogs.State, had bool, next dialogs.State, erased bool) error {
+	if had && !erased && sameSlots(prev, next) {
+		return nil // a check-in: the next due moved a day, the slots did not
+	}
 	var from, to []string
 	if had {
 		from = promptSlots(prev)
