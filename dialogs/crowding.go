@@ -63,20 +63,30 @@ func (c *Crowding) capacity() float64 { return c.Rate * SlotLength.Seconds() }
 // from earlier slots is found by running the day twice around (the
 // backlog of 23:45 spills into 00:00).
 func (c *Crowding) Lateness(slot int) time.Duration {
-	if !c.limited() || slot < 0 || slot >= SlotsPerDay {
+	if slot < 0 || slot >= SlotsPerDay {
 		return 0
+	}
+	return c.lateness()[slot]
+}
+
+// lateness is Lateness of every slot, in two passes over the day.
+func (c *Crowding) lateness() *[SlotsPerDay]time.Duration {
+	var out [SlotsPerDay]time.Duration
+	if !c.limited() {
+		return &out
 	}
 	capacity := c.capacity()
 	backlog := 0.0
-	for i := 0; i < SlotsPerDay+slot; i++ { // a day to settle, then up to slot
-		s := i % SlotsPerDay
-		backlog = math.Max(0, backlog+float64(c.Load[s])-capacity)
+	for _, n := range c.Load { // a day to settle what spills past midnight
+		backlog = math.Max(0, backlog+float64(n)-capacity)
 	}
-	queue := backlog + float64(c.Load[slot]) + 1 // +1: the citizen asking
-	if queue <= capacity {
-		return 0
+	for s, n := range c.Load {
+		if queue := backlog + float64(n) + 1; queue > capacity { // +1: the citizen asking
+			out[s] = time.Duration(queue / c.Rate * float64(time.Second))
+		}
+		backlog = math.Max(0, backlog+float64(n)-capacity)
 	}
-	return time.Duration(queue / c.Rate * float64(time.Second))
+	return &out
 }
 
 // usualTimes are the times the question has always offered; crowding
@@ -96,8 +106,9 @@ const crowdButton = "retime:"
 func (t *turn) timeOptions() []option {
 	var opts []option
 	seen := map[string]bool{}
+	late := t.in.Crowding.lateness()
 	for _, u := range usualTimes {
-		hhmm := t.freestNear(u)
+		hhmm := t.freestNear(u, late)
 		if seen[hhmm] {
 			hhmm = u
 		}
@@ -113,22 +124,21 @@ func (t *turn) timeOptions() []option {
 // freestNear is the local time within usualReach of hhmm, in whole slots,
 // whose prompts would leave the soonest; ties go to the nearer, then the
 // earlier, so hhmm itself wins whenever it is not late.
-func (t *turn) freestNear(hhmm string) string {
-	c := t.in.Crowding
-	if !c.limited() {
+func (t *turn) freestNear(hhmm string, late *[SlotsPerDay]time.Duration) string {
+	if !t.in.Crowding.limited() {
 		return hhmm
 	}
 	base, ok := t.localClock(hhmm)
 	if !ok {
 		return hhmm
 	}
-	best, bestLate := base, c.Lateness(SlotOf(base))
+	best, bestLate := base, late[SlotOf(base)]
 	steps := int(usualReach / SlotLength)
 	for d := 1; d <= steps; d++ {
 		for _, sign := range []int{-1, 1} {
 			cand := base.Add(time.Duration(sign*d) * SlotLength)
-			if late := c.Lateness(SlotOf(cand)); late < bestLate {
-				best, bestLate = cand, late
+			if l := late[SlotOf(cand)]; l < bestLate {
+				best, bestLate = cand, l
 			}
 		}
 	}
@@ -163,11 +173,12 @@ func (t *turn) warnCrowded(hhmm string) {
 	if !ok {
 		return
 	}
-	late := c.Lateness(SlotOf(at))
+	lateness := c.lateness()
+	late := lateness[SlotOf(at)]
 	if late <= 0 {
 		return
 	}
-	free, ok := t.nearestFree(at)
+	free, ok := nearestFree(at, lateness)
 	if !ok {
 		return // nowhere is free: a button could only promise what it cannot keep
 	}
@@ -182,13 +193,12 @@ func (t *turn) warnCrowded(hhmm string) {
 
 // nearestFree is the slot-aligned local time nearest to at (earlier first
 // on a tie) whose prompts would not be late, searching the whole day.
-func (t *turn) nearestFree(at time.Time) (time.Time, bool) {
-	c := t.in.Crowding
+func nearestFree(at time.Time, late *[SlotsPerDay]time.Duration) (time.Time, bool) {
 	start := at.Truncate(SlotLength) // quarter hours: a slot boundary in every real zone
 	for d := 0; d <= SlotsPerDay/2; d++ {
 		for _, sign := range []int{-1, 1} {
 			cand := start.Add(time.Duration(sign*d) * SlotLength)
-			if c.Lateness(SlotOf(cand)) == 0 {
+			if late[SlotOf(cand)] == 0 {
 				return cand, true
 			}
 		}

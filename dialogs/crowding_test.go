@@ -221,3 +221,34 @@ func TestRetimeDuringRegistration(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTimeQuestion: the engine's cost of asking the time question
+// and of answering it with a crowded time, without crowding data and with
+// it, side by side in one run (the advice runs Lateness for every
+// candidate slot: at most 27 candidates × 96 slots).
+func BenchmarkTimeQuestion(b *testing.B) {
+	e := newEngine(b)
+	st := registered(b, e)
+	for _, bc := range []struct {
+		name string
+		c    *dialogs.Crowding
+	}{{"no data", nil}, {"crowded", crowdedAt8}} {
+		b.Run("ask/"+bc.name, func(b *testing.B) {
+			ask := st
+			ask.Step = dialogs.StepSettingsMenu
+			in := dialogs.Input{Kind: dialogs.KindButton, Key: st.Key, Channel: "telegram", Address: "1001",
+				Text: string(dialogs.StepSettingsTime), Crowding: bc.c}
+			for b.Loop() {
+				e.Handle(ask, in, testNow)
+			}
+		})
+		b.Run("answer/"+bc.name, func(b *testing.B) {
+			answer := st
+			answer.Step = dialogs.StepSettingsTime
+			in := dialogs.Input{Kind: dialogs.KindText, Key: st.Key, Channel: "telegram", Address: "1001", Text: "08:00", Crowding: bc.c}
+			for b.Loop() {
+				e.Handle(answer, in, testNow)
+			}
+		})
+	}
+}
