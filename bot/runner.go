@@ -127,14 +127,15 @@ type Runner struct {
 	out     outbox
 	health  health
 	givenUp atomic.Int64
-	stats   stats         // counters for /metrics (stats.go)
-	crowd   crowdingCache // slot counters for the time question (crowding.go)
+	stats   stats // counters for /metrics (stats.go)
 	flood   floodGate
 	admit   admission
 	// volatile: replies bypass the send queue (benchmarks' baseline only).
 	volatile bool
 	// afterInput, if set, sees every input the runner committed (tests).
 	afterInput func(dialogs.Input)
+	// crowd: the slot counters for the time question (crowding.go).
+	crowd crowdingCache
 }
 
 // DefaultReplyFloor is far below what a person notices on a phone network
