@@ -260,46 +260,29 @@ func (r *Runner) Unreachable(ctx context.Context, channel, address string) error
 		store.Envelope{Channel: channel, Address: address})
 }
 
-// fireWorkers is how many due timers FireDue fires at once. Each timer is
-// its own transaction and only concurrent writes share a group commit, so
-// firing them one by one cost one fsync per prompt: the load tool
-// (cmd/checkinload, 100,000 citizens) saw groups of one write and the
-// prompts of a popular hour queue behind the disk.
-const fireWorkers = 64
-
-// FireDue fires every timer due at the runner's clock, taken in due order
-// by fireWorkers at a time (one citizen's inputs stay in order: Fire holds
-// their turn). It stops early when ctx ends; what it did not fire stays due.
+// FireDue fires every timer due at the runner's clock, in due order. It
+// stops early when ctx ends (what it did not fire stays due): a backlog of
+// due timers held App.Run for minutes at shutdown (cmd/checkinload, 100,000
+// citizens). One by one, each timer is its own group commit; firing them
+// concurrently was tried and queued duplicate prompts while earlier ones
+// waited in the send queue (docs/benchmarks.md, the load tool).
 func (r *Runner) FireDue(ctx context.Context) (int, error) {
 	keys, err := r.Store.Due(r.Now())
 	if err != nil {
 		return 0, err
 	}
-	var (
-		mu    sync.Mutex
-		errs  []error
-		next  atomic.Int64
-		fired atomic.Int64
-		wg    sync.WaitGroup
-	)
-	for range min(fireWorkers, len(keys)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(keys) || ctx.Err() != nil {
-					return
-				}
-				fired.Add(1)
-				if err := r.Fire(ctx, keys[i]); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
+	var errs []error
+	fired := 0
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		fired++
+		if err := r.Fire(ctx, k); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	wg.Wait()
-	return int(fired.Load()), errors.Join(errs...)
+	return fired, errors.Join(errs...)
 }
 
 // run commits one input — new state, escalations, and the replies and
