@@ -216,7 +216,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	}
 	secrets.Keyring = keyring
 
-	rep := &Report{N: p.N, SendLimit: p.Rate, ChatLimitGapMs: ms(p.PerChat), SeedReused: reuse}
+	rep := &Report{N: p.N, SendLimit: p.Rate, ChatLimitGapMs: ms(p.PerChat)}
 	if p.CPUProfile != "" {
 		// The day's profile, or with -seed-only the seed's.
 		stopProfile, err := startProfile(p.CPUProfile)
@@ -230,18 +230,35 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	}
 	if !reuse {
 		// Seed through the real engine and store API, then keep the seed.
-		os.Remove(filepath.Join(dir, metaFile))
-		meta.SeedSeconds, meta.DeliverSecs, err = seedStore(ctx, p, c, secrets, sinkRec, filepath.Join(dir, seedFile), logf)
-		if err != nil {
+		// Its secrets are saved first: without them seed.db is unreadable.
+		os.Remove(filepath.Join(dir, seedFile))
+		if err := meta.write(dir); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		if meta.SeedSeconds, err = seedStore(ctx, p, c, secrets, filepath.Join(dir, seedFile), logf); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		meta.Written = true
+		if err := meta.write(dir); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+	}
+	if !meta.Complete {
+		if reuse {
+			logf("resuming the delivery of the seed in %s", dir)
+		}
+		if meta.DeliverSecs, err = deliverSeed(ctx, p, c, secrets, sinkRec, filepath.Join(dir, seedFile), logf); err != nil {
 			return nil, fmt.Errorf("seed: %w", err)
 		}
 		meta.FileMB, meta.Complete = fileMB(filepath.Join(dir, seedFile)), true
 		if err := meta.write(dir); err != nil {
 			return nil, fmt.Errorf("seed: %w", err)
 		}
+		reuse = false
 	} else {
 		logf("reusing the seed of %d registrants in %s (made %s)", meta.N, dir, meta.Created.Format(time.RFC3339))
 	}
+	rep.SeedReused = reuse
 	rep.SeedSeconds, rep.SeedDeliverSecs = meta.SeedSeconds, meta.DeliverSecs
 	rep.SeedPerSec = float64(p.N) / meta.SeedSeconds
 	if p.SeedOnly {

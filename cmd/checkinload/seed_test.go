@@ -188,10 +188,20 @@ func TestSeedReuse(t *testing.T) {
 	if _, err := Run(context.Background(), p); err == nil || !strings.Contains(err.Error(), metaFile) || !strings.Contains(err.Error(), "20 registrants") {
 		t.Errorf("another -n: %v", err)
 	}
+	// Written but not delivered: the next run resumes the delivery (the
+	// store owes nothing more here) and completes the seed.
 	m, _, _ := loadMeta(dir, 20)
 	m.Complete = false
 	m.write(dir)
 	p.N = 20
+	if rep, err := Run(context.Background(), p); err != nil || rep.SeedReused {
+		t.Errorf("resumed delivery: %v (reused %v)", err, rep != nil && rep.SeedReused)
+	}
+	if m, _, _ := loadMeta(dir, 20); !m.Complete {
+		t.Errorf("the resumed seed is not complete")
+	}
+	m.Written, m.Complete = false, false
+	m.write(dir)
 	if _, err := Run(context.Background(), p); err == nil || !strings.Contains(err.Error(), "did not finish") {
 		t.Errorf("unfinished seed: %v", err)
 	}
