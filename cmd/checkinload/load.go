@@ -423,7 +423,13 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
-	rep.DaySeconds = dayEnd.Sub(sinkRec.dayStart).Seconds()
+	// The day counts from its start (the App ran from a little before,
+	// unless scheduling overran it).
+	from := sinkRec.dayStart
+	if dayStart.After(from) {
+		from = dayStart
+	}
+	rep.DaySeconds = dayEnd.Sub(from).Seconds()
 	rep.Inbound = int(drv.accepted.Load())
 	rep.InboundPerSec = float64(rep.Inbound) / rep.DaySeconds
 	rep.Replies = day.replies.len()
