@@ -323,9 +323,9 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	// Each citizen's prompt is moved to their hour in the compressed day,
 	// on the App's store before it runs: the day starts once that is done.
 	start = time.Now()
-	// About 0.6 ms a citizen on the shared 2-core machine; if scheduling
+	// About 0.25 ms a citizen on an idle 2-core machine; if scheduling
 	// overruns, the earliest prompts come at once when the App starts.
-	dayStart := start.Add(5*time.Second + time.Duration(p.N)*600*time.Microsecond)
+	dayStart := start.Add(5*time.Second + time.Duration(p.N)*300*time.Microsecond)
 	if err := schedule(a.Store, secrets.Pepper, citizens, dayStart, max(p.Workers, 512)); err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
