@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -68,42 +69,55 @@ func (c *checker) indexes(cases map[string]store.Case) {
 }
 
 // pendingDue checks the due index of pending deliveries (pending_due.go):
-// one entry per pending row, at the row's next attempt. A missing entry is
-// a delivery no round would ever attempt; a dangling one a round would
-// stop on ("not pending"). A file whose index was never built (written by
-// an older binary, checked before serve opened it) is not checked.
+// one entry per pending row, at the row's next attempt; and the heartbeat
+// due index: the same, for the endpoint.heartbeat rows only. A missing
+// entry is a delivery no round (or no prober tick) would ever attempt; a
+// dangling one a round would stop on ("not pending"). An index not yet
+// built (a file written by an older binary, checked before serve opened
+// it, or whose build at open was interrupted) is not checked.
 func (c *checker) pendingDue() {
-	meta, pending, idx := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketPending), c.tx.Bucket(bucketPendingDue)
-	if meta == nil || pending == nil || idx == nil || meta.Get(keyPendingDueBuilt) == nil {
+	meta, pending := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketPending)
+	if meta == nil || pending == nil {
 		return
 	}
-	t := &tally{index: string(bucketPendingDue)}
-	want := map[string]string{} // index key → endpoint/seq
-	pending.ForEach(func(k, v []byte) error {
-		var d store.Delivery
-		if getSealed(c.tx, bucketPending, k, v, &d) != nil {
-			return nil // reported with the pending rows
+	for _, x := range []struct {
+		index, built []byte
+		beats        bool
+	}{{bucketPendingDue, keyPendingDueBuilt, false}, {bucketPendingBeat, keyPendingBeatBuilt, true}} {
+		idx := c.tx.Bucket(x.index)
+		if idx == nil || meta.Get(x.built) == nil {
+			continue
 		}
-		want[string(pendingDueKey(d.Endpoint, d.NextAt, d.Seq))] = fmt.Sprintf("delivery %s/%d", d.Endpoint, d.Seq)
-		return nil
-	})
-	idx.ForEach(func(k, _ []byte) error {
-		t.entries++
-		if _, ok := want[string(k)]; ok {
-			delete(want, string(k))
+		t := &tally{index: string(x.index)}
+		want := map[string]string{} // index key → endpoint/seq
+		pending.ForEach(func(k, v []byte) error {
+			var d store.Delivery
+			if getSealed(c.tx, bucketPending, k, v, &d) != nil {
+				return nil // reported with the pending rows
+			}
+			if !x.beats || d.Type == escalation.TypeEndpointHeartbeat {
+				want[string(pendingDueKey(d.Endpoint, d.NextAt, d.Seq))] = fmt.Sprintf("delivery %s/%d", d.Endpoint, d.Seq)
+			}
 			return nil
+		})
+		idx.ForEach(func(k, _ []byte) error {
+			t.entries++
+			if _, ok := want[string(k)]; ok {
+				delete(want, string(k))
+				return nil
+			}
+			if ep, at, seq, ok := parseDueKey(k); ok {
+				t.dangle("delivery %s/%d at %s", ep, seq, stamp(uint64(at)))
+			} else {
+				t.dangle("entry #%d", t.entries)
+			}
+			return nil
+		})
+		for _, name := range want {
+			t.miss("%s", name)
 		}
-		if ep, at, seq, ok := parseDueKey(k); ok {
-			t.dangle("delivery %s/%d at %s", ep, seq, stamp(uint64(at)))
-		} else {
-			t.dangle("entry #%d", t.entries)
-		}
-		return nil
-	})
-	for _, name := range want {
-		t.miss("%s", name)
+		c.report(t)
 	}
-	c.report(t)
 }
 
 // caseIndexes checks the case index and the case status index.
