@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/escalation"
@@ -66,6 +67,86 @@ func (c *checker) indexes(cases map[string]store.Case) {
 	c.statCounts()     // stats.go
 	c.rollCallCounts() // rollcall_counts.go
 	c.pendingDue()
+	c.ownerRows()
+}
+
+// ownerRows checks the owner index (erase.go) of an encrypted file opened
+// with its key: every outbox event sealed for a registrant or an erased
+// key that still exists, and every send-queue or purge row sealed under an
+// erased key, is listed under that key's tag. A missing entry is a row an
+// erasure would leave under a destroyed key (an event owed, shredded) or
+// the sweep would not wait for. An entry naming an event that is gone, or
+// a row of another owner, is dangling; an erased key's entry of a reply
+// sent or a purge done since is not (the sweep removes it).
+func (c *checker) ownerRows() {
+	meta, idx := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketOwnerRows)
+	if c.sealed || codecOf(c.tx) == nil || meta == nil || idx == nil || meta.Get(keyOwnerRowsBuilt) == nil {
+		return
+	}
+	t := &tally{index: string(bucketOwnerRows)}
+	tags := map[string][]byte{} // owner → tag (nil: key destroyed)
+	tagOf := func(owner string) []byte {
+		tag, ok := tags[owner]
+		if !ok {
+			tag, _ = ownerTag(c.tx, owner)
+			tags[owner] = tag
+		}
+		return tag
+	}
+	want := map[string]string{} // index key → what it lists
+	if outbox := c.tx.Bucket(bucketOutbox); outbox != nil {
+		outbox.ForEach(func(k, v []byte) error {
+			_, owner, err := eventOf(c.tx, k, v)
+			if err != nil || owner == "" || len(k) != 8 {
+				return nil // under a destroyed key, or reported with the outbox
+			}
+			if tag := tagOf(owner); tag != nil {
+				want[string(ownerRowKey(tag, rowEvent, k))] = fmt.Sprintf("event %d", binary.BigEndian.Uint64(k))
+			}
+			return nil
+		})
+	}
+	for _, x := range []struct {
+		name []byte
+		kind byte
+	}{{bucketSendq, rowSend}, {bucketPurge, rowPurge}} {
+		if b := c.tx.Bucket(x.name); b != nil {
+			b.ForEach(func(k, v []byte) error {
+				if o := storedOwner(x.name, k, v); strings.HasPrefix(o, erasedPrefix) {
+					if tag := tagOf(o); tag != nil {
+						want[string(ownerRowKey(tag, x.kind, k))] = fmt.Sprintf("%s row of %s", x.name, o)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	idx.ForEach(func(k, _ []byte) error {
+		t.entries++
+		if _, ok := want[string(k)]; ok {
+			delete(want, string(k))
+			return nil
+		}
+		if len(k) > ownerTagSize && (k[ownerTagSize] == rowSend || k[ownerTagSize] == rowPurge) {
+			b := bucketSendq
+			if k[ownerTagSize] == rowPurge {
+				b = bucketPurge
+			}
+			if c.tx.Bucket(b).Get(k[ownerTagSize+1:]) == nil {
+				return nil // sent or done since the erasure: the sweep removes it
+			}
+		}
+		if len(k) == ownerTagSize+9 && k[ownerTagSize] == rowEvent {
+			t.dangle("event %d", binary.BigEndian.Uint64(k[ownerTagSize+1:]))
+		} else {
+			t.dangle("entry #%d", t.entries)
+		}
+		return nil
+	})
+	for _, name := range want {
+		t.miss("%s", name)
+	}
+	c.report(t)
 }
 
 // pendingDue checks the due index of pending deliveries (pending_due.go):
