@@ -237,3 +237,18 @@ func TestFireDueStopsAtAnOutageLosingNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFireDueStartsNothingAfterShutdown: a round whose context has ended
+// (serve stopping) starts no timer and reports no error; every timer
+// stays due for the next start.
+func TestFireDueStartsNothingAfterShutdown(t *testing.T) {
+	g := newFireRig(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n, err := g.r.FireDue(ctx); n != 0 || err != nil {
+		t.Fatalf("after shutdown: started %d, %v", n, err)
+	}
+	if due, err := g.w.Due(g.now); err != nil || len(due) != 5 {
+		t.Errorf("due after a cancelled round: %d, %v; want 5", len(due), err)
+	}
+}

@@ -91,8 +91,10 @@ func tickFile(b *testing.B, n int) string {
 // CHECKIN_SCALE registrants (default 100,000; 1,000,000 for the issue's
 // target), in the same run and binary, ticks interleaved (small, large,
 // small …). Due times are spread over a day, so each tick's 1,000 are the
-// next 1,000 in the due index. Reported: ms per tick on each, their ratio,
-// and the B-tree depth of the registrants and due buckets.
+// next 1,000 in the due index (a few more when timers the previous tick
+// re-armed tie with the 1,000th). Reported: ms per 1,000 timers fired on
+// each, their ratio, and the B-tree depth of the registrants and due
+// buckets.
 //
 //	CHECKIN_SCALE=1000000 go test ./store/boltstore -run '^$' -bench SchedulerTick -benchtime 5x -count 3
 func BenchmarkSchedulerTick(b *testing.B) {
@@ -104,7 +106,8 @@ func BenchmarkSchedulerTick(b *testing.B) {
 		n    int
 		s    *boltstore.Store
 		r    *bot.Runner
-		took time.Duration
+		took  time.Duration
+		fired int
 	}
 	var sides []*side
 	for _, n := range []int{10_000, large} {
@@ -132,7 +135,10 @@ func BenchmarkSchedulerTick(b *testing.B) {
 			start := time.Now()
 			fired, err := sd.r.FireDue(ctx)
 			sd.took += time.Since(start)
-			if err != nil || fired != tickDue {
+			sd.fired += fired
+			// More than tickDue when timers the previous tick re-armed (all
+			// at one instant) tie with the tickDue-th.
+			if err != nil || fired < tickDue {
 				b.Fatalf("%d registrants: fired %d of %d: %v", sd.n, fired, tickDue, err)
 			}
 		}
@@ -140,9 +146,10 @@ func BenchmarkSchedulerTick(b *testing.B) {
 	b.StopTimer()
 	for _, sd := range sides {
 		name := strconv.Itoa(sd.n)
-		b.ReportMetric(float64(sd.took.Milliseconds())/float64(b.N), "ms/tick-"+name)
+		b.ReportMetric(sd.took.Seconds()*1000/float64(sd.fired)*tickDue, "ms/1000-timers-"+name)
 		b.ReportMetric(float64(boltstore.Depth(sd.s, "registrants")), "depth-registrants-"+name)
 		b.ReportMetric(float64(boltstore.Depth(sd.s, "due")), "depth-due-"+name)
 	}
-	b.ReportMetric(sides[1].took.Seconds()/sides[0].took.Seconds(), "large/small")
+	per := func(sd *side) float64 { return sd.took.Seconds() / float64(sd.fired) }
+	b.ReportMetric(per(sides[1])/per(sides[0]), "large/small")
 }
