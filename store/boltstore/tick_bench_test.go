@@ -103,9 +103,9 @@ func BenchmarkSchedulerTick(b *testing.B) {
 		large = v
 	}
 	type side struct {
-		n    int
-		s    *boltstore.Store
-		r    *bot.Runner
+		n     int
+		s     *boltstore.Store
+		r     *bot.Runner
 		took  time.Duration
 		fired int
 	}
