@@ -306,6 +306,14 @@ const sweepErasedBatch = PruneBatch
 // left, not what the outbox holds. Entries of rows gone meanwhile (a reply
 // sent, a purge done, an event pruned) are removed as they are met.
 func (s *Store) sweepErased() (int, error) {
+	found := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketKeys).Cursor().Seek([]byte(erasedPrefix))
+		found = k != nil && bytes.HasPrefix(k, []byte(erasedPrefix))
+		return nil
+	}); err != nil || !found {
+		return 0, err // none: no write transaction, no fsync
+	}
 	total := 0
 	after := []byte(erasedPrefix)
 	for {
