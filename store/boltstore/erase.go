@@ -481,12 +481,12 @@ func (s *Store) buildOwnerRows() error {
 		return nil
 	}
 	if err := s.buildOver(bucketOutbox, []byte("owner_rows_outbox_built"), []byte("owner_rows_outbox_progress"), func(tx *bolt.Tx, k, v []byte) error {
-		owner, _, _, err := outerOf(codecOf(tx), tx, k, v)
-		if err != nil {
-			return fmt.Errorf("outbox event %x is corrupt: %w", k, err)
-		}
-		if err := fileOwnerRow(tx, owner, rowEvent, k); !errors.Is(err, errShredded) {
-			return err
+		// Only an event that opens under its owner's key now is listed:
+		// one sealed under a key since destroyed (shredded, or of an
+		// earlier registration of the same citizen) is beyond any erasure,
+		// and a damaged one is check's to report.
+		if _, owner, err := eventOf(tx, k, v); err == nil {
+			return fileOwnerRow(tx, owner, rowEvent, k)
 		}
 		return nil
 	}); err != nil {
