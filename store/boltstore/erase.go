@@ -480,6 +480,9 @@ func (s *Store) buildOwnerRows() error {
 	if !s.Encrypted() {
 		return nil
 	}
+	if built, err := s.marked(keyOwnerRowsBuilt); err != nil || built {
+		return err
+	}
 	if err := s.buildOver(bucketOutbox, []byte("owner_rows_outbox_built"), []byte("owner_rows_outbox_progress"), func(tx *bolt.Tx, k, v []byte) error {
 		// Only an event that opens under its owner's key now is listed:
 		// one sealed under a key since destroyed (shredded, or of an

@@ -142,6 +142,16 @@ func (s *Store) buildPendingDue() error {
 	})
 }
 
+// marked reports whether meta holds key.
+func (s *Store) marked(key []byte) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketMeta).Get(key) != nil
+		return nil
+	})
+	return found, err
+}
+
 // pendingRow opens the pending row k.
 func pendingRow(tx *bolt.Tx, k, v []byte) (store.Delivery, error) {
 	var d store.Delivery
@@ -169,6 +179,9 @@ var buildHook func(done []byte, filed int) error
 // removes progress. It runs in Open, before any other write: the rows do
 // not change between its transactions. fn must only write other buckets.
 func (s *Store) buildOver(name, done, progress []byte, fn func(tx *bolt.Tx, k, v []byte) error) error {
+	if built, err := s.marked(done); err != nil || built {
+		return err // built: no write transaction, no fsync at every start
+	}
 	for {
 		finished, filed := false, 0
 		err := s.db.Update(func(tx *bolt.Tx) error {
