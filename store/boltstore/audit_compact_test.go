@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -342,5 +343,50 @@ func TestAuditEntryBytesOnDisk(t *testing.T) {
 			t.Errorf("a JSON entry takes %.0f B on disk: the comparison is off", per)
 		}
 		s.Close()
+	}
+}
+
+// TestAuditReasonNotInClear: the compact form deflates a reason before
+// sealing it, so a grep for "duress" would not find it even unsealed.
+// This looks for each reason's encoded bytes — the deflated or raw form
+// packReason seals — in every stored entry, and wants two entries of
+// the same reason sealed to different bytes (a fresh nonce each).
+func TestAuditReasonNotInClear(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checkinbot.db")
+	s, err := OpenWith(path, Options{AuditKey: testAuditKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.UserKey([]byte("pepper"), "telegram", "7712345678")
+	for i := range 4 {
+		if _, err := s.Process(k, "", t0.Add(time.Duration(i)*time.Minute), result(func(st *dialogs.State, r *dialogs.Result) {
+			st.Key, st.Status, r.Audit = k, dialogs.StatusActive, []string{"checkin"}
+			if i%2 == 1 {
+				r.Escalations = []dialogs.Escalation{{Type: dialogs.EventDuressTriggered, Severity: dialogs.SeverityCritical,
+					EmbassyID: "my-mekong", Case: dialogs.CaseOpen, DoNotContact: true}}
+			}
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := s.Audit()
+	s.Close()
+	if err != nil || len(entries) != 4 || !strings.Contains(entries[1].Reason, escalation.TypeDuressTriggered) {
+		t.Fatalf("the test would prove nothing: %+v, %v", entries, err)
+	}
+	var raw []byte // every stored entry (the file also holds "checkinbot")
+	boltFile(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error { raw = append(raw, v...); return nil })
+	})
+	for _, e := range entries {
+		enc, _ := encodeReason(e.Reason)
+		for _, clear := range [][]byte{[]byte(e.Reason), enc, packReason(e.Reason)[:1+len(enc)]} {
+			if len(clear) >= 6 && bytes.Contains(raw, clear) {
+				t.Errorf("entry %d: its reason %q is in the file in clear (%x)", e.Seq, e.Reason, clear)
+			}
+		}
+	}
+	if bytes.Equal(entries[0].Sealed, entries[2].Sealed) || bytes.Equal(entries[0].Sealed[12:], entries[2].Sealed[12:]) {
+		t.Error("two plain check-ins sealed to the same bytes: no fresh nonce, or not sealed")
 	}
 }
