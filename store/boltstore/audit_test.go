@@ -155,7 +155,11 @@ func edit(seq uint64) func(tx *bolt.Tx) error {
 // editRechain changes an entry, then recomputes every hash from it to the
 // end and the head, keeping the MACs it cannot compute.
 func editRechain(seq uint64) func(tx *bolt.Tx) error {
-	return rechain(seq, func(e *auditRec) { e.Subject = "reg_someone_else" })
+	return rechain(seq, func(e *auditRec) {
+		if e.Seq == seq {
+			e.Subject = "reg_someone_else"
+		}
+	})
 }
 
 // rechain applies change to entry seq and every later one, then recomputes
