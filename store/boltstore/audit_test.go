@@ -635,36 +635,53 @@ func BenchmarkProcessAudit64(b *testing.B) {
 	}
 }
 
-// BenchmarkAuditEntryCPU is the CPU an entry costs without fsync: the
-// neutral entry's hash and JSON alone (no-key), and with the sealed,
-// padded reason and the entry and head MACs (key).
+// BenchmarkAuditEntryCPU is the CPU an entry costs without fsync, in the
+// JSON form of older versions and the compact form, same run: the neutral
+// entry's hash and encoding alone (no-key), and with the sealed reason
+// (padded, or deflated to its fixed size) and the entry and head MACs
+// (key). The reason is a check-in's with a duress escalation.
 func BenchmarkAuditEntryCPU(b *testing.B) {
 	k, err := newAuditKeys(testAuditKey)
 	if err != nil {
 		b.Fatal(err)
 	}
 	reason := processReason([]string{"checkin"}, []store.Event{{Type: escalation.TypeDuressTriggered, ID: "evt_6fhyd3ilsr6fvgtbvdat5acpii", CaseID: "case_000001"}})
-	for _, keyed := range []bool{false, true} {
-		name := "no-key"
-		if keyed {
-			name = "key"
-		}
-		b.Run(name, func(b *testing.B) {
-			for i := range b.N {
-				e := store.AuditEntry{Seq: uint64(i), At: t0, Subject: "reg_4df5a369cd6a6ed04909", Action: store.AuditRegistrantUpdated,
-					Prev: "f473976078945042fa59078f53dd00d2cd9e82650bc6cc40d06f3bbee5aa532a"}
-				if keyed {
-					e.Sealed = k.seal(e.Seq, reason)
-				}
-				e.Hash = auditHash(e)
-				if keyed {
-					e.MAC = k.sum(macEntry, e.Hash, e.Seq)
-					_ = k.sum(macHead, e.Hash, e.Seq, 1)
-				}
-				if _, err := json.Marshal(e); err != nil {
-					b.Fatal(err)
-				}
+	prev := "f473976078945042fa59078f53dd00d2cd9e82650bc6cc40d06f3bbee5aa532a"
+	for _, form := range []string{"json", "compact"} {
+		for _, keyed := range []bool{false, true} {
+			name := form + "/no-key"
+			if keyed {
+				name = form + "/key"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				for i := range b.N {
+					e := store.AuditEntry{Seq: uint64(i), At: t0, Subject: "reg_4df5a369cd6a6ed04909", Action: store.AuditRegistrantUpdated, Prev: prev}
+					if form == "compact" {
+						header, _ := compactHeader(e, keyed)
+						if keyed {
+							e.Sealed = k.sealCompact(e.Seq, reason)
+						}
+						e.Hash = compactHash(e.Seq, prev, header, e.Sealed)
+						if keyed {
+							e.MAC = k.shortMAC(macEntry, e.Hash, e.Seq)
+							_ = k.sum(macHead, e.Hash, e.Seq, 1)
+						}
+						_ = compactValue(header, e.Hash, e.MAC, e.Sealed)
+						continue
+					}
+					if keyed {
+						e.Sealed = k.seal(e.Seq, reason)
+					}
+					e.Hash = auditHash(e)
+					if keyed {
+						e.MAC = k.sum(macEntry, e.Hash, e.Seq)
+						_ = k.sum(macHead, e.Hash, e.Seq, 1)
+					}
+					if _, err := json.Marshal(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
