@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"compress/flate"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,9 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,12 +50,12 @@ import (
 //     guesses, so the attacker cannot even test them.
 //   - The reason is sealed at one fixed size, auditReasonSize, whatever it
 //     says: a reason naming a duress escalation and one naming nothing
-//     seal to the same bytes, so every entry of one form has one size. It
-//     is DEFLATE-compressed against a fixed dictionary when that is
-//     shorter (a check-in with an escalation is ≈ 40 bytes); a reason that
-//     does not fit even then is cut at a rune boundary and ends in "…"
-//     (rare: an event with several escalations; their ids stay in the
-//     outbox and the case).
+//     seal to the same number of bytes, so every entry of one form has one
+//     size. It is squeezed first — its common words one byte each, event
+//     ids as their 16 bytes (a check-in with an escalation takes 24 of the
+//     63 bytes, with two 46); a reason that does not fit even then is cut
+//     at a rune boundary and ends in "…" (rare: an event with three
+//     escalations or more; their ids stay in the outbox and the case).
 //
 // Each entry carries its version byte, so a trail mixes forms freely: the
 // JSON entries of older files verify as they always did, and the chain
@@ -288,31 +285,32 @@ func (k *auditKeys) openCompact(seq uint64, sealed []byte) (string, error) {
 	return unpackReason(plain)
 }
 
-// reasonDict primes DEFLATE with the words reasons are made of (actions,
-// event types, an event id's place, case transitions). Part of the compact
-// format: never change it; a new dictionary needs a new version byte.
-const reasonDict = "retention.notice retention.purge registration.abandoned consent.declined consent.given " +
-	"registration.created mydata.shown settings.language settings.keyword identity.link identity.verified " +
-	"pause.ended checkin.snoozed channel.unreachable rollcall.missed case.resolved stop delete pause " +
-	"service.resumed downtime clock event.ack \x01 by CHECKIN_API_TOKEN_ case.note case.ack case.resolve case.reopen case_0000" +
-	": open -> acked -> resolved; registration.withdrawn \x01; registration.updated \x01; identity.verified \x01" +
-	"; location.shared \x01; rollcall.response \x01; protection.reduced \x01; sos.raised \x01 case_0000" +
-	"; duress.triggered \x01 case_0000; checkin.missed \x01 case_0000ladder.late ladder.1 ladder.2 ladder.3 " +
-	"sos.completed sos.raised rollcall.prompted registration.updated checkin"
+// reasonWords are the words reasons are made of (the engine's actions,
+// event types, case transitions), each written as one byte: word i as
+// reasonWord+i. Part of the compact format: append only, never reorder
+// (a changed list needs a new version byte); at most 29 words.
+var reasonWords = []string{
+	"registration.updated", "registration.withdrawn", "registration.created", "duress.triggered",
+	"checkin.missed", "sos.raised", "checkin", "ladder.", "; ", " case_0000", "case.", "event.ack ",
+	" by CHECKIN_API_TOKEN_", " -> ", "resolved", "acked", "open", "settings.", "identity.", "rollcall.",
+	"retention.", "pause", "service.resumed ", "consent.", "mydata.shown", "channel.unreachable",
+	"location.shared", "protection.reduced", "delete",
+}
 
-// In a deflated reason, event ids ("evt_" and 26 base32 digits, as
-// newEventID makes them) are squeezed first to reasonID and their 16
-// bytes: random digits do not deflate, their bytes are 10 fewer.
-// reasonEsc precedes a reason's own bytes 0 and 1.
+// A squeezed reason is the reason's bytes with each of reasonWords as one
+// byte, each event id ("evt_" and 26 base32 digits, as newEventID makes
+// them) as reasonID and its 16 bytes (its random digits squeeze no other
+// way), and the reason's own bytes below reasonWord after reasonEsc.
 const (
-	reasonEsc = 0x00
-	reasonID  = 0x01
+	reasonEsc  = 0x00
+	reasonID   = 0x01
+	reasonWord = 0x02
 )
 
 var idDigits = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// squeezeIDs replaces each event id of s by reasonID and its bytes.
-func squeezeIDs(s string) []byte {
+// squeeze encodes s as above, taking the longest word at each place.
+func squeeze(s string) []byte {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
 		if strings.HasPrefix(s[i:], "evt_") && i+30 <= len(s) {
@@ -323,7 +321,18 @@ func squeezeIDs(s string) []byte {
 				continue
 			}
 		}
-		if s[i] <= reasonID {
+		best := -1
+		for w, word := range reasonWords {
+			if strings.HasPrefix(s[i:], word) && (best < 0 || len(word) > len(reasonWords[best])) {
+				best = w
+			}
+		}
+		if best >= 0 {
+			out = append(out, reasonWord+byte(best))
+			i += len(reasonWords[best])
+			continue
+		}
+		if s[i] < reasonWord+byte(len(reasonWords)) {
 			out = append(out, reasonEsc)
 		}
 		out = append(out, s[i])
@@ -332,77 +341,56 @@ func squeezeIDs(s string) []byte {
 	return out
 }
 
-// expandIDs is squeezeIDs' inverse.
-func expandIDs(b []byte) (string, error) {
+// unsqueeze is squeeze's inverse.
+func unsqueeze(b []byte) (string, error) {
 	var out strings.Builder
 	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case reasonEsc:
+		switch c := b[i]; {
+		case c == reasonEsc:
 			if i+1 == len(b) {
 				return "", errors.New("a sealed reason cut after an escape")
 			}
 			i++
 			out.WriteByte(b[i])
-		case reasonID:
+		case c == reasonID:
 			if i+17 > len(b) {
 				return "", errors.New("a sealed reason cut inside an event id")
 			}
 			out.WriteString("evt_" + strings.ToLower(idDigits.EncodeToString(b[i+1:i+17])))
 			i += 16
+		case int(c-reasonWord) < len(reasonWords):
+			out.WriteString(reasonWords[c-reasonWord])
 		default:
-			out.WriteByte(b[i])
+			out.WriteByte(c)
 		}
 	}
 	return out.String(), nil
 }
 
-// Reason forms (the first plaintext byte: the form in bit 7, the length
-// in bits 0–6).
-const reasonDeflated = 0x80
-
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriterDict(io.Discard, flate.BestCompression, []byte(reasonDict))
-	return w
-}}
-
-// packReason is reason in auditReasonSize bytes: a form-and-length byte,
-// the reason raw or deflated (its event ids squeezed; whichever is
-// shorter), zeros. A reason that
-// fits neither way is cut, at a rune boundary, to the longest prefix that
-// fits with "…" after it.
+// packReason is reason in auditReasonSize bytes: its squeezed length, the
+// squeezed reason, zeros. A reason that does not fit is cut, at a rune
+// boundary, to the longest prefix that fits with "…" after it.
 func packReason(reason string) []byte {
-	b, form := encodeReason(reason)
+	b := squeeze(reason)
 	if len(b) > auditReasonSize-1 {
-		// Halving: lo always fits (a lone "…" does); the deflated length
-		// need not grow with the prefix, so the cut found is one that
-		// fits, not always the longest.
+		// Halving: lo always fits (a lone "…" does). A longer prefix can
+		// squeeze shorter (it completes a word), so the cut found fits
+		// but is not always the longest that would.
 		lo, hi := 0, len(reason)
 		for lo < hi {
 			mid := (lo + hi + 1) / 2
-			if b, _ := encodeReason(cutRunes(reason, mid) + "…"); len(b) <= auditReasonSize-1 {
+			if len(squeeze(cutRunes(reason, mid)+"…")) <= auditReasonSize-1 {
 				lo = mid
 			} else {
 				hi = mid - 1
 			}
 		}
-		b, form = encodeReason(cutRunes(reason, lo) + "…")
+		b = squeeze(cutRunes(reason, lo) + "…")
 	}
 	out := make([]byte, auditReasonSize)
-	out[0] = form | byte(len(b))
+	out[0] = byte(len(b))
 	copy(out[1:], b)
 	return out
-}
-
-// encodeReason is s raw or squeezed and deflated, whichever is shorter,
-// and its form.
-func encodeReason(s string) ([]byte, byte) {
-	if len(s) <= 4 {
-		return []byte(s), 0
-	}
-	if d := deflate(squeezeIDs(s)); len(d) < len(s) {
-		return d, reasonDeflated
-	}
-	return []byte(s), 0
 }
 
 // cutRunes is s's first n bytes, less a rune cut in two.
@@ -413,32 +401,12 @@ func cutRunes(s string, n int) string {
 	return s[:n]
 }
 
-func deflate(b []byte) []byte {
-	var buf bytes.Buffer
-	w := deflaters.Get().(*flate.Writer)
-	w.Reset(&buf)
-	_, _ = w.Write(b)
-	_ = w.Close()
-	deflaters.Put(w)
-	return buf.Bytes()
-}
-
 // unpackReason is packReason's inverse.
 func unpackReason(plain []byte) (string, error) {
-	if len(plain) != auditReasonSize || int(plain[0]&^reasonDeflated) > len(plain)-1 {
+	if len(plain) != auditReasonSize || int(plain[0]) > len(plain)-1 {
 		return "", errors.New("a sealed reason of an unknown form")
 	}
-	b := plain[1 : 1+int(plain[0]&^reasonDeflated)]
-	if plain[0]&reasonDeflated == 0 {
-		return string(b), nil
-	}
-	r := flate.NewReaderDict(bytes.NewReader(b), []byte(reasonDict))
-	defer r.Close()
-	out, err := io.ReadAll(io.LimitReader(r, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("a sealed reason that does not inflate: %w", err)
-	}
-	return expandIDs(out)
+	return unsqueeze(plain[1 : 1+int(plain[0])])
 }
 
 // validShort reports whether mac is the short (compact entry) MAC of

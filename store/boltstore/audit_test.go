@@ -638,7 +638,7 @@ func BenchmarkProcessAudit64(b *testing.B) {
 // BenchmarkAuditEntryCPU is the CPU an entry costs without fsync, in the
 // JSON form of older versions and the compact form, same run: the neutral
 // entry's hash and encoding alone (no-key), and with the sealed reason
-// (padded, or deflated to its fixed size) and the entry and head MACs
+// (padded, or squeezed to its fixed size) and the entry and head MACs
 // (key). The reason is a check-in's with a duress escalation.
 func BenchmarkAuditEntryCPU(b *testing.B) {
 	k, err := newAuditKeys(testAuditKey)
