@@ -412,3 +412,46 @@ func TestAuditReasonNotInClear(t *testing.T) {
 		t.Error("two plain check-ins sealed to the same bytes: no fresh nonce, or not sealed")
 	}
 }
+
+// TestDecodeAuditRefusesDamage: every truncation of a compact entry is
+// refused, and with any byte of its clear part or stored hash replaced by
+// any value it is refused, or read as another seq (verify: reordered), or
+// no longer matches its hash (verify: edited) — never a panic, never an
+// entry that passes.
+func TestDecodeAuditRefusesDamage(t *testing.T) {
+	k, err := newAuditKeys(testAuditKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := store.AuditEntry{Seq: 7, At: t0, Subject: "reg_4df5a369cd6a6ed04909", Action: store.AuditCaseUpdated}
+	header, ok := compactHeader(e, true)
+	if !ok {
+		t.Fatal("not compact")
+	}
+	e.Sealed = k.sealCompact(e.Seq, "case.ack case_000001 by CHECKIN_API_TOKEN_X: open -> acked")
+	e.Hash = compactHash(e.Seq, "", header, e.Sealed)
+	e.MAC = k.shortMAC(macEntry, e.Hash, e.Seq)
+	v := compactValue(header, e.Hash, e.MAC, e.Sealed)
+	r, err := decodeAuditAt(7, v)
+	if err != nil || r.Subject != e.Subject || r.Action != e.Action || !r.At.Equal(e.At) || r.MAC != e.MAC || !r.chain("") {
+		t.Fatalf("the intact entry: %+v, %v", r, err)
+	}
+	for n := range len(v) {
+		if _, err := decodeAuditAt(7, v[:n]); err == nil {
+			t.Errorf("the entry cut to %d of %d bytes decodes", n, len(v))
+		}
+	}
+	for i := range len(header) + auditHashShort {
+		for b := range 256 {
+			w := bytes.Clone(v)
+			if w[i] == byte(b) {
+				continue
+			}
+			w[i] = byte(b)
+			r, err := decodeAuditAt(7, w)
+			if err == nil && r.chain("") && r.Seq == 7 {
+				t.Errorf("byte %d set to %#x: the entry still matches its hash", i, b)
+			}
+		}
+	}
+}
