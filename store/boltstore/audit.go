@@ -23,8 +23,8 @@ import (
 
 // The audit trail (DESIGN §8; issue 13 items 2, 4 and 5).
 //
-// Entries are hash-chained (each carries the previous one's hash) and, with
-// an audit key, each carries an HMAC-SHA256 of its hash, and the head (the
+// Entries are hash-chained (each one's hash covers the previous one's) and,
+// with an audit key, each carries an HMAC-SHA256 of its hash, and the head (the
 // last seq and hash, in the meta bucket) carries one too: someone holding
 // the file but not the key can neither edit an entry and re-chain the rest
 // nor cut entries off the end and move the head back. What the key cannot
@@ -34,11 +34,17 @@ import (
 // An entry's clear part is neutral (store.AuditRegistrantUpdated …): what
 // changed, never why. The reason — the engine's actions, the escalations
 // raised, a case's transition, the API token's label — is sealed under the
-// audit key (AES-256-GCM, padded to a size class, bound to the entry's
-// seq), or written nowhere when the store has no key: a key kept in the
+// audit key (AES-256-GCM, at one fixed size, bound to the entry's seq), or
+// written nowhere when the store has no key: a key kept in the
 // data file would protect nothing. Process writes one entry per event that
 // the engine recorded an action for, and never one for an escalation, so a
 // duress check-in writes exactly what a plain check-in writes.
+//
+// Entries are written in the compact form (audit_compact.go: a fixed
+// binary layout of 147 bytes, the previous hash not stored); files of older
+// versions hold JSON entries (the previous hash stored, the reason padded
+// to a multiple of auditPad), which verify as they always did, and a trail
+// may mix both: each entry's first byte says its form.
 //
 // CompactAudit bounds the trail's growth: entries older than the retention
 // are replaced by one checkpoint carrying the last removed entry's seq,
@@ -84,7 +90,8 @@ const legacyAuditPurpose = "audit"
 // service key, or Options.AuditKey); legacy MACs are bare hex.
 const macV2 = "v2:"
 
-// auditPad is the size class of sealed reasons: a reason naming a duress
+// auditPad is the size class of a JSON entry's sealed reason (the compact
+// form seals at one size, auditReasonSize): a reason naming a duress
 // escalation seals to the same length as one naming nothing.
 const auditPad = 256
 
