@@ -5,10 +5,15 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -453,5 +458,40 @@ func TestDecodeAuditRefusesDamage(t *testing.T) {
 				t.Errorf("byte %d set to %#x: the entry still matches its hash", i, b)
 			}
 		}
+	}
+}
+
+// TestEveryAuditActionIsCompact: every clear action store/audit.go
+// declares (an untyped Audit* string constant, the checkpoint aside) has a
+// code in auditActions. An action added without one would still be
+// written and verified — as a JSON entry, ≈ 5 times the size.
+func TestEveryAuditActionIsCompact(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "audit.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if vs.Type != nil || !ok || lit.Kind != token.STRING || !strings.HasPrefix(name.Name, "Audit") {
+					continue
+				}
+				action, _ := strconv.Unquote(lit.Value)
+				found++
+				if action != store.AuditCheckpoint && !slices.Contains(auditActions[1:], action) {
+					t.Errorf("store.%s (%q) has no compact action code: add it to the end of auditActions", name.Name, action)
+				}
+			}
+		}
+	}
+	if found < len(auditActions) {
+		t.Errorf("found %d actions in store/audit.go, fewer than the %d codes: the parse went wrong", found, len(auditActions)-1)
 	}
 }
