@@ -358,6 +358,16 @@ type Input struct {
 	// Flood says whether the sender is flooding (the runner counts, per
 	// citizen, in arrival order; flood.go says what a flooded message does).
 	Flood Flood
+	// Crowding is the send capacity and prompt load of the input's channel
+	// (crowding.go), shared read-only between inputs; nil offers the usual
+	// times and warns of nothing.
+	Crowding *Crowding
+	// PromptQueued, with KindTimer, says a scheduled prompt or reminder to
+	// this citizen still waits unsent in the durable send queue (the
+	// platform's rate holds it back, or the channel is retrying): asking
+	// again would only queue a second copy of the same question, so the
+	// ladder keeps waiting for the delivery of the one queued.
+	PromptQueued bool
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.
