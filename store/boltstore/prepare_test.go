@@ -82,7 +82,7 @@ func (e prepEvent) apply(t *testing.T, eng *dialogs.Engine, s *boltstore.Store, 
 	var out store.Outcome
 	var err error
 	if e.resolve != "" {
-		_, out, err = s.ResolveCase(store.CaseChange{CaseID: e.resolve, Action: escalation.ActionResolve, By: "test",
+		_, out, err = s.ResolveCase(store.CaseChange{Embassy: eng.Directory.EmbassyFor("MY", "KH"), CaseID: e.resolve, Action: escalation.ActionResolve, By: "test",
 			Outcome: escalation.OutcomeSafe}, key, e.now, env, h)
 	} else {
 		out, err = s.ProcessSend(key, e.inboundID, e.now, env, h)
@@ -239,8 +239,8 @@ func TestPreparedPathEquivalent(t *testing.T) {
 					e := g.next(pick)
 					want, werr := e.apply(t, eng, slow, g.keys)
 					got, gerr := e.apply(t, eng, fast, g.keys)
-					if (werr == nil) != (gerr == nil) {
-						t.Fatalf("step %d (%+v): all in commit: %v; prepared: %v", i, e.in.Kind, werr, gerr)
+					if werr != nil || gerr != nil {
+						t.Fatalf("step %d (kind %d): all in commit: %v; prepared: %v", i, e.in.Kind, werr, gerr)
 					}
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("step %d (kind %d): outcomes differ\nprepared:       %+v\nall in commit: %+v", i, e.in.Kind, got, want)
@@ -360,4 +360,127 @@ func compareStores(t *testing.T, a, b *boltstore.Store, keys []string, embassy s
 	}
 	x, y = both(func(s *boltstore.Store) (any, error) { n, err := s.VerifyAudit(); return n, err })
 	same("audit entries", x, y)
+}
+
+// TestPreparedWriteSeesConflicts: a write that touches the registrant
+// between an event's prepare and its commit — another write of the
+// record, an officer resolving their case, an erasure, an index rebuilt
+// under another router — must make the commit fall back to running the
+// event on the fresh record. The store must end exactly as one where the
+// conflicting write committed first and the event ran wholly inside the
+// commit: nothing lost, no stale record written over the other write.
+func TestPreparedWriteSeesConflicts(t *testing.T) {
+	eng := prepEngine(t)
+	conflicts := []struct {
+		name string
+		run  func(t *testing.T, s *boltstore.Store, key string, now time.Time)
+	}{
+		{"record changed", func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			_, err := s.Process(key, "", now, func(prev dialogs.State, _ bool) dialogs.Result {
+				prev.Profile.City = "Kampot, written meanwhile"
+				return dialogs.Result{State: prev, Audit: []string{"changed"}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"case resolved", func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			st, _, err := s.Registrant(key)
+			if err != nil || st.OpenCase == "" {
+				t.Fatalf("no open case to resolve (%v)", err)
+			}
+			in := dialogs.Input{Kind: dialogs.KindCaseResolved, Key: key, CaseID: st.OpenCase}
+			_, _, err = s.ResolveCase(store.CaseChange{Embassy: eng.Directory.EmbassyFor("MY", "KH"), CaseID: st.OpenCase, Action: escalation.ActionResolve, By: "test",
+				Outcome: escalation.OutcomeSafe}, key, now, &store.Envelope{Channel: "telegram", Address: st.Address},
+				func(prev dialogs.State, _ bool) dialogs.Result { return eng.Handle(prev, in, now) })
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"erased", func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			_, err := s.Process(key, "", now, func(prev dialogs.State, _ bool) dialogs.Result {
+				return dialogs.Result{State: prev, Erase: true, Audit: []string{"erased"}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"index rebuilt", func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			if err := s.IndexWith(func(string, string) string { return "elsewhere" }, "rebuilt"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, sealed := range []bool{true, false} {
+		for _, c := range conflicts {
+			for _, text := range []string{"ok", "", "/sos"} { // "": the duress keyword
+				t.Run(fmt.Sprintf("sealed=%v/%s/%q", sealed, c.name, text), func(t *testing.T) {
+					fast, slow := prepStore(t, eng, "fast.db", sealed), prepStore(t, eng, "slow.db", sealed)
+					slow.SetPrepare(false)
+					g := newPrepGen(7, 1)
+					key, cz := g.keys[0], g.users[0]
+					for _, s := range []*boltstore.Store{fast, slow} {
+						s.SetPrepare(false) // registration and the duress check-in: no hook, no prepare
+					}
+					pick := func(int) (dialogs.State, bool, []dialogs.Reply) { return dialogs.State{}, false, nil }
+					for range prepRegistration(cz) {
+						e := g.next(pick)
+						for _, s := range []*boltstore.Store{fast, slow} {
+							if _, err := e.apply(t, eng, s, g.keys); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					if c.name == "case resolved" { // a duress check-in opens the case to resolve
+						e := g.citizen(prepEvent{now: g.now.Add(time.Hour), in: dialogs.Input{Kind: dialogs.KindText, Key: key,
+							Channel: "telegram", Address: cz.address, Text: cz.keyword}})
+						for _, s := range []*boltstore.Store{fast, slow} {
+							if _, err := e.apply(t, eng, s, g.keys); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					if text == "" {
+						text = cz.keyword
+					}
+					e := g.citizen(prepEvent{now: g.now.Add(2 * time.Hour), in: dialogs.Input{Kind: dialogs.KindText, Key: key,
+						Channel: "telegram", Address: cz.address, Handle: cz.handle, LangHint: cz.lang, Text: text}})
+					// Reference: the conflicting write commits first, then the
+					// event runs wholly inside the commit.
+					c.run(t, slow, key, e.now)
+					want, err := e.apply(t, eng, slow, g.keys)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Prepared: the conflicting write commits between the
+					// event's prepare and its commit.
+					fast.SetPrepare(true)
+					hooked := false
+					fast.SetAfterPrepare(func(k string) {
+						if hooked || k != key {
+							return
+						}
+						hooked = true
+						c.run(t, fast, key, e.now)
+					})
+					got, err := e.apply(t, eng, fast, g.keys)
+					fast.SetAfterPrepare(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !hooked {
+						t.Fatal("the event was not prepared: the conflict never ran between prepare and commit")
+					}
+					if _, fellBack := fast.PrepareCounts(); fellBack != 1 {
+						t.Errorf("%d writes fell back to the commit, want 1: the conflict was not detected", fellBack)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("outcomes differ\nprepared:       %+v\nconflict first: %+v", got, want)
+					}
+					compareStores(t, fast, slow, g.keys, eng.Directory.EmbassyFor("MY", "KH"), false)
+					compareStores(t, fast, slow, g.keys, "elsewhere", false)
+				})
+			}
+		}
+	}
 }
