@@ -20,7 +20,8 @@ import (
 //
 //   - the inbound-id check, the stored record and its data key read;
 //   - the record opened and decoded, the handler (the engine) run on it;
-//   - the new record and its registrant index row encoded and sealed.
+//   - the new record, its registrant index row and its send-queue row
+//     (numbered from a counter in memory: nextSendSeq) encoded and sealed.
 //
 // The commit then applies it: it checks that the snapshot is still
 // current (current: the stored record byte-identical to what was read —
@@ -28,8 +29,8 @@ import (
 // shows — its data key and index entry unchanged, the inbound id still
 // absent, the same index router), writes the prepared bytes, and does
 // inside the transaction only what needs shared state: case ids, outbox
-// order and event ids, the audit chain, counters, the due index, the send
-// queue. An escalation that opens a case changes the state the record was
+// order and event ids, the audit chain, counters, the due index, the
+// purge list. An escalation that opens a case changes the state the record was
 // sealed from (its open case): the record and row are then sealed again
 // inside the commit. A snapshot that is no longer current falls back to
 // processIn, the whole event inside the transaction, the handler run
@@ -57,6 +58,14 @@ type prepared struct {
 	openCase string       // the open case the record and row were sealed with
 	record   []byte       // the new record as stored; nil when the event erases
 	row      *preparedRow // the new index entry; nil when not prepared
+	send     *preparedSend
+}
+
+// preparedSend is a send-queue row numbered and sealed ahead of the
+// commit.
+type preparedSend struct {
+	item store.SendItem
+	v    []byte
 }
 
 // preparedRow is a registrant index entry sealed ahead of the commit; k
@@ -77,7 +86,7 @@ func (s *Store) SetPrepare(on bool) { s.allInCommit.Store(!on) }
 // prepare handles an event for key from a read transaction, outside the
 // commit goroutine. It returns nil when the event must run wholly inside
 // the commit (processIn).
-func (s *Store) prepare(key, inboundID string, now time.Time, h store.Handler) *prepared {
+func (s *Store) prepare(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) *prepared {
 	if s.allInCommit.Load() {
 		return nil
 	}
@@ -103,6 +112,7 @@ func (s *Store) prepare(key, inboundID string, now time.Time, h store.Handler) *
 			}
 			p.wrapped = bytes.Clone(w)
 		}
+		s.startSendSeq(tx.Bucket(bucketSendq))
 		if users := tx.Bucket(bucketRegIndexUser); users != nil && tx.Bucket(bucketRegIndex) != nil {
 			p.idx, p.oldIdx = true, bytes.Clone(users.Get([]byte(key)))
 		}
@@ -134,7 +144,17 @@ func (s *Store) prepare(key, inboundID string, now time.Time, h store.Handler) *
 		return nil
 	}
 	if p.res.Erase {
-		return p // nothing to seal: the record and its row go
+		return p // nothing to seal: the record and its row go, the rows left are sealed again
+	}
+	if to != nil {
+		if addr := sendAddress(to, p.res); queuesReply(addr, p.res) {
+			it := sendItem(key, s.sendSeq.Add(1), to, addr, p.res, now)
+			v, err := sealFor(dkey, bucketSendq, userSeqKey(key, it.Seq), it)
+			if err != nil {
+				return nil
+			}
+			p.send = &preparedSend{item: it, v: v}
+		}
 	}
 	p.openCase = p.res.State.OpenCase
 	if p.record, err = sealFor(dkey, bucketRegistrants, []byte(key), &p.res.State); err != nil {
@@ -238,6 +258,15 @@ func (p *prepared) recordFor(st *dialogs.State) []byte {
 		return nil
 	}
 	return p.record
+}
+
+// sendFor is the prepared send-queue row, if any: its number and sealing
+// do not depend on anything the commit changes.
+func (p *prepared) sendFor() *preparedSend {
+	if p == nil {
+		return nil
+	}
+	return p.send
 }
 
 // rowFor is the prepared index entry, under the same condition as

@@ -331,7 +331,17 @@ func compareStores(t *testing.T, a, b *boltstore.Store, keys []string, embassy s
 		})
 		same("case "+id, x, y)
 	}
-	x, y = both(func(s *boltstore.Store) (any, error) { return s.PendingSends("") })
+	x, y = both(func(s *boltstore.Store) (any, error) {
+		// Sequence numbers may skip (a prepared write that fell back is
+		// numbered again): what must agree is each citizen's rows in order.
+		items, err := s.PendingSends("")
+		rank := map[string]uint64{}
+		for i := range items {
+			rank[items[i].UserKey]++
+			items[i].Seq = rank[items[i].UserKey]
+		}
+		return items, err
+	})
 	same("send queue", x, y)
 	if final && reflect.ValueOf(x).Len() == 0 {
 		t.Errorf("the send queue is empty: replies were not compared")
@@ -376,9 +386,13 @@ func TestPreparedWriteSeesConflicts(t *testing.T) {
 		run  func(t *testing.T, s *boltstore.Store, key string, now time.Time)
 	}{
 		{"record changed", func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
-			_, err := s.Process(key, "", now, func(prev dialogs.State, _ bool) dialogs.Result {
+			st, _, err := s.Registrant(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.ProcessSend(key, "", now, &store.Envelope{Channel: "telegram", Address: st.Address}, func(prev dialogs.State, _ bool) dialogs.Result {
 				prev.Profile.City = "Kampot, written meanwhile"
-				return dialogs.Result{State: prev, Audit: []string{"changed"}}
+				return dialogs.Result{State: prev, Audit: []string{"changed"}, Replies: []dialogs.Reply{{Text: "changed meanwhile"}}}
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -455,13 +469,20 @@ func TestPreparedWriteSeesConflicts(t *testing.T) {
 					// Prepared: the conflicting write commits between the
 					// event's prepare and its commit.
 					fast.SetPrepare(true)
-					hooked := false
+					hooked, lastSeq := false, uint64(0)
 					fast.SetAfterPrepare(func(k string) {
 						if hooked || k != key {
 							return
 						}
 						hooked = true
 						c.run(t, fast, key, e.now)
+						items, err := fast.PendingSends("")
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, it := range items {
+							lastSeq = max(lastSeq, it.Seq)
+						}
 					})
 					got, err := e.apply(t, eng, fast, g.keys)
 					fast.SetAfterPrepare(nil)
@@ -474,6 +495,15 @@ func TestPreparedWriteSeesConflicts(t *testing.T) {
 					if _, fellBack := fast.PrepareCounts(); fellBack != 1 {
 						t.Errorf("%d writes fell back to the commit, want 1: the conflict was not detected", fellBack)
 					}
+					if len(got.Sends) != len(want.Sends) {
+						t.Errorf("prepared: %d rows queued; conflict first: %d", len(got.Sends), len(want.Sends))
+					}
+					for i := range min(len(got.Sends), len(want.Sends)) {
+						if got.Sends[i].Seq <= lastSeq {
+							t.Errorf("the event's row is numbered %d, not after the conflicting write's rows (up to %d): out of order", got.Sends[i].Seq, lastSeq)
+						}
+						got.Sends[i].Seq = want.Sends[i].Seq // numbers may skip (see compareStores)
+					}
 					if !reflect.DeepEqual(got, want) {
 						t.Errorf("outcomes differ\nprepared:       %+v\nconflict first: %+v", got, want)
 					}
@@ -482,5 +512,56 @@ func TestPreparedWriteSeesConflicts(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestSendSeqSurvivesRestart: send-queue numbers come from a counter in
+// memory (nextSendSeq); the bucket's stored sequence must keep up with
+// it, so that after a restart no number is handed out again — an unsent
+// row overwritten by a new one would be a reply lost.
+func TestSendSeqSurvivesRestart(t *testing.T) {
+	for _, prepare := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prepare=%v", prepare), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "checkinbot.db")
+			var seqs []uint64
+			for round := range 3 {
+				s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: testKeyring(t, 9)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.SetPrepare(prepare)
+				for i := range 4 {
+					key := fmt.Sprintf("user-%d", i%2)
+					out, err := s.ProcessSend(key, fmt.Sprintf("telegram:%d-%d", round, i), time.Date(2026, 3, 2, 9, round, i, 0, time.UTC),
+						&store.Envelope{Channel: "telegram", Address: "770000000" + strconv.Itoa(i%2)},
+						func(prev dialogs.State, _ bool) dialogs.Result {
+							prev.Key, prev.Status = key, dialogs.StatusActive
+							return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: fmt.Sprintf("reply %d.%d", round, i)}}}
+						})
+					if err != nil || len(out.Sends) != 1 {
+						t.Fatalf("round %d event %d: %v, %d rows", round, i, err, len(out.Sends))
+					}
+					seqs = append(seqs, out.Sends[0].Seq)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != len(seqs) {
+				t.Errorf("send-queue numbers across restarts: %v, want strictly increasing", seqs)
+			}
+			s, err := boltstore.OpenWith(path, boltstore.Options{Keyring: testKeyring(t, 9)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			items, err := s.PendingSends("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != len(seqs) {
+				t.Errorf("%d rows in the send queue, %d were written: rows were overwritten", len(items), len(seqs))
+			}
+		})
 	}
 }

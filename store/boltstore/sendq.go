@@ -38,15 +38,13 @@ func userSeqKey(key string, seq uint64) []byte { return append(userPrefix(key), 
 
 // writeSends queues a result's replies and clean-up; it runs inside
 // Process's transaction. It returns the items written and how many purge
-// rows are due at once.
-func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result, now time.Time) ([]store.SendItem, int, error) {
+// rows are due at once. pre, when not nil, is the send-queue row sealed
+// ahead of the commit (prepare.go), written as it is.
+func (s *Store) writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result, now time.Time, pre *preparedSend) ([]store.SendItem, int, error) {
 	if to == nil {
 		return nil, 0, nil
 	}
-	addr := to.Address
-	if addr == "" {
-		addr = res.State.Address
-	}
+	addr := sendAddress(to, res)
 	purges := 0
 	if res.DeleteInbound && to.DeleteID != "" {
 		pb := tx.Bucket(bucketPurge)
@@ -61,24 +59,84 @@ func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result,
 		}
 		purges++
 	}
-	if len(res.Replies) == 0 && !res.PurgeSensitive {
-		return nil, purges, nil
-	}
-	if addr == "" {
-		// Nowhere to send (an erased registrant of a timer): nothing to queue.
+	if !queuesReply(addr, res) {
 		return nil, purges, nil
 	}
 	q := tx.Bucket(bucketSendq)
-	seq, err := q.NextSequence()
+	if pre != nil {
+		if err := s.putSendRow(q, userSeqKey(key, pre.item.Seq), pre.item.Seq, pre.v); err != nil {
+			return nil, 0, err
+		}
+		return []store.SendItem{pre.item}, purges, nil
+	}
+	it := sendItem(key, s.nextSendSeq(q), to, addr, res, now)
+	k := userSeqKey(key, it.Seq)
+	enc, min, err := encodeValue(it)
 	if err != nil {
 		return nil, 0, err
 	}
-	it := store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
-		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
-	if err := putSealed(tx, bucketSendq, userSeqKey(key, seq), it); err != nil {
+	if c := codecOf(tx); c != nil {
+		if enc, err = c.sealValue(tx, bucketSendq, k, ownerOf(bucketSendq, k), enc, min); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := s.putSendRow(q, k, it.Seq, enc); err != nil {
 		return nil, 0, err
 	}
 	return []store.SendItem{it}, purges, nil
+}
+
+// sendAddress is where a result's replies go: the envelope's address, or
+// the registrant's own for a timer.
+func sendAddress(to *store.Envelope, res dialogs.Result) string {
+	if to.Address != "" {
+		return to.Address
+	}
+	return res.State.Address
+}
+
+// queuesReply reports whether a result puts a row in the send queue.
+// Without an address (an erased registrant of a timer) there is nowhere
+// to send, and nothing is queued.
+func queuesReply(addr string, res dialogs.Result) bool {
+	return (len(res.Replies) > 0 || res.PurgeSensitive) && addr != ""
+}
+
+// sendItem is the send-queue row of a result.
+func sendItem(key string, seq uint64, to *store.Envelope, addr string, res dialogs.Result, now time.Time) store.SendItem {
+	return store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
+		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
+}
+
+// nextSendSeq hands out the next send-queue sequence number. Numbers come
+// from a counter in memory, started from the bucket's stored sequence
+// (read from q, in whatever transaction first needs one), so a write
+// prepared outside the commit can seal its row, whose key holds the
+// number, before the commit. The commit stores the highest number it
+// writes as the bucket's sequence (putSendRow), so a restart never hands
+// out a number again; numbers of writes that were not committed are
+// skipped. A citizen's rows keep their order: their events are written
+// one after another, and a prepared row whose record changed meanwhile
+// is written again with a fresh number (prepare.go).
+func (s *Store) nextSendSeq(q *bolt.Bucket) uint64 {
+	s.startSendSeq(q)
+	return s.sendSeq.Add(1)
+}
+
+// startSendSeq starts the counter of nextSendSeq from q's sequence, once.
+func (s *Store) startSendSeq(q *bolt.Bucket) {
+	s.sendSeqOnce.Do(func() { s.sendSeq.Store(q.Sequence()) })
+}
+
+// putSendRow writes a send-queue row numbered seq and keeps the bucket's
+// sequence at the highest number written.
+func (s *Store) putSendRow(q *bolt.Bucket, k []byte, seq uint64, v []byte) error {
+	if seq > q.Sequence() {
+		if err := q.SetSequence(seq); err != nil {
+			return err
+		}
+	}
+	return q.Put(k, v)
 }
 
 // PendingSends returns the unsent items of one citizen, or of everyone when

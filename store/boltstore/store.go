@@ -74,6 +74,11 @@ type Store struct {
 	prep         prepareStats
 	afterPrepare func(key string)
 
+	// sendSeq is the last send-queue sequence number handed out
+	// (nextSendSeq), started once from the bucket's.
+	sendSeqOnce sync.Once
+	sendSeq     atomic.Uint64
+
 	audit       *auditKeys   // the v2 audit keys (service key or Options.AuditKey); nil without a key (audit.go)
 	auditLegacy []*auditKeys // the master keys' pre-v2 audit keys: legacy MACs and reasons
 }
@@ -211,7 +216,7 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 	}
 	var out store.Outcome
 	write := processIn(s, key, inboundID, now, to, h, &out)
-	if p := s.prepare(key, inboundID, now, h); p != nil {
+	if p := s.prepare(key, inboundID, now, to, h); p != nil {
 		write = s.applyPrepared(p, key, inboundID, now, to, h, &out)
 		if s.afterPrepare != nil {
 			s.afterPrepare(key)
@@ -307,7 +312,7 @@ func (s *Store) applyIn(tx *bolt.Tx, key, inboundID string, now time.Time, to *s
 	if err := countRegistrant(tx, prev, had, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
 		return err
 	}
-	sends, purges, err := writeSends(tx, key, to, res, now)
+	sends, purges, err := s.writeSends(tx, key, to, res, now, pre.sendFor())
 	if err != nil {
 		return err
 	}
