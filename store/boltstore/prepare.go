@@ -20,8 +20,9 @@ import (
 //
 //   - the inbound-id check, the stored record and its data key read;
 //   - the record opened and decoded, the handler (the engine) run on it;
-//   - the new record, its registrant index row and its send-queue row
-//     (numbered from a counter in memory: nextSendSeq) encoded and sealed.
+//   - the new record, its registrant index row, its send-queue and
+//     purge-list rows (numbered from counters in memory: rowSeq) encoded
+//     and sealed.
 //
 // The commit then applies it: it checks that the snapshot is still
 // current (current: the stored record byte-identical to what was read —
@@ -29,8 +30,8 @@ import (
 // shows — its data key and index entry unchanged, the inbound id still
 // absent, the same index router), writes the prepared bytes, and does
 // inside the transaction only what needs shared state: case ids, outbox
-// order and event ids, the audit chain, counters, the due index, the
-// purge list. An escalation that opens a case changes the state the record was
+// order and event ids, the audit chain, counters, the due index. An
+// escalation that opens a case changes the state the record was
 // sealed from (its open case): the record and row are then sealed again
 // inside the commit. A snapshot that is no longer current falls back to
 // processIn, the whole event inside the transaction, the handler run
@@ -58,14 +59,17 @@ type prepared struct {
 	openCase string       // the open case the record and row were sealed with
 	record   []byte       // the new record as stored; nil when the event erases
 	row      *preparedRow // the new index entry; nil when not prepared
-	send     *preparedSend
+	sends    *preparedSends
 }
 
-// preparedSend is a send-queue row numbered and sealed ahead of the
-// commit.
-type preparedSend struct {
-	item store.SendItem
-	v    []byte
+// preparedSends are the send-queue and purge-list rows of an event,
+// numbered and sealed ahead of the commit: itemV nil when no reply is
+// queued, purgeV nil when the citizen's message is not purged.
+type preparedSends struct {
+	item   store.SendItem
+	itemV  []byte
+	purge  uint64
+	purgeV []byte
 }
 
 // preparedRow is a registrant index entry sealed ahead of the commit; k
@@ -112,7 +116,8 @@ func (s *Store) prepare(key, inboundID string, now time.Time, to *store.Envelope
 			}
 			p.wrapped = bytes.Clone(w)
 		}
-		s.startSendSeq(tx.Bucket(bucketSendq))
+		s.sendSeq.start(tx.Bucket(bucketSendq))
+		s.purgeSeq.start(tx.Bucket(bucketPurge))
 		if users := tx.Bucket(bucketRegIndexUser); users != nil && tx.Bucket(bucketRegIndex) != nil {
 			p.idx, p.oldIdx = true, bytes.Clone(users.Get([]byte(key)))
 		}
@@ -147,13 +152,20 @@ func (s *Store) prepare(key, inboundID string, now time.Time, to *store.Envelope
 		return p // nothing to seal: the record and its row go, the rows left are sealed again
 	}
 	if to != nil {
-		if addr := sendAddress(to, p.res); queuesReply(addr, p.res) {
-			it := sendItem(key, s.sendSeq.Add(1), to, addr, p.res, now)
-			v, err := sealFor(dkey, bucketSendq, userSeqKey(key, it.Seq), it)
-			if err != nil {
+		p.sends = &preparedSends{}
+		addr := sendAddress(to, p.res)
+		if purgesInbound(to, p.res) {
+			p.sends.purge = s.purgeSeq.n.Add(1)
+			row := purgeRow(key, to, addr, now)
+			if p.sends.purgeV, err = sealFor(dkey, bucketPurge, userSeqKey(key, p.sends.purge), row); err != nil {
 				return nil
 			}
-			p.send = &preparedSend{item: it, v: v}
+		}
+		if queuesReply(addr, p.res) {
+			p.sends.item = sendItem(key, s.sendSeq.n.Add(1), to, addr, p.res, now)
+			if p.sends.itemV, err = sealFor(dkey, bucketSendq, userSeqKey(key, p.sends.item.Seq), p.sends.item); err != nil {
+				return nil
+			}
 		}
 	}
 	p.openCase = p.res.State.OpenCase
@@ -260,13 +272,13 @@ func (p *prepared) recordFor(st *dialogs.State) []byte {
 	return p.record
 }
 
-// sendFor is the prepared send-queue row, if any: its number and sealing
-// do not depend on anything the commit changes.
-func (p *prepared) sendFor() *preparedSend {
+// sendsFor is the prepared send-queue and purge-list rows, if any: their
+// numbers and sealing depend on nothing the commit changes.
+func (p *prepared) sendsFor() *preparedSends {
 	if p == nil {
 		return nil
 	}
-	return p.send
+	return p.sends
 }
 
 // rowFor is the prepared index entry, under the same condition as

@@ -349,7 +349,15 @@ func compareStores(t *testing.T, a, b *boltstore.Store, keys []string, embassy s
 	if final && len(cases) == 0 {
 		t.Errorf("no case was opened: case assignment was not compared")
 	}
-	x, y = both(func(s *boltstore.Store) (any, error) { return s.PurgeRows() })
+	x, y = both(func(s *boltstore.Store) (any, error) {
+		rows, err := s.PurgeRows() // numbered like the send queue
+		rank := map[string]int{}
+		for i := range rows {
+			rank[rows[i].UserKey]++
+			rows[i].Key = []byte(fmt.Sprintf("%s#%d", rows[i].UserKey, rank[rows[i].UserKey]))
+		}
+		return rows, err
+	})
 	same("purge list", x, y)
 	x, y = both(func(s *boltstore.Store) (any, error) { return s.Due(time.Unix(1<<40, 0)) })
 	same("due index", x, y)
@@ -515,10 +523,11 @@ func TestPreparedWriteSeesConflicts(t *testing.T) {
 	}
 }
 
-// TestSendSeqSurvivesRestart: send-queue numbers come from a counter in
-// memory (nextSendSeq); the bucket's stored sequence must keep up with
-// it, so that after a restart no number is handed out again — an unsent
-// row overwritten by a new one would be a reply lost.
+// TestSendSeqSurvivesRestart: send-queue and purge-list numbers come
+// from counters in memory (rowSeq); the buckets' stored sequences must
+// keep up with them, so that after a restart no number is handed out
+// again — an unsent row overwritten by a new one would be a reply lost, a
+// purge row overwritten a message never deleted.
 func TestSendSeqSurvivesRestart(t *testing.T) {
 	for _, prepare := range []bool{true, false} {
 		t.Run(fmt.Sprintf("prepare=%v", prepare), func(t *testing.T) {
@@ -533,10 +542,11 @@ func TestSendSeqSurvivesRestart(t *testing.T) {
 				for i := range 4 {
 					key := fmt.Sprintf("user-%d", i%2)
 					out, err := s.ProcessSend(key, fmt.Sprintf("telegram:%d-%d", round, i), time.Date(2026, 3, 2, 9, round, i, 0, time.UTC),
-						&store.Envelope{Channel: "telegram", Address: "770000000" + strconv.Itoa(i%2)},
+						&store.Envelope{Channel: "telegram", Address: "770000000" + strconv.Itoa(i%2), DeleteID: strconv.Itoa(round*10 + i),
+							DeleteBy: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
 						func(prev dialogs.State, _ bool) dialogs.Result {
 							prev.Key, prev.Status = key, dialogs.StatusActive
-							return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: fmt.Sprintf("reply %d.%d", round, i)}}}
+							return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: fmt.Sprintf("reply %d.%d", round, i)}}, DeleteInbound: true}
 						})
 					if err != nil || len(out.Sends) != 1 {
 						t.Fatalf("round %d event %d: %v, %d rows", round, i, err, len(out.Sends))
@@ -561,6 +571,13 @@ func TestSendSeqSurvivesRestart(t *testing.T) {
 			}
 			if len(items) != len(seqs) {
 				t.Errorf("%d rows in the send queue, %d were written: rows were overwritten", len(items), len(seqs))
+			}
+			rows, err := s.PurgeRows()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(seqs) {
+				t.Errorf("%d rows in the purge list, %d were written: rows were overwritten", len(rows), len(seqs))
 			}
 		})
 	}

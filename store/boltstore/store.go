@@ -74,10 +74,9 @@ type Store struct {
 	prep         prepareStats
 	afterPrepare func(key string)
 
-	// sendSeq is the last send-queue sequence number handed out
-	// (nextSendSeq), started once from the bucket's.
-	sendSeqOnce sync.Once
-	sendSeq     atomic.Uint64
+	// sendSeq and purgeSeq number the send queue's and the purge list's
+	// rows (rowSeq, sendq.go).
+	sendSeq, purgeSeq rowSeq
 
 	audit       *auditKeys   // the v2 audit keys (service key or Options.AuditKey); nil without a key (audit.go)
 	auditLegacy []*auditKeys // the master keys' pre-v2 audit keys: legacy MACs and reasons
@@ -312,7 +311,7 @@ func (s *Store) applyIn(tx *bolt.Tx, key, inboundID string, now time.Time, to *s
 	if err := countRegistrant(tx, prev, had, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
 		return err
 	}
-	sends, purges, err := s.writeSends(tx, key, to, res, now, pre.sendFor())
+	sends, purges, err := s.writeSends(tx, key, to, res, now, pre.sendsFor())
 	if err != nil {
 		return err
 	}
