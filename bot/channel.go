@@ -31,6 +31,16 @@ type Channel interface {
 	Run(ctx context.Context) error
 }
 
+// SendRater is a channel that knows how many messages a second its
+// platform lets it send, sustained (Telegram: its global rate; WhatsApp:
+// its pacing). The runner sizes the time question's crowding advice by it
+// (crowding.go) and /metrics shows it. It is optional, so a channel — or a
+// test's fake — without it compiles and is treated as unlimited.
+type SendRater interface {
+	// SendRate is messages a second; +Inf means no platform limit.
+	SendRate() float64
+}
+
 // Inbox is what a channel reports to: the Runner implements it. Receipts
 // (the platform accepted a response, or never will) go through each
 // Response's Done, so a channel needs no id of the runner's.

@@ -134,6 +134,8 @@ type Runner struct {
 	volatile bool
 	// afterInput, if set, sees every input the runner committed (tests).
 	afterInput func(dialogs.Input)
+	// crowd: the slot counters for the time question (crowding.go).
+	crowd crowdingCache
 }
 
 // DefaultReplyFloor is far below what a person notices on a phone network
@@ -211,6 +213,7 @@ func (r *Runner) Submit(ctx context.Context, in Inbound) <-chan error {
 func (r *Runner) handleHeld(ctx context.Context, key string, in Inbound, mark dialogs.Flood, arrived time.Time) error {
 	input := dialogs.Input{Kind: in.Kind, Key: key, Channel: in.Channel, Address: in.Address,
 		Handle: in.Handle, LangHint: in.LangHint, Text: in.Text, Lat: in.Lat, Lon: in.Lon, Flood: mark, Random: eventRandom()}
+	input.Crowding = r.crowding(in.Channel) // the time question's advice (crowding.go)
 	inboundID := ""
 	if in.MessageID != "" {
 		inboundID = in.Channel + ":" + in.MessageID

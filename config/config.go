@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -134,6 +135,13 @@ type Telegram struct {
 	// least time between two messages to one chat.
 	GlobalRate      float64  `toml:"global_rate"`
 	PerChatInterval Duration `toml:"per_chat_interval"`
+	// AllowPaidBroadcast sends scheduled prompts and reminders with
+	// Telegram's allow_paid_broadcast, at PaidBroadcastRate messages a
+	// second (default and at most 1000), paid in Telegram Stars from the
+	// bot's balance (docs/telegram.md): for deployments whose prompts
+	// would otherwise leave hours late.
+	AllowPaidBroadcast bool    `toml:"allow_paid_broadcast"`
+	PaidBroadcastRate  float64 `toml:"paid_broadcast_rate"`
 }
 
 // WhatsApp is the [whatsapp] table: how fast the channel may send. The
@@ -747,6 +755,12 @@ func (t Telegram) validate() error {
 	}
 	if t.PerChatInterval.Duration < 0 {
 		return configError(errs.EINVALID, "telegram.per_chat_interval", "must not be negative")
+	}
+	if t.PaidBroadcastRate < 0 || t.PaidBroadcastRate > 1000 || math.IsNaN(t.PaidBroadcastRate) {
+		return configError(errs.EINVALID, "telegram.paid_broadcast_rate", "must be between 0 (default 1000) and 1000 messages a second (Telegram's paid broadcast limit)")
+	}
+	if t.PaidBroadcastRate > 0 && !t.AllowPaidBroadcast {
+		return configError(errs.EINVALID, "telegram.paid_broadcast_rate", "is set but allow_paid_broadcast is not: set allow_paid_broadcast = true to pay for the higher rate, or remove paid_broadcast_rate")
 	}
 	return nil
 }

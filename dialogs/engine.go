@@ -295,6 +295,10 @@ func (t *turn) dispatch() {
 			t.intent(intentSnooze)
 			return
 		}
+		if strings.HasPrefix(t.in.Text, crowdButton) {
+			t.retime(t.in.Text) // the free time a crowded choice offered (crowding.go)
+			return
+		}
 	}
 	text := t.in.Text
 	if t.in.Kind == KindText && strings.HasPrefix(text, "/") {

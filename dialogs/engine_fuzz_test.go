@@ -22,7 +22,8 @@ import (
 // (unregistered, and each of blindStatuses), a step (every dialogs.AllSteps,
 // which TestStepTablesPartitionSteps ties to the flows' step tables), an
 // input kind (text, button, location, media), the runner's flood mark
-// (none, first over the limit, later in the flood) and the content.
+// (none, first over the limit, later in the flood), whether the channel
+// is crowded at 08:00 (Input.Crowding) and the content.
 // Properties:
 //
 //   - Handle never panics (a panic fails the fuzz run);
@@ -84,6 +85,9 @@ func FuzzEngineAnyState(f *testing.F) {
 			in.Kind, in.Lat, in.Lon = dialogs.KindLocation, lat, lon
 		case 3:
 			in.Kind = dialogs.KindMedia
+		}
+		if kwAt%3 == 0 {
+			in.Crowding = crowdedAt8 // the time question's advice and its retime button (crowding.go)
 		}
 		fx.missing.check(t, func() {
 			res := e.Handle(keyed, in, later)
@@ -212,6 +216,7 @@ func newFuzzEngines(f *testing.F) *fuzzEngines {
 			}
 		}
 	}
+	seen["retime:07:45"] = true // offered after a crowded time is chosen (crowding.go)
 	fx.buttonData = slices.Sorted(func(yield func(string) bool) {
 		for k := range seen {
 			if !yield(k) {

@@ -203,8 +203,9 @@ func (t *turn) setTime(text string, next Step) bool {
 	}
 	t.st.CheckinTime = hhmm
 	if t.st.Registered() || next == StepNone {
-		return true
+		return true // the caller confirms, then warns (settings.go)
 	}
+	t.warnCrowded(hhmm) // crowding.go
 	t.next(next)
 	return true
 }

@@ -43,11 +43,13 @@ func settingsSteps() map[Step]stepSpec {
 			choose: func(t *turn, o option) {
 				if t.setTime(o.data, StepNone) {
 					t.rescheduled("checkin_time")
+					t.warnCrowded(t.st.CheckinTime) // crowding.go
 				}
 			},
 			free: func(t *turn, text string) {
 				if t.setTime(text, StepNone) {
 					t.rescheduled("checkin_time")
+					t.warnCrowded(t.st.CheckinTime) // crowding.go
 				}
 			},
 		},

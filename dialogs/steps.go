@@ -259,10 +259,6 @@ func (t *turn) intervalOptions() []option {
 	return opts
 }
 
-func (t *turn) timeOptions() []option {
-	return []option{{label: "08:00", data: "08:00"}, {label: "12:00", data: "12:00"}, {label: "20:00", data: "20:00"}}
-}
-
 // countryName is the localised name of a country code, or the configured
 // English name when the locale has none.
 func (t *turn) countryName(code string) string {

@@ -32,6 +32,8 @@ import (
 //	delivered                # confirm the held prompt now, and confirm again from here on
 //	event checkin.missed escalation=1   # an event of this type whose details match
 //	verified provider=mydigital name="SITI AMINAH"  # the provider proved who the current user is
+//	none late                # no reply to the latest input contains "late"
+//	rate telegram 0.01       # the channel sustains 0.01 messages a second (crowding.go): 9 prompts a slot
 //
 // The missed check-in ladder runs from the delivery of each prompt
 // (dialogs/schedule.go). The platform's acceptance is what the runner
@@ -97,6 +99,15 @@ func (c channelCapture) Send(_ context.Context, address string, r bot.Response) 
 	c.sentTo[c.channel+":"+address] = true
 	return nil
 }
+
+// ratedCapture is a channel that reports a send rate (bot.SendRater), so
+// the runner gives the engine crowding advice for it.
+type ratedCapture struct {
+	channelCapture
+	rate float64
+}
+
+func (c ratedCapture) SendRate() float64 { return c.rate }
 
 // touched returns, and forgets, the identities sent anything since the
 // last call, in a stable order.
@@ -309,6 +320,19 @@ func (tr *transcript) step(raw string) {
 		tr.register(rest)
 	case "verified":
 		tr.verified(rest)
+	case "none":
+		for _, r := range tr.last {
+			if strings.Contains(strings.ToLower(render([]dialogs.Reply{r})), strings.ToLower(rest)) {
+				tr.fail("expected no reply containing %q, got:\n%s", rest, render(tr.last))
+			}
+		}
+	case "rate":
+		ch, v, _ := strings.Cut(rest, " ")
+		rate, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			tr.fail("rate: %q is not CHANNEL MESSAGES-A-SECOND", rest)
+		}
+		tr.runner.Register(ch, ratedCapture{channelCapture{tr.out, ch}, rate})
 	case "undelivered":
 		tr.held[tr.channel+":"+tr.address] = true
 	case "delivered":

@@ -358,6 +358,10 @@ type Input struct {
 	// Flood says whether the sender is flooding (the runner counts, per
 	// citizen, in arrival order; flood.go says what a flooded message does).
 	Flood Flood
+	// Crowding is the send capacity and prompt load of the input's channel
+	// (crowding.go), shared read-only between inputs; nil offers the usual
+	// times and warns of nothing.
+	Crowding *Crowding
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.

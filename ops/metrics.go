@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/checkinbot/checkinbot/bot"
 	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +112,7 @@ var (
 	descWritable  = prometheus.NewDesc("checkinbot_store_writable", "1 while the runner's last write succeeded, 0 during a store outage.", nil, nil)
 	descTG429     = prometheus.NewDesc("checkinbot_telegram_rate_limited_total", "429 Too Many Requests answers from Telegram since start.", nil, nil)
 	descWAState   = prometheus.NewDesc("checkinbot_whatsapp_state", "1 for the WhatsApp connection's current state, 0 for the others.", []string{"state"}, nil)
+	descSendRate  = prometheus.NewDesc("checkinbot_channel_send_rate", "Messages a second the channel sustains for scheduled prompts (+Inf: no platform limit), by channel (channels that report it): the capacity the time question's crowding advice is sized by.", []string{"channel"}, nil)
 	descWAReady   = prometheus.NewDesc("checkinbot_channel_ready", "1 when the channel can deliver now, by channel (channels that report it).", []string{"channel"}, nil)
 	descDepth     = prometheus.NewDesc("checkinbot_outbox_depth", "Undelivered webhook rows, by endpoint id.", []string{"endpoint"}, nil)
 	descOldest    = prometheus.NewDesc("checkinbot_outbox_oldest_undelivered_seconds", "Age of the oldest undelivered event, by endpoint id.", []string{"endpoint"}, nil)
@@ -133,7 +135,7 @@ var registrantStatuses = []string{"new", "active", "paused", "stopped"}
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInbound, descOutbound, descQueued, descInFlight, descIntakeAge, descGivenUp,
-		descWritable, descTG429, descWAState, descWAReady, descDepth, descOldest, descUnrouted, descCritical, descRegs,
+		descWritable, descTG429, descWAState, descWAReady, descSendRate, descDepth, descOldest, descUnrouted, descCritical, descRegs,
 		descOverdue, descLastCheck, descStatsErr, descAuditSeq, descAuditHash} {
 		ch <- d
 	}
@@ -163,6 +165,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descOutbound, float64(rs.Failed[name]), name, "failed")
 		if r, ok := chn.(RateLimited); ok {
 			counter(descTG429, float64(r.RateLimited()))
+		}
+		if r, ok := chn.(bot.SendRater); ok {
+			gauge(descSendRate, r.SendRate(), name)
 		}
 		if r, ok := chn.(Readier); ok {
 			ready, _ := r.Ready()

@@ -38,7 +38,11 @@ type sender struct {
 	// amortised and the map stays within twice its live entries.
 	sweepAt  int
 	busy     map[int64]bool
-	nextSend time.Time // global spacing
+	nextSend time.Time // global spacing (Options.PaidRate; GlobalRate without paid broadcast)
+	// nextFree spaces the messages sent without allow_paid_broadcast at
+	// Options.GlobalRate: with paid broadcast, only scheduled prompts may
+	// go faster.
+	nextFree time.Time
 	tasks    chan func(context.Context)
 }
 
@@ -120,7 +124,8 @@ func (s *sender) run(ctx context.Context) {
 		}()
 	}
 	defer wg.Wait()
-	interval := time.Duration(float64(time.Second) / s.c.opt.GlobalRate)
+	interval := time.Duration(float64(time.Second) / s.c.opt.PaidRate)
+	free := time.Duration(float64(time.Second) / s.c.opt.GlobalRate)
 	for {
 		item, wait := s.next(time.Now())
 		if item == nil {
@@ -138,6 +143,9 @@ func (s *sender) run(ctx context.Context) {
 		start := time.Now()
 		s.mu.Lock()
 		s.nextSend = start.Add(interval)
+		if !s.paid(item.prio) {
+			s.nextFree = start.Add(free)
+		}
 		s.mu.Unlock()
 		select {
 		case s.tasks <- func(ctx context.Context) { s.deliver(ctx, item) }:
@@ -156,7 +164,13 @@ func (s *sender) next(now time.Time) (*outItem, time.Duration) {
 		return nil, wait
 	}
 	wait := time.Minute
-	for _, q := range s.queues {
+	for prio, q := range s.queues {
+		if !s.paid(bot.Priority(prio)) && s.nextFree.After(now) {
+			if q.Len() > 0 {
+				wait = min(wait, s.nextFree.Sub(now))
+			}
+			continue
+		}
 		seen := map[int64]bool{} // a chat's first item in this queue decides for the chat
 		for e := q.Front(); e != nil; e = e.Next() {
 			it := e.Value.(*outItem)
@@ -177,6 +191,15 @@ func (s *sender) next(now time.Time) (*outItem, time.Duration) {
 		}
 	}
 	return nil, wait
+}
+
+// paid reports whether messages of prio go with allow_paid_broadcast:
+// scheduled prompts and reminders only, when the operator enabled it.
+// Replies and the SOS flow answer the citizen's own message, at far less
+// than the free rate, and go first anyway (priority): paying for them
+// would buy nothing.
+func (s *sender) paid(prio bot.Priority) bool {
+	return s.c.opt.PaidBroadcast && prio == bot.PriorityReminder
 }
 
 // minSweep is the least size of chatNext at which it is swept.
@@ -207,7 +230,8 @@ func (s *sender) chats() int {
 
 // deliver sends one message, settles its chat, and reports the outcome.
 func (s *sender) deliver(ctx context.Context, it *outItem) {
-	msg, err := s.c.api.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: it.chat, Text: it.text, ReplyMarkup: it.markup})
+	msg, err := s.c.api.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: it.chat, Text: it.text, ReplyMarkup: it.markup,
+		AllowPaidBroadcast: s.paid(it.prio)})
 	var settled []*outItem // reported after mu is released
 	var receipt bot.Receipt
 	s.mu.Lock()

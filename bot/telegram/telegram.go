@@ -46,6 +46,13 @@ type Options struct {
 	Webhook *Webhook
 	// GlobalRate caps messages per second overall (Telegram: about 30).
 	GlobalRate float64
+	// PaidBroadcast sends scheduled prompts and reminders with
+	// allow_paid_broadcast, which lets them exceed Telegram's free
+	// broadcast limit at 0.1 Telegram Stars a message (docs/telegram.md):
+	// they are then paced at PaidRate (default and at most
+	// MaxPaidRate) while every other message keeps GlobalRate.
+	PaidBroadcast bool
+	PaidRate      float64
 	// PerChat is the least time between two messages to one chat
 	// (Telegram: about one per second).
 	PerChat time.Duration
@@ -111,6 +118,12 @@ func New(opt Options, inbox bot.Inbox) (*Channel, error) {
 	if opt.GlobalRate <= 0 {
 		opt.GlobalRate = 30
 	}
+	if opt.PaidBroadcast && (opt.PaidRate <= 0 || opt.PaidRate > MaxPaidRate) {
+		opt.PaidRate = MaxPaidRate
+	}
+	if !opt.PaidBroadcast || opt.PaidRate < opt.GlobalRate {
+		opt.PaidRate = opt.GlobalRate // paying never slows sending
+	}
 	if opt.PerChat <= 0 {
 		opt.PerChat = time.Second
 	}
@@ -152,6 +165,15 @@ func New(opt Options, inbox bot.Inbox) (*Channel, error) {
 
 // Name is the channel's name (bot.Channel).
 func (c *Channel) Name() string { return Name }
+
+// MaxPaidRate is the most messages a second Telegram allows a bot with
+// allow_paid_broadcast.
+const MaxPaidRate = 1000
+
+// SendRate is the rate scheduled prompts leave at (bot.SendRater): the
+// global rate, or with paid broadcast the paid one — prompts are what the
+// time question's crowding advice is about.
+func (c *Channel) SendRate() float64 { return c.opt.PaidRate }
 
 // Routes serves WebhookHandler on every path in webhook mode (bot.Router);
 // in polling mode the channel needs no route.

@@ -59,6 +59,10 @@ func New(opt Options, inbox bot.Inbox) *Terminal { return &Terminal{Options: opt
 // Name is the channel's name (bot.Channel).
 func (t *Terminal) Name() string { return name }
 
+// SendRate is unlimited (bot.SendRater): the terminal writes to a local
+// stream, so no time is ever crowded on it.
+func (t *Terminal) SendRate() float64 { return math.Inf(1) }
+
 // Print writes a line to the terminal without interleaving with replies.
 func (t *Terminal) Print(format string, args ...any) {
 	t.mu.Lock()

@@ -108,6 +108,13 @@ func New(opt Options, inbox bot.Inbox) *Channel {
 // Name is the channel's name (bot.Channel).
 func (c *Channel) Name() string { return Name }
 
+// SendRate is the pacing's sustained rate (bot.SendRater): one message
+// per Options.Global, 1 a second by default. WhatsApp publishes no limit
+// for an unofficial client; this pace is the conservative one
+// docs/whatsapp.md chose against ban risk, so the crowding advice never
+// assumes more.
+func (c *Channel) SendRate() float64 { return float64(time.Second) / float64(c.opt.Global) }
+
 // Run connects the session, if any, and sends queued messages until ctx
 // ends (bot.Channel). Then it stops intake — further messages stay
 // unacknowledged, so WhatsApp delivers them again after the restart —

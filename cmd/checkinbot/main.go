@@ -253,6 +253,7 @@ func telegramChannel(c *config.Config, s config.Secrets) app.ChannelFunc {
 	return func(env app.ChannelEnv) (bot.Channel, error) {
 		t, e := c.Telegram, env.Engine
 		opt := telegram.Options{Token: s.TelegramToken, APIURL: s.TelegramAPIURL, GlobalRate: t.GlobalRate, PerChat: t.PerChatInterval.Duration,
+			PaidBroadcast: t.AllowPaidBroadcast, PaidRate: t.PaidBroadcastRate,
 			GroupRefusal: func(lang string) string { return e.Catalog.Text(e.SuggestLanguage(lang), "GroupRefused", nil) }, Log: env.Log}
 		if t.Mode == "webhook" {
 			opt.Webhook = &telegram.Webhook{URL: t.WebhookURL, Secret: s.TelegramWebhookSecret}

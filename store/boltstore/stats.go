@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +30,14 @@ var (
 	keyStatsBuilt = []byte("stat_counts_built")
 	// statsVersion is keyStatsBuilt's value: a file whose counters were
 	// built by another version has them counted again at open. Version 2
-	// never counted a covertly deleted registration overdue.
-	statsVersion    = []byte{3}
-	statStatus      = "status:"
+	// never counted a covertly deleted registration overdue; version 3
+	// kept no slot counters.
+	statsVersion = []byte{4}
+	statStatus   = "status:"
+	// statSlot ‖ channel ‖ ":" ‖ "HHMM" → 8-byte count of registrants
+	// whose check-in prompts fall in that 15-minute UTC slot of the day
+	// (promptSlots), for the time question's crowding advice.
+	statSlot        = "slot:"
 	statOverdue     = []byte("overdue")
 	statLastCheckin = []byte("last_checkin")
 )
@@ -62,6 +68,140 @@ func statOf(st dialogs.State) regStat {
 	return regStat{status: name, overdue: overdue, last: st.LastCheckin}
 }
 
+// The slot counters (issue 15 item 5): how many registrants' check-in
+// prompts fall in each 15-minute slot of the UTC day, per channel, so the
+// time question can tell a crowded time from a free one without reading a
+// single record. Like the counters above they are aggregates kept in
+// clear, and they follow statOf: a covertly deleted registration keeps
+// the slot of its hidden, still monitored schedule, and a covertly
+// stopped or paused one is still active, so a covert action moves them
+// exactly as the same request answered No would (TestCovertActionsLookActive).
+// A chosen time of day says nothing about duress.
+
+// promptSlots is the counter keys of the slots st's prompts fall in: one
+// per prompt a day (two for a 12-hour interval), from the next due time,
+// so they follow daylight saving time at each registrant's next check-in.
+// Registrations in progress and stopped ones are in none.
+func promptSlots(st dialogs.State) []string {
+	channel, next, interval, ok := slotBasis(st)
+	if !ok {
+		return nil
+	}
+	n := 1
+	if day := 24 * time.Hour; interval >= time.Hour && interval < day && day%interval == 0 {
+		n = int(day / interval)
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = slotKey(channel, dialogs.SlotOf(next.Add(time.Duration(i)*interval)))
+	}
+	return keys
+}
+
+// slotBasis is what st's slots follow from: its channel, next due time and
+// interval (the hidden registration's after a covert delete); ok is false
+// for a registration in none.
+func slotBasis(st dialogs.State) (channel string, next time.Time, interval time.Duration, ok bool) {
+	channel, next, interval = st.Channel, st.NextDue, st.Interval
+	switch {
+	case st.Hidden != nil && !st.Registered():
+		h := st.Hidden
+		channel, next, interval = h.Channel, h.NextDue, h.Interval
+	case st.Status == dialogs.StatusActive || st.Status == dialogs.StatusPaused:
+	default:
+		return "", time.Time{}, 0, false
+	}
+	return channel, next, interval, !next.IsZero() && channel != ""
+}
+
+// sameSlots reports, without building a key, whether a and b count in the
+// same slots — the common case: a check-in moves the next due by a day.
+func sameSlots(a, b dialogs.State) bool {
+	ca, na, ia, oka := slotBasis(a)
+	cb, nb, ib, okb := slotBasis(b)
+	if !oka || !okb {
+		return oka == okb
+	}
+	return ca == cb && ia == ib && dialogs.SlotOf(na) == dialogs.SlotOf(nb)
+}
+
+func slotKey(channel string, slot int) string {
+	m := slot * int(dialogs.SlotLength/time.Minute)
+	return fmt.Sprintf("%s%s:%02d%02d", statSlot, channel, m/60, m%60)
+}
+
+// parseSlotKey reads a slot counter's key back.
+func parseSlotKey(k []byte) (channel string, slot int, ok bool) {
+	rest, ok := strings.CutPrefix(string(k), statSlot)
+	if !ok {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 || len(rest)-i != 5 {
+		return "", 0, false
+	}
+	hhmm, err := time.Parse("1504", rest[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return rest[:i], dialogs.SlotOf(hhmm), true
+}
+
+// countSlots moves the slot counters from prev (when had) to next (unless
+// erased), in the transaction of the write.
+func countSlots(b *bolt.Bucket, prev dialogs.State, had bool, next dialogs.State, erased bool) error {
+	if had && !erased && sameSlots(prev, next) {
+		return nil // a check-in: the next due moved a day, the slots did not
+	}
+	var from, to []string
+	if had {
+		from = promptSlots(prev)
+	}
+	if !erased {
+		to = promptSlots(next)
+	}
+	if slices.Equal(from, to) {
+		return nil
+	}
+	for _, k := range from {
+		if err := addCount(b, []byte(k), -1); err != nil {
+			return err
+		}
+	}
+	for _, k := range to {
+		if err := addCount(b, []byte(k), 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SlotLoads is the slot counters by channel: how many registrants'
+// prompts fall in each 15-minute UTC slot of the day (bot's crowding
+// cache reads it at most once a minute). One read transaction over at most
+// 96 keys per channel.
+func (s *Store) SlotLoads() (map[string][dialogs.SlotsPerDay]int, error) {
+	out := map[string][dialogs.SlotsPerDay]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketStatCounts).Cursor()
+		prefix := []byte(statSlot)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			channel, slot, ok := parseSlotKey(k)
+			if !ok || len(v) != 8 {
+				return fmt.Errorf("slot counter %q is malformed", k)
+			}
+			load := out[channel]
+			load[slot] = int(binary.BigEndian.Uint64(v))
+			out[channel] = load
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: slot loads: %w", err)
+	}
+	return out, nil
+}
+
 // addCount adds d to the counter under key (never below zero: a drift is
 // `checkinbot check`'s to report, not a citizen's write to fail on).
 func addCount(b *bolt.Bucket, key []byte, d int64) error {
@@ -82,6 +222,9 @@ func addCount(b *bolt.Bucket, key []byte, d int64) error {
 // erased), in the transaction of the write.
 func countRegistrant(tx *bolt.Tx, prev dialogs.State, had bool, next dialogs.State, erased bool) error {
 	b := tx.Bucket(bucketStatCounts)
+	if err := countSlots(b, prev, had, next, erased); err != nil {
+		return err
+	}
 	var from, to *regStat
 	if had {
 		s := statOf(prev)
@@ -140,6 +283,9 @@ func scanStatCounts(regs *bolt.Bucket) (counts map[string]uint64, last time.Time
 		}
 		s := statOf(st)
 		counts[statStatus+s.status]++
+		for _, k := range promptSlots(st) {
+			counts[k]++
+		}
 		if s.overdue {
 			counts[string(statOverdue)]++
 		}
