@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -578,6 +579,86 @@ func TestSendSeqSurvivesRestart(t *testing.T) {
 			}
 			if len(rows) != len(seqs) {
 				t.Errorf("%d rows in the purge list, %d were written: rows were overwritten", len(rows), len(seqs))
+			}
+		})
+	}
+}
+
+// TestPreparedWritesLoseNothingUnderConcurrency: citizens' events run in
+// parallel, each citizen's in order (as the runner serialises them),
+// while another writer — like retention or the embassy API, outside the
+// citizens' order — keeps changing the same records. Each event appends
+// one mark to a field of the record; at the end every mark of both
+// writers must be there: a prepared write applied over a record that
+// changed since it was read would drop the other writer's mark.
+func TestPreparedWritesLoseNothingUnderConcurrency(t *testing.T) {
+	const users, events, meddles = 8, 60, 150
+	for _, sealed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
+			opt := boltstore.Options{}
+			if sealed {
+				opt.Keyring = testKeyring(t, 9)
+			}
+			s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			key := func(u int) string { return fmt.Sprintf("user-%02d", u) }
+			mark := func(field func(*dialogs.State) *string, m string) store.Handler {
+				return func(prev dialogs.State, _ bool) dialogs.Result {
+					prev.Status = dialogs.StatusActive
+					*field(&prev) += m
+					return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: "ok"}}}
+				}
+			}
+			city := func(st *dialogs.State) *string { return &st.Profile.City }
+			employer := func(st *dialogs.State) *string { return &st.Profile.Employer }
+			now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+			for u := range users { // the records exist: their writes can be prepared
+				if _, err := s.Process(key(u), "", now, mark(city, "")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for u := range users {
+				wg.Go(func() {
+					for i := range events {
+						env := &store.Envelope{Channel: "telegram", Address: key(u)}
+						if _, err := s.ProcessSend(key(u), fmt.Sprintf("telegram:%d-%d", u, i), now, env, mark(city, "c")); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				for i := range meddles {
+					if _, err := s.Process(key(i%users), "", now, mark(employer, "x")); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+			wg.Wait()
+			for u := range users {
+				st, _, err := s.Registrant(key(u))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := meddles / users
+				if u < meddles%users {
+					want++
+				}
+				if len(st.Profile.City) != events || len(st.Profile.Employer) != want {
+					t.Errorf("%s: %d of %d event marks and %d of %d marks of the other writer: a write was lost",
+						key(u), len(st.Profile.City), events, len(st.Profile.Employer), want)
+				}
+			}
+			prepared, fellBack := s.PrepareCounts()
+			t.Logf("%d writes applied prepared, %d fell back", prepared, fellBack)
+			if prepared == 0 {
+				t.Error("no write was applied prepared: the test did not test the prepared path")
 			}
 		})
 	}
