@@ -204,6 +204,12 @@ func (t *turn) timer() {
 			t.promptSettled()
 			return
 		}
+		if t.in.PromptQueued {
+			// Still queued behind the platform's send rate (a crowded
+			// hour at 1M registrants): a second copy would double the
+			// backlog, and the citizen would get the question twice.
+			break
+		}
 		t.prompt(t.ladderPrompt(), nil)
 	case st.Ladder != ladderWaiting && late:
 		// The gap (downtime, clock step) does not count: wait again.

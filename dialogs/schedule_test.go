@@ -65,6 +65,11 @@ type ladderSim struct {
 	outstanding bool
 	prompts     int
 
+	// tellQueued makes the simulated runner say, with every timer, whether
+	// a prompt still waits unsent (Input.PromptQueued): then no prompt may
+	// be sent while another is outstanding.
+	tellQueued bool
+
 	due     time.Time       // the silent ladder's due time (covert kinds)
 	steps   []time.Duration // forward clock steps so far
 	started *stamp          // the ladder may start: first confirmed delivery, proven undeliverable, or silent due
@@ -85,11 +90,17 @@ func (s *ladderSim) handle(in dialogs.Input) dialogs.Result {
 		now := s.now
 		s.started = &now
 	}
+	if in.Kind == dialogs.KindTimer && s.tellQueued {
+		in.PromptQueued = s.outstanding
+	}
 	res := s.e.Handle(s.st, in, s.now.wall)
 	s.st = res.State
 	if res.Prompt {
 		if s.kind != kindVisible {
 			s.t.Fatalf("%s: a silently monitored phone was prompted: %q", s.name, res.Replies[0].Text)
+		}
+		if s.tellQueued && s.outstanding {
+			s.t.Fatalf("%s: prompted again at %v while the last prompt still waits in the send queue", s.name, s.now.wall)
 		}
 		s.prompts++
 		s.outstanding, s.confirmAt = true, max(s.now.real+s.delay, s.holdUntil)
@@ -278,10 +289,13 @@ func TestLadderEscalatesOnlyThePrompted(t *testing.T) {
 				continue // nothing is sent, so nothing awaits delivery
 			}
 			for _, d := range disruptions {
-				for variant := 0; variant < 3; variant++ {
+				for run := 0; run < 6; run++ {
+					// Runs 3–5 repeat 0–2 with the runner telling the engine
+					// when a prompt still waits in the send queue.
+					variant, told := run%3, run >= 3
 					cases++
 					s := &ladderSim{t: t, e: e, kind: kind, now: stamp{wall: testNow},
-						delay: time.Duration(rng.IntN(120)) * time.Second}
+						delay: time.Duration(rng.IntN(120)) * time.Second, tellQueued: told}
 					switch kind {
 					case kindVisible:
 						s.st = base
@@ -295,7 +309,7 @@ func TestLadderEscalatesOnlyThePrompted(t *testing.T) {
 						// The channel is down for hours before deliveries flow.
 						s.holdUntil = time.Duration(1+rng.IntN(12)) * time.Hour
 					}
-					s.name = fmt.Sprintf("%s/%s/%s/v%d", kind, stage.name, d, variant)
+					s.name = fmt.Sprintf("%s/%s/%s/v%d/told=%v", kind, stage.name, d, variant, told)
 					pending := stage.pending
 					if unreachable {
 						// The citizen blocked the bot: the first prompt is

@@ -362,6 +362,12 @@ type Input struct {
 	// (crowding.go), shared read-only between inputs; nil offers the usual
 	// times and warns of nothing.
 	Crowding *Crowding
+	// PromptQueued, with KindTimer, says a scheduled prompt or reminder to
+	// this citizen still waits unsent in the durable send queue (the
+	// platform's rate holds it back, or the channel is retrying): asking
+	// again would only queue a second copy of the same question, so the
+	// ladder keeps waiting for the delivery of the one queued.
+	PromptQueued bool
 }
 
 // Button is one choice under a reply. Data is what comes back when pressed.
