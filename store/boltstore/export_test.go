@@ -252,3 +252,14 @@ func fileKeys(path string, ring *seal.Keyring) ([]*seal.Key, error) {
 	})
 	return keys, err
 }
+
+// PrepareCounts is how many writes were applied prepared and how many
+// fell back to running inside the commit (prepare.go).
+func (s *Store) PrepareCounts() (prepared, fellBack int64) {
+	return s.prep.prepared.Load(), s.prep.fellBack.Load()
+}
+
+// SetAfterPrepare runs f between a write's prepare and its commit (nil:
+// nothing). f may write to the store itself; it runs in the writer's
+// goroutine, before the write is queued.
+func (s *Store) SetAfterPrepare(f func(key string)) { s.afterPrepare = f }
