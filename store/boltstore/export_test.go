@@ -272,7 +272,7 @@ func SeedRegistrants(s *Store, states []dialogs.State, now time.Time) error {
 					return err
 				}
 			}
-			if err := s.indexRegistrant(tx, st.Key, dialogs.State{}, dialogs.Result{State: st}, nil, now); err != nil {
+			if err := s.indexRegistrant(tx, st.Key, dialogs.State{}, dialogs.Result{State: st}, nil, now, nil); err != nil {
 				return err
 			}
 			if err := countRegistrant(tx, dialogs.State{}, false, st, false); err != nil {
@@ -341,3 +341,14 @@ func Disarm(s *Store, keys []string) error {
 // PageAllocBytes is how many bytes of pages the file's write transactions
 // have allocated since it was opened: what commits copied and wrote.
 func PageAllocBytes(s *Store) int64 { st := s.db.Stats(); return st.TxStats.GetPageAlloc() }
+
+// PrepareCounts is how many writes were applied prepared and how many
+// fell back to running inside the commit (prepare.go).
+func (s *Store) PrepareCounts() (prepared, fellBack int64) {
+	return s.prep.prepared.Load(), s.prep.fellBack.Load()
+}
+
+// SetAfterPrepare runs f between a write's prepare and its commit (nil:
+// nothing). f may write to the store itself; it runs in the writer's
+// goroutine, before the write is queued.
+func (s *Store) SetAfterPrepare(f func(key string)) { s.afterPrepare = f }
