@@ -352,3 +352,15 @@ func (s *Store) PrepareCounts() (prepared, fellBack int64) {
 // nothing). f may write to the store itself; it runs in the writer's
 // goroutine, before the write is queued.
 func (s *Store) SetAfterPrepare(f func(key string)) { s.afterPrepare = f }
+
+// Warm reads every page of every bucket once, as a server's memory map is
+// after its first day of traffic (a fresh start pays a page fault for each
+// page first touched).
+func Warm(s *Store) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			b.Stats() // walks every page of the bucket
+			return nil
+		})
+	})
+}
