@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,7 +26,7 @@ import (
 // BenchmarkFair is the headline benchmark (issue 15 item 1, docs/benchmarks.md):
 // the runner against the raw bbolt Batch ceiling at the same concurrency,
 // in one binary, in one run, on one disk, with the sides interleaved so
-// the disk's drift hits them alike. Three sides, each processing b.N
+// the disk's drift hits them alike. Four sides, each processing b.N
 // check-ins per sub-benchmark (so ns/op is the time of one check-in on
 // every side together, not a figure to quote):
 //
@@ -38,12 +40,22 @@ import (
 //     Telegram update id, as the Telegram channel submits it, and the
 //     platform accepts every reply (the acknowledgement commit is part of
 //     the cost: each round ends when every reply is acknowledged).
+//   - old: the runner on a second encrypted store, registered alike, with
+//     writes prepared outside the commit turned off
+//     (boltstore.Store.SetPrepare(false)): every event wholly inside the
+//     commit goroutine, as before issue 15 item 2, so what preparing buys
+//     is a ratio of the same run.
 //   - insecure: the same runner over a store without a keyring (`serve
 //     --insecure-no-encryption`), so encryption's cost is a ratio too.
 //
 // Users are registered beforehand (untimed) with every optional field
 // filled. The reply floor is off: it is a per-message wait, not work, and
 // would hold one user to 20 messages a second.
+//
+// With CHECKIN_FAIR_CPUPROFILE=path it writes a CPU profile of the timed
+// rounds of each concurrency to path.users=N: every side's goroutines are
+// labelled side=<name> and each store's commit goroutine store=<file>, so
+// `go tool pprof -tagfocus` splits the time between them.
 //
 //	go test ./bot -run '^$' -bench Fair -benchtime 10s -count 3
 func BenchmarkFair(b *testing.B) {
@@ -53,7 +65,13 @@ func BenchmarkFair(b *testing.B) {
 			sides := []fairSide{
 				{name: "raw", run: f.raw},
 				{name: "runner", run: func(b *testing.B, n int) { f.runner(b, f.sealed, n) }},
+				{name: "old", run: func(b *testing.B, n int) { f.runner(b, f.old, n) }},
 				{name: "insecure", run: func(b *testing.B, n int) { f.runner(b, f.clear, n) }},
+			}
+			if path := os.Getenv("CHECKIN_FAIR_CPUPROFILE"); path != "" {
+				// The timed rounds only, without the fixture's registrations.
+				stop := fairProfile(b, fmt.Sprintf("%s.users=%d", path, users))
+				defer stop()
 			}
 			elapsed := make([]time.Duration, len(sides))
 			rounds := min(fairRounds, b.N)
@@ -68,7 +86,10 @@ func BenchmarkFair(b *testing.B) {
 				for i := range sides {
 					s := (round + i) % len(sides)
 					start := time.Now()
-					sides[s].run(b, n)
+					// Labelled, so a CPU profile tells the sides apart
+					// (every goroutine a side starts inherits the label;
+					// the stores' commit goroutines do not).
+					pprof.Do(context.Background(), pprof.Labels("side", sides[s].name), func(context.Context) { sides[s].run(b, n) })
 					elapsed[s] += time.Since(start)
 				}
 			}
@@ -79,10 +100,30 @@ func BenchmarkFair(b *testing.B) {
 				b.ReportMetric(rate[i], s.name+"-msgs/s")
 			}
 			b.ReportMetric(rate[1]/rate[0], "runner/raw")
-			b.ReportMetric(rate[2]/rate[0], "insecure/raw")
-			b.ReportMetric(rate[1]/rate[2], "runner/insecure")
+			b.ReportMetric(rate[2]/rate[0], "old/raw")
+			b.ReportMetric(rate[1]/rate[2], "runner/old")
+			b.ReportMetric(rate[3]/rate[0], "insecure/raw")
+			b.ReportMetric(rate[1]/rate[3], "runner/insecure")
 			b.ReportMetric(float64(f.recordSize), "record-B")
 		})
+	}
+}
+
+// fairProfile starts a CPU profile into path and returns what stops it.
+func fairProfile(b *testing.B, path string) func() {
+	out, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		b.Fatalf("%v (CHECKIN_FAIR_CPUPROFILE and -cpuprofile do not go together)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := out.Close(); err != nil {
+			b.Error(err)
+		}
 	}
 }
 
@@ -96,16 +137,16 @@ type fairSide struct {
 	run  func(b *testing.B, n int)
 }
 
-// fairFixture holds what the three sides of BenchmarkFair run against for
-// one concurrency: every user registered on both runners, and the raw
+// fairFixture holds what the sides of BenchmarkFair run against for one
+// concurrency: every user registered on each runner's store, and the raw
 // file holding each user's sealed record and due entry.
 type fairFixture struct {
-	users         int
-	sealed, clear *bot.Runner
-	db            *bolt.DB
-	raws          []*rawUser
-	recordSize    int
-	update        atomic.Int64 // Telegram update ids, shared by every side
+	users              int
+	sealed, old, clear *bot.Runner
+	db                 *bolt.DB
+	raws               []*rawUser
+	recordSize         int
+	update             atomic.Int64 // Telegram update ids, shared by every side
 }
 
 // rawUser is one user as the raw side holds them: their state, data key
@@ -137,25 +178,33 @@ func newFairFixture(b *testing.B, users int) *fairFixture {
 	// As `serve` opens them: the audit key derived from the master key.
 	sealedOpt := boltstore.Options{Keyring: testkit.MasterKey, AuditKey: testkit.MasterKey.Current.Derive("audit")}
 	open := func(name string, opt boltstore.Options) *bot.Runner {
-		s, err := boltstore.OpenWith(filepath.Join(dir, name), opt)
+		var s *boltstore.Store
+		var err error
+		// The store's commit goroutine, started here, keeps the label.
+		pprof.Do(context.Background(), pprof.Labels("store", name), func(context.Context) {
+			s, err = boltstore.OpenWith(filepath.Join(dir, name), opt)
+		})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { s.Close() })
+		s.SetPrepare(name != "old.db")
 		r := testkit.RunnerOn(b, s)
 		r.Register("telegram", acceptor{})
 		return r
 	}
 	f.sealed = open("sealed.db", sealedOpt)
+	f.old = open("old.db", sealedOpt)
 	f.clear = open("clear.db", boltstore.Options{})
 	var wg sync.WaitGroup
-	for _, r := range []*bot.Runner{f.sealed, f.clear} {
+	for _, r := range []*bot.Runner{f.sealed, f.old, f.clear} {
 		for u := range users {
 			wg.Go(func() { f.register(b, r, u) })
 		}
 	}
 	wg.Wait()
 	drain(b, f.sealed)
+	drain(b, f.old)
 	drain(b, f.clear)
 	// The size of a record the store wrote, read from its closed file, to
 	// check the raw side writes records of the same size (below).

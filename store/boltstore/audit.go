@@ -23,8 +23,8 @@ import (
 
 // The audit trail (DESIGN §8; issue 13 items 2, 4 and 5).
 //
-// Entries are hash-chained (each carries the previous one's hash) and, with
-// an audit key, each carries an HMAC-SHA256 of its hash, and the head (the
+// Entries are hash-chained (each one's hash covers the previous one's) and,
+// with an audit key, each carries an HMAC-SHA256 of its hash, and the head (the
 // last seq and hash, in the meta bucket) carries one too: someone holding
 // the file but not the key can neither edit an entry and re-chain the rest
 // nor cut entries off the end and move the head back. What the key cannot
@@ -34,11 +34,17 @@ import (
 // An entry's clear part is neutral (store.AuditRegistrantUpdated …): what
 // changed, never why. The reason — the engine's actions, the escalations
 // raised, a case's transition, the API token's label — is sealed under the
-// audit key (AES-256-GCM, padded to a size class, bound to the entry's
-// seq), or written nowhere when the store has no key: a key kept in the
+// audit key (AES-256-GCM, at one fixed size, bound to the entry's seq), or
+// written nowhere when the store has no key: a key kept in the
 // data file would protect nothing. Process writes one entry per event that
 // the engine recorded an action for, and never one for an escalation, so a
 // duress check-in writes exactly what a plain check-in writes.
+//
+// Entries are written in the compact form (audit_compact.go: a fixed
+// binary layout of 147 bytes, the previous hash not stored); files of older
+// versions hold JSON entries (the previous hash stored, the reason padded
+// to a multiple of auditPad), which verify as they always did, and a trail
+// may mix both: each entry's first byte says its form.
 //
 // CompactAudit bounds the trail's growth: entries older than the retention
 // are replaced by one checkpoint carrying the last removed entry's seq,
@@ -84,7 +90,8 @@ const legacyAuditPurpose = "audit"
 // service key, or Options.AuditKey); legacy MACs are bare hex.
 const macV2 = "v2:"
 
-// auditPad is the size class of sealed reasons: a reason naming a duress
+// auditPad is the size class of a JSON entry's sealed reason (the compact
+// form seals at one size, auditReasonSize): a reason naming a duress
 // escalation seals to the same length as one naming nothing.
 const auditPad = 256
 
@@ -184,8 +191,12 @@ func (k *auditKeys) sum(domain, hash string, seqs ...uint64) string {
 	return k.tag + hex.EncodeToString(m.Sum(nil))
 }
 
-// valid reports whether mac is the MAC of (domain, hash, seqs).
+// valid reports whether mac is the MAC of (domain, hash, seqs), in full
+// or in the short form of a compact entry (audit_compact.go).
 func (k *auditKeys) valid(mac, domain, hash string, seqs ...uint64) bool {
+	if len(mac) == len(k.tag)+2*auditMACShort {
+		return k.validShort(mac, domain, hash, seqs...)
+	}
 	return hmac.Equal([]byte(mac), []byte(k.sum(domain, hash, seqs...)))
 }
 
@@ -235,15 +246,19 @@ func (r *auditRing) check(mac, domain, hash string, seqs ...uint64) macCheck {
 // open opens a sealed reason with the key its entry's MAC names: the v2
 // key for a v2 MAC, else whichever legacy key opens it. ok is false for a
 // legacy reason no key given opens (its master key is not given).
-func (r *auditRing) open(e store.AuditEntry) (reason string, ok bool, err error) {
+func (r *auditRing) open(e auditRec) (reason string, ok bool, err error) {
 	if r == nil || len(e.Sealed) == 0 {
 		return "", false, nil
 	}
-	if strings.HasPrefix(e.MAC, macV2) || e.MAC == "" && r.cur != nil {
+	if e.compact || strings.HasPrefix(e.MAC, macV2) || e.MAC == "" && r.cur != nil {
 		if r.cur == nil {
 			return "", false, errors.New("the sealed reason does not open with this key")
 		}
-		reason, err := r.cur.open(e.Seq, e.Sealed)
+		if e.compact {
+			reason, err = r.cur.openCompact(e.Seq, e.Sealed)
+		} else {
+			reason, err = r.cur.open(e.Seq, e.Sealed)
+		}
 		return reason, err == nil, err
 	}
 	for _, k := range r.legacy {
@@ -311,15 +326,31 @@ func (s *Store) appendAudit(tx *bolt.Tx, now time.Time, subject, action, reason 
 	}
 	e := store.AuditEntry{Seq: seq, At: now.UTC(), Subject: subject, Action: action, Prev: string(meta.Get(keyAuditHead))}
 	k := s.audit
-	if k != nil {
-		e.Sealed = k.seal(seq, reason)
-	}
-	e.Hash = auditHash(e)
-	if k != nil {
-		e.MAC = k.sum(macEntry, e.Hash, seq)
-	}
-	if err := putJSON(audit, u64(seq), e); err != nil {
-		return err
+	if header, ok := compactHeader(e, k != nil); ok && auditCompactWrites && (k == nil || k.tag == macV2) {
+		// The compact form (audit_compact.go): the same chain and MAC,
+		// the reason sealed at one fixed size. (A legacy key, which only
+		// tests still write with, writes JSON as it always did.)
+		if k != nil {
+			e.Sealed = k.sealCompact(seq, reason)
+		}
+		e.Hash = compactHash(seq, e.Prev, header, e.Sealed)
+		if k != nil {
+			e.MAC = k.shortMAC(macEntry, e.Hash, seq)
+		}
+		if err := audit.Put(u64(seq), compactValue(header, e.Hash, e.MAC, e.Sealed)); err != nil {
+			return err
+		}
+	} else {
+		if k != nil {
+			e.Sealed = k.seal(seq, reason)
+		}
+		e.Hash = auditHash(e)
+		if k != nil {
+			e.MAC = k.sum(macEntry, e.Hash, seq)
+		}
+		if err := putJSON(audit, u64(seq), e); err != nil {
+			return err
+		}
 	}
 	if err := meta.Put(keyAuditHead, []byte(e.Hash)); err != nil {
 		return err
@@ -452,10 +483,11 @@ func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.Audi
 			return bad(last+1, store.AuditUnreadable, "a key of %d bytes in the audit bucket", len(key))
 		}
 		pos := binary.BigEndian.Uint64(key)
-		var e store.AuditEntry
-		if err := json.Unmarshal(v, &e); err != nil {
+		r, err := decodeAuditAt(pos, v)
+		if err != nil {
 			return bad(pos, store.AuditUnreadable, "%v", err)
 		}
+		e := &r.AuditEntry
 		first := rep.Entries == 0
 		rep.Entries++
 		if first {
@@ -509,7 +541,15 @@ func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.Audi
 		if e.Action == store.AuditCheckpoint {
 			return bad(e.Seq, store.AuditEdited, "a checkpoint in the middle of the trail")
 		}
-		if auditHash(e) != e.Hash {
+		if r.compact {
+			// A compact entry stores no link: its hash covers the previous
+			// hash, so a changed entry, or one that follows a changed
+			// entry rehashed, no longer matches the 16 bytes it stores.
+			// With the key, the MAC of the rehashed one fails first.
+			if !r.chain(prev) {
+				return bad(e.Seq, store.AuditEdited, "its content does not match its hash (or the entry before it was changed and rehashed)")
+			}
+		} else if auditHash(*e) != e.Hash {
 			return bad(e.Seq, store.AuditEdited, "its content does not match its hash")
 		}
 		if e.Prev != prev {
@@ -620,17 +660,23 @@ func verifyAudit(tx *bolt.Tx, k *auditRing, expect *store.AuditHead) (store.Audi
 func (s *Store) Audit() ([]store.AuditEntry, error) {
 	var out []store.AuditEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
-			var e store.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
+		prev, ring := "", newAuditRing(s.audit, s.auditLegacy)
+		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("audit: a key of %d bytes", len(k))
 			}
-			r, _, err := newAuditRing(s.audit, s.auditLegacy).open(e)
+			e, err := decodeAuditAt(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return fmt.Errorf("audit entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			e.chain(prev) // compact: Prev and Hash as verify computes them
+			prev = e.Hash
+			r, _, err := ring.open(e)
 			if err != nil {
 				return fmt.Errorf("audit entry %d: %w", e.Seq, err)
 			}
 			e.Reason = r
-			out = append(out, e)
+			out = append(out, e.AuditEntry)
 			return nil
 		})
 	})
@@ -702,11 +748,18 @@ func (s *Store) compactOnce(before time.Time) (n int, more bool, err error) {
 		lastKey, _ := c.Last()
 		var drop [][]byte
 		var end store.AuditEntry
+		prev := ""
 		for k, v := c.First(); k != nil && !bytes.Equal(k, lastKey); k, v = c.Next() {
-			var e store.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
+			r, err := decodeAuditAt(binary.BigEndian.Uint64(k), v)
+			if err != nil {
 				return fmt.Errorf("audit entry %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
 			}
+			// A compact entry's hash is computed along the chain; the
+			// checkpoint carries it, and its MAC covers it, so an entry
+			// edited before compaction still fails at the checkpoint.
+			r.chain(prev)
+			e := r.AuditEntry
+			prev = e.Hash
 			if !e.At.Before(before) {
 				break
 			}

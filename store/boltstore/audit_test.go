@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,11 @@ func writeTrail(tb testing.TB, path string, key []byte, n int, start time.Time, 
 		tb.Fatal(err)
 	}
 	defer s.Close()
+	defer func() { auditCompactWrites = true }()
 	for i := range n {
+		if trailForm != nil {
+			auditCompactWrites = trailForm()
+		}
 		at := start.Add(time.Duration(i) * time.Hour)
 		k := fmt.Sprintf("k%d", rng.IntN(3))
 		if i == n/2 {
@@ -64,6 +69,10 @@ func writeTrail(tb testing.TB, path string, key []byte, n int, start time.Time, 
 	return h
 }
 
+// trailForm, when set, says before each event of writeTrail whether its
+// entry is written compact (true) or in the JSON form of older versions.
+var trailForm func() bool
+
 // compactFile compacts the file's trail with the store's own code.
 func compactFile(tb testing.TB, path string, key []byte, before time.Time) int {
 	tb.Helper()
@@ -80,11 +89,53 @@ func compactFile(tb testing.TB, path string, key []byte, before time.Time) int {
 }
 
 // Raw tampering, as someone holding the file but not the key would do it.
+// The helpers work on either stored form (JSON or compact) and keep an
+// entry in the form it has.
 
-func getEntry(tx *bolt.Tx, seq uint64) store.AuditEntry {
-	var e store.AuditEntry
-	decode(tx.Bucket(bucketAudit).Get(u64(seq)), &e)
-	return e
+// getEntry reads entry seq as stored, with the hash verify computes for
+// it (a compact entry stores only a prefix: its hash is computed along
+// the chain from the first entry, right or wrong).
+func getEntry(tx *bolt.Tx, seq uint64) auditRec {
+	prev := ""
+	c := tx.Bucket(bucketAudit).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, err := decodeAuditAt(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			panic(err)
+		}
+		r.chain(prev)
+		if r.Seq == seq || binary.BigEndian.Uint64(k) == seq {
+			return r
+		}
+		prev = r.Hash
+	}
+	panic(fmt.Sprintf("no audit entry %d", seq))
+}
+
+// putEntry stores r under seq in its form: a compact entry with the hash
+// prefix r.sum (rehash sets it) and MAC it carries.
+func putEntry(tx *bolt.Tx, seq uint64, r auditRec) error {
+	if !r.compact {
+		return putJSON(tx.Bucket(bucketAudit), u64(seq), r.AuditEntry)
+	}
+	header, ok := compactHeader(r.AuditEntry, r.MAC != "")
+	if !ok {
+		return fmt.Errorf("entry %d: the compact form cannot carry %+v", seq, r.AuditEntry)
+	}
+	return tx.Bucket(bucketAudit).Put(u64(seq), compactValue(header, hex.EncodeToString(r.sum), r.MAC, r.Sealed))
+}
+
+// rehash recomputes r's hash (and link) after prev, as an editor would.
+func rehash(r *auditRec, prev string) {
+	if !r.compact {
+		r.Prev = prev
+		r.Hash = auditHash(r.AuditEntry)
+		return
+	}
+	header, _ := compactHeader(r.AuditEntry, r.MAC != "")
+	r.header = header
+	r.chain(prev)
+	r.sum, _ = hex.DecodeString(r.Hash[:2*auditHashShort])
 }
 
 func lastSeq(tx *bolt.Tx) uint64 {
@@ -97,25 +148,34 @@ func edit(seq uint64) func(tx *bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		e := getEntry(tx, seq)
 		e.Subject = "reg_someone_else"
-		return putJSON(tx.Bucket(bucketAudit), u64(seq), e)
+		return putEntry(tx, seq, e)
 	}
 }
 
 // editRechain changes an entry, then recomputes every hash from it to the
 // end and the head, keeping the MACs it cannot compute.
 func editRechain(seq uint64) func(tx *bolt.Tx) error {
+	return rechain(seq, func(e *auditRec) {
+		if e.Seq == seq {
+			e.Subject = "reg_someone_else"
+		}
+	})
+}
+
+// rechain applies change to entry seq and every later one, then recomputes
+// every hash from seq to the end and the head.
+func rechain(seq uint64, change func(e *auditRec)) func(tx *bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		e := getEntry(tx, seq)
-		e.Subject = "reg_someone_else"
 		prev := e.Prev
 		for s := seq; s <= lastSeq(tx); s++ {
 			if s != seq {
 				e = getEntry(tx, s)
 			}
-			e.Prev = prev
-			e.Hash = auditHash(e)
+			change(&e)
+			rehash(&e, prev)
 			prev = e.Hash
-			if err := putJSON(tx.Bucket(bucketAudit), u64(s), e); err != nil {
+			if err := putEntry(tx, s, e); err != nil {
 				return err
 			}
 		}
@@ -159,14 +219,18 @@ func truncate(n int) func(tx *bolt.Tx) error {
 	}
 }
 
-// stripMACs removes every MAC, the head's included.
+// stripMACs removes every MAC, the head's included. A compact entry's
+// keyed flag is under its hash, so there the whole trail is re-chained
+// without MACs and sealed reasons: what only the key can then tell.
 func stripMACs(tx *bolt.Tx) error {
-	for s := uint64(1); s <= lastSeq(tx); s++ {
-		e := getEntry(tx, s)
+	first, _ := tx.Bucket(bucketAudit).Cursor().First()
+	if err := rechain(binary.BigEndian.Uint64(first), func(e *auditRec) {
 		e.MAC = ""
-		if err := putJSON(tx.Bucket(bucketAudit), u64(s), e); err != nil {
-			return err
+		if e.compact {
+			e.Sealed = nil
 		}
+	})(tx); err != nil {
+		return err
 	}
 	meta := tx.Bucket(bucketMeta)
 	return meta.Put(keyAuditHeadMAC, append([]byte(nil), meta.Get(keyAuditHeadMAC)[:16]...))
@@ -245,9 +309,18 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 		{name: "edited and rehashed, not re-chained", tamper: raw(func(tx *bolt.Tx) error {
 			e := getEntry(tx, 5)
 			e.Subject = "reg_someone_else"
-			e.Hash = auditHash(e)
-			return putJSON(tx.Bucket(bucketAudit), u64(5), e)
-		}), seq: 5, problem: store.AuditEdited},
+			rehash(&e, e.Prev)
+			return putEntry(tx, 5, e)
+		}), key: testAuditKey, seq: 5, problem: store.AuditEdited},
+		// Without the key, a compact entry edited and rehashed shows at
+		// the next one, which stores no link to tell which of the two
+		// changed (a JSON entry's stored link names the one before).
+		{name: "edited and rehashed, not re-chained, no key", tamper: raw(func(tx *bolt.Tx) error {
+			e := getEntry(tx, 5)
+			e.Subject = "reg_someone_else"
+			rehash(&e, e.Prev)
+			return putEntry(tx, 5, e)
+		}), seq: 6, problem: store.AuditEdited},
 		{name: "edited and re-chained", tamper: raw(editRechain(5)), key: testAuditKey, seq: 5, problem: store.AuditEdited},
 		{name: "edited and re-chained, no key (limit)", tamper: raw(editRechain(5))},
 		{name: "edited and re-chained, no key, expected head", tamper: raw(editRechain(5)), expect: true, seq: n, problem: store.AuditEdited},
@@ -315,12 +388,13 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 }
 
 // TestAuditVerifyProperty: for generated histories (events, escalations,
-// gaps, compactions at random cutoffs, with and without a key), the trail
-// verifies; after one random tamper — an edit, a deletion, a swap of two
-// neighbours, or the end cut off with the head moved back — it fails
-// naming the tampered seq.
+// gaps, compactions at random cutoffs, with and without a key; entries
+// compact, JSON as older versions wrote them, JSON then compact, or mixed
+// at random), the trail verifies; after one random tamper — an edit, a
+// deletion, a swap of two neighbours, or the end cut off with the head
+// moved back — it fails naming the tampered seq.
 func TestAuditVerifyProperty(t *testing.T) {
-	runs := 40
+	runs := 80
 	if testing.Short() {
 		runs = 10
 	}
@@ -331,6 +405,23 @@ func TestAuditVerifyProperty(t *testing.T) {
 			if rng.IntN(4) > 0 {
 				key = testAuditKey
 			}
+			// The entries' forms: compact, JSON (a file of an older
+			// version), JSON then compact (an upgrade), or mixed at random.
+			forms := rng.IntN(4)
+			written := 0
+			trailForm = func() bool {
+				written++
+				switch forms {
+				case 1:
+					return false
+				case 2:
+					return written > 3
+				case 3:
+					return rng.IntN(2) == 0
+				}
+				return true
+			}
+			defer func() { trailForm = nil }()
 			path := filepath.Join(t.TempDir(), "checkinbot.db")
 			n := 3 + rng.IntN(40)
 			head := writeTrail(t, path, key, n, t0, rng)
@@ -345,7 +436,7 @@ func TestAuditVerifyProperty(t *testing.T) {
 				head = writeTrail(t, path, key, more, t0.Add(time.Duration(n)*time.Hour), rng)
 			}
 			if _, err := VerifyAuditFile(path, Options{AuditKey: key}, &head); err != nil {
-				t.Fatalf("untouched trail (%d entries, key %v): %v", head.Seq, key != nil, err)
+				t.Fatalf("untouched trail (%d entries, key %v, forms %d): %v", head.Seq, key != nil, forms, err)
 			}
 			last := head.Seq
 			if first > last {
@@ -382,7 +473,7 @@ func TestAuditVerifyProperty(t *testing.T) {
 			_, err := VerifyAuditFile(path, Options{AuditKey: key}, expect)
 			var ae *store.AuditError
 			if !errors.As(err, &ae) || ae.Seq != target || ae.Problem != problem {
-				t.Fatalf("after %s of entry %d (of %d, first %d, key %v): verify = %v", problem, target, last, first, key != nil, err)
+				t.Fatalf("after %s of entry %d (of %d, first %d, key %v, forms %d): verify = %v", problem, target, last, first, key != nil, forms, err)
 			}
 		})
 	}
@@ -544,36 +635,53 @@ func BenchmarkProcessAudit64(b *testing.B) {
 	}
 }
 
-// BenchmarkAuditEntryCPU is the CPU an entry costs without fsync: the
-// neutral entry's hash and JSON alone (no-key), and with the sealed,
-// padded reason and the entry and head MACs (key).
+// BenchmarkAuditEntryCPU is the CPU an entry costs without fsync, in the
+// JSON form of older versions and the compact form, same run: the neutral
+// entry's hash and encoding alone (no-key), and with the sealed reason
+// (padded, or squeezed to its fixed size) and the entry and head MACs
+// (key). The reason is a check-in's with a duress escalation.
 func BenchmarkAuditEntryCPU(b *testing.B) {
 	k, err := newAuditKeys(testAuditKey)
 	if err != nil {
 		b.Fatal(err)
 	}
 	reason := processReason([]string{"checkin"}, []store.Event{{Type: escalation.TypeDuressTriggered, ID: "evt_6fhyd3ilsr6fvgtbvdat5acpii", CaseID: "case_000001"}})
-	for _, keyed := range []bool{false, true} {
-		name := "no-key"
-		if keyed {
-			name = "key"
-		}
-		b.Run(name, func(b *testing.B) {
-			for i := range b.N {
-				e := store.AuditEntry{Seq: uint64(i), At: t0, Subject: "reg_4df5a369cd6a6ed04909", Action: store.AuditRegistrantUpdated,
-					Prev: "f473976078945042fa59078f53dd00d2cd9e82650bc6cc40d06f3bbee5aa532a"}
-				if keyed {
-					e.Sealed = k.seal(e.Seq, reason)
-				}
-				e.Hash = auditHash(e)
-				if keyed {
-					e.MAC = k.sum(macEntry, e.Hash, e.Seq)
-					_ = k.sum(macHead, e.Hash, e.Seq, 1)
-				}
-				if _, err := json.Marshal(e); err != nil {
-					b.Fatal(err)
-				}
+	prev := "f473976078945042fa59078f53dd00d2cd9e82650bc6cc40d06f3bbee5aa532a"
+	for _, form := range []string{"json", "compact"} {
+		for _, keyed := range []bool{false, true} {
+			name := form + "/no-key"
+			if keyed {
+				name = form + "/key"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				for i := range b.N {
+					e := store.AuditEntry{Seq: uint64(i), At: t0, Subject: "reg_4df5a369cd6a6ed04909", Action: store.AuditRegistrantUpdated, Prev: prev}
+					if form == "compact" {
+						header, _ := compactHeader(e, keyed)
+						if keyed {
+							e.Sealed = k.sealCompact(e.Seq, reason)
+						}
+						e.Hash = compactHash(e.Seq, prev, header, e.Sealed)
+						if keyed {
+							e.MAC = k.shortMAC(macEntry, e.Hash, e.Seq)
+							_ = k.sum(macHead, e.Hash, e.Seq, 1)
+						}
+						_ = compactValue(header, e.Hash, e.MAC, e.Sealed)
+						continue
+					}
+					if keyed {
+						e.Sealed = k.seal(e.Seq, reason)
+					}
+					e.Hash = auditHash(e)
+					if keyed {
+						e.MAC = k.sum(macEntry, e.Hash, e.Seq)
+						_ = k.sum(macHead, e.Hash, e.Seq, 1)
+					}
+					if _, err := json.Marshal(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

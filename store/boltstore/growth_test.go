@@ -256,7 +256,9 @@ func TestAppendBucketsFillPages(t *testing.T) {
 //
 //	CHECKIN_GROWTH=10000,100000 go test ./store/boltstore -run '^TestGrowth$' -v -timeout 60m
 //
-// CHECKIN_GROWTH_DEFAULT=1 also runs each size at bbolt's default split.
+// CHECKIN_GROWTH_DEFAULT=1 also runs each size at bbolt's default split;
+// CHECKIN_GROWTH_JSON=1 also runs it with audit entries in the JSON form
+// of older versions (before the compact form), in the same binary.
 func TestGrowth(t *testing.T) {
 	sizes := os.Getenv("CHECKIN_GROWTH")
 	if sizes == "" {
@@ -274,17 +276,28 @@ func TestGrowth(t *testing.T) {
 		if err != nil || n <= 0 {
 			t.Fatalf("CHECKIN_GROWTH: %q is not a positive number of registrants", f)
 		}
-		fills := []float64{appendFill}
-		if os.Getenv("CHECKIN_GROWTH_DEFAULT") != "" {
-			fills = []float64{bolt.DefaultFillPercent, appendFill}
+		type variant struct {
+			fill    float64
+			compact bool
 		}
-		for _, fill := range fills {
-			appendFillPercent = fill
+		variants := []variant{{appendFill, true}}
+		if os.Getenv("CHECKIN_GROWTH_DEFAULT") != "" {
+			variants = append([]variant{{bolt.DefaultFillPercent, true}}, variants...)
+		}
+		if os.Getenv("CHECKIN_GROWTH_JSON") != "" {
+			variants = append([]variant{{appendFill, false}}, variants...)
+		}
+		for _, v := range variants {
+			appendFillPercent, auditCompactWrites = v.fill, v.compact
 			began := time.Now()
 			r := simulateGrowth(t, t.TempDir(), n, days, escalateEvery)
-			appendFillPercent = appendFill
-			t.Logf("n=%d days=%d append-fill=%.2f: %d events in %v; file %d B = %.0f B/registrant (%.0f B up to the high-water mark); Open %v; heap at rest %.2f MB (process %.1f MB)",
-				n, days, fill, r.events, time.Since(began).Round(time.Second), r.file, float64(r.file)/float64(n), float64(r.used)/float64(n), r.open.Round(time.Millisecond), float64(r.heap)/1e6, float64(r.heapAll)/1e6)
+			appendFillPercent, auditCompactWrites = appendFill, true
+			form := "compact"
+			if !v.compact {
+				form = "json"
+			}
+			t.Logf("n=%d days=%d append-fill=%.2f audit=%s: %d events in %v; file %d B = %.0f B/registrant (%.0f B up to the high-water mark); Open %v; heap at rest %.2f MB (process %.1f MB)",
+				n, days, v.fill, form, r.events, time.Since(began).Round(time.Second), r.file, float64(r.file)/float64(n), float64(r.used)/float64(n), r.open.Round(time.Millisecond), float64(r.heap)/1e6, float64(r.heapAll)/1e6)
 			for _, b := range r.buckets {
 				if b.pages == 0 {
 					continue

@@ -96,7 +96,10 @@ func (s *Store) router() store.Router {
 
 // indexRegistrant keeps the registrant index and the roll-call memberships
 // exact for one event, inside Process's transaction.
-func (s *Store) indexRegistrant(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Result, events []store.Event, now time.Time) error {
+// pre, when not nil, is the new row sealed ahead of the commit from the
+// same old entry (prepare.go): it is written as it is.
+func (s *Store) indexRegistrant(tx *bolt.Tx, key string, prev dialogs.State, res dialogs.Result, events []store.Event, now time.Time,
+	pre *preparedRow) error {
 	idx, err := tx.CreateBucketIfNotExists(bucketRegIndex)
 	if err != nil {
 		return err
@@ -119,7 +122,18 @@ func (s *Store) indexRegistrant(tx *bolt.Tx, key string, prev dialogs.State, res
 	if since.IsZero() {
 		since = now.UTC()
 	}
-	if !res.Erase {
+	switch {
+	case res.Erase:
+	case pre != nil:
+		if pre.k != nil {
+			if err := idx.Put(pre.k, pre.v); err != nil {
+				return err
+			}
+			if err := users.Put([]byte(key), pre.k); err != nil {
+				return err
+			}
+		}
+	default:
 		if err := putIndex(idx, users, s.router(), key, res.State, since); err != nil {
 			return err
 		}
@@ -129,9 +143,22 @@ func (s *Store) indexRegistrant(tx *bolt.Tx, key string, prev dialogs.State, res
 
 // putIndex files st (if it is listed at all) under its embassy and status.
 func putIndex(idx, users *bolt.Bucket, route store.Router, key string, st dialogs.State, since time.Time) error {
-	row, embassy, ok := rowOf(key, st, route)
+	k, row, ok := indexEntry(route, key, st, since)
 	if !ok {
 		return nil
+	}
+	if err := putSealed(idx.Tx(), bucketRegIndex, k, row); err != nil {
+		return err
+	}
+	return users.Put([]byte(key), k)
+}
+
+// indexEntry is st's index key and row (not ok: it is not listed), with
+// since its overdue-since when overdue.
+func indexEntry(route store.Router, key string, st dialogs.State, since time.Time) ([]byte, store.RegistrantRow, bool) {
+	row, embassy, ok := rowOf(key, st, route)
+	if !ok {
+		return nil, row, false
 	}
 	k := append([]byte(embassy), 0, statusByte[row.Status])
 	if row.Status == store.StatusOverdue {
@@ -142,11 +169,7 @@ func putIndex(idx, users *bolt.Bucket, route store.Router, key string, st dialog
 		row.OverdueSince = &s
 		k = append(k, u64(uint64(s.UnixNano()))...)
 	}
-	k = append(k, key...)
-	if err := putSealed(idx.Tx(), bucketRegIndex, k, row); err != nil {
-		return err
-	}
-	return users.Put([]byte(key), k)
+	return append(k, key...), row, true
 }
 
 // overdueSince reads the overdue-since time of an index key whose user key

@@ -202,6 +202,17 @@ func pseudo(key string) string {
 // sealValue seals plain for the record k of bucket name under owner's key
 // ("" the service key).
 func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byte, min int) ([]byte, error) {
+	key, err := c.dataKey(tx, owner, true)
+	if err != nil {
+		return nil, err
+	}
+	return sealWith(key, name, k, owner, plain, min), nil
+}
+
+// sealWith is sealValue with owner's data key in hand: what a write
+// prepared outside the commit (prepare.go) seals with, byte for byte the
+// format sealValue stores.
+func sealWith(key *seal.Key, name, k []byte, owner string, plain []byte, min int) []byte {
 	class := byte(classRegistrant)
 	var head []byte
 	switch {
@@ -212,17 +223,13 @@ func (c *codec) sealValue(tx *bolt.Tx, name, k []byte, owner string, plain []byt
 		head = binary.AppendUvarint(nil, uint64(len(owner)))
 		head = append(head, owner...)
 	}
-	key, err := c.dataKey(tx, owner, true)
-	if err != nil {
-		return nil, err
-	}
 	var s []byte
 	if min < 0 {
 		s = key.SealFixed(plain, valueAD(name, k, class))
 	} else {
 		s = key.SealAtLeast(plain, valueAD(name, k, class), min)
 	}
-	return append(append([]byte{class}, head...), s...), nil
+	return append(append([]byte{class}, head...), s...)
 }
 
 // storedOwner is whose key seals the stored value v of record k in bucket
@@ -281,11 +288,21 @@ func putSealed(tx *bolt.Tx, name, k []byte, v any) error {
 // putSealedAs is putSealed with the owner given: "" seals a registrant's
 // record under the service key (what must outlive their erasure).
 func putSealedAs(tx *bolt.Tx, name, k []byte, v any, owner string) error {
-	enc, err := json.Marshal(v)
+	enc, min, err := encodeValue(v)
 	if err != nil {
 		return err
 	}
-	return putPadded(tx, name, k, enc, owner, reservedSize(v, len(enc)))
+	return putPadded(tx, name, k, enc, owner, min)
+}
+
+// encodeValue is v's JSON and the size it is padded to at least
+// (reservedSize): what putSealedAs seals, and prepare.go ahead of the commit.
+func encodeValue(v any) ([]byte, int, error) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, 0, err
+	}
+	return enc, reservedSize(v, len(enc)), nil
 }
 
 // duressReserve is room every registrant record is stored with for the
@@ -433,6 +450,25 @@ func putEvent(tx *bolt.Tx, seq uint64, owner string, ev store.Event) error {
 	payload = binary.AppendUvarint(payload, uint64(len(meta)))
 	payload = append(append(payload, meta...), inner...)
 	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev, len(enc)))
+}
+
+// retireEvent rewrites the outer layer of the stored outbox value v under
+// k to name shreddedOwner, keeping its index fields and its body (sealed
+// under a key being destroyed) as they are.
+func retireEvent(tx *bolt.Tx, k, v []byte) error {
+	c := codecOf(tx)
+	if c == nil {
+		return nil
+	}
+	_, meta, inner, err := outerOf(c, tx, k, v)
+	if err != nil {
+		return err
+	}
+	payload := binary.AppendUvarint(nil, uint64(len(shreddedOwner)))
+	payload = append(payload, shreddedOwner...)
+	payload = binary.AppendUvarint(payload, uint64(len(meta)))
+	payload = append(append(payload, meta...), inner...)
+	return putPadded(tx, bucketOutbox, k, payload, "", len(payload))
 }
 
 // eventOf opens the stored outbox value v under k: the event's JSON and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkinbot/checkinbot/dialogs"
@@ -38,47 +39,134 @@ func userSeqKey(key string, seq uint64) []byte { return append(userPrefix(key), 
 
 // writeSends queues a result's replies and clean-up; it runs inside
 // Process's transaction. It returns the items written and how many purge
-// rows are due at once.
-func writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result, now time.Time) ([]store.SendItem, int, error) {
+// rows are due at once. pre, when not nil, holds the rows numbered and
+// sealed ahead of the commit (prepare.go), written as they are.
+func (s *Store) writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dialogs.Result, now time.Time, pre *preparedSends) ([]store.SendItem, int, error) {
 	if to == nil {
 		return nil, 0, nil
 	}
-	addr := to.Address
-	if addr == "" {
-		addr = res.State.Address
-	}
+	addr := sendAddress(to, res)
 	purges := 0
-	if res.DeleteInbound && to.DeleteID != "" {
+	if purgesInbound(to, res) {
 		pb := tx.Bucket(bucketPurge)
-		seq, err := pb.NextSequence()
-		if err != nil {
-			return nil, 0, err
+		seq, v := uint64(0), []byte(nil)
+		if pre != nil {
+			seq, v = pre.purge, pre.purgeV
+		} else {
+			seq = s.purgeSeq.next(pb)
+			var err error
+			if v, err = sealedValue(tx, bucketPurge, userSeqKey(key, seq), purgeRow(key, to, addr, now)); err != nil {
+				return nil, 0, err
+			}
 		}
-		row := store.PurgeRow{UserKey: key, Channel: to.Channel, Address: addr, MsgID: to.DeleteID, Due: now.UTC(),
-			Deadline: to.DeleteBy.UTC(), Inbound: true}
-		if err := putSealed(tx, bucketPurge, userSeqKey(key, seq), row); err != nil {
+		if err := s.purgeSeq.put(pb, userSeqKey(key, seq), seq, v); err != nil {
 			return nil, 0, err
 		}
 		purges++
 	}
-	if len(res.Replies) == 0 && !res.PurgeSensitive {
-		return nil, purges, nil
-	}
-	if addr == "" {
-		// Nowhere to send (an erased registrant of a timer): nothing to queue.
+	if !queuesReply(addr, res) {
 		return nil, purges, nil
 	}
 	q := tx.Bucket(bucketSendq)
-	seq, err := q.NextSequence()
+	if pre != nil {
+		if err := s.sendSeq.put(q, userSeqKey(key, pre.item.Seq), pre.item.Seq, pre.itemV); err != nil {
+			return nil, 0, err
+		}
+		return []store.SendItem{pre.item}, purges, nil
+	}
+	it := sendItem(key, s.sendSeq.next(q), to, addr, res, now)
+	k := userSeqKey(key, it.Seq)
+	v, err := sealedValue(tx, bucketSendq, k, it)
 	if err != nil {
 		return nil, 0, err
 	}
-	it := store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
-		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
-	if err := putSealed(tx, bucketSendq, userSeqKey(key, seq), it); err != nil {
+	if err := s.sendSeq.put(q, k, it.Seq, v); err != nil {
 		return nil, 0, err
 	}
 	return []store.SendItem{it}, purges, nil
+}
+
+// sealedValue is v as putSealed would store it under k in bucket name.
+func sealedValue(tx *bolt.Tx, name, k []byte, v any) ([]byte, error) {
+	enc, min, err := encodeValue(v)
+	if err != nil {
+		return nil, err
+	}
+	c := codecOf(tx)
+	if c == nil {
+		return enc, nil
+	}
+	return c.sealValue(tx, name, k, ownerOf(name, k), enc, min)
+}
+
+// sendAddress is where a result's replies go: the envelope's address, or
+// the registrant's own for a timer.
+func sendAddress(to *store.Envelope, res dialogs.Result) string {
+	if to.Address != "" {
+		return to.Address
+	}
+	return res.State.Address
+}
+
+// purgesInbound reports whether a result puts the citizen's message on
+// the purge list.
+func purgesInbound(to *store.Envelope, res dialogs.Result) bool {
+	return res.DeleteInbound && to.DeleteID != ""
+}
+
+// purgeRow is the purge-list row of the citizen's message.
+func purgeRow(key string, to *store.Envelope, addr string, now time.Time) store.PurgeRow {
+	return store.PurgeRow{UserKey: key, Channel: to.Channel, Address: addr, MsgID: to.DeleteID, Due: now.UTC(),
+		Deadline: to.DeleteBy.UTC(), Inbound: true}
+}
+
+// queuesReply reports whether a result puts a row in the send queue.
+// Without an address (an erased registrant of a timer) there is nowhere
+// to send, and nothing is queued.
+func queuesReply(addr string, res dialogs.Result) bool {
+	return (len(res.Replies) > 0 || res.PurgeSensitive) && addr != ""
+}
+
+// sendItem is the send-queue row of a result.
+func sendItem(key string, seq uint64, to *store.Envelope, addr string, res dialogs.Result, now time.Time) store.SendItem {
+	return store.SendItem{Seq: seq, UserKey: key, Channel: to.Channel, Address: addr, Created: now.UTC(), Replies: res.Replies,
+		PurgeSensitive: res.PurgeSensitive, Prompt: res.Prompt, Urgent: res.Urgent, Scheduled: to.Scheduled}
+}
+
+// rowSeq hands out the sequence numbers of the send queue's or the purge
+// list's rows, whose keys hold them. Numbers come from a counter in
+// memory, started once from the bucket's stored sequence (read in
+// whatever transaction first needs a number), so a write prepared outside
+// the commit can seal its rows — the key is part of what a sealed value
+// is bound to — before the commit. The commit stores the highest number it
+// writes as the bucket's sequence (put), so a restart never hands out a
+// number again; numbers of writes that were not committed are skipped. A
+// citizen's rows keep their order: their events are written one after
+// another, and a prepared write whose record changed meanwhile is
+// numbered again (prepare.go).
+type rowSeq struct {
+	once sync.Once
+	n    atomic.Uint64
+}
+
+// start starts the counter from b's sequence, once.
+func (r *rowSeq) start(b *bolt.Bucket) { r.once.Do(func() { r.n.Store(b.Sequence()) }) }
+
+// next hands out the next number.
+func (r *rowSeq) next(b *bolt.Bucket) uint64 {
+	r.start(b)
+	return r.n.Add(1)
+}
+
+// put writes v under k, the row numbered seq, and keeps b's sequence at
+// the highest number written.
+func (r *rowSeq) put(b *bolt.Bucket, k []byte, seq uint64, v []byte) error {
+	if seq > b.Sequence() {
+		if err := b.SetSequence(seq); err != nil {
+			return err
+		}
+	}
+	return b.Put(k, v)
 }
 
 // PendingSends returns the unsent items of one citizen, or of everyone when
@@ -136,12 +224,14 @@ func (s *Store) AckSends(acks []store.SendAck) error {
 				return err
 			}
 			for _, row := range a.Remember {
-				seq, err := pb.NextSequence()
+				seq := s.purgeSeq.next(pb)
+				row.UserKey = a.UserKey
+				k := userSeqKey(a.UserKey, seq)
+				v, err := sealedValue(tx, bucketPurge, k, row)
 				if err != nil {
 					return err
 				}
-				row.UserKey = a.UserKey
-				if err := putSealed(tx, bucketPurge, userSeqKey(a.UserKey, seq), row); err != nil {
+				if err := s.purgeSeq.put(pb, k, seq, v); err != nil {
 					return err
 				}
 			}

@@ -67,6 +67,17 @@ type Store struct {
 	// route files registrants under their embassy (IndexWith).
 	route atomic.Pointer[store.Router]
 
+	// allInCommit turns off preparing writes outside the commit
+	// (SetPrepare); prep counts how prepared writes ended; afterPrepare,
+	// set by tests only, runs between a prepare and its commit.
+	allInCommit  atomic.Bool
+	prep         prepareStats
+	afterPrepare func(key string)
+
+	// sendSeq and purgeSeq number the send queue's and the purge list's
+	// rows (rowSeq, sendq.go).
+	sendSeq, purgeSeq rowSeq
+
 	audit       *auditKeys   // the v2 audit keys (service key or Options.AuditKey); nil without a key (audit.go)
 	auditLegacy []*auditKeys // the master keys' pre-v2 audit keys: legacy MACs and reasons
 }
@@ -189,13 +200,28 @@ func (s *Store) Process(key, inboundID string, now time.Time, h store.Handler) (
 // the state change, so a reply is exactly as durable as what it confirms.
 // A handler that panics, or a registrant record that cannot be read, fails
 // with ErrBadEvent; any other error means the store cannot write now.
+//
+// The work that needs no shared state — reading and opening the record,
+// the handler, encoding and sealing the new record and its index row —
+// is done first, in the caller's goroutine, from a read transaction
+// (prepare.go); the group commit then only checks that what was read is
+// still what is stored and applies it. When it is not (another write
+// touched the record meanwhile), or for a record not yet written, the
+// whole event runs inside the commit as before: the handler may run
+// twice.
 func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Envelope, h store.Handler) (store.Outcome, error) {
 	if err := s.writeFault(); err != nil {
 		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
 	var out store.Outcome
-	err := s.update(processIn(s, key, inboundID, now, to, h, &out))
-	if err != nil {
+	write := processIn(s, key, inboundID, now, to, h, &out)
+	if p := s.prepare(key, inboundID, now, to, h); p != nil {
+		write = s.applyPrepared(p, key, inboundID, now, to, h, &out)
+		if s.afterPrepare != nil {
+			s.afterPrepare(key)
+		}
+	}
+	if err := s.update(write); err != nil {
 		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
 	return out, nil
@@ -203,7 +229,8 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 
 // processIn is the write of one event (ProcessSend) as a function of a
 // transaction, so another write can run it inside its own (ResolveCase):
-// it fills *out.
+// it fills *out. Everything happens inside the transaction: it is also
+// what a prepared write falls back to (prepare.go).
 func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelope, h store.Handler, out *store.Outcome) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) (err error) {
 		defer func() {
@@ -216,74 +243,88 @@ func processIn(s *Store, key, inboundID string, now time.Time, to *store.Envelop
 			out.Duplicate = true
 			return nil
 		}
-		regs := tx.Bucket(bucketRegistrants)
 		var prev dialogs.State
-		raw := regs.Get([]byte(key))
+		raw := tx.Bucket(bucketRegistrants).Get([]byte(key))
 		if raw != nil {
 			if err := getSealed(tx, bucketRegistrants, []byte(key), raw, &prev); err != nil {
 				return fmt.Errorf("%w: registrant record is corrupt: %w", store.ErrBadEvent, err)
 			}
 		}
-		res := h(prev, raw != nil)
-		st := &res.State
-		events, err := writeEscalations(tx, key, st, res.Escalations, now)
-		if err != nil {
-			return err
-		}
-		if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
-			return err
-		}
-		due := appendBucket(tx, bucketDue)
-		if at := prev.DueAt(); !at.IsZero() {
-			if err := due.Delete(dueKey(at, key)); err != nil {
-				return err
-			}
-		}
-		if res.Erase {
-			if err := regs.Delete([]byte(key)); err != nil {
-				return err
-			}
-		} else {
-			if at := st.DueAt(); !at.IsZero() {
-				if err := due.Put(dueKey(at, key), nil); err != nil {
-					return err
-				}
-			}
-			if err := putSealed(tx, bucketRegistrants, []byte(key), st); err != nil {
-				return err
-			}
-		}
-		if inboundID != "" {
-			if err := tx.Bucket(bucketInbound).Put([]byte(inboundID), u64(uint64(now.Unix()))); err != nil {
-				return err
-			}
-		}
-		if len(res.Audit) > 0 { // never for escalations alone: a duress one would stand out (audit.go)
-			if err := s.appendAudit(tx, now, dialogs.Pseudonym(key), store.AuditRegistrantUpdated, processReason(res.Audit, events)); err != nil {
-				return err
-			}
-		}
-		if err := s.indexRegistrant(tx, key, prev, res, events, now); err != nil {
-			return err
-		}
-		if err := countRegistrant(tx, prev, raw != nil, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
-			return err
-		}
-		sends, purges, err := writeSends(tx, key, to, res, now)
-		if err != nil {
-			return err
-		}
-		if err := rememberRollCallPrompt(tx, key, res, sends); err != nil { // rollcall_counts.go
-			return err
-		}
-		if res.Erase {
-			if err := eraseKeys(tx, key, prev.OpenCase, sends); err != nil { // crypto-shredding (erase.go)
-				return err
-			}
-		}
-		out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
-		return nil
+		return s.applyIn(tx, key, inboundID, now, to, prev, raw != nil, h(prev, raw != nil), nil, out)
 	}
+}
+
+// applyIn writes the effects of one handled event — res, from prev (had:
+// a record existed) — inside tx: escalations, the record, due entry,
+// inbound id, audit entry, index row, counters, send queue, roll-call
+// marks, erasure. pre, when not nil, holds the record and index row
+// sealed ahead of the commit (prepare.go); they are used as they are
+// unless an escalation changed the state they were sealed from.
+func (s *Store) applyIn(tx *bolt.Tx, key, inboundID string, now time.Time, to *store.Envelope, prev dialogs.State, had bool,
+	res dialogs.Result, pre *prepared, out *store.Outcome) error {
+	regs := tx.Bucket(bucketRegistrants)
+	st := &res.State
+	events, err := writeEscalations(tx, key, st, res.Escalations, now)
+	if err != nil {
+		return err
+	}
+	if err := writeIdentityLink(tx, key, prev, res); err != nil { // identity.go
+		return err
+	}
+	due := appendBucket(tx, bucketDue)
+	if at := prev.DueAt(); !at.IsZero() {
+		if err := due.Delete(dueKey(at, key)); err != nil {
+			return err
+		}
+	}
+	if res.Erase {
+		if err := regs.Delete([]byte(key)); err != nil {
+			return err
+		}
+	} else {
+		if at := st.DueAt(); !at.IsZero() {
+			if err := due.Put(dueKey(at, key), nil); err != nil {
+				return err
+			}
+		}
+		if v := pre.recordFor(st); v != nil {
+			if err := regs.Put([]byte(key), v); err != nil {
+				return err
+			}
+		} else if err := putSealed(tx, bucketRegistrants, []byte(key), st); err != nil {
+			return err
+		}
+	}
+	if inboundID != "" {
+		if err := tx.Bucket(bucketInbound).Put([]byte(inboundID), u64(uint64(now.Unix()))); err != nil {
+			return err
+		}
+	}
+	if len(res.Audit) > 0 { // never for escalations alone: a duress one would stand out (audit.go)
+		if err := s.appendAudit(tx, now, dialogs.Pseudonym(key), store.AuditRegistrantUpdated, processReason(res.Audit, events)); err != nil {
+			return err
+		}
+	}
+	if err := s.indexRegistrant(tx, key, prev, res, events, now, pre.rowFor(st)); err != nil {
+		return err
+	}
+	if err := countRegistrant(tx, prev, had, res.State, res.Erase); err != nil { // the /metrics counters (stats.go)
+		return err
+	}
+	sends, purges, err := s.writeSends(tx, key, to, res, now, pre.sendsFor())
+	if err != nil {
+		return err
+	}
+	if err := rememberRollCallPrompt(tx, key, res, sends); err != nil { // rollcall_counts.go
+		return err
+	}
+	if res.Erase {
+		if err := eraseKeys(tx, key, prev.OpenCase, sends); err != nil { // crypto-shredding (erase.go)
+			return err
+		}
+	}
+	out.Result, out.Events, out.Sends, out.Purges = res, events, sends, purges
+	return nil
 }
 
 // writeEscalations assigns cases and ids and appends the events to the
