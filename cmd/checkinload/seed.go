@@ -78,7 +78,7 @@ func loadMeta(dir string, n int) (m seedMeta, found bool, err error) {
 	switch {
 	case m.Version != metaVersion:
 		return seedMeta{}, false, fmt.Errorf("%s: seed format %d, this tool reads %d: seed again in a new -dir", path, m.Version, metaVersion)
-	case !m.Written:
+	case !m.Written && !m.Complete: // complete implies written (seeds from before "written")
 		return seedMeta{}, false, fmt.Errorf("%s: the seed in this directory did not finish: remove the directory and seed again", path)
 	case m.N != n:
 		return seedMeta{}, false, fmt.Errorf("%s: this directory holds a seed of %d registrants, not -n %d: use another -dir", path, m.N, n)
