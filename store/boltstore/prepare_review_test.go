@@ -1,0 +1,196 @@
+package boltstore_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
+	"github.com/checkinbot/checkinbot/store"
+	"github.com/checkinbot/checkinbot/store/boltstore"
+	"github.com/checkinbot/checkinbot/store/seal"
+)
+
+// TestPreparedWriteSeesOtherWriters extends TestPreparedWriteSeesConflicts
+// to the writers that run outside the citizen's turn and do NOT rewrite
+// the registrant's record, so `current` lets the prepared bytes through:
+// a master-key rotation (re-wraps the data key the record was sealed
+// under), an officer's ack, note or resolution of the open case without
+// the engine's step (what ResolveCase falls back to), the acknowledgement
+// of the citizen's earlier replies (purge rows numbered from the same
+// counter, made due), settled purges, a roll call listing the citizen,
+// and retention pruning. Each runs between the event's prepare and its
+// commit; the store must end exactly as one where it committed first and
+// the event ran wholly inside the commit — for a plain check-in, a duress
+// one and an SOS, on an encrypted file and a clear one.
+func TestPreparedWriteSeesOtherWriters(t *testing.T) {
+	eng := prepEngine(t)
+	embassy := eng.Directory.EmbassyFor("MY", "KH")
+	old, next := testKeyring(t, 5), testKeyring(t, 6)
+	change := func(a escalation.CaseAction) func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+		return func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			st, _, err := s.Registrant(key)
+			if err != nil || st.OpenCase == "" {
+				t.Fatalf("no open case (%v)", err)
+			}
+			ch := store.CaseChange{Embassy: embassy, CaseID: st.OpenCase, Action: a, By: "officer", Text: "called"}
+			if a == escalation.ActionResolve {
+				ch.Outcome = escalation.OutcomeSafe
+			}
+			if _, err := s.ChangeCase(ch, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	conflicts := []struct {
+		name   string
+		sealed bool // only on an encrypted file
+		run    func(t *testing.T, s *boltstore.Store, key string, now time.Time)
+	}{
+		{"master key rotated", true, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
+			if n, err := s.RotateMasterKey(); err != nil || n == 0 {
+				t.Fatalf("rotation re-wrapped %d keys (%v)", n, err)
+			}
+		}},
+		{"case acknowledged", false, change(escalation.ActionAck)},
+		{"case noted", false, change(escalation.ActionNote)},
+		{"case resolved without the engine's step", false, change(escalation.ActionResolve)},
+		{"earlier replies acknowledged", false, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			items, err := s.PendingSends(key)
+			if err != nil || len(items) == 0 {
+				t.Fatalf("no pending row to acknowledge (%v)", err)
+			}
+			var acks []store.SendAck
+			for i, it := range items {
+				acks = append(acks, store.SendAck{Seq: it.Seq, UserKey: key, Accepted: true, Purge: true, PurgeAt: now,
+					Remember: []store.PurgeRow{{Channel: "telegram", Address: it.Address, MsgID: fmt.Sprintf("sent-%d", i),
+						Due: now.Add(time.Hour), Deadline: now.Add(47 * time.Hour)}}})
+			}
+			if err := s.AckSends(acks); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"purges settled", false, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
+			rows, err := s.PurgeRows()
+			if err != nil || len(rows) == 0 {
+				t.Fatalf("no purge row to settle (%v)", err)
+			}
+			if err := s.SettlePurges(rows[:1], nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"roll call created", false, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			if err := s.CreateRollCall(store.RollCall{ID: "rc-review", EmbassyID: embassy, Country: "KH", CreatedAt: now,
+				Deadline: now.Add(6 * time.Hour), Members: []string{key}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"retention pruned", false, func(t *testing.T, s *boltstore.Store, _ string, now time.Time) {
+			if _, err := s.Prune(now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	open := func(t *testing.T, path string, ring *seal.Keyring) *boltstore.Store {
+		t.Helper()
+		s, err := boltstore.OpenWith(path, boltstore.Options{AuditKey: []byte("prepare-test-audit-key-012345678"), Keyring: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.IndexWith(eng.Directory.EmbassyFor, "prepare-test"); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, sealed := range []bool{true, false} {
+		for _, c := range conflicts {
+			if c.sealed && !sealed {
+				continue
+			}
+			for _, text := range []string{"ok", "", "/sos"} { // "": the duress keyword
+				t.Run(fmt.Sprintf("sealed=%v/%s/%q", sealed, c.name, text), func(t *testing.T) {
+					dir := t.TempDir()
+					var ring *seal.Keyring
+					if sealed {
+						ring = old
+					}
+					paths := []string{filepath.Join(dir, "fast.db"), filepath.Join(dir, "slow.db")}
+					g := newPrepGen(11, 1)
+					key, cz := g.keys[0], g.users[0]
+					{ // registration, then a duress check-in (the open case), all in the commit, under the old key
+						fast, slow := open(t, paths[0], ring), open(t, paths[1], ring)
+						both := []*boltstore.Store{fast, slow}
+						pick := func(int) (dialogs.State, bool, []dialogs.Reply) { return dialogs.State{}, false, nil }
+						evs := []prepEvent{}
+						for range prepRegistration(cz) {
+							evs = append(evs, g.next(pick))
+						}
+						evs = append(evs, g.citizen(prepEvent{now: g.now.Add(time.Hour), in: dialogs.Input{Kind: dialogs.KindText, Key: key,
+							Channel: "telegram", Address: cz.address, Text: cz.keyword}}))
+						for _, s := range both {
+							s.SetPrepare(false)
+							for _, e := range evs {
+								if _, err := e.apply(t, eng, s, g.keys); err != nil {
+									t.Fatal(err)
+								}
+							}
+							if err := s.Close(); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					if sealed {
+						ring = &seal.Keyring{Current: next.Current, Old: []*seal.MasterKey{old.Current}}
+					}
+					fast, slow := open(t, paths[0], ring), open(t, paths[1], ring)
+					slow.SetPrepare(false)
+					if text == "" {
+						text = cz.keyword
+					}
+					e := g.citizen(prepEvent{now: g.now.Add(2 * time.Hour), in: dialogs.Input{Kind: dialogs.KindText, Key: key,
+						Channel: "telegram", Address: cz.address, Handle: cz.handle, LangHint: cz.lang, Text: text}})
+					c.run(t, slow, key, e.now)
+					want, err := e.apply(t, eng, slow, g.keys)
+					if err != nil {
+						t.Fatal(err)
+					}
+					hooked := false
+					fast.SetAfterPrepare(func(k string) {
+						if !hooked && k == key {
+							hooked = true
+							c.run(t, fast, key, e.now)
+						}
+					})
+					got, err := e.apply(t, eng, fast, g.keys)
+					fast.SetAfterPrepare(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !hooked {
+						t.Fatal("the event was not prepared: the other writer never ran between prepare and commit")
+					}
+					for i := range min(len(got.Sends), len(want.Sends)) {
+						got.Sends[i].Seq = want.Sends[i].Seq // numbers may skip
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("outcomes differ\nprepared:    %+v\nwriter first: %+v", got, want)
+					}
+					compareStores(t, fast, slow, g.keys, embassy, false)
+					if c.name == "roll call created" {
+						x, _, xerr := fast.RollCallMember("rc-review", key)
+						y, _, yerr := slow.RollCallMember("rc-review", key)
+						if x != y || xerr != nil || yerr != nil {
+							t.Errorf("roll-call member state: prepared %v (%v), writer first %v (%v)", x, xerr, y, yerr)
+						}
+					}
+					p, f := fast.PrepareCounts()
+					t.Logf("%d applied prepared, %d fell back", p, f)
+				})
+			}
+		}
+	}
+}
