@@ -1,7 +1,13 @@
 package boltstore_test
 
 import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
 	"fmt"
+	"github.com/checkinbot/checkinbot/bot"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -192,5 +198,101 @@ func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestRunnerPreparedWritesLoseNothing drives the real runner, engine and
+// an encrypted bbolt file with many citizens at once — each citizen's
+// messages in order, plain and duress check-ins alternating — so events
+// are prepared in parallel in the callers' goroutines (the engine now
+// runs concurrently, which it never did inside the one commit goroutine;
+// run with -race) and committed in shared groups. Every duress check-in
+// must leave its duress.triggered event, in the registrant's one open
+// case, and every message the same replies as a plain check-in: nothing
+// lost, nothing that differs with duress.
+func TestRunnerPreparedWritesLoseNothing(t *testing.T) {
+	const users, msgs = 6, 16
+	s := openSealed(t)
+	sc := newScript(t, s)
+	var cs []citizen
+	for u := range users {
+		c := newCitizen("en", 80+u)
+		sc.register(c)
+		cs = append(cs, c)
+	}
+	// One plain check-in alone: the replies every message must get.
+	before := len(sc.chat.last(cs[0].address))
+	sc.say(cs[0], "ok")
+	perMsg := len(sc.chat.last(cs[0].address)) - before
+	if perMsg == 0 {
+		t.Fatal("a check-in got no reply")
+	}
+	sc.mu.Lock()
+	sc.events = nil
+	sc.mu.Unlock()
+	p0, _ := s.PrepareCounts()
+	var wg sync.WaitGroup
+	var msgID atomic.Int64
+	start := make([]int, users)
+	for u, c := range cs {
+		start[u] = len(sc.chat.last(c.address))
+		wg.Go(func() {
+			for i := range msgs {
+				text := "ok"
+				if i%2 == 1 {
+					text = c.keyword
+				}
+				n := msgID.Add(1)
+				in := bot.Inbound{Channel: "telegram", Address: c.address, MessageID: fmt.Sprintf("c%d", n), DeleteID: fmt.Sprintf("%d", 500000+n),
+					Handle: c.handle, LangHint: c.lang, Kind: dialogs.KindText, Text: text}
+				if err := sc.runner.Handle(context.Background(), in); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := sc.runner.DrainReplies(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sc.mu.Lock()
+	events := slices.Clone(sc.events)
+	sc.mu.Unlock()
+	duress := map[string][]string{} // case → event ids
+	for _, ev := range events {
+		if ev.Type != dialogs.EventDuressTriggered {
+			t.Errorf("unexpected %s event from a check-in", ev.Type)
+			continue
+		}
+		duress[ev.CaseID] = append(duress[ev.CaseID], ev.ID)
+	}
+	box, err := s.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, ev := range box {
+		if ev.Type == dialogs.EventDuressTriggered {
+			stored++
+		}
+	}
+	for u, c := range cs {
+		st, _, err := s.Registrant(store.UserKey(privacyPepper, "telegram", c.address))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.OpenCase == "" || len(duress[st.OpenCase]) != msgs/2 {
+			t.Errorf("citizen %d: open case %q holds %d duress events, want %d (one per duress check-in)", u, st.OpenCase, len(duress[st.OpenCase]), msgs/2)
+		}
+		if got := len(sc.chat.last(c.address)) - start[u]; got != msgs*perMsg {
+			t.Errorf("citizen %d: %d replies to %d messages, want %d each", u, got, msgs, perMsg)
+		}
+	}
+	if len(duress) != users || stored != users*msgs/2 {
+		t.Errorf("%d cases and %d duress events stored, want %d and %d", len(duress), stored, users, users*msgs/2)
+	}
+	if p, _ := s.PrepareCounts(); p-p0 < users*msgs/2 {
+		t.Errorf("only %d of %d writes applied prepared: the prepared path was not what ran", p-p0, users*msgs)
 	}
 }
