@@ -2,7 +2,9 @@ package boltstore_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -294,5 +296,163 @@ func TestRunnerPreparedWritesLoseNothing(t *testing.T) {
 	}
 	if p, _ := s.PrepareCounts(); p-p0 < users*msgs/2 {
 		t.Errorf("only %d of %d writes applied prepared: the prepared path was not what ran", p-p0, users*msgs)
+	}
+}
+
+// TestPreparedPathFaults: what can go wrong around a prepared write must
+// end as it did before preparing existed — a handler that panics fails
+// the event with ErrBadEvent and writes nothing (it runs once ahead and
+// once in the commit, never more); a store that cannot write fails it
+// without running the handler, and the event written once the fault is
+// gone is applied prepared and complete; a closed store fails it with
+// ErrClosed without running the handler; closing while events are being
+// prepared never panics and leaves every acknowledged event stored.
+func TestPreparedPathFaults(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	env := func(i int) *store.Envelope {
+		return &store.Envelope{Channel: "telegram", Address: "7701", DeleteID: strconv.Itoa(i), DeleteBy: now.Add(47 * time.Hour)}
+	}
+	var runs atomic.Int64
+	mark := func(m string) store.Handler {
+		return func(prev dialogs.State, _ bool) dialogs.Result {
+			runs.Add(1)
+			prev.Key, prev.Status = "user-f", dialogs.StatusActive
+			prev.Profile.City += m
+			return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: "ok " + m}}, DeleteInbound: true, Audit: []string{"checkin"}}
+		}
+	}
+	rows := func(t *testing.T, s *boltstore.Store) (int, int, string) {
+		t.Helper()
+		items, err := s.PendingSends("user-f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		purges, err := s.PurgeRows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := s.Registrant("user-f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(items), len(purges), st.Profile.City
+	}
+	for _, sealed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
+			opt := boltstore.Options{}
+			if sealed {
+				opt.Keyring = testKeyring(t, 9)
+			}
+			s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.ProcessSend("user-f", "telegram:0", now, env(0), mark("a")); err != nil {
+				t.Fatal(err)
+			}
+			q0, p0, city0 := rows(t, s)
+
+			runs.Store(0)
+			_, err = s.ProcessSend("user-f", "telegram:1", now, env(1), func(prev dialogs.State, _ bool) dialogs.Result {
+				runs.Add(1)
+				var m map[string]int
+				m["boom"]++ // a runtime panic, as a bug in the engine would raise
+				return dialogs.Result{State: prev}
+			})
+			if !errors.Is(err, store.ErrBadEvent) {
+				t.Errorf("a panicking handler: %v, want ErrBadEvent", err)
+			}
+			if n := runs.Load(); n != 2 {
+				t.Errorf("a panicking handler ran %d times, want twice (prepared, then in the commit to report it)", n)
+			}
+			if q, p, city := rows(t, s); q != q0 || p != p0 || city != city0 {
+				t.Errorf("a panicking event wrote something: %d/%d rows (were %d/%d), record %q (was %q)", q, p, q0, p0, city, city0)
+			}
+
+			runs.Store(0)
+			s.SetWriteFault(errors.New("disk full"))
+			if _, err := s.ProcessSend("user-f", "telegram:2", now, env(2), mark("b")); err == nil || errors.Is(err, store.ErrBadEvent) {
+				t.Errorf("a write fault: %v, want the store's error (not ErrBadEvent: the update must come again)", err)
+			}
+			s.SetWriteFault(nil)
+			if n := runs.Load(); n != 0 {
+				t.Errorf("the handler ran %d times for a store that cannot write", n)
+			}
+			p1, _ := s.PrepareCounts()
+			out, err := s.ProcessSend("user-f", "telegram:2", now, env(2), mark("b"))
+			if err != nil || out.Duplicate || len(out.Sends) != 1 || out.Purges != 1 {
+				t.Fatalf("the update again once the disk has room: %+v, %v", out, err)
+			}
+			if p2, _ := s.PrepareCounts(); p2 != p1+1 {
+				t.Errorf("the retried update was not applied prepared (%d → %d)", p1, p2)
+			}
+			if q, p, city := rows(t, s); q != q0+1 || p != p0+1 || city != city0+"b" {
+				t.Errorf("after the retried update: %d/%d rows, record %q; want %d/%d, %q", q, p, city, q0+1, p0+1, city0+"b")
+			}
+
+			// Close while citizens' events are being prepared: each ends
+			// stored or with ErrClosed, never a panic, nothing half-written.
+			var wg sync.WaitGroup
+			var ok atomic.Int64
+			for u := range 8 {
+				wg.Go(func() {
+					key := fmt.Sprintf("user-c%d", u)
+					for i := 0; ; i++ {
+						_, err := s.ProcessSend(key, fmt.Sprintf("telegram:c%d-%d", u, i), now, env(i), func(prev dialogs.State, _ bool) dialogs.Result {
+							prev.Key, prev.Status = key, dialogs.StatusActive
+							prev.Profile.City += "c"
+							return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: "ok"}}}
+						})
+						if errors.Is(err, store.ErrClosed) {
+							return
+						}
+						if err != nil {
+							t.Errorf("%s: %v", key, err)
+							return
+						}
+						ok.Add(1)
+					}
+				})
+			}
+			for ok.Load() < 200 {
+				time.Sleep(time.Millisecond)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			runs.Store(0)
+			if _, err := s.ProcessSend("user-f", "telegram:3", now, env(3), mark("c")); !errors.Is(err, store.ErrClosed) {
+				t.Errorf("an event on a closed store: %v, want ErrClosed", err)
+			}
+			if n := runs.Load(); n != 0 {
+				t.Errorf("the handler ran %d times on a closed store", n)
+			}
+			s, err = boltstore.OpenWith(s.Path(), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			total := 0
+			for u := range 8 {
+				key := fmt.Sprintf("user-c%d", u)
+				st, _, err := s.Registrant(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				items, err := s.PendingSends(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(items) != len(st.Profile.City) {
+					t.Errorf("%s: %d events in the record, %d replies queued", key, len(st.Profile.City), len(items))
+				}
+				total += len(st.Profile.City)
+			}
+			if int64(total) != ok.Load() {
+				t.Errorf("%d events acknowledged before the close, %d stored", ok.Load(), total)
+			}
+		})
 	}
 }
