@@ -38,3 +38,7 @@ func SetMaxRetentionActions(tb interface{ Cleanup(func()) }, n int) {
 	maxRetentionActions = n
 	tb.Cleanup(func() { maxRetentionActions = old })
 }
+
+// SetFireInFlight sets how many timers FireDue runs at once (0: the
+// default).
+func SetFireInFlight(r *Runner, n int) { r.fireInFlight = n }

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/checkinbot/checkinbot/dialogs"
+	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -65,36 +67,77 @@ func (c *checker) indexes(cases map[string]store.Case) {
 	c.statCounts()     // stats.go
 	c.rollCallCounts() // rollcall_counts.go
 	c.pendingDue()
+	c.ownerRows()
 }
 
-// pendingDue checks the due index of pending deliveries (pending_due.go):
-// one entry per pending row, at the row's next attempt. A missing entry is
-// a delivery no round would ever attempt; a dangling one a round would
-// stop on ("not pending"). A file whose index was never built (written by
-// an older binary, checked before serve opened it) is not checked.
-func (c *checker) pendingDue() {
-	meta, pending, idx := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketPending), c.tx.Bucket(bucketPendingDue)
-	if meta == nil || pending == nil || idx == nil || meta.Get(keyPendingDueBuilt) == nil {
+// ownerRows checks the owner index (erase.go) of an encrypted file opened
+// with its key: every outbox event sealed for a registrant or an erased
+// key that still exists, and every send-queue or purge row sealed under an
+// erased key, is listed under that key's tag. A missing entry is a row an
+// erasure would leave under a destroyed key (an event owed, shredded) or
+// the sweep would not wait for. An entry naming an event that is gone, or
+// a row of another owner, is dangling; an erased key's entry of a reply
+// sent or a purge done since is not (the sweep removes it).
+func (c *checker) ownerRows() {
+	meta, idx := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketOwnerRows)
+	if c.sealed || codecOf(c.tx) == nil || meta == nil || idx == nil || meta.Get(keyOwnerRowsBuilt) == nil {
 		return
 	}
-	t := &tally{index: string(bucketPendingDue)}
-	want := map[string]string{} // index key → endpoint/seq
-	pending.ForEach(func(k, v []byte) error {
-		var d store.Delivery
-		if getSealed(c.tx, bucketPending, k, v, &d) != nil {
-			return nil // reported with the pending rows
+	t := &tally{index: string(bucketOwnerRows)}
+	tags := map[string][]byte{} // owner → tag (nil: key destroyed)
+	tagOf := func(owner string) []byte {
+		tag, ok := tags[owner]
+		if !ok {
+			tag, _ = ownerTag(c.tx, owner)
+			tags[owner] = tag
 		}
-		want[string(pendingDueKey(d.Endpoint, d.NextAt, d.Seq))] = fmt.Sprintf("delivery %s/%d", d.Endpoint, d.Seq)
-		return nil
-	})
+		return tag
+	}
+	want := map[string]string{} // index key → what it lists
+	if outbox := c.tx.Bucket(bucketOutbox); outbox != nil {
+		outbox.ForEach(func(k, v []byte) error {
+			_, owner, err := eventOf(c.tx, k, v)
+			if err != nil || owner == "" || len(k) != 8 {
+				return nil // under a destroyed key, or reported with the outbox
+			}
+			if tag := tagOf(owner); tag != nil {
+				want[string(ownerRowKey(tag, rowEvent, k))] = fmt.Sprintf("event %d", binary.BigEndian.Uint64(k))
+			}
+			return nil
+		})
+	}
+	for _, x := range []struct {
+		name []byte
+		kind byte
+	}{{bucketSendq, rowSend}, {bucketPurge, rowPurge}} {
+		if b := c.tx.Bucket(x.name); b != nil {
+			b.ForEach(func(k, v []byte) error {
+				if o := storedOwner(x.name, k, v); strings.HasPrefix(o, erasedPrefix) {
+					if tag := tagOf(o); tag != nil {
+						want[string(ownerRowKey(tag, x.kind, k))] = fmt.Sprintf("%s row of %s", x.name, o)
+					}
+				}
+				return nil
+			})
+		}
+	}
 	idx.ForEach(func(k, _ []byte) error {
 		t.entries++
 		if _, ok := want[string(k)]; ok {
 			delete(want, string(k))
 			return nil
 		}
-		if ep, at, seq, ok := parseDueKey(k); ok {
-			t.dangle("delivery %s/%d at %s", ep, seq, stamp(uint64(at)))
+		if len(k) > ownerTagSize && (k[ownerTagSize] == rowSend || k[ownerTagSize] == rowPurge) {
+			b := bucketSendq
+			if k[ownerTagSize] == rowPurge {
+				b = bucketPurge
+			}
+			if c.tx.Bucket(b).Get(k[ownerTagSize+1:]) == nil {
+				return nil // sent or done since the erasure: the sweep removes it
+			}
+		}
+		if len(k) == ownerTagSize+9 && k[ownerTagSize] == rowEvent {
+			t.dangle("event %d", binary.BigEndian.Uint64(k[ownerTagSize+1:]))
 		} else {
 			t.dangle("entry #%d", t.entries)
 		}
@@ -104,6 +147,58 @@ func (c *checker) pendingDue() {
 		t.miss("%s", name)
 	}
 	c.report(t)
+}
+
+// pendingDue checks the due index of pending deliveries (pending_due.go):
+// one entry per pending row, at the row's next attempt; and the heartbeat
+// due index: the same, for the endpoint.heartbeat rows only. A missing
+// entry is a delivery no round (or no prober tick) would ever attempt; a
+// dangling one a round would stop on ("not pending"). An index not yet
+// built (a file written by an older binary, checked before serve opened
+// it, or whose build at open was interrupted) is not checked.
+func (c *checker) pendingDue() {
+	meta, pending := c.tx.Bucket(bucketMeta), c.tx.Bucket(bucketPending)
+	if meta == nil || pending == nil {
+		return
+	}
+	for _, x := range []struct {
+		index, built []byte
+		beats        bool
+	}{{bucketPendingDue, keyPendingDueBuilt, false}, {bucketPendingBeat, keyPendingBeatBuilt, true}} {
+		idx := c.tx.Bucket(x.index)
+		if idx == nil || meta.Get(x.built) == nil {
+			continue
+		}
+		t := &tally{index: string(x.index)}
+		want := map[string]string{} // index key → endpoint/seq
+		pending.ForEach(func(k, v []byte) error {
+			var d store.Delivery
+			if getSealed(c.tx, bucketPending, k, v, &d) != nil {
+				return nil // reported with the pending rows
+			}
+			if !x.beats || d.Type == escalation.TypeEndpointHeartbeat {
+				want[string(pendingDueKey(d.Endpoint, d.NextAt, d.Seq))] = fmt.Sprintf("delivery %s/%d", d.Endpoint, d.Seq)
+			}
+			return nil
+		})
+		idx.ForEach(func(k, _ []byte) error {
+			t.entries++
+			if _, ok := want[string(k)]; ok {
+				delete(want, string(k))
+				return nil
+			}
+			if ep, at, seq, ok := parseDueKey(k); ok {
+				t.dangle("delivery %s/%d at %s", ep, seq, stamp(uint64(at)))
+			} else {
+				t.dangle("entry #%d", t.entries)
+			}
+			return nil
+		})
+		for _, name := range want {
+			t.miss("%s", name)
+		}
+		c.report(t)
+	}
 }
 
 // caseIndexes checks the case index and the case status index.

@@ -188,28 +188,88 @@ func (s *Store) DueChains(now time.Time, skip func(endpoint string) bool, limit 
 // type typ that is due at now, in key order (endpoint, then recording
 // order). The delivery loop leaves endpoint.heartbeat rows to the prober,
 // which sends them on its own fixed cadence; this is how it finds them.
-// Only due rows are read (the due index); they are sealed (the type is
-// inside), so each is opened.
+//
+// Heartbeats are found through their own due index (pending_heartbeat):
+// only heartbeat rows are read, however many other rows an outage left
+// due. Any other type is sealed inside each row, so every due row is
+// opened — in read transactions of at most buildBatch index entries each,
+// so no reader holds the file for a time that grows with the backlog.
 func (s *Store) DueOfType(typ string, now time.Time) ([]store.DueDelivery, error) {
+	index := bucketPendingDue
+	if typ == escalation.TypeEndpointHeartbeat {
+		index = bucketPendingBeat
+	}
 	var out []store.DueDelivery
-	err := s.db.View(func(tx *bolt.Tx) error {
-		outbox := tx.Bucket(bucketOutbox)
-		_, _, err := dueRows(tx, now, nil, 0, func(string) {}, func(_ string, rows []dueRow) error {
-			for _, r := range rows {
-				if r.d.Type != typ {
-					continue
-				}
-				body, err := eventBody(tx, outbox, r.d.Seq)
-				if err != nil {
-					return err
-				}
-				out = append(out, store.DueDelivery{Delivery: r.d, Body: body})
-			}
-			return nil
+	seen := map[string]bool{} // a row moved between two batches is taken once
+	var after []byte
+	for {
+		var more bool
+		err := s.db.View(func(tx *bolt.Tx) error {
+			var err error
+			after, more, err = dueOfTypeBatch(tx, index, typ, now, after, seen, &out)
+			return err
 		})
-		return err
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
+	}
+	slices.SortFunc(out, func(a, b store.DueDelivery) int {
+		return bytes.Compare(pendingKey(a.Endpoint, a.Seq), pendingKey(b.Endpoint, b.Seq))
 	})
-	return out, err
+	return out, nil
+}
+
+// dueOfTypeBatch reads up to buildBatch entries of due index after key
+// after, appending the due rows of type typ to out. An endpoint's entries
+// run in time order: at its first entry not due it seeks to the next
+// endpoint. It returns the last key read and whether there is more.
+func dueOfTypeBatch(tx *bolt.Tx, index []byte, typ string, now time.Time, after []byte, seen map[string]bool,
+	out *[]store.DueDelivery) (last []byte, more bool, err error) {
+	outbox, pending := tx.Bucket(bucketOutbox), tx.Bucket(bucketPending)
+	c := tx.Bucket(index).Cursor()
+	k, _ := c.First()
+	if after != nil {
+		if k, _ = c.Seek(after); k != nil && bytes.Equal(k, after) {
+			k, _ = c.Next()
+		}
+	}
+	nowNS := now.UnixNano()
+	for n := 0; k != nil; n++ {
+		if n == buildBatch {
+			return last, true, nil
+		}
+		ep, at, seq, ok := parseDueKey(k)
+		if !ok {
+			return nil, false, fmt.Errorf("%s index key %x is malformed", index, k)
+		}
+		last = bytes.Clone(k)
+		if at > nowNS {
+			k, _ = c.Seek(append([]byte(ep), 1)) // the rest of this endpoint is later
+			continue
+		}
+		pk := pendingKey(ep, seq)
+		if v := pending.Get(pk); v != nil && !seen[string(pk)] {
+			var d store.Delivery
+			if err := getSealed(tx, bucketPending, pk, v, &d); err != nil {
+				return nil, false, fmt.Errorf("pending delivery %s/%d is corrupt: %w", ep, seq, err)
+			}
+			// A stale entry (checkinbot check reports it) names a row whose
+			// own entry stands elsewhere: the row is taken there.
+			if d.Type == typ && bytes.Equal(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), k) {
+				body, err := eventBody(tx, outbox, d.Seq)
+				if err != nil {
+					return nil, false, err
+				}
+				seen[string(pk)] = true
+				*out = append(*out, store.DueDelivery{Delivery: d, Body: body})
+			}
+		}
+		k, _ = c.Next()
+	}
+	return last, false, nil
 }
 
 // PendingOf returns every delivery still owed to endpoint, in recording

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/checkinbot/checkinbot/escalation"
@@ -34,7 +35,13 @@ import (
 //     embassy must still be able to act on it).
 //
 // Prune destroys that erased key as soon as none of it is owed any more
-// (sweepErased): then nothing of the registrant opens either. Events
+// (sweepErased): then nothing of the registrant opens either.
+//
+// Neither step reads more than the rows of the registrant concerned
+// (issue 15: an erasure inside the /delete transaction, and the sweep,
+// read the whole outbox): the owner index (bucketOwnerRows) lists, under
+// a tag derived from each data key, the outbox events sealed for its
+// registrant, and under an erased key's tag every row re-sealed under it. Events
 // delivered before the /delete, not of an open case, stay sealed under the
 // destroyed key — unreadable — until pruned. Their cases (status,
 // severity, types, the user key; no personal data) stay under the service
@@ -45,8 +52,103 @@ import (
 // key in the keys bucket.
 const erasedPrefix = "erased:"
 
+var (
+	// bucketOwnerRows is the owner index: tag ‖ kind ‖ row key → empty,
+	// where tag is ownerTag of the data key the row is sealed under and kind
+	// is rowEvent (row key: the outbox sequence), rowSend or rowPurge (row
+	// key: the send-queue or purge-list key). A registrant's tag lists the
+	// events about them, written in the transaction that records the event
+	// (recordEvent) and removed with it (Prune); an erased key's tag lists
+	// every row re-sealed under it (eraseKeys), until the sweep destroys the
+	// key. Only an encrypted file has one.
+	//
+	// In clear it shows which outbox events share an owner, under a tag
+	// nobody can link to a registrant without their data key (derived from
+	// it, HKDF): not who, not what type. Once the key is destroyed, the
+	// tag is unlinkable for ever, and its entries are gone anyway.
+	bucketOwnerRows = []byte("owner_rows")
+
+	// keyOwnerRowsBuilt (and the per-bucket marks below) mark a file whose
+	// owner index was built from its rows (buildOwnerRows).
+	keyOwnerRowsBuilt = []byte("owner_rows_built")
+)
+
+func init() { allBuckets = append(allBuckets, bucketOwnerRows) }
+
+// The kinds of row the owner index lists.
+const (
+	rowEvent = 'e'
+	rowSend  = 's'
+	rowPurge = 'p'
+)
+
+// ownerTagSize is the length of an owner tag: 128 bits, collision-free in
+// practice for any number of registrants.
+const ownerTagSize = 16
+
+// ownerTag is the owner index prefix of owner's rows: derived from their
+// data key. errShredded if their key is gone.
+func ownerTag(tx *bolt.Tx, owner string) ([]byte, error) {
+	key, err := codecOf(tx).dataKey(tx, owner, false)
+	if err != nil {
+		return nil, err
+	}
+	return key.Derive("owner rows v1")[:ownerTagSize], nil
+}
+
+func ownerRowKey(tag []byte, kind byte, row []byte) []byte {
+	return append(append(append(make([]byte, 0, len(tag)+1+len(row)), tag...), kind), row...)
+}
+
+// fileOwnerRow lists row (of kind) under owner's tag; nothing for the
+// service key or a file in clear.
+func fileOwnerRow(tx *bolt.Tx, owner string, kind byte, row []byte) error {
+	if owner == "" || codecOf(tx) == nil {
+		return nil
+	}
+	tag, err := ownerTag(tx, owner)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketOwnerRows).Put(ownerRowKey(tag, kind, row), nil)
+}
+
+// unfileOwnerEvent removes the owner index entry of the outbox event
+// stored at k (Prune deletes it). An event whose owner's key is destroyed
+// has none any more.
+func unfileOwnerEvent(tx *bolt.Tx, k, v []byte) error {
+	c := codecOf(tx)
+	if c == nil {
+		return nil
+	}
+	owner, _, _, err := outerOf(c, tx, k, v)
+	if err != nil || owner == "" {
+		return err
+	}
+	tag, err := ownerTag(tx, owner)
+	if errors.Is(err, errShredded) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketOwnerRows).Delete(ownerRowKey(tag, rowEvent, k))
+}
+
+// ownerRows lists the owner index entries under tag: kind and row key.
+func ownerRows(tx *bolt.Tx, tag []byte) (kinds []byte, rows [][]byte) {
+	c := tx.Bucket(bucketOwnerRows).Cursor()
+	for k, _ := c.Seek(tag); k != nil && bytes.HasPrefix(k, tag) && len(k) > len(tag); k, _ = c.Next() {
+		kinds = append(kinds, k[len(tag)])
+		rows = append(rows, bytes.Clone(k[len(tag)+1:]))
+	}
+	return kinds, rows
+}
+
 // eraseKeys does the above inside Process's transaction, after the
-// erasing event's own rows are written (own: its send-queue rows).
+// erasing event's own rows are written (own: its send-queue rows). It
+// reads the registrant's send-queue and purge rows (by their key prefix)
+// and their events (by their owner index), nothing else.
 func eraseKeys(tx *bolt.Tx, key, openCase string, own []store.SendItem) error {
 	prefix := userPrefix(key)
 	keep := map[string]bool{}
@@ -72,8 +174,11 @@ func eraseKeys(tx *bolt.Tx, key, openCase string, own []store.SendItem) error {
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	erased := erasedPrefix + hex.EncodeToString(id[:])
-	for _, name := range [][]byte{bucketSendq, bucketPurge} {
-		if err := resealPrefix(tx, name, prefix, erased); err != nil {
+	for _, x := range []struct {
+		name []byte
+		kind byte
+	}{{bucketSendq, rowSend}, {bucketPurge, rowPurge}} {
+		if err := resealPrefix(tx, x.name, x.kind, prefix, erased); err != nil {
 			return err
 		}
 	}
@@ -84,8 +189,8 @@ func eraseKeys(tx *bolt.Tx, key, openCase string, own []store.SendItem) error {
 }
 
 // resealPrefix re-seals the rows of bucket name under prefix under the
-// key of owner.
-func resealPrefix(tx *bolt.Tx, name, prefix []byte, owner string) error {
+// key of owner, listing each in the owner index as kind.
+func resealPrefix(tx *bolt.Tx, name []byte, kind byte, prefix []byte, owner string) error {
 	type kv struct{ k, v []byte }
 	var rows []kv
 	c := tx.Bucket(name).Cursor()
@@ -100,24 +205,34 @@ func resealPrefix(tx *bolt.Tx, name, prefix []byte, owner string) error {
 		if err := putBytes(tx, name, r.k, r.v, owner, false); err != nil {
 			return err
 		}
+		if err := fileOwnerRow(tx, owner, kind, r.k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// owedEvents is what delivery still owes: the routing mark and the
-// events with a pending row.
-func owedEvents(tx *bolt.Tx) (routed uint64, owed map[uint64]bool) {
+// owedTo is what delivery still owes, looked up per event: the routing
+// mark and, per endpoint with pending rows, one key lookup.
+type owedTo struct {
+	routed    uint64
+	pending   *bolt.Bucket
+	endpoints [][]byte
+}
+
+func newOwedTo(tx *bolt.Tx) owedTo {
+	o := owedTo{pending: tx.Bucket(bucketPending)}
 	if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
-		routed = binary.BigEndian.Uint64(v)
+		o.routed = binary.BigEndian.Uint64(v)
 	}
-	owed = map[uint64]bool{}
-	tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
-		if len(k) >= 8 {
-			owed[binary.BigEndian.Uint64(k[len(k)-8:])] = true
-		}
-		return nil
-	})
-	return routed, owed
+	o.endpoints = pendingEndpoints(o.pending)
+	return o
+}
+
+// owes reports whether event seq is not yet routed or still pending for
+// some endpoint.
+func (o owedTo) owes(seq uint64) bool {
+	return seq > o.routed || owed(o.pending, o.endpoints, seq)
 }
 
 // caseUnresolved reports whether case id exists and is not resolved.
@@ -134,119 +249,267 @@ func caseUnresolved(tx *bolt.Tx, id string) (bool, error) {
 }
 
 // resealEvents re-seals under owner's key the registrant's events still
-// owed to an endpoint or belonging to their unresolved case.
+// owed to an endpoint or belonging to their unresolved case, found through
+// the owner index, and moves their entries to owner's tag; the
+// registrant's entries go (their key is about to be destroyed).
 func resealEvents(tx *bolt.Tx, key, openCase, owner string) error {
-	routed, owed := owedEvents(tx)
+	tag, err := ownerTag(tx, key)
+	if errors.Is(err, errShredded) {
+		return nil // no key yet: nothing was ever sealed for them
+	}
+	if err != nil {
+		return err
+	}
 	caseOpen, err := caseUnresolved(tx, openCase)
 	if err != nil {
 		return err
 	}
-	type row struct {
-		seq uint64
-		ev  store.Event
-	}
-	var keep []row
-	err = tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-		body, who, err := eventOf(tx, k, v)
-		if who != key {
-			if errors.Is(err, errShredded) {
-				return nil // another erased registrant's
-			}
+	o := newOwedTo(tx)
+	outbox, index := tx.Bucket(bucketOutbox), tx.Bucket(bucketOwnerRows)
+	kinds, rows := ownerRows(tx, tag)
+	for i, row := range rows {
+		if err := index.Delete(ownerRowKey(tag, kinds[i], row)); err != nil {
 			return err
 		}
-		if err != nil {
-			return err
+		v := outbox.Get(row)
+		if kinds[i] != rowEvent || len(row) != 8 || v == nil {
+			continue // a stale entry (check reports it)
 		}
-		seq := binary.BigEndian.Uint64(k)
+		seq := binary.BigEndian.Uint64(row)
 		var ev store.Event
-		if err := json.Unmarshal(body, &ev); err != nil {
+		if err := getEvent(tx, row, v, &ev); err != nil {
+			return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
+		}
+		if !o.owes(seq) && !(caseOpen && ev.CaseID == openCase) {
+			continue
+		}
+		if err := putEvent(tx, seq, owner, ev); err != nil {
 			return err
 		}
-		if seq > routed || owed[seq] || (caseOpen && ev.CaseID == openCase) {
-			keep = append(keep, row{seq, ev})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range keep {
-		if err := putEvent(tx, r.seq, owner, r.ev); err != nil {
+		if err := fileOwnerRow(tx, owner, rowEvent, row); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// sweepErasedBatch is how many erased keys' rows one sweep transaction
+// examines, at least one key's.
+const sweepErasedBatch = PruneBatch
+
 // sweepErased destroys the one-off keys of erased registrants that
 // nothing owed needs any more: no send-queue or purge row sealed under
-// it, and no event under it still owed to an endpoint or of an
-// unresolved case. Prune calls it; it reads the outbox once.
-func sweepErased(tx *bolt.Tx) (int, error) {
+// it, and no event under it still owed to an endpoint or of an unresolved
+// case. Prune calls it. Each erased key is looked at through its owner
+// index entries only, in transactions of about sweepErasedBatch entries
+// (resuming after the last key), so it costs what the erased registrants
+// left, not what the outbox holds. Entries of rows gone meanwhile (a reply
+// sent, a purge done, an event pruned) are removed as they are met.
+func (s *Store) sweepErased() (int, error) {
+	found := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketKeys).Cursor().Seek([]byte(erasedPrefix))
+		found = k != nil && bytes.HasPrefix(k, []byte(erasedPrefix))
+		return nil
+	}); err != nil || !found {
+		return 0, err // none: no write transaction, no fsync
+	}
+	total := 0
+	after := []byte(erasedPrefix)
+	for {
+		n, next, err := 0, []byte(nil), error(nil)
+		err = s.update(func(tx *bolt.Tx) error {
+			n, next = 0, nil
+			var err error
+			n, next, err = sweepErasedFrom(tx, after)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if next == nil {
+			return total, nil
+		}
+		after = next
+	}
+}
+
+// sweepErasedFrom sweeps the erased keys after key after, in one
+// transaction, until about sweepErasedBatch entries were examined; next is
+// the last key swept when there are more.
+func sweepErasedFrom(tx *bolt.Tx, after []byte) (destroyed int, next []byte, err error) {
 	if codecOf(tx) == nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	keys := tx.Bucket(bucketKeys)
 	var erased []string
 	c := keys.Cursor()
-	for k, _ := c.Seek([]byte(erasedPrefix)); k != nil && bytes.HasPrefix(k, []byte(erasedPrefix)); k, _ = c.Next() {
+	k, _ := c.Seek(after)
+	if k != nil && bytes.Equal(k, after) {
+		k, _ = c.Next()
+	}
+	for ; k != nil && bytes.HasPrefix(k, []byte(erasedPrefix)); k, _ = c.Next() {
 		erased = append(erased, string(k))
 	}
-	if len(erased) == 0 {
-		return 0, nil
-	}
-	needed := map[string]bool{}
-	for _, name := range [][]byte{bucketSendq, bucketPurge} {
-		tx.Bucket(name).ForEach(func(k, v []byte) error {
-			if o := storedOwner(name, k, v); strings.HasPrefix(o, erasedPrefix) {
-				needed[o] = true
-			}
-			return nil
-		})
-	}
-	routed, owed := owedEvents(tx)
+	o := newOwedTo(tx)
 	unresolved := map[string]bool{}
-	err := tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-		body, who, err := eventOf(tx, k, v)
-		if !strings.HasPrefix(who, erasedPrefix) || needed[who] || errors.Is(err, errShredded) {
-			return nil
+	examined, last := 0, ""
+	for _, name := range erased {
+		if examined >= sweepErasedBatch {
+			return destroyed, []byte(last), nil // the next transaction goes on after it
 		}
+		last = name
+		needed, n, err := erasedNeeded(tx, name, o, unresolved)
 		if err != nil {
-			return err
+			return destroyed, nil, err
 		}
-		seq := binary.BigEndian.Uint64(k)
-		if seq > routed || owed[seq] {
-			needed[who] = true
-			return nil
-		}
-		var ev struct {
-			CaseID string `json:"case_id"`
-		}
-		if json.Unmarshal(body, &ev) == nil && ev.CaseID != "" {
-			open, ok := unresolved[ev.CaseID]
-			if !ok {
-				var err error
-				if open, err = caseUnresolved(tx, ev.CaseID); err != nil {
-					return err
-				}
-				unresolved[ev.CaseID] = open
-			}
-			needed[who] = needed[who] || open
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, o := range erased {
-		if needed[o] {
+		examined += n + 1
+		if needed {
 			continue
 		}
-		if err := keys.Delete([]byte(o)); err != nil {
-			return n, err
+		if err := dropOwnerRows(tx, name); err != nil {
+			return destroyed, nil, err
 		}
-		n++
+		if err := keys.Delete([]byte(name)); err != nil {
+			return destroyed, nil, err
+		}
+		destroyed++
 	}
-	return n, nil
+	return destroyed, nil, nil
+}
+
+// erasedNeeded reports whether anything owed still needs erased key name,
+// and how many owner index entries it examined; it removes the entries of
+// rows that are gone.
+func erasedNeeded(tx *bolt.Tx, name string, o owedTo, unresolved map[string]bool) (needed bool, examined int, err error) {
+	tag, err := ownerTag(tx, name)
+	if err != nil {
+		return false, 0, err
+	}
+	index := tx.Bucket(bucketOwnerRows)
+	kinds, rows := ownerRows(tx, tag)
+	for i, row := range rows {
+		keep, err := erasedRowNeeded(tx, name, kinds[i], row, o, unresolved)
+		if err != nil {
+			return false, i + 1, err
+		}
+		switch keep {
+		case rowGone:
+			if err := index.Delete(ownerRowKey(tag, kinds[i], row)); err != nil {
+				return false, i + 1, err
+			}
+		case rowNeeded:
+			return true, i + 1, nil
+		}
+	}
+	return false, len(rows), nil
+}
+
+// The states of an erased key's row for the sweep.
+const (
+	rowGone   = iota // deleted meanwhile (or no longer sealed under the key)
+	rowDone          // still stored, but owed to nobody
+	rowNeeded        // owed: the key must stay
+)
+
+func erasedRowNeeded(tx *bolt.Tx, name string, kind byte, row []byte, o owedTo, unresolved map[string]bool) (int, error) {
+	switch kind {
+	case rowSend, rowPurge:
+		b := bucketSendq
+		if kind == rowPurge {
+			b = bucketPurge
+		}
+		if v := tx.Bucket(b).Get(row); v != nil && storedOwner(b, row, v) == name {
+			return rowNeeded, nil
+		}
+		return rowGone, nil
+	case rowEvent:
+		v := tx.Bucket(bucketOutbox).Get(row)
+		if v == nil || len(row) != 8 {
+			return rowGone, nil
+		}
+		if o.owes(binary.BigEndian.Uint64(row)) {
+			return rowNeeded, nil
+		}
+		_, meta, _, err := outerOf(codecOf(tx), tx, row, v)
+		if err != nil {
+			return rowDone, err
+		}
+		var f indexFields
+		if json.Unmarshal(meta, &f) != nil || f.CaseID == "" {
+			return rowDone, nil
+		}
+		open, ok := unresolved[f.CaseID]
+		if !ok {
+			if open, err = caseUnresolved(tx, f.CaseID); err != nil {
+				return rowDone, err
+			}
+			unresolved[f.CaseID] = open
+		}
+		if open {
+			return rowNeeded, nil
+		}
+		return rowDone, nil
+	}
+	return rowGone, nil
+}
+
+// dropOwnerRows removes every owner index entry of erased key name.
+func dropOwnerRows(tx *bolt.Tx, name string) error {
+	tag, err := ownerTag(tx, name)
+	if err != nil {
+		return err
+	}
+	index := tx.Bucket(bucketOwnerRows)
+	kinds, rows := ownerRows(tx, tag)
+	for i, row := range rows {
+		if err := index.Delete(ownerRowKey(tag, kinds[i], row)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildOwnerRows builds the owner index of an encrypted file written
+// before it existed (or just sealed), at open, in resumable batches
+// (buildOver): the outbox events sealed for a registrant or an erased key
+// whose data key still exists, and the send-queue and purge rows sealed
+// under an erased key.
+func (s *Store) buildOwnerRows() error {
+	if !s.Encrypted() {
+		return nil
+	}
+	if built, err := s.marked(keyOwnerRowsBuilt); err != nil || built {
+		return err
+	}
+	if err := s.buildOver(bucketOutbox, []byte("owner_rows_outbox_built"), []byte("owner_rows_outbox_progress"), func(tx *bolt.Tx, k, v []byte) error {
+		// Only an event that opens under its owner's key now is listed:
+		// one sealed under a key since destroyed (shredded, or of an
+		// earlier registration of the same citizen) is beyond any erasure,
+		// and a damaged one is check's to report.
+		if _, owner, err := eventOf(tx, k, v); err == nil {
+			return fileOwnerRow(tx, owner, rowEvent, k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, x := range []struct {
+		name []byte
+		kind byte
+	}{{bucketSendq, rowSend}, {bucketPurge, rowPurge}} {
+		done, progress := []byte("owner_rows_"+string(x.name)+"_built"), []byte("owner_rows_"+string(x.name)+"_progress")
+		if err := s.buildOver(x.name, done, progress, func(tx *bolt.Tx, k, v []byte) error {
+			if o := storedOwner(x.name, k, v); strings.HasPrefix(o, erasedPrefix) {
+				if err := fileOwnerRow(tx, o, x.kind, k); !errors.Is(err, errShredded) {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyOwnerRowsBuilt, []byte{1}) })
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkinbot/checkinbot/dialogs"
 	"github.com/checkinbot/checkinbot/store"
 	"github.com/checkinbot/checkinbot/store/seal"
 	bolt "go.etcd.io/bbolt"
@@ -253,6 +254,94 @@ func fileKeys(path string, ring *seal.Keyring) ([]*seal.Key, error) {
 	return keys, err
 }
 
+// SeedRegistrants writes states as real registrant records, as Process
+// would have left them — each sealed under its own data key (made here),
+// with its due entry, registrant index row and counters — in one write
+// transaction, in key order: how benchmarks seed a million registrants
+// without a million commits. The index needs IndexWith first.
+func SeedRegistrants(s *Store, states []dialogs.State, now time.Time) error {
+	sort.Slice(states, func(i, j int) bool { return states[i].Key < states[j].Key })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		due := appendBucket(tx, bucketDue)
+		for _, st := range states {
+			if err := putSealed(tx, bucketRegistrants, []byte(st.Key), st); err != nil {
+				return err
+			}
+			if at := st.DueAt(); !at.IsZero() {
+				if err := due.Put(dueKey(at, st.Key), nil); err != nil {
+					return err
+				}
+			}
+			if err := s.indexRegistrant(tx, st.Key, dialogs.State{}, dialogs.Result{State: st}, nil, now, nil); err != nil {
+				return err
+			}
+			if err := countRegistrant(tx, dialogs.State{}, false, st, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// NthDue returns the due time of the n-th armed timer (1 the earliest),
+// and false if fewer are armed.
+func NthDue(s *Store, n int) (time.Time, bool) {
+	var at time.Time
+	found := false
+	s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		i := 0
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if i++; i == n {
+				at, found = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(), true
+				return nil
+			}
+		}
+		return nil
+	})
+	return at, found
+}
+
+// Depth is the B-tree depth of bucket name (1: a single leaf).
+func Depth(s *Store, name string) int {
+	d := 0
+	s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(name)); b != nil {
+			d = b.Stats().Depth
+		}
+		return nil
+	})
+	return d
+}
+
+// Disarm removes the due entries of keys (at their records' due times),
+// so a benchmark's next tick fires the next timers of its spread, not
+// the ones its last tick re-armed.
+func Disarm(s *Store, keys []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, key := range keys {
+			raw := tx.Bucket(bucketRegistrants).Get([]byte(key))
+			if raw == nil {
+				continue
+			}
+			var st dialogs.State
+			if err := getSealed(tx, bucketRegistrants, []byte(key), raw, &st); err != nil {
+				return err
+			}
+			if at := st.DueAt(); !at.IsZero() {
+				if err := tx.Bucket(bucketDue).Delete(dueKey(at, key)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// PageAllocBytes is how many bytes of pages the file's write transactions
+// have allocated since it was opened: what commits copied and wrote.
+func PageAllocBytes(s *Store) int64 { st := s.db.Stats(); return st.TxStats.GetPageAlloc() }
+
 // PrepareCounts is how many writes were applied prepared and how many
 // fell back to running inside the commit (prepare.go).
 func (s *Store) PrepareCounts() (prepared, fellBack int64) {
@@ -263,3 +352,15 @@ func (s *Store) PrepareCounts() (prepared, fellBack int64) {
 // nothing). f may write to the store itself; it runs in the writer's
 // goroutine, before the write is queued.
 func (s *Store) SetAfterPrepare(f func(key string)) { s.afterPrepare = f }
+
+// Warm reads every page of every bucket once, as a server's memory map is
+// after its first day of traffic (a fresh start pays a page fault for each
+// page first touched).
+func Warm(s *Store) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			b.Stats() // walks every page of the bucket
+			return nil
+		})
+	})
+}

@@ -83,6 +83,11 @@ func OpenWith(path string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, classify(path, err, "prepare")
 	}
+	if err := guard(s.buildOwnerRows); err != nil { // the owner index (erase.go)
+		codecs.Delete(db)
+		db.Close()
+		return nil, classify(path, err, "prepare")
+	}
 	if err := s.recountStatCounts(); err != nil { // stats.go
 		codecs.Delete(db)
 		db.Close()
@@ -334,6 +339,10 @@ func openBolt(path string, readOnly bool) (*bolt.DB, error) {
 	return db, err
 }
 
+// maxPlausibleSchema bounds the schema versions taken for a newer
+// release's: one schema change a day for a century stays below it.
+const maxPlausibleSchema = 1 << 16
+
 // checkIdentity tells our files from another program's bbolt file and
 // refuses a schema newer than this binary. It runs before anything is
 // written to the file.
@@ -372,6 +381,10 @@ func checkIdentity(tx *bolt.Tx) error {
 		return &store.FileError{Kind: store.ErrCorrupt, Reason: "its schema version is missing"}
 	case len(v) != 8:
 		return &store.FileError{Kind: store.ErrCorrupt, Reason: "its schema version is unreadable"}
+	case binary.BigEndian.Uint64(v) > maxPlausibleSchema:
+		// A flipped high bit, not a release from the future.
+		return &store.FileError{Kind: store.ErrCorrupt, Reason: fmt.Sprintf("its schema version %d is no version any checkinbot wrote",
+			binary.BigEndian.Uint64(v))}
 	case binary.BigEndian.Uint64(v) > SchemaVersion:
 		return &store.FileError{Kind: store.ErrFutureSchema, Reason: fmt.Sprintf("schema version %d is newer than this binary supports (%d): "+
 			"upgrade checkinbot; do not run an older version on this file", binary.BigEndian.Uint64(v), SchemaVersion)}

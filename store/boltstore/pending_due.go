@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/checkinbot/checkinbot/escalation"
 	"github.com/checkinbot/checkinbot/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -32,11 +33,23 @@ import (
 var (
 	bucketPendingDue = []byte("pending_due")
 	// keyPendingDueBuilt marks a file whose due index has been built from its
-	// pending rows (a file of schema 4 has none until opened by this binary).
-	keyPendingDueBuilt = []byte("pending_due_built")
+	// pending rows (a file of schema 4 has none until opened by this binary);
+	// keyPendingDueProgress is the last pending row filed while it is being
+	// built (buildOver).
+	keyPendingDueBuilt    = []byte("pending_due_built")
+	keyPendingDueProgress = []byte("pending_due_progress")
+
+	// bucketPendingBeat is the due index again, for the endpoint.heartbeat
+	// rows only: the prober finds the heartbeats due without opening every
+	// due row (DueOfType), however large an outage's backlog. It shows in
+	// clear which pending rows are heartbeats — events about no registrant,
+	// sent to every endpoint on a fixed cadence, which a receiver sees anyway.
+	bucketPendingBeat      = []byte("pending_heartbeat")
+	keyPendingBeatBuilt    = []byte("pending_heartbeat_built")
+	keyPendingBeatProgress = []byte("pending_heartbeat_progress")
 )
 
-func init() { allBuckets = append(allBuckets, bucketPendingDue) }
+func init() { allBuckets = append(allBuckets, bucketPendingDue, bucketPendingBeat) }
 
 // pendingDueKey is the due-index key of the pending row (endpoint, seq) next
 // attempted at at.
@@ -69,7 +82,7 @@ func putPending(tx *bolt.Tx, d store.Delivery) error {
 			return fmt.Errorf("pending delivery %s/%d is corrupt: %w", d.Endpoint, d.Seq, err)
 		}
 		if !old.NextAt.Equal(d.NextAt) {
-			if err := idx.Delete(pendingDueKey(old.Endpoint, old.NextAt, old.Seq)); err != nil {
+			if err := unfilePending(tx, old); err != nil {
 				return err
 			}
 		}
@@ -77,39 +90,140 @@ func putPending(tx *bolt.Tx, d store.Delivery) error {
 	if err := idx.Put(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), nil); err != nil {
 		return err
 	}
+	if d.Type == escalation.TypeEndpointHeartbeat {
+		if err := tx.Bucket(bucketPendingBeat).Put(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), nil); err != nil {
+			return err
+		}
+	}
 	return putSealed(tx, bucketPending, key, d)
 }
 
-// deletePending deletes pending row d and its due-index entry.
+// deletePending deletes pending row d and its due-index entries.
 func deletePending(tx *bolt.Tx, d store.Delivery) error {
-	if err := tx.Bucket(bucketPendingDue).Delete(pendingDueKey(d.Endpoint, d.NextAt, d.Seq)); err != nil {
+	if err := unfilePending(tx, d); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketPending).Delete(pendingKey(d.Endpoint, d.Seq))
 }
 
-// buildPendingDue builds the due index from the pending rows once, for a
-// file written before it existed; it runs in Open after the keys, since
-// the rows are sealed. A crash before the mark is written builds it again.
+// unfilePending deletes the due-index entries of pending row d.
+func unfilePending(tx *bolt.Tx, d store.Delivery) error {
+	k := pendingDueKey(d.Endpoint, d.NextAt, d.Seq)
+	if err := tx.Bucket(bucketPendingDue).Delete(k); err != nil {
+		return err
+	}
+	if d.Type != escalation.TypeEndpointHeartbeat {
+		return nil
+	}
+	return tx.Bucket(bucketPendingBeat).Delete(k)
+}
+
+// buildPendingDue builds the due index, and the heartbeat index, from the
+// pending rows once, for a file written before they existed; it runs in
+// Open after the keys, since the rows are sealed. Each is built in
+// transactions of at most buildBatch rows that resume after the last row
+// filed (buildOver), so a crash halfway finishes on the next open.
 func (s *Store) buildPendingDue() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta.Get(keyPendingDueBuilt) != nil {
-			return nil
-		}
-		idx := tx.Bucket(bucketPendingDue)
-		err := tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
-			var d store.Delivery
-			if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
-				return fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
-			}
-			return idx.Put(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), nil)
-		})
+	if err := s.buildOver(bucketPending, keyPendingDueBuilt, keyPendingDueProgress, func(tx *bolt.Tx, k, v []byte) error {
+		d, err := pendingRow(tx, k, v)
 		if err != nil {
 			return err
 		}
-		return meta.Put(keyPendingDueBuilt, []byte{1})
+		return tx.Bucket(bucketPendingDue).Put(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), nil)
+	}); err != nil {
+		return err
+	}
+	return s.buildOver(bucketPending, keyPendingBeatBuilt, keyPendingBeatProgress, func(tx *bolt.Tx, k, v []byte) error {
+		d, err := pendingRow(tx, k, v)
+		if err != nil || d.Type != escalation.TypeEndpointHeartbeat {
+			return err
+		}
+		return tx.Bucket(bucketPendingBeat).Put(pendingDueKey(d.Endpoint, d.NextAt, d.Seq), nil)
 	})
+}
+
+// marked reports whether meta holds key.
+func (s *Store) marked(key []byte) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketMeta).Get(key) != nil
+		return nil
+	})
+	return found, err
+}
+
+// pendingRow opens the pending row k.
+func pendingRow(tx *bolt.Tx, k, v []byte) (store.Delivery, error) {
+	var d store.Delivery
+	if err := getSealed(tx, bucketPending, k, v, &d); err != nil {
+		return d, fmt.Errorf("pending delivery %x is corrupt: %w", k, err)
+	}
+	return d, nil
+}
+
+// buildBatch is the most rows one transaction of an index build at open
+// files (issue 15: no transaction whose length grows with the file).
+var buildBatch = 1000
+
+// buildHook, when set (tests only), is told after each committed
+// transaction of an index build (named by its done mark) how many rows it
+// filed; an error it returns stops the build there, as a crash would.
+var buildHook func(done []byte, filed int) error
+
+// buildOver files every row of bucket name in an index, once, for a file
+// written before the index existed: fn is called for each row in key order,
+// at most buildBatch rows per write transaction, and each transaction
+// records in meta (under progress) the last row it filed, so a crash
+// between transactions resumes after that row on the next open instead of
+// starting over. The transaction that reaches the end writes done and
+// removes progress. It runs in Open, before any other write: the rows do
+// not change between its transactions. fn must only write other buckets.
+func (s *Store) buildOver(name, done, progress []byte, fn func(tx *bolt.Tx, k, v []byte) error) error {
+	if built, err := s.marked(done); err != nil || built {
+		return err // built: no write transaction, no fsync at every start
+	}
+	for {
+		finished, filed := false, 0
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			filed = 0
+			meta := tx.Bucket(bucketMeta)
+			if meta.Get(done) != nil {
+				finished = true
+				return nil
+			}
+			c := tx.Bucket(name).Cursor()
+			k, v := c.First()
+			if after := meta.Get(progress); after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			var last []byte
+			for n := 0; k != nil && n < buildBatch; k, v = c.Next() {
+				if err := fn(tx, k, v); err != nil {
+					return err
+				}
+				last = bytes.Clone(k)
+				n++
+				filed = n
+			}
+			if k != nil {
+				return meta.Put(progress, last)
+			}
+			finished = true
+			if err := meta.Delete(progress); err != nil {
+				return err
+			}
+			return meta.Put(done, []byte{1})
+		})
+		if err == nil && buildHook != nil {
+			err = buildHook(done, filed)
+		}
+		if err != nil || finished {
+			return err
+		}
+	}
 }
 
 // dueRow is one pending row read through the due index.

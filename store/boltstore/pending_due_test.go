@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -321,5 +322,173 @@ func TestDueRowOutsideCaseEventsStillGoes(t *testing.T) {
 	}
 	if got := gotChains(b); fmt.Sprint(got) != "[e1:[1]]" {
 		t.Errorf("chains %v, want the row alone", got)
+	}
+}
+
+// stripDueIndexes makes the file at p look written before the due indexes
+// existed: both empty and unmarked.
+func stripDueIndexes(t *testing.T, p string) {
+	t.Helper()
+	boltFile(t, p, func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketPendingDue, bucketPendingBeat} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		for _, k := range [][]byte{keyPendingDueBuilt, keyPendingBeatBuilt} {
+			if err := tx.Bucket(bucketMeta).Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// withHeartbeats records and routes a heartbeat for each endpoint at a few
+// times, so pending rows of both kinds exist.
+func withHeartbeats(t *testing.T, s *Store, endpoints ...string) {
+	t.Helper()
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		for _, ep := range endpoints {
+			if _, err := s.Heartbeat(ep, "my-mekong", at, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Route(at, func(ev store.Event) []store.Target {
+			if ep, ok := ev.Details["endpoint"].(string); ok {
+				return []store.Target{{Endpoint: ep}}
+			}
+			return []store.Target{{Endpoint: "e1", Critical: true}}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDueIndexBuildResumesAfterACrash: building the due indexes of an
+// older file goes in transactions of buildBatch rows, each recording how
+// far it got. Stopped after the first (a crash, injected), the open fails
+// with exactly one batch filed and its progress recorded; the next open
+// resumes after it — filing only the rest — and the result is what check
+// and the delivery rounds expect. (With the built mark written by the
+// first batch, or the progress ignored, this fails.)
+func TestDueIndexBuildResumesAfterACrash(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "checkinbot.db")
+	s, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withHeartbeats(t, s, "e1", "e2")
+	randomDeliveries(t, s, 4, func(time.Time) {})
+	later := t0.Add(24 * time.Hour)
+	want, _ := refChains(t, s, later)
+	wantBeats, err := s.DueOfType(escalation.TypeEndpointHeartbeat, later)
+	if err != nil || len(wantBeats) == 0 {
+		t.Fatalf("heartbeats due before: %d, %v", len(wantBeats), err)
+	}
+	rows, _ := s.Pending()
+	s.Close()
+	stripDueIndexes(t, p)
+
+	oldBatch := buildBatch
+	buildBatch = 3
+	t.Cleanup(func() { buildBatch, buildHook = oldBatch, nil })
+	buildHook = func(done []byte, _ int) error { return errors.New("crash") }
+	if s, err = Open(p); err == nil {
+		s.Close()
+		t.Fatal("open with the build stopped after one batch succeeded")
+	}
+	var filed int
+	boltFile(t, p, func(tx *bolt.Tx) error {
+		filed = tx.Bucket(bucketPendingDue).Stats().KeyN
+		if tx.Bucket(bucketMeta).Get(keyPendingDueBuilt) != nil || tx.Bucket(bucketMeta).Get(keyPendingDueProgress) == nil {
+			t.Error("after a stopped build: marked built, or no progress recorded")
+		}
+		return nil
+	})
+	if filed != buildBatch || len(rows) <= buildBatch {
+		t.Fatalf("after one batch %d entries filed of %d rows, want %d", filed, len(rows), buildBatch)
+	}
+	filedAgain := 0
+	buildHook = func(done []byte, n int) error {
+		if string(done) == string(keyPendingDueBuilt) {
+			filedAgain += n
+		}
+		return nil
+	}
+	if s, err = Open(p); err != nil {
+		t.Fatal(err)
+	}
+	if filedAgain != len(rows)-buildBatch {
+		t.Errorf("the next open filed %d rows, want the %d left", filedAgain, len(rows)-buildBatch)
+	}
+	b, err := s.DueChains(later, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(gotChains(b)) != fmt.Sprint(want) {
+		t.Errorf("after the resumed build: %v, want %v", gotChains(b), want)
+	}
+	beats, err := s.DueOfType(escalation.TypeEndpointHeartbeat, later)
+	if err != nil || fmt.Sprint(beats) != fmt.Sprint(wantBeats) {
+		t.Errorf("heartbeats after the resumed build: %d, %v; want %d", len(beats), err, len(wantBeats))
+	}
+	s.Close()
+	rep, err := Check(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range rep.Problems {
+		t.Error(pr)
+	}
+	if rep.Counts[string(bucketPendingDue)] != len(rows) || rep.Counts[string(bucketPendingBeat)] != len(wantBeats) {
+		t.Errorf("index entries after the build: %d and %d, want %d and %d", rep.Counts[string(bucketPendingDue)],
+			rep.Counts[string(bucketPendingBeat)], len(rows), len(wantBeats))
+	}
+}
+
+// TestDueOfTypeMatchesEveryRowOpened: DueOfType, through the heartbeat
+// index or in batches through the due index, returns exactly the due rows
+// of the type that opening every pending row finds, in key order, at
+// every moment of random traffic and whatever the batch size.
+func TestDueOfTypeMatchesEveryRowOpened(t *testing.T) {
+	oldBatch := buildBatch
+	t.Cleanup(func() { buildBatch = oldBatch })
+	for seed := range uint64(3) {
+		s := mustOpen(t)
+		withHeartbeats(t, s, "e1", "e2", "e")
+		buildBatch = []int{1, 4, 1000}[seed]
+		randomDeliveries(t, s, seed, func(now time.Time) {
+			rows, err := s.Pending()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, typ := range []string{escalation.TypeEndpointHeartbeat, escalation.TypeCaseUpdated, escalation.TypeRegistrationCreated} {
+				var want []string
+				for _, d := range rows {
+					if d.Type == typ && !d.NextAt.After(now) {
+						want = append(want, fmt.Sprintf("%s/%d", d.Endpoint, d.Seq))
+					}
+				}
+				due, err := s.DueOfType(typ, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, d := range due {
+					if len(d.Body) == 0 {
+						t.Fatalf("seed %d: %s/%d without its body", seed, d.Endpoint, d.Seq)
+					}
+					got = append(got, fmt.Sprintf("%s/%d", d.Endpoint, d.Seq))
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("seed %d, %s at %s: %v, want %v", seed, typ, now.Format(time.TimeOnly), got, want)
+				}
+			}
+		})
 	}
 }

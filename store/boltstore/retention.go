@@ -91,8 +91,8 @@ func (s *Store) Prune(cutoff time.Time) (int, error) {
 		return n, fmt.Errorf("store: prune outbox: %w", err)
 	}
 	// Erased registrants' one-off keys nothing owed needs any more
-	// (erase.go); only when there are any does it read the outbox.
-	if err := s.update(func(tx *bolt.Tx) error { _, err := sweepErased(tx); return err }); err != nil {
+	// (erase.go): only their own rows are read, through the owner index.
+	if _, err := s.sweepErased(); err != nil {
 		return n, fmt.Errorf("store: prune erased keys: %w", err)
 	}
 	if err := s.pruneInbound(cutoff); err != nil {
@@ -180,6 +180,9 @@ func (s *Store) pruneOutbox(cutoff time.Time) (int, error) {
 				ev, err := eventIndexFields(tx, k, outbox.Get(k))
 				if err != nil {
 					return fmt.Errorf("outbox event %d is corrupt: %w", binary.BigEndian.Uint64(k), err)
+				}
+				if err := unfileOwnerEvent(tx, k, outbox.Get(k)); err != nil { // erase.go
+					return err
 				}
 				if err := outbox.Delete(k); err != nil {
 					return err
