@@ -50,7 +50,7 @@ func (s *Store) writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dial
 	if purgesInbound(to, res) {
 		pb := tx.Bucket(bucketPurge)
 		seq, v := uint64(0), []byte(nil)
-		if pre != nil && !numberedAfter(pb, key, pre.purge) {
+		if pre != nil {
 			seq, v = pre.purge, pre.purgeV
 		} else {
 			seq = s.purgeSeq.next(pb)
@@ -68,7 +68,7 @@ func (s *Store) writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dial
 		return nil, purges, nil
 	}
 	q := tx.Bucket(bucketSendq)
-	if pre != nil && !numberedAfter(q, key, pre.item.Seq) {
+	if pre != nil {
 		if err := s.sendSeq.put(q, userSeqKey(key, pre.item.Seq), pre.item.Seq, pre.itemV); err != nil {
 			return nil, 0, err
 		}
@@ -84,17 +84,6 @@ func (s *Store) writeSends(tx *bolt.Tx, key string, to *store.Envelope, res dial
 		return nil, 0, err
 	}
 	return []store.SendItem{it}, purges, nil
-}
-
-// numberedAfter reports whether b holds a row of the citizen key numbered
-// after seq. A number handed out ahead of the commit (prepare.go) is then
-// stale: a write outside the citizen's turn — AckSends remembering the
-// ids of their sent messages — committed rows of theirs meanwhile, and
-// the prepared row is numbered again, so that each citizen's rows stay in
-// the order they were committed.
-func numberedAfter(b *bolt.Bucket, key string, seq uint64) bool {
-	k, _ := b.Cursor().Seek(userSeqKey(key, seq+1))
-	return k != nil && bytes.HasPrefix(k, userPrefix(key))
 }
 
 // sealedValue is v as putSealed would store it under k in bucket name.
@@ -153,10 +142,8 @@ func sendItem(key string, seq uint64, to *store.Envelope, addr string, res dialo
 // writes as the bucket's sequence (put), so a restart never hands out a
 // number again; numbers of writes that were not committed are skipped. A
 // citizen's rows keep their order: their events are written one after
-// another, a prepared write whose record changed meanwhile is numbered
-// again (prepare.go), and so is a prepared row when a write outside their
-// turn (AckSends) committed a later-numbered row of theirs meanwhile
-// (numberedAfter).
+// another, and a prepared write whose record changed meanwhile is
+// numbered again (prepare.go).
 type rowSeq struct {
 	once sync.Once
 	n    atomic.Uint64
