@@ -33,7 +33,8 @@ import (
 // and retention pruning. Each runs between the event's prepare and its
 // commit; the store must end exactly as one where it committed first and
 // the event ran wholly inside the commit — for a plain check-in, a duress
-// one and an SOS, on an encrypted file and a clear one.
+// one and an SOS, on an encrypted file and a clear one. (For the
+// acknowledgement the serial order is the event first: see its entry.)
 func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 	eng := prepEngine(t)
 	embassy := eng.Directory.EmbassyFor("MY", "KH")
@@ -56,20 +57,42 @@ func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 	conflicts := []struct {
 		name   string
 		sealed bool // only on an encrypted file
-		run    func(t *testing.T, s *boltstore.Store, key string, now time.Time)
+		// eventFirst: the serial order the prepared write must match is
+		// the event first, then the other writer (see below).
+		eventFirst bool
+		run        func(t *testing.T, s *boltstore.Store, key string, now time.Time)
 	}{
-		{"master key rotated", true, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
+		{"master key rotated", true, false, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
 			if n, err := s.RotateMasterKey(); err != nil || n == 0 {
 				t.Fatalf("rotation re-wrapped %d keys (%v)", n, err)
 			}
 		}},
-		{"case acknowledged", false, change(escalation.ActionAck)},
-		{"case noted", false, change(escalation.ActionNote)},
-		{"case resolved without the engine's step", false, change(escalation.ActionResolve)},
-		{"earlier replies acknowledged", false, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
-			items, err := s.PendingSends(key)
-			if err != nil || len(items) == 0 {
-				t.Fatalf("no pending row to acknowledge (%v)", err)
+		{"case acknowledged", false, false, change(escalation.ActionAck)},
+		{"case noted", false, false, change(escalation.ActionNote)},
+		{"case resolved without the engine's step", false, false, change(escalation.ActionResolve)},
+		// The acknowledgement of the citizen's earlier replies, with the
+		// ids of sent messages to delete later (purge rows numbered from
+		// the counter the event's prepared purge row came from, outside
+		// the citizen's turn) and the purge made due. The event's purge
+		// row was numbered at prepare, before the ack's rows: the serial
+		// order it matches is the event's commit first (rowSeq in
+		// sendq.go: purge rows need not follow commit order, and
+		// numbering the event's row again would make the stored sequence
+		// depend on timing). The rows acknowledged are those queued
+		// before the event, in either order.
+		{"earlier replies acknowledged", false, true, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+			all, err := s.PendingSends(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var items []store.SendItem
+			for _, it := range all {
+				if it.Created.Before(now) {
+					items = append(items, it)
+				}
+			}
+			if len(items) == 0 {
+				t.Fatal("no pending row to acknowledge")
 			}
 			var acks []store.SendAck
 			for i, it := range items {
@@ -81,7 +104,7 @@ func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"purges settled", false, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
+		{"purges settled", false, false, func(t *testing.T, s *boltstore.Store, _ string, _ time.Time) {
 			rows, err := s.PurgeRows()
 			if err != nil || len(rows) == 0 {
 				t.Fatalf("no purge row to settle (%v)", err)
@@ -90,13 +113,13 @@ func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"roll call created", false, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
+		{"roll call created", false, false, func(t *testing.T, s *boltstore.Store, key string, now time.Time) {
 			if err := s.CreateRollCall(store.RollCall{ID: "rc-review", EmbassyID: embassy, Country: "KH", CreatedAt: now,
 				Deadline: now.Add(6 * time.Hour), Members: []string{key}}); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"retention pruned", false, func(t *testing.T, s *boltstore.Store, _ string, now time.Time) {
+		{"retention pruned", false, false, func(t *testing.T, s *boltstore.Store, _ string, now time.Time) {
 			if _, err := s.Prune(now.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
@@ -161,10 +184,15 @@ func TestPreparedWriteSeesOtherWriters(t *testing.T) {
 					}
 					e := g.citizen(prepEvent{now: g.now.Add(2 * time.Hour), in: dialogs.Input{Kind: dialogs.KindText, Key: key,
 						Channel: "telegram", Address: cz.address, Handle: cz.handle, LangHint: cz.lang, Text: text}})
-					c.run(t, slow, key, e.now)
+					if !c.eventFirst {
+						c.run(t, slow, key, e.now)
+					}
 					want, err := e.apply(t, eng, slow, g.keys)
 					if err != nil {
 						t.Fatal(err)
+					}
+					if c.eventFirst {
+						c.run(t, slow, key, e.now)
 					}
 					hooked := false
 					fast.SetAfterPrepare(func(k string) {
