@@ -384,9 +384,8 @@ func TestPreparedPathFaults(t *testing.T) {
 			runs.Store(0)
 			_, err = s.ProcessSend("user-f", "telegram:1", now, env(1), func(prev dialogs.State, _ bool) dialogs.Result {
 				runs.Add(1)
-				var m map[string]int
-				m["boom"]++ // a runtime panic, as a bug in the engine would raise
-				return dialogs.Result{State: prev}
+				replies := prev.Profile.City[:len(prev.Profile.City)+1] // a runtime panic, as a bug in the engine would raise
+				return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: replies}}}
 			})
 			if !errors.Is(err, store.ErrBadEvent) {
 				t.Errorf("a panicking handler: %v, want ErrBadEvent", err)
