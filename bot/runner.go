@@ -261,8 +261,28 @@ func (r *Runner) fireHeld(ctx context.Context, key string) error {
 	if err != nil || !found {
 		return err
 	}
-	return r.runHeld(ctx, key, "", dialogs.Input{Kind: dialogs.KindTimer, Key: key},
-		store.Envelope{Channel: st.Channel, Address: st.Address, Scheduled: true}, time.Now())
+	in := dialogs.Input{Kind: dialogs.KindTimer, Key: key}
+	if st.PromptPending {
+		in.PromptQueued = r.promptQueued(key)
+	}
+	return r.runHeld(ctx, key, "", in, store.Envelope{Channel: st.Channel, Address: st.Address, Scheduled: true}, time.Now())
+}
+
+// promptQueued reports whether a check-in prompt to key still waits in the
+// send queue, unaccepted by the platform (Input.PromptQueued). When the
+// queue cannot be read it says no: the engine then asks again, the
+// behaviour from before this was known, never a prompt withheld.
+func (r *Runner) promptQueued(key string) bool {
+	items, err := r.Store.PendingSends(key)
+	if err != nil {
+		return false
+	}
+	for _, it := range items {
+		if it.Prompt {
+			return true
+		}
+	}
+	return false
 }
 
 // Unreachable tells the engine that a channel cannot deliver to address

@@ -52,6 +52,12 @@ import (
 // key in the keys bucket.
 const erasedPrefix = "erased:"
 
+// shreddedOwner is the owner an erasure writes into the outer layer of an
+// event it shreds (retireEvent): a key name no data key ever has (one-off
+// keys are erasedPrefix and 32 hex digits), so the body reads as shredded
+// for good, whoever registers later under the citizen's user key.
+const shreddedOwner = erasedPrefix + "shredded"
+
 var (
 	// bucketOwnerRows is the owner index: tag ‖ kind ‖ row key → empty,
 	// where tag is ownerTag of the data key the row is sealed under and kind
@@ -281,6 +287,13 @@ func resealEvents(tx *bolt.Tx, key, openCase, owner string) error {
 			return fmt.Errorf("outbox event %d is corrupt: %w", seq, err)
 		}
 		if !o.owes(seq) && !(caseOpen && ev.CaseID == openCase) {
+			// Not owed: shredded with the key. Its outer layer stops
+			// naming the citizen's key, which a returning citizen gets
+			// anew under the same name: the body would then fail to open
+			// as damaged, breaking the embassy's pull and Prune.
+			if err := retireEvent(tx, row, v); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := putEvent(tx, seq, owner, ev); err != nil {

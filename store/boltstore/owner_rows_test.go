@@ -74,13 +74,22 @@ func ownerTraffic(t *testing.T, s *Store, seed uint64) (erasures int) {
 	targets := func(ev store.Event) []store.Target {
 		return []store.Target{{Endpoint: "e1", Critical: true}, {Endpoint: "e2"}}[:1+len(ev.ID)%2]
 	}
-	gone := map[string]bool{} // erased: they do not come back here
+	// shredded are the events an erasure left unreadable. An erased citizen
+	// may come back on the same chat (same user key, a new data key): the
+	// events of the earlier registration must still read as shredded,
+	// never as damaged, for the embassy's pull, Prune and check.
+	var shredded []uint64
+	defer func() {
+		for _, seq := range shredded {
+			if _, live := eventSeqBySeq(s, seq); live && opens(t, s, seq) {
+				t.Fatalf("seed %d: event %d of an erased registration opens again", seed, seq)
+			}
+		}
+		pullAll(t, s, "my-mekong", false)
+	}()
 	for step := range 150 {
 		now = now.Add(time.Minute)
 		key := fmt.Sprintf("%064x", rng.IntN(8))
-		if gone[key] {
-			continue
-		}
 		switch r := rng.IntN(20); {
 		case r < 12: // a message: maybe an escalation, always a reply
 			withCase := rng.IntN(2) == 0
@@ -173,9 +182,12 @@ func ownerTraffic(t *testing.T, s *Store, seed uint64) (erasures int) {
 					t.Fatalf("seed %d step %d: after the erasure event %d (case %q, open case %q) opens: %v, want %v",
 						seed, step, seq, ev.CaseID, st.OpenCase, got, want)
 				}
+				if !want {
+					shredded = append(shredded, seq)
+				}
 			}
 			delete(events, key)
-			gone[key] = true
+			pullAll(t, s, "my-mekong", false)
 		default:
 			if _, err := s.Prune(now.Add(-10 * time.Minute)); err != nil {
 				t.Fatal(err)
@@ -483,4 +495,14 @@ func TestOwnerIndexBuiltForAnOlderFile(t *testing.T) {
 	if got := rep.Counts[string(bucketOwnerRows)]; got == 0 || got > entries {
 		t.Errorf("built %d entries; the file had %d", got, entries)
 	}
+}
+
+// eventSeqBySeq reports whether outbox event seq is still stored.
+func eventSeqBySeq(s *Store, seq uint64) (uint64, bool) {
+	live := false
+	s.db.View(func(tx *bolt.Tx) error {
+		live = tx.Bucket(bucketOutbox).Get(u64(seq)) != nil
+		return nil
+	})
+	return seq, live
 }

@@ -452,6 +452,25 @@ func putEvent(tx *bolt.Tx, seq uint64, owner string, ev store.Event) error {
 	return putPadded(tx, bucketOutbox, k, payload, "", len(payload)-len(enc)+reservedSize(ev, len(enc)))
 }
 
+// retireEvent rewrites the outer layer of the stored outbox value v under
+// k to name shreddedOwner, keeping its index fields and its body (sealed
+// under a key being destroyed) as they are.
+func retireEvent(tx *bolt.Tx, k, v []byte) error {
+	c := codecOf(tx)
+	if c == nil {
+		return nil
+	}
+	_, meta, inner, err := outerOf(c, tx, k, v)
+	if err != nil {
+		return err
+	}
+	payload := binary.AppendUvarint(nil, uint64(len(shreddedOwner)))
+	payload = append(payload, shreddedOwner...)
+	payload = binary.AppendUvarint(payload, uint64(len(meta)))
+	payload = append(append(payload, meta...), inner...)
+	return putPadded(tx, bucketOutbox, k, payload, "", len(payload))
+}
+
 // eventOf opens the stored outbox value v under k: the event's JSON and
 // the registrant it is sealed for ("" when under the service key). A body
 // whose registrant was erased is errShredded.
