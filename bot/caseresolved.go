@@ -57,7 +57,7 @@ func (r *Runner) ResolveCase(ctx context.Context, ch store.CaseChange) (escalati
 		// The engine sends nothing on a resolution; should that change,
 		// what it queued goes out like any reply.
 		for _, it := range res.Sends {
-			r.dispatch(ctx, it, true)
+			r.dispatch(ctx, it)
 		}
 		if len(res.Events) > 0 && r.OnEvents != nil {
 			r.OnEvents(res.Events)

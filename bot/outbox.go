@@ -152,19 +152,34 @@ func priorityOf(urgent, scheduled bool) Priority {
 }
 
 // dispatch hands one queued row to its channel, unless it is in flight.
-// fresh: the row was just written by this process (not read from the queue
-// earlier), so it cannot have been acknowledged meanwhile.
-func (r *Runner) dispatch(ctx context.Context, it store.SendItem, fresh bool) {
+func (r *Runner) dispatch(ctx context.Context, it store.SendItem) {
 	if !r.out.claim(it.Seq) {
 		return
 	}
-	if !fresh {
-		// Read before the claim: its acknowledgement may have committed
-		// (and released it from flight) in between. Sent once is enough.
-		if queued, err := r.Store.StillQueued(it.UserKey, it.Seq); err != nil || !queued {
-			r.out.release(it.Seq)
-			return
+	r.handOver(ctx, it)
+}
+
+// claimFresh claims the rows an event just wrote, at once after its
+// commit: the periodic Resend may read them before the runner hands them
+// over (it paces the reply floor first), and must find them in flight. It
+// returns the rows claimed; a row Resend claimed first is its to send.
+func (r *Runner) claimFresh(items []store.SendItem) []store.SendItem {
+	var mine []store.SendItem
+	for _, it := range items {
+		if r.out.claim(it.Seq) {
+			mine = append(mine, it)
 		}
+	}
+	return mine
+}
+
+// handOver sends a row the caller claimed. Even a row written just now may
+// have been sent by Resend, acknowledged and released from flight before
+// the claim: one read tells, and sent once is enough.
+func (r *Runner) handOver(ctx context.Context, it store.SendItem) {
+	if queued, err := r.Store.StillQueued(it.UserKey, it.Seq); err != nil || !queued {
+		r.out.release(it.Seq)
+		return
 	}
 	if len(it.Replies) == 0 { // only a clean-up request: nothing to send
 		r.settle(it, Receipt{})
@@ -301,7 +316,7 @@ func (r *Runner) resendUser(ctx context.Context, key string) {
 		return
 	}
 	for _, it := range items {
-		r.dispatch(ctx, it, false)
+		r.dispatch(ctx, it)
 	}
 }
 
@@ -323,7 +338,7 @@ func (r *Runner) Resend(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		r.dispatch(ctx, it, false)
+		r.dispatch(ctx, it)
 		sent++
 	}
 	if stale > 0 {

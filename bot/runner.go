@@ -439,6 +439,7 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 	if out.Purges > 0 {
 		r.out.kickPurge()
 	}
+	mine := r.claimFresh(out.Sends) // before pacing: Resend must not send them meanwhile (outbox.go)
 	// The reply goes first and escalations are announced after it: the
 	// embassy's copy is already durable, and a duress reply must not wait
 	// for anything a normal check-in does not.
@@ -450,8 +451,8 @@ func (r *Runner) runHeld(ctx context.Context, key, inboundID string, input dialo
 	if r.volatile {
 		r.sendVolatile(ctx, env, out.Result)
 	}
-	for _, it := range out.Sends {
-		r.dispatch(ctx, it, true)
+	for _, it := range mine {
+		r.handOver(ctx, it)
 	}
 	if len(out.Events) > 0 && r.OnEvents != nil {
 		r.OnEvents(out.Events)

@@ -141,9 +141,14 @@ func sendItem(key string, seq uint64, to *store.Envelope, addr string, res dialo
 // is bound to — before the commit. The commit stores the highest number it
 // writes as the bucket's sequence (put), so a restart never hands out a
 // number again; numbers of writes that were not committed are skipped. A
-// citizen's rows keep their order: their events are written one after
-// another, and a prepared write whose record changed meanwhile is
-// numbered again (prepare.go).
+// citizen's send-queue rows keep their order: only their events write
+// them, one after another, and a prepared write whose record changed
+// meanwhile is numbered again (prepare.go). Their purge rows need not:
+// AckSends, outside the citizen's turn, may commit rows numbered after
+// the purge row an event prepared and has yet to commit. Nothing reads
+// purge rows in order (each is deleted on its own due time), and
+// numbering the prepared row again would make the stored sequence depend
+// on timing (TestDuressLeavesNoClearTrace compares it), so it is not.
 type rowSeq struct {
 	once sync.Once
 	n    atomic.Uint64
