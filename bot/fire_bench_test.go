@@ -20,7 +20,7 @@ func (queued) Send(context.Context, string, bot.Response) error { return nil }
 
 // BenchmarkFireDue: timers fired per second by one FireDue round with
 // every registrant's timer due, one at a time (in-flight=1, what FireDue
-// did before) against in parallel (in-flight=512, the default), same
+// did before) against in parallel (in-flight DefaultFireInFlight, 64), same
 // binary, same run: two identical encrypted stores with the same
 // registrants, rounds interleaved (sequential, parallel, sequential …) on
 // the same clock, so both sides fire the same ladder steps.
