@@ -50,10 +50,14 @@ type Event = escalation.Event
 // working for callers).
 type Case = escalation.Case
 
-// AuditEntry is one link of the append-only audit chain. Hash covers the
-// entry with Hash, MAC and Checkpoint empty, and Prev is the previous
-// entry's Hash. Action is neutral (AuditRegistrantUpdated …); the reason
-// is only in Sealed (audit.go).
+// AuditEntry is one link of the append-only audit chain, as read back
+// whatever its stored form: each entry's Hash covers the previous entry's
+// hash, so an edit, a removal or a reordering breaks the chain. How each
+// form is hashed and stored — the compact binary entry, or the JSON one of
+// older files (Hash over the entry with Hash, MAC and Checkpoint empty,
+// Prev the previous Hash) — is boltstore's (audit.go, audit_compact.go).
+// Action is neutral (AuditRegistrantUpdated …); the reason is only in
+// Sealed.
 type AuditEntry struct {
 	Seq     uint64    `json:"seq"`
 	At      time.Time `json:"at"`
