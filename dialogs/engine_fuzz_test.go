@@ -106,8 +106,13 @@ func FuzzEngineAnyState(f *testing.F) {
 		}
 		rng := rand.New(rand.NewPCG(uint64(kwAt), uint64(langIdx)))
 		other := standIn(rng, e, lang, kw)
-		if strings.Contains(strings.ToLower(text), strings.ToLower(other)) || dialogs.Detects(e, keyed.Key, kw, text) {
-			return // the text already holds one of the two worlds' words
+		if strings.Contains(strings.ToLower(text), strings.ToLower(other)) || dialogs.Detects(e, keyed.Key, kw, text) ||
+			dialogs.Detects(e, keyed.Key, kw, head+" "+tail) {
+			// The text already holds one of the two worlds' words — or
+			// will once split at pos: "00000BLUE mAngo" hides the keyword
+			// behind digits (a known gap of detection, docs/threat-model.md),
+			// and the space inserted before the stand-in words uncovers it.
+			return
 		}
 		withKw, withOther := head+" "+kw+" "+tail, head+" "+other+" "+tail
 		where := fmt.Sprintf("%s/%s/%s flood=%d %q", lang, name, st.Step, flood, withKw)
