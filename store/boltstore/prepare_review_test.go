@@ -367,22 +367,14 @@ func TestPreparedPathFaults(t *testing.T) {
 	}
 	for _, sealed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
-			opt := boltstore.Options{}
-			if sealed {
-				opt.Keyring = testKeyring(t, 9)
-			}
-			s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, opt := openSealedOrClear(t, sealed)
 			if _, err := s.ProcessSend("user-f", "telegram:0", now, env(0), mark("a")); err != nil {
 				t.Fatal(err)
 			}
 			q0, p0, city0 := rows(t, s)
 
 			runs.Store(0)
-			_, err = s.ProcessSend("user-f", "telegram:1", now, env(1), func(prev dialogs.State, _ bool) dialogs.Result {
+			_, err := s.ProcessSend("user-f", "telegram:1", now, env(1), func(prev dialogs.State, _ bool) dialogs.Result {
 				runs.Add(1)
 				replies := prev.Profile.City[:len(prev.Profile.City)+1] // a runtime panic, as a bug in the engine would raise
 				return dialogs.Result{State: prev, Replies: []dialogs.Reply{{Text: replies}}}

@@ -595,15 +595,7 @@ func TestPreparedWritesLoseNothingUnderConcurrency(t *testing.T) {
 	const users, events, meddles = 8, 60, 150
 	for _, sealed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
-			opt := boltstore.Options{}
-			if sealed {
-				opt.Keyring = testKeyring(t, 9)
-			}
-			s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, _ := openSealedOrClear(t, sealed)
 			key := func(u int) string { return fmt.Sprintf("user-%02d", u) }
 			mark := func(field func(*dialogs.State) *string, m string) store.Handler {
 				return func(prev dialogs.State, _ bool) dialogs.Result {
@@ -662,4 +654,20 @@ func TestPreparedWritesLoseNothingUnderConcurrency(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openSealedOrClear opens a store in a temp dir, encrypted (the test
+// keyring) or in clear, closed when the test ends; the options open it again.
+func openSealedOrClear(t *testing.T, sealed bool) (*boltstore.Store, boltstore.Options) {
+	t.Helper()
+	opt := boltstore.Options{}
+	if sealed {
+		opt.Keyring = testKeyring(t, 9)
+	}
+	s, err := boltstore.OpenWith(filepath.Join(t.TempDir(), "checkinbot.db"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, opt
 }
