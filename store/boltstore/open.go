@@ -68,7 +68,7 @@ func OpenWith(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, classify(path, err, "open")
 	}
-	s := &Store{db: db, path: path, created: created, reqs: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
+	s := &Store{db: db, path: path, created: created, reqs: make(chan *writeRequest, maxGroup), bulk: make(chan *writeRequest, maxGroup), loopDone: make(chan struct{})}
 	if err := guard(s.migrate); err != nil {
 		db.Close()
 		return nil, classify(path, err, "prepare")

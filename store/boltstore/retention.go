@@ -107,7 +107,7 @@ func (s *Store) pruneDelivered(cutoff time.Time) error {
 	limit := u64(uint64(cutoff.UnixNano()))
 	for {
 		n := 0
-		err := s.update(func(tx *bolt.Tx) error {
+		err := s.updateBulk(func(tx *bolt.Tx) error {
 			n = 0
 			b := tx.Bucket(bucketDelivered)
 			var old [][]byte
@@ -142,7 +142,7 @@ func (s *Store) pruneOutbox(cutoff time.Time) (int, error) {
 	from := uint64(0)
 	for {
 		n, next, done := 0, uint64(0), false
-		err := s.update(func(tx *bolt.Tx) error {
+		err := s.updateBulk(func(tx *bolt.Tx) error {
 			n, next, done = 0, from, false
 			var routed uint64
 			if v := tx.Bucket(bucketMeta).Get(keyRouted); len(v) == 8 {
@@ -242,7 +242,7 @@ func (s *Store) pruneInbound(cutoff time.Time) error {
 		}
 		if len(old) > 0 {
 			n := 0
-			if err := s.update(func(tx *bolt.Tx) error {
+			if err := s.updateBulk(func(tx *bolt.Tx) error {
 				n = 0
 				b := tx.Bucket(bucketInbound)
 				for _, k := range old {

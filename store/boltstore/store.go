@@ -57,10 +57,15 @@ type Store struct {
 	path    string
 	created bool // Open made a new file (see Created)
 
-	// Writes go through one committer goroutine (group commit): see commitLoop.
-	mu       sync.RWMutex // guards closed and sending on reqs
+	// Writes go through one committer goroutine (group commit): see
+	// commitLoop. reqs is the lane of writes someone waits on (a
+	// citizen's message, an embassy's request, a delivery's outcome);
+	// bulk the lane of scheduled and maintenance work (timers, roll
+	// calls, pruning), which yields to it.
+	mu       sync.RWMutex // guards closed and sending on reqs and bulk
 	closed   bool
 	reqs     chan *writeRequest
+	bulk     chan *writeRequest
 	loopDone chan struct{}
 	observe  atomic.Pointer[func(time.Duration, int)] // SetCommitObserver
 
@@ -95,39 +100,101 @@ type writeRequest struct {
 // write commits at once, and under load each commit carries every write
 // that queued during the previous one. fn may run more than once (when
 // another write of its group fails) and must have no side effects.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.enqueue(s.reqs, fn) }
+
+// updateBulk is update for scheduled and maintenance work: timers, roll
+// calls, pruning. Its writes commit behind the writes someone is waiting
+// for (commitLoop), so a duress check-in or an SOS never waits for a group
+// of a hundred timers' writes — and never longer than one commit either
+// way, so bulk work is delayed, never starved.
+func (s *Store) updateBulk(fn func(*bolt.Tx) error) error { return s.enqueue(s.bulk, fn) }
+
+func (s *Store) enqueue(lane chan *writeRequest, fn func(*bolt.Tx) error) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return store.ErrClosed
 	}
 	r := &writeRequest{fn: fn, done: make(chan error, 1)}
-	s.reqs <- r
+	lane <- r
 	s.mu.RUnlock()
 	return <-r.done
 }
 
-// commitLoop is the single writer: it takes all queued writes, commits them
-// together, and answers each.
+// commitLoop is the single writer: it takes queued writes, commits them
+// together, and answers each. A group takes every waiting write of the
+// urgent lane (reqs) and, only when that lane is empty or the group before
+// had only urgent writes and left bulk ones waiting, the bulk lane's too.
+// So under steady load the groups alternate — urgent only, then urgent and
+// bulk — and an urgent write waits for at most the commit in progress plus
+// its own group, which holds no bulk write whenever the one in progress
+// did. (Mixing when bulk is owed, rather than committing bulk alone, saves
+// an urgent write that queued behind an urgent-only group a whole commit.)
 func (s *Store) commitLoop() {
 	defer close(s.loopDone)
 	var group []*writeRequest
-	for first := range s.reqs {
-		group = append(group[:0], first)
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r, ok := <-s.reqs:
+	reqs, bulk := s.reqs, s.bulk
+	bulkOwed := false
+	for {
+		group = group[:0]
+		if bulkOwed {
+			// Half the group at most, so a full urgent lane still moves.
+			bulk, _ = drainLane(bulk, &group, maxGroup/2)
+		}
+		var urgent int
+		reqs, urgent = drainLane(reqs, &group, maxGroup)
+		if urgent == 0 && !bulkOwed {
+			bulk, _ = drainLane(bulk, &group, maxGroup)
+		}
+		if len(group) == 0 {
+			if reqs == nil && bulk == nil {
+				return // closed, and every write answered
+			}
+			select { // nothing waits: sleep until a write comes, in either lane
+			case r, ok := <-reqs:
 				if !ok {
-					break drain
+					reqs = nil
+					continue
+				}
+				group, urgent = append(group, r), 1
+			case r, ok := <-bulk:
+				if !ok {
+					bulk = nil
+					continue
 				}
 				group = append(group, r)
-			default:
-				break drain
+			}
+			var more int
+			reqs, more = drainLane(reqs, &group, maxGroup)
+			if urgent += more; urgent == 0 {
+				bulk, _ = drainLane(bulk, &group, maxGroup)
 			}
 		}
 		s.commitGroup(group)
+		// Bulk writes that queued behind an urgent-only group go into the
+		// next one, whatever else is waiting.
+		bulkOwed = urgent == len(group) && bulk != nil && len(bulk) > 0
 	}
+}
+
+// drainLane moves the writes waiting in lane onto group, without
+// blocking, until group holds upTo; it returns nil for a closed lane, and
+// how many writes it moved.
+func drainLane(lane chan *writeRequest, group *[]*writeRequest, upTo int) (chan *writeRequest, int) {
+	n := 0
+	for lane != nil && len(*group) < upTo {
+		select {
+		case r, ok := <-lane:
+			if !ok {
+				return nil, n
+			}
+			*group = append(*group, r)
+			n++
+		default:
+			return lane, n
+		}
+	}
+	return lane, n
 }
 
 // commitGroup commits a group; a write that fails is answered with its error
@@ -176,6 +243,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.reqs)
+	close(s.bulk)
 	s.mu.Unlock()
 	<-s.loopDone
 	codecs.Delete(s.db)
@@ -221,7 +289,11 @@ func (s *Store) ProcessSend(key, inboundID string, now time.Time, to *store.Enve
 			s.afterPrepare(key)
 		}
 	}
-	if err := s.update(write); err != nil {
+	commit := s.update
+	if to != nil && to.Scheduled {
+		commit = s.updateBulk // a timer or a roll call: nobody is waiting on it
+	}
+	if err := commit(write); err != nil {
 		return store.Outcome{}, fmt.Errorf("store: process: %w", err)
 	}
 	return out, nil
