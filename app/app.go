@@ -168,6 +168,9 @@ func Open(opt Options) (_ *App, err error) {
 		policy = opt.Delivery(policy)
 	}
 	a.Deliverer = &webhook.Deliverer{Store: a.Store, Endpoints: opt.Secrets.Endpoints, Policy: policy}
+	// Each escalation gets its delivery rows in the commit that records it:
+	// the deliverer sends it on the nudge, with no routing commit between.
+	a.Store.RouteOnRecord(a.Deliverer.Targets)
 	r := bot.NewRunner(a.Engine, a.Store, opt.Secrets.Pepper)
 	r.Log = a.log
 	r.OnEvents = func([]store.Event) { a.Deliverer.Nudge() }

@@ -697,6 +697,15 @@ func earliest(a, b time.Time) time.Time {
 // targets routes an event: the embassy's primary endpoint gets every type,
 // partners the types they chose, a heartbeat only its own endpoint.
 //
+// Targets is targets for the store's RouteOnRecord: the endpoints an event
+// goes to, from the configuration alone (pure, no I/O), so the store can
+// route an escalation in the transaction that records it.
+func (d *Deliverer) Targets(ev escalation.Event) []escalation.Target {
+	d.init()
+	return d.targets(ev)
+}
+
+// targets returns the endpoints ev goes to.
 // An embassy with no endpoint configured still gets a row under its id:
 // the event waits (and the operator is told) until a URL is configured,
 // instead of being routed to nobody. Events of high and critical severity

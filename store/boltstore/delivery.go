@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/checkinbot/checkinbot/escalation"
@@ -53,6 +54,52 @@ func (s *Store) Route(now time.Time, targets func(store.Event) []store.Target) (
 			return total, err
 		}
 	}
+}
+
+// routeTargets holds, per open data file, the targets function given to
+// RouteOnRecord (a func(store.Event) []store.Target), so recordEvent, which
+// sees only a transaction, can route what it records.
+var routeTargets sync.Map // *bolt.DB → func(store.Event) []store.Target
+
+// RouteOnRecord gives every event recorded from now on its pending rows —
+// one per targets(event), as Route would — in the transaction that records
+// it, so a duress check-in's webhook does not wait for a second commit (a
+// routing round's) before the deliverer can send it. targets must be pure
+// and cheap: it runs inside the write transaction. An event recorded while
+// older ones still wait to be routed (a backlog from before this call, or
+// from a file written without it) is left to Route, which routes in
+// recording order. nil turns it off.
+func (s *Store) RouteOnRecord(targets func(store.Event) []store.Target) {
+	if targets == nil {
+		routeTargets.Delete(s.db)
+		return
+	}
+	routeTargets.Store(s.db, targets)
+}
+
+// routeRecorded routes the event just recorded at outbox seq in tx, if
+// RouteOnRecord is on and every earlier event is routed already.
+func routeRecorded(tx *bolt.Tx, seq uint64, ev store.Event) error {
+	v, ok := routeTargets.Load(tx.DB())
+	if !ok {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	var routed uint64
+	if r := meta.Get(keyRouted); len(r) == 8 {
+		routed = binary.BigEndian.Uint64(r)
+	}
+	if routed+1 != seq {
+		return nil // older events wait: Route takes them all, in order
+	}
+	for _, t := range v.(func(store.Event) []store.Target)(ev) {
+		d := store.Delivery{Endpoint: t.Endpoint, Seq: seq, EventID: ev.ID, Type: ev.Type, CaseID: ev.CaseID,
+			Critical: t.Critical, NextAt: ev.CreatedAt.UTC()}
+		if err := putPending(tx, d); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyRouted, u64(seq))
 }
 
 // routeBatch routes the next events, up to RouteBatch rows or events, in

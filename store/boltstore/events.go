@@ -74,6 +74,9 @@ func recordEvent(tx *bolt.Tx, ev store.Event, owner string) (uint64, error) {
 	if err := fileOwnerRow(tx, owner, rowEvent, u64(seq)); err != nil { // the owner index (erase.go)
 		return 0, err
 	}
+	if err := routeRecorded(tx, seq, ev); err != nil { // delivery.go
+		return 0, err
+	}
 	return seq, indexEvent(tx, ev, seq, false)
 }
 

@@ -247,6 +247,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	<-s.loopDone
 	codecs.Delete(s.db)
+	routeTargets.Delete(s.db)
 	return s.db.Close()
 }
 
