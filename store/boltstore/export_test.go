@@ -364,3 +364,19 @@ func Warm(s *Store) error {
 		})
 	})
 }
+
+// IndexEntryRaw is the registrant's index entry as stored: its key in
+// regindex_user and the (sealed) row under it; nil when not listed.
+func (s *Store) IndexEntryRaw(key string) (k, v []byte) {
+	s.db.View(func(tx *bolt.Tx) error {
+		users, idx := tx.Bucket(bucketRegIndexUser), tx.Bucket(bucketRegIndex)
+		if users == nil || idx == nil {
+			return nil
+		}
+		if k = bytes.Clone(users.Get([]byte(key))); k != nil {
+			v = bytes.Clone(idx.Get(k))
+		}
+		return nil
+	})
+	return k, v
+}

@@ -52,6 +52,7 @@ type prepared struct {
 	route   *store.Router // the index router the row was filed with
 	idx     bool          // the index buckets existed: oldIdx was read and row prepared
 	oldIdx  []byte        // the registrant's regindex_user entry as read (nil: none)
+	oldRow  []byte        // the index row stored under oldIdx as read (nil: none)
 
 	prev dialogs.State
 	res  dialogs.Result
@@ -73,8 +74,15 @@ type preparedSends struct {
 }
 
 // preparedRow is a registrant index entry sealed ahead of the commit; k
-// nil means the registrant is not listed.
-type preparedRow struct{ k, v []byte }
+// nil means the registrant is not listed. same means the entry stored is
+// already this one, key and row (a timer that changes nothing the embassy
+// sees): the commit leaves it alone rather than delete and write it again,
+// which at a million registrants is two random-key writes — two more
+// B-tree leaves dirtied — per timer.
+type preparedRow struct {
+	k, v []byte
+	same bool
+}
 
 // prepareStats counts how prepared writes ended, for tests.
 type prepareStats struct {
@@ -120,6 +128,9 @@ func (s *Store) prepare(key, inboundID string, now time.Time, to *store.Envelope
 		s.purgeSeq.start(tx.Bucket(bucketPurge))
 		if users := tx.Bucket(bucketRegIndexUser); users != nil && tx.Bucket(bucketRegIndex) != nil {
 			p.idx, p.oldIdx = true, bytes.Clone(users.Get([]byte(key)))
+			if p.oldIdx != nil {
+				p.oldRow = bytes.Clone(tx.Bucket(bucketRegIndex).Get(p.oldIdx))
+			}
 		}
 		ok = true
 		return nil
@@ -185,6 +196,8 @@ func (s *Store) prepare(key, inboundID string, now time.Time, to *store.Envelope
 		if k, row, listed := indexEntry(route, key, p.res.State, since); listed {
 			if c != nil && ownerOf(bucketRegIndex, k) != key {
 				p.row = nil // a key the row's owner cannot be read back from: the commit seals it
+			} else if bytes.Equal(k, p.oldIdx) && storedRowIs(dkey, k, p.oldRow, row) {
+				p.row.k, p.row.same = k, true
 			} else if p.row.v, err = sealFor(dkey, bucketRegIndex, k, row); err != nil {
 				return nil
 			} else {
@@ -204,6 +217,28 @@ func sealFor(dkey *seal.Key, name, k []byte, v any) ([]byte, error) {
 		return enc, err
 	}
 	return sealWith(dkey, name, k, ownerOf(name, k), enc, min), nil
+}
+
+// storedRowIs reports whether stored, the index row stored under k, holds
+// exactly row (what putSealed would write for it, before sealing). A row
+// that does not open, or any doubt, is "no": the row is then written again.
+func storedRowIs(dkey *seal.Key, k, stored []byte, row store.RegistrantRow) bool {
+	if stored == nil {
+		return false
+	}
+	enc, _, err := encodeValue(row)
+	if err != nil {
+		return false
+	}
+	if dkey == nil {
+		return bytes.Equal(stored, enc)
+	}
+	owner, sealed, ok := splitValue(bucketRegIndex, k, stored)
+	if !ok || owner != ownerOf(bucketRegIndex, k) || !seal.Sealed(sealed) {
+		return false
+	}
+	plain, err := dkey.Open(sealed, valueAD(bucketRegIndex, k, stored[0]))
+	return err == nil && bytes.Equal(plain, enc)
 }
 
 // handleSafely runs the handler, reporting a panic as not ok (processIn
@@ -234,7 +269,11 @@ func (p *prepared) current(s *Store, tx *bolt.Tx, key, inboundID string) bool {
 	}
 	if p.idx {
 		users := tx.Bucket(bucketRegIndexUser)
-		if users == nil || tx.Bucket(bucketRegIndex) == nil || !bytes.Equal(users.Get([]byte(key)), p.oldIdx) {
+		idx := tx.Bucket(bucketRegIndex)
+		if users == nil || idx == nil || !bytes.Equal(users.Get([]byte(key)), p.oldIdx) {
+			return false
+		}
+		if p.row != nil && p.row.same && !bytes.Equal(idx.Get(p.oldIdx), p.oldRow) {
 			return false
 		}
 	}

@@ -108,6 +108,11 @@ func (s *Store) indexRegistrant(tx *bolt.Tx, key string, prev dialogs.State, res
 	if err != nil {
 		return err
 	}
+	if pre != nil && pre.same && !res.Erase {
+		// The stored entry is this one already (prepare.go checked, and
+		// current that it is still what was read): nothing to rewrite.
+		return trackRollCalls(tx, key, prev, res, events)
+	}
 	var since time.Time
 	if old := users.Get([]byte(key)); old != nil {
 		old = bytes.Clone(old)
