@@ -22,7 +22,8 @@ import (
 // than a plain one on each path (the reply leaves after the commit; the
 // runner's reply floor, 50 ms by default, is what hides the difference).
 // Each iteration is rolled back, so every one is the first duress
-// check-in of a registrant with no open case.
+// check-in of a registrant with no open case. The store routes escalations
+// on record, as serve does, so the duress side includes its pending row.
 func BenchmarkCommitWorkDuress(b *testing.B) {
 	errRollback := errors.New("rolled back")
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -60,6 +61,11 @@ func BenchmarkCommitWorkDuress(b *testing.B) {
 				if err := s.IndexWith(func(string, string) string { return "my-kh" }, "bench"); err != nil {
 					b.Fatal(err)
 				}
+				// As serve: an escalation is routed in its own commit, to
+				// the embassy's endpoint (webhook.Deliverer.Targets).
+				s.RouteOnRecord(func(ev store.Event) []store.Target {
+					return []store.Target{{Endpoint: ev.EmbassyID, Critical: ev.Severity.Critical()}}
+				})
 				key := "user-bench-0123456789abcdef0123456789abcdef0123456789abcdef01234"
 				if _, err := s.Process(key, "", now, func(dialogs.State, bool) dialogs.Result {
 					st := dialogs.State{Key: key, Status: dialogs.StatusActive, Lang: "en", Channel: "telegram", Address: env.Address,
