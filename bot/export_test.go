@@ -21,8 +21,11 @@ func StartScheduler(r *Runner, mono func() time.Duration) *SchedulerStepper {
 	return &SchedulerStepper{r: r, sc: r.startScheduler(mono)}
 }
 
-// Pass runs one pass of the scheduler loop.
-func (s *SchedulerStepper) Pass(ctx context.Context) { s.r.schedulerPass(ctx, s.sc) }
+// Pass runs one pass of the scheduler loop and returns how long the loop
+// would sleep after it.
+func (s *SchedulerStepper) Pass(ctx context.Context) time.Duration {
+	return s.r.schedulerPass(ctx, s.sc)
+}
 
 // SetAfterInput lets tests see every input the runner committed.
 func SetAfterInput(r *Runner, f func(dialogs.Input)) { r.afterInput = f }
@@ -42,3 +45,6 @@ func SetMaxRetentionActions(tb interface{ Cleanup(func()) }, n int) {
 // SetFireInFlight sets how many timers FireDue runs at once (0: the
 // default).
 func SetFireInFlight(r *Runner, n int) { r.fireInFlight = n }
+
+// SetFireBatch overrides FireBatch for r.
+func SetFireBatch(r *Runner, n int) { r.fireBatch = n }

@@ -142,7 +142,7 @@ func TestFireDueInParallelKeepsEachCitizensOrder(t *testing.T) {
 			g := newFireRig(t, 24)
 			bot.SetFireInFlight(g.r, 8)
 			rng := rand.New(rand.NewPCG(seed, 7))
-			due, err := g.w.Due(g.now)
+			due, err := g.w.DueFirst(g.now, 0)
 			if err != nil || len(due) != len(g.addresses) {
 				t.Fatalf("due before the round: %d of %d, %v", len(due), len(g.addresses), err)
 			}
@@ -188,7 +188,7 @@ func TestFireDueInParallelKeepsEachCitizensOrder(t *testing.T) {
 			if len(g.timers) != len(due) {
 				t.Errorf("%d citizens' timers fired, %d were due", len(g.timers), len(due))
 			}
-			if left, err := g.w.Due(g.now); err != nil || len(left) != 0 {
+			if left, err := g.w.DueFirst(g.now, 0); err != nil || len(left) != 0 {
 				t.Errorf("still due after the round: %d, %v", len(left), err)
 			}
 		})
@@ -203,7 +203,7 @@ func TestFireDueStopsAtAnOutageLosingNothing(t *testing.T) {
 	g := newFireRig(t, 30)
 	g.w.jitter = false
 	bot.SetFireInFlight(g.r, 2)
-	due, err := g.w.Due(g.now)
+	due, err := g.w.DueFirst(g.now, 0)
 	if err != nil || len(due) != 30 {
 		t.Fatalf("due: %d, %v", len(due), err)
 	}
@@ -216,7 +216,7 @@ func TestFireDueStopsAtAnOutageLosingNothing(t *testing.T) {
 	if started >= len(due) || started > 5+2+1 {
 		t.Errorf("started %d of %d timers during an outage after 5 commits (2 in flight): it went on", started, len(due))
 	}
-	left, err := g.w.Due(g.now)
+	left, err := g.w.DueFirst(g.now, 0)
 	committed := int(g.w.timerOK.Load())
 	if err != nil || len(left) != len(due)-committed {
 		t.Fatalf("after the outage %d due, want %d (%d committed): timers lost: %v", len(left), len(due)-committed, committed, err)
@@ -226,7 +226,7 @@ func TestFireDueStopsAtAnOutageLosingNothing(t *testing.T) {
 	if n, err := g.r.FireDue(ctx); err != nil || n != len(left) {
 		t.Fatalf("next round fired %d, want %d: %v", n, len(left), err)
 	}
-	if rest, err := g.w.Due(g.now); err != nil || len(rest) != 0 {
+	if rest, err := g.w.DueFirst(g.now, 0); err != nil || len(rest) != 0 {
 		t.Errorf("due after the next round: %d, %v", len(rest), err)
 	}
 	g.mu.Lock()
@@ -248,7 +248,45 @@ func TestFireDueStartsNothingAfterShutdown(t *testing.T) {
 	if n, err := g.r.FireDue(ctx); n != 0 || err != nil {
 		t.Fatalf("after shutdown: started %d, %v", n, err)
 	}
-	if due, err := g.w.Due(g.now); err != nil || len(due) != 5 {
+	if due, err := g.w.DueFirst(g.now, 0); err != nil || len(due) != 5 {
 		t.Errorf("due after a cancelled round: %d, %v; want 5", len(due), err)
+	}
+}
+
+// TestFireDueTakesTheEarliestBatch: with more timers due than one batch,
+// FireDue fires the earliest batch only, and the scheduler goes round again
+// at once until fewer than a batch were due — so a timer that comes due
+// meanwhile (the next step of a missed check-in's ladder) takes its place
+// in due order in the next batch instead of waiting for the whole backlog.
+// With the batch bound removed, the first round fires all 12; with the
+// scheduler sleeping after a full batch, the second pass waits.
+func TestFireDueTakesTheEarliestBatch(t *testing.T) {
+	g := newFireRig(t, 12)
+	bot.SetFireBatch(g.r, 5)
+	want, err := g.w.DueFirst(g.now, 0)
+	if err != nil || len(want) != 12 {
+		t.Fatalf("due: %d, %v; want 12", len(want), err)
+	}
+	ctx := context.Background()
+	sc := bot.StartScheduler(g.r, func() time.Duration { return 0 })
+	for pass, wantFired := range []int{5, 10, 12} {
+		sleep := sc.Pass(ctx)
+		g.mu.Lock()
+		fired := len(g.timers)
+		for _, k := range want[:wantFired] {
+			if g.timers[k] != 1 {
+				t.Errorf("pass %d: the %d earliest due should have fired once each; %.8s… fired %d times", pass+1, wantFired, k, g.timers[k])
+			}
+		}
+		g.mu.Unlock()
+		if fired != wantFired {
+			t.Fatalf("pass %d: %d timers fired in all, want %d (batches of 5, earliest first)", pass+1, fired, wantFired)
+		}
+		if full := wantFired%5 == 0; full != (sleep == 0) {
+			t.Fatalf("pass %d: sleep %v after %d fired: want none after a full batch, some after the last", pass+1, sleep, wantFired)
+		}
+	}
+	if left, err := g.w.DueFirst(g.now, 0); err != nil || len(left) != 0 {
+		t.Fatalf("due after the batches: %d, %v", len(left), err)
 	}
 }

@@ -22,7 +22,9 @@ type Store interface {
 	Registrant(key string) (dialogs.State, bool, error)
 
 	// The due-time index and service gaps, for the scheduler.
-	Due(now time.Time) ([]string, error)
+	// DueFirst is the keys of the first n timers due at now, in due
+	// order (n <= 0: all of them).
+	DueFirst(now time.Time, n int) ([]string, error)
 	NextTimer() (time.Time, bool, error)
 	LastAlive() (time.Time, bool, error)
 	MarkAlive(now time.Time) error

@@ -134,8 +134,9 @@ type Runner struct {
 	volatile bool
 	// afterInput, if set, sees every input the runner committed (tests).
 	afterInput func(dialogs.Input)
-	// fireInFlight overrides DefaultFireInFlight (tests, benchmarks).
-	fireInFlight int
+	// fireInFlight overrides DefaultFireInFlight, fireBatch FireBatch
+	// (tests, benchmarks).
+	fireInFlight, fireBatch int
 	// crowd: the slot counters for the time question (crowding.go).
 	crowd crowdingCache
 }
@@ -304,20 +305,39 @@ func (r *Runner) Unreachable(ctx context.Context, channel, address string) error
 // a second, far above what any channel can send.
 const DefaultFireInFlight = 64
 
-// FireDue fires every timer due at the runner's clock, starting them in
-// due order, up to fireInFlight at once (they share group commits). Each
-// takes its registrant's turn (order) when it starts, so it never runs
-// alongside another input of theirs and keeps its place among them; keys
-// are distinct, so no registrant fires twice in a round. Errors are joined.
-// A store outage (ErrStoreUnavailable), or ctx ending, starts no further
-// timer: those left, and the failed ones, stay in the due index for the
-// next pass. It returns how many timers it started.
+// FireBatch is the most timers one FireDue takes. After a backlog (a peak
+// the channel could not keep up with, a restart after downtime) many
+// thousands are due at once; taken all at once, a timer that comes due
+// while they are fired — a missed check-in's next step, a hidden ladder's —
+// waited for the whole list, minutes at a million (the load tool's day saw
+// no checkin.missed for half an hour). Taken a batch at a time, each batch
+// is the earliest due at its start, so every timer keeps its place in due
+// order however long the backlog.
+const FireBatch = 1024
+
+// FireDue fires the first FireBatch timers due at the runner's clock (all of
+// them when fewer are due), starting them in due order, up to fireInFlight
+// at once (they share group commits). Each takes its registrant's turn
+// (order) when it starts, so it never runs alongside another input of
+// theirs and keeps its place among them; keys are distinct, so no
+// registrant fires twice in a round. Errors are joined. A store outage
+// (ErrStoreUnavailable), or ctx ending, starts no further timer: those
+// left, and the failed ones, stay in the due index for the next pass. It
+// returns how many timers it started; FireBatch of them means more may be
+// due (the scheduler goes again at once).
 func (r *Runner) FireDue(ctx context.Context) (int, error) {
-	keys, err := r.Store.Due(r.Now())
+	keys, err := r.Store.DueFirst(r.Now(), r.batchOfTimers())
 	if err != nil {
 		return 0, err
 	}
 	return r.fireAll(ctx, keys)
+}
+
+func (r *Runner) batchOfTimers() int {
+	if r.fireBatch > 0 {
+		return r.fireBatch
+	}
+	return FireBatch
 }
 
 // fireAll fires the timers of keys as FireDue describes.

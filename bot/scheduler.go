@@ -120,10 +120,13 @@ func (r *Runner) schedulerPass(ctx context.Context, sc *schedulerClock) time.Dur
 		r.Log.Error("roll call deadline failed", "err", err)
 		sleep = 5 * time.Second
 	}
-	if _, err := r.FireDue(ctx); err != nil {
+	fired, err := r.FireDue(ctx)
+	if err != nil {
 		// A timer that cannot be processed stays due; retry calmly.
 		r.Log.Error("timer failed", "err", err)
 		sleep = 5 * time.Second
+	} else if fired >= r.batchOfTimers() {
+		return 0 // a whole batch: more may be due, take the next earliest at once
 	}
 	if next, ok, err := r.Store.NextTimer(); err == nil && ok {
 		sleep = min(max(next.Sub(r.Now()), minSleep), sleep)

@@ -482,12 +482,17 @@ func (s *Store) Registrant(key string) (dialogs.State, bool, error) {
 
 // Due returns the keys of registrants whose timer is at or before now, in
 // timer order.
-func (s *Store) Due(now time.Time) ([]string, error) {
+func (s *Store) Due(now time.Time) ([]string, error) { return s.DueFirst(now, 0) }
+
+// DueFirst returns the keys of the first n timers due at or before now, in
+// due order (n <= 0: all): one cursor walk of n entries, however many more
+// are due.
+func (s *Store) DueFirst(now time.Time, n int) ([]string, error) {
 	var keys []string
 	limit := u64(uint64(now.UnixNano()))
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0 && (n <= 0 || len(keys) < n); k, _ = c.Next() {
 			keys = append(keys, string(k[8:]))
 		}
 		return nil

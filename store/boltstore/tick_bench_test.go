@@ -25,8 +25,8 @@ type dueTaken struct {
 	keys []string
 }
 
-func (d *dueTaken) Due(now time.Time) ([]string, error) {
-	keys, err := d.Store.Due(now)
+func (d *dueTaken) DueFirst(now time.Time, n int) ([]string, error) {
+	keys, err := d.Store.DueFirst(now, n)
 	d.keys = keys
 	return keys, err
 }

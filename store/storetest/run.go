@@ -89,7 +89,7 @@ func snap(t *testing.T, s Store, key string) snapshot {
 	must(e)
 	sn.Audit, e = s.Audit()
 	must(e)
-	sn.Due, e = s.Due(t0.Add(1000 * time.Hour))
+	sn.Due, e = s.DueFirst(t0.Add(1000*time.Hour), 0)
 	must(e)
 	sn.State, sn.Found, e = s.Registrant(key)
 	must(e)
@@ -134,7 +134,7 @@ func testProcessAtomic(t *testing.T, s Store) {
 	if err != nil || !found || st.Status != dialogs.StatusActive || st.OpenCase != ev.CaseID {
 		t.Errorf("registrant %+v found=%v err=%v: the state and its case go together", st, found, err)
 	}
-	if keys, err := s.Due(due); err != nil || !slices.Equal(keys, []string{"k1"}) {
+	if keys, err := s.DueFirst(due, 0); err != nil || !slices.Equal(keys, []string{"k1"}) {
 		t.Errorf("due %v, %v", keys, err)
 	}
 	box, err := s.Outbox()
@@ -271,9 +271,16 @@ func testDueIndex(t *testing.T, s Store) {
 				}
 			}
 			sort.Slice(want, func(i, j int) bool { return timers[want[i]].Before(timers[want[j]]) })
-			got, err := s.Due(now)
+			got, err := s.DueFirst(now, 0)
 			if err != nil || !slices.Equal(got, want) {
 				t.Fatalf("round %d, Due(%s) = %v, %v; want %v", round, now.Format(time.TimeOnly), got, err, want)
+			}
+			// The first n of them, for every n: the scheduler's batches.
+			for n := 1; n <= len(want)+1; n += 1 + n/3 {
+				got, err := s.DueFirst(now, n)
+				if err != nil || !slices.Equal(got, want[:min(n, len(want))]) {
+					t.Fatalf("round %d, DueFirst(%s, %d) = %v, %v; want %v", round, now.Format(time.TimeOnly), n, got, err, want[:min(n, len(want))])
+				}
 			}
 		}
 		at, found, err := s.NextTimer()
