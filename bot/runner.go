@@ -306,13 +306,13 @@ func (r *Runner) Unreachable(ctx context.Context, channel, address string) error
 const DefaultFireInFlight = 64
 
 // FireBatch is the most timers one FireDue takes. After a backlog (a peak
-// the channel could not keep up with, a restart after downtime) many
-// thousands are due at once; taken all at once, a timer that comes due
-// while they are fired — a missed check-in's next step, a hidden ladder's —
-// waited for the whole list, minutes at a million (the load tool's day saw
-// no checkin.missed for half an hour). Taken a batch at a time, each batch
-// is the earliest due at its start, so every timer keeps its place in due
-// order however long the backlog.
+// the writer could not keep up with, a restart after downtime) many
+// thousands are due at once. Taken all at once, one pass held every key in
+// memory and ran for minutes at a million, and a timer armed meanwhile
+// with a due time inside the backlog (a hidden ladder's, a ladder step of
+// a prompt delivered early) waited for the whole pass. Taken a batch at a
+// time, each batch is the earliest due at its start, so every timer keeps
+// its place in due order however long the backlog.
 const FireBatch = 1024
 
 // FireDue fires the first FireBatch timers due at the runner's clock (all of
