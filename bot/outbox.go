@@ -120,6 +120,13 @@ func (o *outbox) claim(seq uint64) bool {
 	return true
 }
 
+// held reports whether a row is in flight (a channel holds it).
+func (o *outbox) held(seq uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.inflight[seq]
+}
+
 func (o *outbox) release(seq uint64) {
 	o.mu.Lock()
 	delete(o.inflight, seq)
@@ -320,26 +327,41 @@ func (r *Runner) resendUser(ctx context.Context, key string) {
 	}
 }
 
+// resendPage is how many rows Resend reads at a time.
+const resendPage = 1000
+
 // Resend hands every unsent row not in flight to its channel, and drops
 // scheduled prompts older than StaleAfter (never the SOS flow, never a
 // reply to the citizen's own message). It returns how many it handed over.
+// It reads the queue a page at a time and never opens a row a channel
+// already holds: in a crowded hour at a million registrants the queue is
+// hundreds of thousands of prompts waiting for the platform's rate, nearly
+// all of them in flight, and reading every one each minute cost seconds of
+// CPU and, held at once, gigabytes of heap.
 func (r *Runner) Resend(ctx context.Context) (int, error) {
-	items, err := r.Store.PendingSends("")
-	if err != nil {
-		return 0, err
-	}
 	now := r.Now()
 	sent, stale := 0, 0
-	for _, it := range items {
-		if r.stale(it, now) {
-			if r.out.claim(it.Seq) {
-				stale++
-				r.queueAck(store.SendAck{Seq: it.Seq, UserKey: it.UserKey})
-			}
-			continue
+	var cursor []byte
+	for {
+		items, next, err := r.Store.UnsentSends(cursor, r.out.held, resendPage)
+		if err != nil {
+			return sent, err
 		}
-		r.dispatch(ctx, it)
-		sent++
+		for _, it := range items {
+			if r.stale(it, now) {
+				if r.out.claim(it.Seq) {
+					stale++
+					r.queueAck(store.SendAck{Seq: it.Seq, UserKey: it.UserKey})
+				}
+				continue
+			}
+			r.dispatch(ctx, it)
+			sent++
+		}
+		if next == nil || ctx.Err() != nil {
+			break
+		}
+		cursor = next
 	}
 	if stale > 0 {
 		r.Log.Info("stale scheduled prompts dropped instead of sent late", "count", stale)

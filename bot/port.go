@@ -32,6 +32,9 @@ type Store interface {
 
 	// The send queue and the purge list, drained after each commit.
 	PendingSends(userKey string) ([]store.SendItem, error)
+	// UnsentSends pages through the whole queue, skipping (by sequence,
+	// before opening the row) what skip names: the periodic resend.
+	UnsentSends(cursor []byte, skip func(seq uint64) bool, limit int) ([]store.SendItem, []byte, error)
 	StillQueued(userKey string, seq uint64) (bool, error)
 	AckSends(acks []store.SendAck) error
 	DuePurges(now time.Time) ([]store.PurgeRow, time.Time, error)

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
@@ -194,6 +195,53 @@ func (s *Store) PendingSends(userKey string) ([]store.SendItem, error) {
 		return nil
 	})
 	return out, err
+}
+
+// UnsentSends pages through the whole send queue for the periodic resend:
+// from the row after cursor (nil: the first), it returns up to limit
+// rows for which skip(seq) is false — skip is asked from the key alone,
+// before the row is opened, so rows a channel already holds (most of a
+// crowded hour's queue) cost a key comparison, not a decryption — and the
+// cursor to continue from (nil: the end was reached). Each page is its own
+// short read transaction, so memory stays at one page however long the
+// queue, and the writer's remapping is never held back.
+func (s *Store) UnsentSends(cursor []byte, skip func(seq uint64) bool, limit int) ([]store.SendItem, []byte, error) {
+	var out []store.SendItem
+	var next []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out, next = nil, nil
+		c := tx.Bucket(bucketSendq).Cursor()
+		k, v := c.First()
+		if cursor != nil {
+			if k, v = c.Seek(cursor); k != nil && bytes.Equal(k, cursor) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(k) < 9 {
+				return fmt.Errorf("send queue key %x is malformed", k)
+			}
+			if skip != nil && skip(binary.BigEndian.Uint64(k[len(k)-8:])) {
+				continue
+			}
+			if len(out) == limit {
+				next = bytes.Clone(k) // resume at this row: it is not yet read
+				return nil
+			}
+			var it store.SendItem
+			if err := getSealed(tx, bucketSendq, k, v, &it); err != nil {
+				return fmt.Errorf("send queue row %x is unreadable: %w", k, err)
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	if next != nil {
+		// The cursor names the last row returned; the next page starts after it.
+		last := out[len(out)-1]
+		next = userSeqKey(last.UserKey, last.Seq)
+	}
+	return out, next, err
 }
 
 // StillQueued reports whether an item is still in the send queue (not yet
