@@ -140,6 +140,12 @@ func BenchmarkSchedulerTick(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { s.Close() })
+		// As serve opens it: with the registrant index's router, so each
+		// timer keeps the embassy's list exact (without it every timer
+		// would drop its registrant from the index instead).
+		if err := s.IndexWith(testkit.Engine(b).Directory.EmbassyFor, "bench"); err != nil {
+			b.Fatal(err)
+		}
 		if err := boltstore.Warm(s); err != nil {
 			b.Fatal(err)
 		}
