@@ -137,6 +137,8 @@ type Runner struct {
 	// fireInFlight overrides DefaultFireInFlight, fireBatch FireBatch
 	// (tests, benchmarks).
 	fireInFlight, fireBatch int
+	// stuck: timers that failed for good, stepped over until a retry.
+	stuck stuckTimers
 	// crowd: the slot counters for the time question (crowding.go).
 	crowd crowdingCache
 }
@@ -326,11 +328,70 @@ const FireBatch = 1024
 // returns how many timers it started; FireBatch of them means more may be
 // due (the scheduler goes again at once).
 func (r *Runner) FireDue(ctx context.Context) (int, error) {
-	keys, err := r.Store.DueFirst(r.Now(), r.batchOfTimers())
+	now, batch := r.Now(), r.batchOfTimers()
+	// Enough keys that the stuck ones cannot fill the batch on their own.
+	keys, err := r.Store.DueFirst(now, batch+r.stuck.size())
 	if err != nil {
 		return 0, err
 	}
-	return r.fireAll(ctx, keys)
+	keys = r.stuck.without(keys, now)
+	return r.fireAll(ctx, keys[:min(len(keys), batch)])
+}
+
+// stuckTimerRetry is how long a timer that failed for good (ErrBadEvent: a
+// record that does not open, an engine panic on its state) is stepped over
+// before it is tried again. It stays due and is tried again each minute,
+// with its error logged then, while every other timer fires in turn: stuck
+// timers at the front of the due index must not fill each batch.
+const stuckTimerRetry = time.Minute
+
+// stuckTimers is the set of due timers FireDue steps over, with when each
+// may be tried again. It holds only keys whose last firing failed for good.
+type stuckTimers struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (s *stuckTimers) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.until)
+}
+
+// without drops from keys those to step over at now; a key whose retry
+// time has come is kept (and forgotten: it is stuck again if it fails).
+func (s *stuckTimers) without(keys []string, now time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.until) == 0 {
+		return keys
+	}
+	out := keys[:0:0]
+	for _, k := range keys {
+		if at, ok := s.until[k]; ok {
+			if now.Before(at) {
+				continue
+			}
+			delete(s.until, k)
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// note records how a firing of key ended.
+func (s *stuckTimers) note(key string, err error, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(s.until, key)
+	case errors.Is(err, store.ErrBadEvent):
+		if s.until == nil {
+			s.until = map[string]time.Time{}
+		}
+		s.until[key] = now.Add(stuckTimerRetry)
+	}
 }
 
 func (r *Runner) batchOfTimers() int {
@@ -369,6 +430,7 @@ func (r *Runner) fireAll(ctx context.Context, keys []string) (int, error) {
 			<-t.ready
 			err := r.fireHeld(ctx, key)
 			t.leave()
+			r.stuck.note(key, err, r.Now())
 			if err == nil {
 				return
 			}

@@ -199,7 +199,7 @@ func (s *Store) PendingSends(userKey string) ([]store.SendItem, error) {
 
 // UnsentSends pages through the whole send queue for the periodic resend:
 // from the row after cursor (nil: the first), it returns up to limit
-// rows for which skip(seq) is false — skip is asked from the key alone,
+// (<= 0: no limit) rows for which skip(seq) is false — skip is asked from the key alone,
 // before the row is opened, so rows a channel already holds (most of a
 // crowded hour's queue) cost a key comparison, not a decryption — and the
 // cursor to continue from (nil: the end was reached). Each page is its own
@@ -207,9 +207,9 @@ func (s *Store) PendingSends(userKey string) ([]store.SendItem, error) {
 // queue, and the writer's remapping is never held back.
 func (s *Store) UnsentSends(cursor []byte, skip func(seq uint64) bool, limit int) ([]store.SendItem, []byte, error) {
 	var out []store.SendItem
-	var next []byte
+	var next, last []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		out, next = nil, nil
+		out, next, last = nil, nil, nil
 		c := tx.Bucket(bucketSendq).Cursor()
 		k, v := c.First()
 		if cursor != nil {
@@ -224,23 +224,18 @@ func (s *Store) UnsentSends(cursor []byte, skip func(seq uint64) bool, limit int
 			if skip != nil && skip(binary.BigEndian.Uint64(k[len(k)-8:])) {
 				continue
 			}
-			if len(out) == limit {
-				next = bytes.Clone(k) // resume at this row: it is not yet read
+			if limit > 0 && len(out) == limit {
+				next = last // more to read: the next page starts after the last row returned
 				return nil
 			}
 			var it store.SendItem
 			if err := getSealed(tx, bucketSendq, k, v, &it); err != nil {
 				return fmt.Errorf("send queue row %x is unreadable: %w", k, err)
 			}
-			out = append(out, it)
+			out, last = append(out, it), bytes.Clone(k)
 		}
 		return nil
 	})
-	if next != nil {
-		// The cursor names the last row returned; the next page starts after it.
-		last := out[len(out)-1]
-		next = userSeqKey(last.UserKey, last.Seq)
-	}
 	return out, next, err
 }
 

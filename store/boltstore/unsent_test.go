@@ -57,7 +57,7 @@ func TestUnsentSendsPagesEveryRowOnceSkippingHeld(t *testing.T) {
 				}
 			}
 			skip := func(seq uint64) bool { return held[seq] }
-			for _, limit := range []int{1, 2, 3, 7, len(want), len(want) + 5} {
+			for _, limit := range []int{0, 1, 2, 3, 7, len(want), len(want) + 5} { // 0: no limit, one page
 				var got []uint64
 				var cursor []byte
 				for pages := 0; ; pages++ {
@@ -65,7 +65,7 @@ func TestUnsentSendsPagesEveryRowOnceSkippingHeld(t *testing.T) {
 					if err != nil {
 						t.Fatalf("limit %d, page %d: %v", limit, pages, err)
 					}
-					if len(items) > limit {
+					if limit > 0 && len(items) > limit {
 						t.Fatalf("limit %d: a page of %d rows", limit, len(items))
 					}
 					for _, it := range items {
