@@ -358,23 +358,26 @@ func (s *stuckTimers) size() int {
 	return len(s.until)
 }
 
-// without drops from keys those to step over at now; a key whose retry
-// time has come is kept (and forgotten: it is stuck again if it fails).
+// without drops from keys those to step over at now. An entry whose retry
+// time has come is forgotten whether or not its key is due now (it is
+// stuck again if it fails; a key no longer due — erased meanwhile — must
+// not linger and widen every DueFirst).
 func (s *stuckTimers) without(keys []string, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for k, at := range s.until {
+		if !now.Before(at) {
+			delete(s.until, k)
+		}
+	}
 	if len(s.until) == 0 {
 		return keys
 	}
 	out := keys[:0:0]
 	for _, k := range keys {
-		if at, ok := s.until[k]; ok {
-			if now.Before(at) {
-				continue
-			}
-			delete(s.until, k)
+		if _, ok := s.until[k]; !ok {
+			out = append(out, k)
 		}
-		out = append(out, k)
 	}
 	return out
 }
